@@ -1,0 +1,5 @@
+import sys
+
+from tpt.cli import main
+
+sys.exit(main())

@@ -1,0 +1,36 @@
+"""Read the output of an augment run: ``RUN/data/*.parquet`` (+ manifest.json, stats.json)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow.parquet as pq
+
+from tpt.records import ThinkingRecord
+
+
+def data_files(run_dir: str | Path) -> list[Path]:
+    """The finished thinking-record shards of a run, in shard order."""
+    run = Path(run_dir)
+    if not (run / "data").is_dir():
+        raise FileNotFoundError(f"{run}: not an augment run (no data/ folder)")
+    return sorted((run / "data").glob("*.parquet"))
+
+
+def read_manifest(run_dir: str | Path) -> dict:
+    path = Path(run_dir) / "manifest.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def iter_record_batches(run_dir: str | Path, columns: list[str] | None = None, batch_size: int = 8192):
+    """Arrow record batches over all shards: bounded memory, whatever the run's size."""
+    for path in data_files(run_dir):
+        yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns)
+
+
+def iter_records(run_dir: str | Path) -> Iterator[ThinkingRecord]:
+    for batch in iter_record_batches(run_dir):
+        for row in batch.to_pylist():
+            yield ThinkingRecord.from_row(row)

@@ -1,0 +1,70 @@
+"""Byte-level BPE tokenizers with the special tokens TPT's formats need.
+
+Saved as a plain HF tokenizer folder (``AutoTokenizer.from_pretrained`` loads it), with a
+ChatML chat template so the same tokenizer serves pre-training, SFT and chat servers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+EOS = "<|endoftext|>"
+PAD = "<|pad|>"
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+IM_START, IM_END = "<|im_start|>", "<|im_end|>"
+SPECIAL_TOKENS = [EOS, PAD, THINK_OPEN, THINK_CLOSE, IM_START, IM_END]
+
+# ChatML; a generation prompt opens the assistant turn.  The assistant turn is wrapped in
+# {% generation %} so apply_chat_template(return_assistant_tokens_mask=True) can mask SFT loss.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}"
+    "{{ '<|im_start|>assistant\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\n' }}"
+    "{% else %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def train_tokenizer(texts: Iterable[str], out: str | Path, vocab_size: int = 8192, min_frequency: int = 2) -> Path:
+    """Train a byte-level BPE on ``texts`` and save an HF tokenizer folder at ``out``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=EOS,
+        bos_token=EOS,
+        pad_token=PAD,
+        additional_special_tokens=[THINK_OPEN, THINK_CLOSE, IM_START, IM_END],
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(out)
+    return out
+
+
+def missing_special_tokens(tokenizer, needed: Iterable[str] = (THINK_OPEN, THINK_CLOSE)) -> list[str]:
+    """Special tokens a tokenizer lacks (each must encode to exactly one id)."""
+    missing = []
+    for token in needed:
+        ids = tokenizer.convert_tokens_to_ids(token)
+        if ids is None or ids == tokenizer.unk_token_id or len(tokenizer.encode(token, add_special_tokens=False)) != 1:
+            missing.append(token)
+    return missing

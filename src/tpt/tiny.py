@@ -1,0 +1,74 @@
+"""Tiny models built locally from a config with random weights, for tests, demos and benches.
+
+Nothing here downloads anything: the tokenizer is trained on the given text and the model is a
+randomly initialised Qwen2-style decoder saved with ``save_pretrained``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+SAMPLE_TEXTS = [
+    "The derivative of x squared is two x, because the slope grows linearly with x.",
+    "If n cubed plus 100 is divisible by n plus 10, then n plus 10 divides 900, so n is at most 890.",
+    "Photosynthesis converts light energy into chemical energy stored in glucose.",
+    "A prime number has exactly two divisors: one and itself.",
+    "Water boils at 100 degrees Celsius at sea level; at altitude the pressure is lower.",
+    "To multiply 37 by 24, compute 37 times 20 plus 37 times 4, which is 740 plus 148, or 888.",
+    "The mitochondria produce most of the cell's supply of adenosine triphosphate.",
+    "An expert reads the context, asks what is non-trivial, and explains it simply.",
+]
+
+
+def build_tiny_model(
+    out: str | Path,
+    texts: Iterable[str] | None = None,
+    vocab_size: int = 512,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    num_kv_heads: int = 2,
+    max_positions: int = 4096,
+    seed: int = 0,
+    do_sample: bool = True,
+) -> Path:
+    """Train a tokenizer and save a random-weight Qwen2 model + tokenizer at ``out``.
+
+    ``do_sample`` goes into generation_config.json: some servers (``transformers serve``) only
+    sample when the generation config says so, whatever the request's temperature.
+    """
+    import torch
+    from transformers import AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    from tpt.prepare.tokenizer import train_tokenizer
+
+    out = Path(out)
+    corpus = list(texts) if texts is not None else SAMPLE_TEXTS * 20
+    train_tokenizer(corpus, out, vocab_size=vocab_size, min_frequency=1)
+    tok = AutoTokenizer.from_pretrained(out)
+    config = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 4,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_kv_heads,
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        do_sample=do_sample,
+        temperature=0.6 if do_sample else None,
+        top_p=0.9 if do_sample else None,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    model.save_pretrained(out)
+    return out
