@@ -1,0 +1,96 @@
+"""The packed-token format: the contract between `tpt prepare` and `tpt train`.
+
+Layout of a prepared folder::
+
+    index.json                      format, seq_len, dtype, vocab_size, eos_id, tokenizer, splits, sources
+    train-00000.tokens.bin          uint16/uint32 memmap, shape (num_sequences, seq_len)
+    train-00000.starts.npy          int64 row-major token offsets (in this shard) where a document starts
+    train-00000.mask.bin            optional uint8 (num_sequences, seq_len): 1 = token counts in the loss (SFT)
+    val-00000.tokens.bin ...        held-out sequences, same layout
+
+A training row of ``seq_len`` tokens gives ``seq_len - 1`` next-token targets.  Rows are fixed
+length with no padding (documents flow across row boundaries), except SFT rows, which are
+padded and masked.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "tpt-packed-v1"
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    return np.dtype(np.uint16) if vocab_size <= 65535 else np.dtype(np.uint32)
+
+
+@dataclass
+class ShardInfo:
+    name: str  # e.g. "train-00000"
+    num_sequences: int
+    has_mask: bool = False
+
+
+class PackedDataset:
+    """Random access over one split of a prepared folder: ``ds[i] -> np.ndarray (seq_len,)``."""
+
+    def __init__(self, root: str | Path, split: str = "train"):
+        self.root = Path(root)
+        index_path = self.root / "index.json"
+        if not index_path.exists():
+            raise FileNotFoundError(f"{self.root}: no index.json (not a folder written by `tpt prepare`)")
+        try:
+            self.index = json.loads(index_path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{index_path}: corrupt index.json ({e})") from e
+        if self.index.get("format") != FORMAT:
+            raise ValueError(f"{index_path}: format {self.index.get('format')!r}, expected {FORMAT!r}")
+        self.seq_len = int(self.index["seq_len"])
+        self.dtype = np.dtype(self.index["dtype"])
+        self.vocab_size = int(self.index["vocab_size"])
+        shards = self.index["splits"].get(split)
+        if shards is None:
+            raise KeyError(f"{index_path}: no split {split!r} (have: {', '.join(self.index['splits'])})")
+        self.shards = [ShardInfo(**s) for s in shards]
+        self._tokens = [self._open(s.name + ".tokens.bin", s.num_sequences, self.dtype) for s in self.shards]
+        self._masks = [self._open(s.name + ".mask.bin", s.num_sequences, np.uint8) if s.has_mask else None for s in self.shards]
+        self._offsets = np.cumsum([0] + [s.num_sequences for s in self.shards])
+
+    def _open(self, name: str, rows: int, dtype: np.dtype) -> np.memmap:
+        path = self.root / name
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: shard listed in index.json is missing")
+        expected = rows * self.seq_len * np.dtype(dtype).itemsize
+        if path.stat().st_size != expected:
+            raise ValueError(f"{path}: {path.stat().st_size} bytes, index.json implies {expected} (truncated or corrupt shard)")
+        return np.memmap(path, dtype=dtype, mode="r", shape=(rows, self.seq_len))
+
+    def __len__(self) -> int:
+        return int(self._offsets[-1])
+
+    def _locate(self, i: int) -> tuple[int, int]:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        shard = int(np.searchsorted(self._offsets, i, side="right") - 1)
+        return shard, i - int(self._offsets[shard])
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        shard, row = self._locate(i)
+        return np.asarray(self._tokens[shard][row])
+
+    def mask(self, i: int) -> np.ndarray | None:
+        shard, row = self._locate(i)
+        m = self._masks[shard]
+        return None if m is None else np.asarray(m[row])
+
+    def doc_starts(self, i: int) -> np.ndarray:
+        """Positions (0..seq_len-1) in row i where a new document starts (for per-document attention)."""
+        shard, row = self._locate(i)
+        starts = np.load(self.root / f"{self.shards[shard].name}.starts.npy", mmap_mode="r")
+        lo, hi = row * self.seq_len, (row + 1) * self.seq_len
+        a, b = np.searchsorted(starts, [lo, hi])
+        return np.asarray(starts[a:b]) - lo
