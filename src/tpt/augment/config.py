@@ -1,0 +1,82 @@
+"""The augment stage's configuration: its fields ARE the `tpt augment` CLI.
+
+Backends read their settings from this object (``make_backend(config)``).  The fields a backend
+may read: ``model``, ``tokenizer``, ``base_url``, ``api``, ``api_key_env``, ``concurrency``,
+``timeout``, ``max_retries``, ``retry_backoff``, ``server_sampling``, ``raw_prompt``,
+``batch_size``, ``device``, ``dtype``, ``seed``, and the sampling fields via ``sampling()``.
+
+Fields split in two kinds (see ``FINGERPRINT_FIELDS``): those that change what is generated
+must match to resume a run; the operational rest (concurrency, timeouts, progress) may change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+from tpt.augment.backends.base import SamplingParams
+from tpt.config import field
+
+
+@dataclass
+class AugmentConfig:
+    """corpus -> thinking trajectories (resumable, exactly-once). See docs/augment.md."""
+
+    inputs: list[str] = field(help="JSONL(.gz/.zst) / Parquet files, globs, folders, HF save_to_disk folders", positional=True)
+    out: Path = field(Path("runs/augment"), help="run folder (data/, rejected/, failed/, manifest.json, stats.json)")
+    # --- input
+    text_field: str = field("text", help="field holding the document")
+    id_field: Optional[str] = field(None, help="field holding the id (default: 'id' when present, else a content hash)")
+    # --- prompt
+    strategy: str = field("default", help="default | random-focus | file:PATH (template with {context})")
+    max_doc_tokens: int = field(2048, help="documents are cut to this many tokens of the generator's tokenizer")
+    raw_prompt: bool = field(False, help="send the prompt as-is (no chat template); completions API / in-process only")
+    # --- sampling
+    temperature: float = field(0.6, help="sampling temperature")
+    top_p: float = field(0.9, help="nucleus sampling")
+    max_thinking_tokens: int = field(8192, help="thinking-token budget per trajectory")
+    samples: int = field(1, help="trajectories per document")
+    seed: int = field(0, help="seeds the random-focus positions and per-(document, sample) generation seeds")
+    # --- backend
+    backend: str = field("transformers", help="openai | transformers | lab-expert")
+    model: str = field("", help="model name (openai) or local model folder (transformers)")
+    tokenizer: Optional[str] = field(None, help="local tokenizer folder (default: --model when it is a folder)")
+    base_url: Optional[str] = field(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    api: Literal["chat", "completions"] = field("chat", help="openai endpoint to call")
+    api_key_env: str = field("OPENAI_API_KEY", help="environment variable holding the API key (never stored)")
+    serve: Optional[str] = field(None, help="command that starts the server, with {model} and {port}; tpt stops it")
+    serve_timeout: float = field(600.0, help="seconds to wait for a --serve server to become healthy")
+    server_sampling: Literal["auto", "native", "generation-config"] = field(
+        "auto", help="auto: probe whether the server samples; generation-config: also send transformers-serve's field"
+    )
+    concurrency: int = field(16, help="openai requests in flight")
+    timeout: float = field(600.0, help="per-request timeout, seconds")
+    max_retries: int = field(5, help="retries on 429, 5xx, timeouts, dropped connections")
+    retry_backoff: float = field(1.0, help="first retry delay in seconds (doubles, with jitter)")
+    batch_size: int = field(8, help="transformers backend: sequences per generate() call")
+    device: str = field("auto", help="transformers backend: cpu | cuda | auto")
+    dtype: str = field("auto", help="transformers backend: auto | float32 | bfloat16 | float16")
+    # --- execution
+    shard_size: int = field(1000, help="input rows per shard (fixes the sharding: part of the run's identity)")
+    shard_range: Optional[str] = field(None, help="i/n: this process does the shards whose index % n == i")
+    checkpoint_records: int = field(64, help="checkpoint in-shard progress every N records ...")
+    checkpoint_seconds: float = field(10.0, help="... or every this many seconds, whichever first")
+    executor: Literal["local"] = field("local", help="how shards are run")
+    strict: bool = field(False, help="a rejected input row is fatal")
+    progress: bool = field(True, help="show a progress bar")
+
+    def sampling(self) -> SamplingParams:
+        return SamplingParams(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_thinking_tokens, stop=["</think>"])
+
+    def tokenizer_path(self) -> Optional[str]:
+        if self.tokenizer:
+            return self.tokenizer
+        return self.model if self.model and Path(self.model).is_dir() else None
+
+
+# Fields that decide what is generated: a run folder only resumes with the same values.
+FINGERPRINT_FIELDS = (
+    "inputs", "text_field", "id_field", "strategy", "max_doc_tokens", "raw_prompt", "temperature", "top_p",
+    "max_thinking_tokens", "samples", "seed", "backend", "model", "api", "shard_size",
+)
