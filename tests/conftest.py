@@ -57,3 +57,29 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+class _Server:
+    def __init__(self, base_url: str, model: str):
+        self.base_url = base_url  # ends in /v1
+        self.model = model
+
+
+@pytest.fixture(scope="session")
+def openai_server(tiny_model_dir):
+    """A real OpenAI-compatible server (`transformers serve`) on 127.0.0.1 serving the tiny model.
+
+    Started once per session, always stopped.  No model is forced, so a test may also name
+    another local model folder in its requests; ``.model`` is the tiny model's folder.
+    """
+    import shutil
+    import sys
+
+    from tpt.augment.serve import ServedModel
+
+    exe = Path(sys.executable).parent / "transformers"
+    if not exe.exists() and shutil.which("transformers") is None:
+        pytest.skip("transformers serve is not installed (pip install 'transformers[serving]')")
+    command = f"{exe if exe.exists() else 'transformers'} serve --host 127.0.0.1 --port {{port}} --model-timeout 7200"
+    with ServedModel(command, str(tiny_model_dir), timeout=180) as served:
+        yield _Server(served.base_url, str(tiny_model_dir))

@@ -42,11 +42,12 @@ class AugmentConfig:
     backend: str = field("transformers", help="openai | transformers | lab-expert")
     model: str = field("", help="model name (openai) or local model folder (transformers)")
     tokenizer: Optional[str] = field(None, help="local tokenizer folder (default: --model when it is a folder)")
-    base_url: Optional[str] = field(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    base_url: Optional[str] = field(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1; several, comma-separated, are balanced by load")
     api: Literal["chat", "completions"] = field("chat", help="openai endpoint to call")
     api_key_env: str = field("OPENAI_API_KEY", help="environment variable holding the API key (never stored)")
     serve: Optional[str] = field(None, help="command that starts the server, with {model} and {port}; tpt stops it")
     serve_timeout: float = field(600.0, help="seconds to wait for a --serve server to become healthy")
+    serve_replicas: int = field(1, help="--serve: servers on this node, each on its own GPU(s) via CUDA_VISIBLE_DEVICES; 0 = one per GPU")
     server_sampling: Literal["auto", "native", "generation-config"] = field(
         "auto", help="auto: probe whether the server samples; generation-config: also send transformers-serve's field"
     )
@@ -59,10 +60,12 @@ class AugmentConfig:
     dtype: str = field("auto", help="transformers backend: auto | float32 | bfloat16 | float16")
     # --- execution
     shard_size: int = field(1000, help="input rows per shard (fixes the sharding: part of the run's identity)")
-    shard_range: Optional[str] = field(None, help="i/n: this process does the shards whose index % n == i")
+    shard_range: Optional[str] = field(None, help="i/n: this process does the shards whose index %% n == i")
     checkpoint_records: int = field(64, help="checkpoint in-shard progress every N records ...")
     checkpoint_seconds: float = field(10.0, help="... or every this many seconds, whichever first")
-    executor: Literal["local"] = field("local", help="how shards are run")
+    executor: Literal["local", "ray"] = field("local", help="how shards are run: local | ray (needs pip install 'tpt[ray]')")
+    ray_address: Optional[str] = field(None, help="--executor ray: cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    ray_workers: int = field(0, help="--executor ray: shard workers (0 = one per GPU for transformers, else one per CPU)")
     strict: bool = field(False, help="a rejected input row is fatal")
     progress: bool = field(True, help="show a progress bar")
 

@@ -1,0 +1,1 @@
+"""tpt lab: controlled TPT experiments on synthetic reasoning tasks, through the real stages."""

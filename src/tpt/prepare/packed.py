@@ -28,6 +28,22 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size <= 65535 else np.dtype(np.uint32)
 
 
+def write_index(root: str | Path, *, seq_len: int, vocab_size: int, eos_id: int, splits: dict[str, list[dict]], **extra) -> Path:
+    """Write ``root/index.json`` (the format's required keys first, then anything in ``extra``)."""
+    index = {
+        "format": FORMAT,
+        "seq_len": seq_len,
+        "dtype": token_dtype(vocab_size).name,
+        "vocab_size": vocab_size,
+        "eos_id": eos_id,
+        "splits": splits,
+        **extra,
+    }
+    path = Path(root) / "index.json"
+    path.write_text(json.dumps(index, indent=2, default=str) + "\n")
+    return path
+
+
 @dataclass
 class ShardInfo:
     name: str  # e.g. "train-00000"
@@ -49,6 +65,9 @@ class PackedDataset:
             raise ValueError(f"{index_path}: corrupt index.json ({e})") from e
         if self.index.get("format") != FORMAT:
             raise ValueError(f"{index_path}: format {self.index.get('format')!r}, expected {FORMAT!r}")
+        missing = [k for k in ("seq_len", "dtype", "vocab_size", "eos_id", "splits") if k not in self.index]
+        if missing:
+            raise ValueError(f"{index_path}: corrupt index.json (missing {missing})")
         self.seq_len = int(self.index["seq_len"])
         self.dtype = np.dtype(self.index["dtype"])
         self.vocab_size = int(self.index["vocab_size"])
@@ -59,6 +78,19 @@ class PackedDataset:
         self._tokens = [self._open(s.name + ".tokens.bin", s.num_sequences, self.dtype) for s in self.shards]
         self._masks = [self._open(s.name + ".mask.bin", s.num_sequences, np.uint8) if s.has_mask else None for s in self.shards]
         self._offsets = np.cumsum([0] + [s.num_sequences for s in self.shards])
+        for s in self.shards:
+            if not (self.root / f"{s.name}.starts.npy").exists():
+                raise FileNotFoundError(f"{self.root / s.name}.starts.npy: document starts listed in index.json are missing")
+
+    def check_model(self, vocab_size: int, max_positions: int | None = None) -> None:
+        """Clear errors when this data cannot feed a model: ids beyond its vocabulary, rows too long."""
+        if self.vocab_size > vocab_size:
+            raise ValueError(
+                f"{self.root}: data tokenized with a vocabulary of {self.vocab_size} ids, the model has only {vocab_size} "
+                "(prepare the data with the model's tokenizer)"
+            )
+        if max_positions is not None and self.seq_len > max_positions:
+            raise ValueError(f"{self.root}: seq_len {self.seq_len} exceeds the model's {max_positions} positions")
 
     def _open(self, name: str, rows: int, dtype: np.dtype) -> np.memmap:
         path = self.root / name

@@ -68,3 +68,19 @@ def missing_special_tokens(tokenizer, needed: Iterable[str] = (THINK_OPEN, THINK
         if ids is None or ids == tokenizer.unk_token_id or len(tokenizer.encode(token, add_special_tokens=False)) != 1:
             missing.append(token)
     return missing
+
+
+def load_tokenizer(path: str | Path):
+    """A fast (Rust-backed) HF tokenizer from a local folder; ValueError with the reason otherwise."""
+    from transformers import AutoTokenizer
+
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ValueError(f"tokenizer {folder}: not a folder (expected a local HF tokenizer or model folder)")
+    try:
+        tok = AutoTokenizer.from_pretrained(folder)
+    except Exception as e:  # transformers raises OSError / ValueError / others for unusable folders
+        raise ValueError(f"tokenizer {folder}: cannot be loaded ({e})") from e
+    if not getattr(tok, "is_fast", False):
+        raise ValueError(f"tokenizer {folder}: not a fast tokenizer (needs tokenizer.json)")
+    return tok

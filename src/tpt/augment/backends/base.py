@@ -53,6 +53,13 @@ class Backend(Protocol):
 
     def close(self) -> None: ...
 
+    # Optional, used when present:
+    #   truncate_batch(texts, max_tokens) -> list of truncate() results (faster for many documents)
+    #   parallelism: int  requests the backend works on at once (generate() is called on slices
+    #                     of this size when there is no generate_stream)
+    #   generate_stream(requests, sampling) -> iterator of (request index, GenResult) in the
+    #                     order they finish; lets the runner checkpoint while requests are in flight
+
 
 # name -> "module:factory"; factories take (config) and return a Backend.  Imported lazily so a
 # user without torch/httpx/etc. for one backend can still use the others.

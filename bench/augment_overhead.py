@@ -1,0 +1,123 @@
+"""How much does the augment pipeline cost on top of its backend?  Measured in one run.
+
+1. Instant backend (answers at once, real tokenizer for truncation): the pipeline alone, i.e.
+   reading JSONL, planning shards, truncating, prompting, writing Parquet parts and shards.
+   Goal: >= 2,000 documents/s on 2 cores.
+2. The in-process transformers backend (tiny random model): the same requests timed through
+   ``backend.generate`` alone vs. through ``run_augment``.  Goal: pipeline overhead < 5%.
+
+    python bench/augment_overhead.py [--docs 20000] [--gen-docs 96] [--gen-tokens 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from tpt.augment.backends.base import GenRequest, GenResult, SamplingParams  # noqa: E402
+from tpt.augment.backends.tokenize import TokenizerOps  # noqa: E402
+from tpt.augment.config import AugmentConfig  # noqa: E402
+from tpt.augment.prompts import load_strategy  # noqa: E402
+from tpt.augment.run import run_augment  # noqa: E402
+from tpt.records import Document  # noqa: E402
+
+WORDS = "the derivative slope prime divisor energy glucose pressure boiling multiply expert context simple".split()
+
+
+class InstantBackend(TokenizerOps):
+    """Answers every request at once with a fixed trajectory; real tokenizer for truncation."""
+
+    name = "instant"
+    parallelism = 64
+
+    def generate(self, requests, sampling):
+        return [GenResult(text="<think>An instant thought.</think>", prompt_tokens=0, completion_tokens=5) for _ in requests]
+
+    def close(self):
+        pass
+
+
+def write_corpus(path: Path, n: int, words: int, seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    with open(path, "w") as fh:
+        for i in range(n):
+            text = " ".join(rng.choice(WORDS) for _ in range(words))
+            fh.write(json.dumps({"id": f"d{i}", "text": text, "source": "bench"}) + "\n")
+    return path
+
+
+def config(corpus: Path, out: Path, model: Path, **kw) -> AugmentConfig:
+    values = dict(inputs=[str(corpus)], out=out, model=str(model), progress=False, device="cpu")
+    values.update(kw)
+    return AugmentConfig(**values)
+
+
+def bench_instant(tmp: Path, model: Path, docs: int) -> float:
+    corpus = write_corpus(tmp / "instant.jsonl", docs, words=300)  # ~300+ tokens: some docs get cut at 256
+    cfg = config(corpus, tmp / "run-instant", model, max_doc_tokens=256, shard_size=5000, checkpoint_records=1000)
+    started = time.perf_counter()
+    summary = run_augment(cfg, backend=InstantBackend(str(model)))
+    elapsed = time.perf_counter() - started
+    assert summary.records == docs, summary
+    return docs / elapsed
+
+
+def bench_generation(tmp: Path, model: Path, docs: int, tokens: int, repeats: int) -> tuple[float, float]:
+    """(backend-alone seconds, pipeline seconds), each the best of ``repeats`` (the machine is shared)."""
+    from tpt.augment.backends.hf import TransformersBackend
+
+    corpus = write_corpus(tmp / "gen.jsonl", docs, words=40)
+    backend = TransformersBackend(str(model), batch_size=16, device="cpu")
+    sampling = SamplingParams(max_tokens=tokens)
+    strategy = load_strategy("default")
+    requests = []
+    for i, line in enumerate(open(corpus)):
+        row = json.loads(line)
+        prompt = strategy.build(row["id"], backend.truncate(row["text"], 2048)[0])
+        requests.append(GenRequest(doc=Document(row["id"], row["text"]), sample=0, prompt=prompt, seed=i))
+    alone, pipeline = [], []
+    for r in range(repeats):
+        started = time.perf_counter()
+        for i in range(0, len(requests), 64):  # the pipeline's chunks: --checkpoint-records 64
+            backend.generate(requests[i : i + 64], sampling)
+        alone.append(time.perf_counter() - started)
+        cfg = config(corpus, tmp / f"run-gen-{r}", model, max_thinking_tokens=tokens, batch_size=16, shard_size=docs)
+        started = time.perf_counter()
+        run_augment(cfg, backend=backend)
+        pipeline.append(time.perf_counter() - started)
+    return min(alone), min(pipeline)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=20000, help="documents for the instant-backend run")
+    parser.add_argument("--gen-docs", type=int, default=96, help="documents for the generation run")
+    parser.add_argument("--gen-tokens", type=int, default=32, help="thinking tokens per document")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    from tpt.tiny import build_tiny_model
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        model = build_tiny_model(tmp / "model")
+        docs_per_s = bench_instant(tmp, model, args.docs)
+        alone, pipeline = bench_generation(tmp, model, args.gen_docs, args.gen_tokens, args.repeats)
+    print(f"cpu cores available: {len(os.sched_getaffinity(0))}")
+    print(f"instant backend: pipeline throughput {docs_per_s:,.0f} documents/s (goal >= 2,000): "
+          f"ratio to goal {docs_per_s / 2000:.2f}")
+    overhead = (pipeline - alone) / alone
+    print(f"transformers backend, {args.gen_docs} docs x {args.gen_tokens} tokens: backend alone {alone:.2f} s, "
+          f"through the pipeline {pipeline:.2f} s; pipeline/backend throughput ratio {alone / pipeline:.3f} "
+          f"(overhead {overhead:+.1%}, goal < 5%)")
+
+
+if __name__ == "__main__":
+    main()

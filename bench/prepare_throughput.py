@@ -1,0 +1,110 @@
+"""Benchmark: `tpt prepare` throughput vs raw `tokenizers` batch encoding of the same text, same run.
+
+The reference encodes the already formatted samples (doc <think> thinking </think>), held in
+memory, with ``Tokenizer.encode_batch_fast`` in batches of the same size -- no reading, no
+packing, no writing.  `prepare` does all of it: reads the Parquet run, formats, tokenizes,
+plans the mix, packs and writes shards.  Goal: prepare >= 90% of the reference's tokens/s.
+
+    python bench/prepare_throughput.py [--docs 20000] [--repeats 2] [--tokenizer DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from tpt.prepare.config import PrepareConfig  # noqa: E402
+from tpt.prepare.run import prepare  # noqa: E402
+from tpt.prepare.tokenizer import load_tokenizer, train_tokenizer  # noqa: E402
+from tpt.records import THINKING_SCHEMA, ThinkingRecord  # noqa: E402
+
+SYLLABLES = ["ka", "to", "ri", "mon", "sel", "ph", "ion", "ex", "ter", "al", "qu", "ist", "ing", "de", "ra", "nu"]
+
+
+def synthetic_words(rng: random.Random, n: int = 6000) -> list[str]:
+    return ["".join(rng.choice(SYLLABLES) for _ in range(rng.randint(1, 4))) for _ in range(n)]
+
+
+def paragraph(rng: random.Random, words: list[str], n: int) -> str:
+    # Zipf-like: low indices are frequent, as in natural text
+    picks = [words[min(int(rng.paretovariate(1.1)) - 1, len(words) - 1)] for _ in range(n)]
+    return " ".join(picks).capitalize() + "."
+
+
+def build_run(folder: Path, docs: int, seed: int = 0) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    words = synthetic_words(rng)
+    pairs = [(paragraph(rng, words, rng.randint(80, 400)), paragraph(rng, words, rng.randint(150, 700))) for _ in range(docs)]
+    (folder / "data").mkdir(parents=True)
+    rows = [ThinkingRecord(f"d{i}", 0, t, th, "stop", 0, 0, False, "s", "m", "b").to_row() for i, (t, th) in enumerate(pairs)]
+    pq.write_table(pa.Table.from_pylist(rows, schema=THINKING_SCHEMA), folder / "data" / "part-00000.parquet")
+    return pairs
+
+
+def reference_seconds(tokenizer, texts: list[str], batch: int) -> tuple[float, float, int]:
+    """-> (wall seconds, CPU seconds of all threads, tokens)."""
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    wall, cpu, tokens = time.perf_counter(), time.process_time(), 0
+    for i in range(0, len(texts), batch):
+        tokens += sum(len(e.ids) for e in backend.encode_batch_fast(texts[i : i + batch], add_special_tokens=False))
+    return time.perf_counter() - wall, time.process_time() - cpu, tokens
+
+
+def prepare_seconds(run: Path, tok_dir: Path, out: Path, batch: int) -> tuple[float, float, dict]:
+    """-> (wall seconds, CPU seconds of all threads, manifest)."""
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = PrepareConfig(source=[f"{run}:tpt:1"], tokenizer=str(tok_dir), out=out, seq_len=2048, val_sequences=2, batch_docs=batch)
+    wall, cpu = time.perf_counter(), time.process_time()
+    index = prepare(cfg)
+    return time.perf_counter() - wall, time.process_time() - cpu, index
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--docs", type=int, default=20000)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=1024)
+    ap.add_argument("--tokenizer", type=Path, default=None, help="a tokenizer folder (default: train an 8192 BPE here)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        pairs = build_run(root / "run", args.docs)
+        tok_dir = args.tokenizer or train_tokenizer((t for p in pairs[:2000] for t in p), root / "tok", vocab_size=8192)
+        tok = load_tokenizer(tok_dir)
+        texts = [f"{t} <think> {th} </think>" for t, th in pairs]
+        mb = sum(len(t.encode()) for t in texts) / 1e6
+        ref, prep = [], []
+        for _ in range(args.repeats):  # interleaved, best of each: the machine is shared and noisy
+            ref.append(reference_seconds(tok, texts, args.batch))
+            prep.append(prepare_seconds(root / "run", tok_dir, root / "out", args.batch))
+        (ref_s, _, ref_tokens), (prep_s, _, index) = min(ref), min(prep, key=lambda x: x[0])
+        ref_cpu, prep_cpu = min(r[1] for r in ref), min(p[1] for p in prep)
+        written = sum(s["docs_read"] for s in index["sources"])
+        prep_tokens = sum(s["docs_tokens"] for s in index["sources"])  # every document is tokenized once
+        print(f"corpus: {args.docs} docs, {mb:.1f} MB of formatted text, {ref_tokens:,} tokens; threads: "
+              f"TOKENIZERS_PARALLELISM={os.environ['TOKENIZERS_PARALLELISM']}, {os.cpu_count()} CPUs")  # fmt: skip
+        print(f"reference  tokenizers encode_batch_fast: {ref_s:7.2f} s wall {ref_cpu:7.2f} s CPU  {ref_tokens / ref_s / 1e6:6.2f} M tok/s")
+        print(f"tpt prepare (read+tokenize+pack+write):  {prep_s:7.2f} s wall {prep_cpu:7.2f} s CPU  "
+              f"{prep_tokens / prep_s / 1e6:6.2f} M tok/s ({written} docs)")  # fmt: skip
+        ratio, cpu_ratio = (prep_tokens / prep_s) / (ref_tokens / ref_s), (prep_tokens / prep_cpu) / (ref_tokens / ref_cpu)
+        print(f"ratio prepare / reference: {ratio:.3f} wall-clock, {cpu_ratio:.3f} per CPU-second  (goal >= 0.90)")
+        print("(best of each over the repeats; on a shared machine the CPU-second ratio is the steadier figure)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

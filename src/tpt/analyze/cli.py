@@ -1,0 +1,164 @@
+"""`tpt analyze stats RUN...` and `tpt analyze curves --run NAME=PATH ...`."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+from tqdm import tqdm
+
+from tpt.analyze.argv import merge_list_flags
+from tpt.analyze.quality import QualityConfig
+from tpt.config import field, parse, to_dict
+
+USAGE = """usage: tpt analyze <action> [options]   (tpt analyze <action> --help for each)
+
+actions:
+  stats   length / ratio / length-finish statistics of augment runs, grouped by metadata,
+          with rank correlations, plots and a Markdown/HTML report
+  curves  learning curves of training runs and the data-efficiency multiplier
+
+See docs/analyze.md."""
+
+
+@dataclass
+class StatsConfig:
+    """Trajectory statistics over augment runs, streamed with bounded memory."""
+
+    runs: list[Path] = field(help="augment run folders (RUN/data/*.parquet); give them before list flags", positional=True)
+    by: list[str] = field(default_factory=list, help="group by these fields (repeatable, comma-separated): meta keys such as domain, reasoning_intensity, audience; record columns strategy, model, backend, finish_reason, doc_truncated, sample; or 'run'")
+    order: list[str] = field(default_factory=list, help="order of an ordinal field's labels for the rank correlation: FIELD=low,...,high (repeatable; just low,...,high with a single --by); numeric fields need none")
+    out: Optional[Path] = field(None, help="write stats.json, report.md, report.html and plots/*.png into this folder")
+    json: bool = field(False, help="print the statistics as JSON on stdout (instead of the Markdown report)")
+    plots: bool = field(True, help="write PNG plots (with --out)")
+    max_groups: int = field(50, help="at most this many groups per field; later labels are pooled as '(other)'")
+    batch_size: int = field(65536, help="records per Arrow batch")
+    workers: int = field(1, help="processes reading shard files in parallel (1: in this process)")
+    quality: bool = field(False, help="also count quality flags (reads text and thinking: much slower)")
+    thresholds: QualityConfig = field(default_factory=QualityConfig, help="quality thresholds (with --quality)")
+
+
+@dataclass
+class CurvesConfig:
+    """Learning curves and the data-efficiency multiplier of training runs."""
+
+    run: list[str] = field(help="NAME=PATH (repeatable): a metrics .jsonl, an eval .json, or a folder of them; a NAME may repeat to add sources")
+    baseline: Optional[str] = field(None, help="the run the others are compared with (default: the first --run)")
+    task: Optional[str] = field(None, help="eval task whose score makes the curve (default: mean over the tasks every checkpoint has)")
+    metric: Optional[str] = field(None, help="metric inside an lm-eval task result (default: acc_norm, acc, exact_match, score, then the first number)")
+    score_field: str = field("score", help="metrics JSONL field used as score when a run has no eval results")
+    targets: list[float] = field(default_factory=list, help="target scores for the multiplier (default: --target-fractions)")
+    target_fractions: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0], help="targets at these fractions of the way from the method's first score to its best")
+    x: Literal["tokens", "docs"] = field("tokens", help="axis of the multiplier: training tokens or unique documents")
+    out: Optional[Path] = field(None, help="write curves.json, report.md, report.html and plots/*.png into this folder")
+    json: bool = field(False, help="print the result as JSON on stdout")
+    plots: bool = field(True, help="write PNG plots (with --out)")
+
+
+def parse_orders(specs: list[str], by: list[str]) -> dict[str, list[str]]:
+    """{field: labels low..high} from FIELD=a,b,c specs (a bare a,b,c names the only --by field)."""
+    orders = {}
+    for spec in specs:
+        name, eq, labels = spec.partition("=")
+        if not eq and len(by) == 1:
+            name, labels = by[0], spec
+        elif not eq or not name or not labels:
+            raise ValueError(f"--order {spec!r}: expected FIELD=low,...,high")
+        orders[name] = [label.strip() for label in labels.split(",") if label.strip()]
+    return orders
+
+
+def run_stats(cfg: StatsConfig) -> dict:
+    from tpt.analyze.stats import compute_stats, count_records
+
+    if cfg.out is not None and (cfg.out / "data").is_dir():
+        raise ValueError(f"--out {cfg.out}: is an augment run (has data/); its stats.json would be overwritten")
+    orders = parse_orders(cfg.order, cfg.by)
+    unknown = sorted(set(orders) - set(cfg.by))
+    if unknown:
+        raise ValueError(f"--order names field(s) not in --by: {', '.join(unknown)}")
+    quality = cfg.thresholds if cfg.quality else None
+    with tqdm(total=count_records(cfg.runs), unit="rec", desc="stats", disable=None) as bar:
+        stats = compute_stats(cfg.runs, cfg.by, orders, cfg.max_groups, cfg.batch_size, bar, cfg.workers, quality)
+    result = stats.to_dict()
+    _emit_stats(cfg, stats, result)
+    return result
+
+
+def _emit_stats(cfg: StatsConfig, stats, result: dict) -> None:
+    from tpt.analyze.report import to_markdown, write_reports
+    from tpt.analyze.stats_report import plot_stats, stats_blocks
+
+    plots = {}
+    if cfg.out is not None:
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        (cfg.out / "stats.json").write_text(dumps(result))
+        plots = plot_stats(stats, cfg.out) if cfg.plots else {}
+        write_reports(stats_blocks(result, plots), cfg.out, "tpt analyze stats")
+    print(dumps(result) if cfg.json else to_markdown(stats_blocks(result, plots)))
+
+
+def run_curves(cfg: CurvesConfig) -> dict:
+    from tpt.analyze.learning import compare, load_runs
+    from tpt.analyze.learning_report import curves_blocks, plot_curves
+    from tpt.analyze.report import to_markdown, write_reports
+
+    problems = []
+    runs = load_runs(cfg.run, cfg.metric, problems)
+    for p in problems:
+        print(f"tpt analyze curves: set aside: {p}", file=sys.stderr)
+    comparisons = compare(runs, cfg.baseline or runs[0].name, cfg.task, cfg.targets, cfg.target_fractions, cfg.x, cfg.score_field)
+    result = {
+        "runs": {r.name: {"sources": r.sources, "metrics_points": len(r.metrics), "eval_points": len(r.evals),
+                          "score_curve": r.score_curve(cfg.task, cfg.score_field, cfg.x)} for r in runs},
+        "comparisons": [c.to_dict() for c in comparisons],
+        "problems": [str(p) for p in problems],
+        "config": to_dict(cfg),
+    }
+    plots = {}
+    if cfg.out is not None:
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        (cfg.out / "curves.json").write_text(dumps(result))
+        plots = plot_curves(runs, cfg.task, cfg.score_field, cfg.out) if cfg.plots else {}
+        write_reports(curves_blocks(result, comparisons, plots), cfg.out, "tpt analyze curves")
+    print(dumps(result) if cfg.json else to_markdown(curves_blocks(result, comparisons, plots)))
+    return result
+
+
+def dumps(obj) -> str:
+    """JSON with NaN written as null (strict JSON readers reject NaN)."""
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(obj), indent=2, ensure_ascii=False, default=str)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    action, rest = argv[0], argv[1:]
+    try:
+        if action == "stats":
+            rest = merge_list_flags(rest, {"--by", "--order", "--template-pattern"}, split_commas={"--by"})
+            run_stats(parse(StatsConfig, rest, "tpt analyze stats"))
+        elif action == "curves":
+            rest = merge_list_flags(rest, {"--run", "--targets", "--target-fractions"}, split_commas={"--targets", "--target-fractions"})
+            run_curves(parse(CurvesConfig, rest, "tpt analyze curves"))
+        else:
+            print(f"tpt analyze: unknown action {action!r}\n\n{USAGE}", file=sys.stderr)
+            return 2
+    except (FileNotFoundError, ValueError) as e:
+        print(f"tpt analyze {action}: {e}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,229 @@
+"""``--executor ray``: the same shards as a local run, on the workers of a Ray cluster.
+
+Each worker is a Ray actor that opens its backend once (the in-process model on the GPU Ray gave
+it, or a client of the listed OpenAI-compatible servers) and runs whole shards through
+``run_shard``, so outputs, manifest and stats are those of a local run.  The driver reads the
+inputs once, in order (like the local executor), and ships each shard's rows through the object
+store; workers write into the run folder, which must be on storage every node sees.
+
+A worker that dies mid-shard (killed, OOM, node lost) costs only that shard's in-flight chunk:
+the shard goes back to the front of the queue and a fresh worker resumes it from the chunk files
+already written (``run_shard`` is idempotent and exactly-once), so nothing is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from collections import Counter, deque
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from tpt.augment.backends.base import load_backend_factory
+from tpt.augment.config import AugmentConfig
+from tpt.augment.prompts import load_strategy
+from tpt.augment.shards import ShardContext, ShardResult, ShardSpec, is_done, run_shard
+from tpt.io.readers import RawRow, iter_raw_rows, resolve_inputs
+
+INSTALL_HINT = "--executor ray needs Ray, an optional extra: pip install 'tpt[ray]'  (or: pip install 'ray[default]>=2.40')"
+MAX_ATTEMPTS = 3  # per shard: a shard whose workers keep dying is a problem to report, not to retry forever
+WORKER_PREFIX = "tpt-augment-worker"
+# Environment the workers need to behave like the driver (never the API key: set it on the nodes).
+FORWARDED_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "HF_DATASETS_OFFLINE", "TOKENIZERS_PARALLELISM")
+
+
+class RayNotInstalled(ValueError):
+    """``--executor ray`` without Ray (a ValueError so the CLI reports it as a usage error)."""
+
+
+def require_ray():
+    try:
+        import ray
+    except ImportError:
+        raise RayNotInstalled(INSTALL_HINT) from None
+    return ray
+
+
+class ShardWorker:
+    """One Ray actor: a backend opened once, then shard after shard.  Threaded (2 slots) so that
+    ``status`` answers while ``run`` is busy generating."""
+
+    def __init__(self, config: AugmentConfig):
+        backend = load_backend_factory(config.backend)(config)
+        self.ctx = ShardContext(config=config, backend=backend, strategy=load_strategy(config.strategy, config.seed))
+        self.current: Optional[str] = None
+
+    def status(self) -> dict:
+        import ray
+
+        return {"pid": os.getpid(), "node": ray.util.get_node_ip_address(), "shard": self.current}
+
+    def run(self, spec: ShardSpec, rows: list[RawRow], duplicates: dict[int, str]) -> ShardResult:
+        self.current = spec.name
+        self.ctx.duplicates = duplicates
+        try:
+            return run_shard(spec, self.ctx, rows)
+        finally:
+            self.current = None
+
+    def close(self) -> None:
+        self.ctx.backend.close()
+
+
+class ShardRows:
+    """Reads the inputs once, in order, putting each wanted shard's rows in the object store."""
+
+    def __init__(self, ray, inputs: list[str], specs: list[ShardSpec]):
+        self.ray = ray
+        self.rows: Iterator[RawRow] = iter_raw_rows(resolve_inputs(inputs), skip=specs[0].start)
+        self.position = specs[0].start
+        self.refs: dict[int, Any] = {}  # shard index -> ObjectRef, kept until the shard succeeds
+
+    def ref(self, spec: ShardSpec):
+        if spec.index not in self.refs:
+            for _ in range(spec.start - self.position):  # rows of shards done or owned by another range
+                next(self.rows)
+            self.refs[spec.index] = self.ray.put([row for _, row in zip(range(spec.stop - spec.start), self.rows)])
+            self.position = spec.stop
+        return self.refs[spec.index]
+
+    def release(self, spec: ShardSpec) -> None:
+        self.refs.pop(spec.index, None)
+
+
+class RayExecutor:
+    builds_own_backends = True  # run_augment opens no backend in the driver (only --serve servers)
+
+    def __init__(self) -> None:
+        self.ray = require_ray()
+        self._worker_class = None  # ShardWorker as a Ray actor class, made once
+        self.retried: list[str] = []  # shard names re-queued after a worker died (for logs and tests)
+
+    def run(self, specs: list[ShardSpec], ctx: ShardContext, total_rows: int) -> list[ShardResult]:
+        out = Path(ctx.config.out)
+        results = [run_shard(s, ctx) for s in specs if is_done(out, s)]  # counts records; needs no backend
+        todo = [s for s in specs if not is_done(out, s)]
+        if not todo:
+            return results
+        started_ray = self._connect(ctx.config)
+        try:
+            results += self._run_all(todo, ctx)
+        finally:
+            if started_ray:
+                self.ray.shutdown()
+        return results
+
+    # ---- cluster
+    def _connect(self, config: AugmentConfig) -> bool:
+        """Join the cluster (--ray-address, else $RAY_ADDRESS, else a local Ray); True if we must shut it down."""
+        if self.ray.is_initialized():
+            return False
+        env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+        self.ray.init(address=config.ray_address, runtime_env={"env_vars": env} if env else None, log_to_driver=True)
+        return True
+
+    def _worker_plan(self, config: AugmentConfig, n_shards: int) -> tuple[int, dict]:
+        """How many workers, and what each one reserves."""
+        resources = self.ray.cluster_resources()
+        gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
+        on_gpu = config.backend == "transformers" and gpus > 0 and config.device != "cpu"
+        wanted = config.ray_workers or (gpus if on_gpu else cpus)
+        options = {"num_cpus": 1, "num_gpus": 1 if on_gpu else 0, "max_concurrency": 2, "max_restarts": 0}
+        return max(1, min(wanted, n_shards)), options
+
+    def _start_worker(self, config: AugmentConfig, options: dict, name: str):
+        if self._worker_class is None:
+            self._worker_class = self.ray.remote(ShardWorker)
+        return self._worker_class.options(name=name, **options).remote(config)
+
+    # ---- scheduling
+    def _run_all(self, todo: list[ShardSpec], ctx: ShardContext) -> list[ShardResult]:
+        ray, config = self.ray, ctx.config
+        n_workers, options = self._worker_plan(config, len(todo))
+        run_id = uuid.uuid4().hex[:8]
+        names = [f"{WORKER_PREFIX}-{run_id}-{i}" for i in range(n_workers)]
+        idle = deque((name, self._start_worker(config, options, name)) for name in names)
+        print(f"tpt augment: {len(todo)} shards on {n_workers} Ray workers ({options['num_gpus']} GPU each)", file=sys.stderr)
+        queue, running = deque(todo), {}  # ObjectRef -> (spec, name, actor)
+        rows, attempts, results = ShardRows(ray, config.inputs, todo), Counter(), []
+        bar = _ProgressBar(config, sum(s.stop - s.start for s in todo))
+        try:
+            while queue or running:
+                while queue and idle:
+                    spec, (name, actor) = queue.popleft(), idle.popleft()
+                    duplicates = {o: r for o, r in ctx.duplicates.items() if spec.start <= o < spec.stop}
+                    running[actor.run.remote(spec, rows.ref(spec), duplicates)] = (spec, name, actor)
+                done, _ = ray.wait(list(running), num_returns=1, timeout=5.0)
+                for ref in done:
+                    spec, name, actor = running.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except _worker_lost_errors(ray) as exc:
+                        attempts[spec.index] += 1
+                        self._requeue(spec, name, exc, attempts[spec.index], queue)
+                        ray.kill(actor, no_restart=True)  # it is dead or unusable: never reuse it
+                        idle.append((name, self._start_worker(config, options, f"{name}-r{attempts[spec.index]}")))
+                        continue
+                    results.append(result)
+                    rows.release(spec)
+                    bar.update(spec, result, config.samples)
+                    idle.append((name, actor))
+        finally:
+            bar.close()
+            self._stop_workers([a for _, a in idle] + [a for _, _, a in running.values()])
+        return results
+
+    def _requeue(self, spec: ShardSpec, name: str, exc: Exception, attempt: int, queue: deque) -> None:
+        cause = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        if attempt >= MAX_ATTEMPTS:
+            raise RuntimeError(
+                f"{spec.name}: its Ray worker died {attempt} times ({type(exc).__name__}: {cause}); "
+                "the shard's finished chunks are kept: rerun the same command to resume"
+            ) from exc
+        print(
+            f"tpt augment: Ray worker {name} died running {spec.name} ({type(exc).__name__}); "
+            f"retrying {spec.name} on a fresh worker (attempt {attempt + 1}/{MAX_ATTEMPTS}), resuming from its chunks",
+            file=sys.stderr,
+        )
+        self.retried.append(spec.name)
+        queue.appendleft(spec)  # first in line: its rows are already in the object store
+
+    def _stop_workers(self, actors: list) -> None:
+        for actor in actors:
+            try:
+                self.ray.get(actor.close.remote(), timeout=30)
+            except Exception:  # already dead, or stuck: killing it below is all that is left
+                pass
+            self.ray.kill(actor, no_restart=True)
+
+
+def _worker_lost_errors(ray) -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "the worker is gone", not "the shard is bad" (those propagate)."""
+    names = ("RayActorError", "ActorUnavailableError", "WorkerCrashedError", "NodeDiedError", "ObjectLostError")
+    return tuple(getattr(ray.exceptions, n) for n in names if hasattr(ray.exceptions, n))
+
+
+class _ProgressBar:
+    """Per-shard progress in the driver (documents or trajectories, and generated tokens/s)."""
+
+    def __init__(self, config: AugmentConfig, rows: int):
+        self.bar = None
+        self.started, self.tokens = time.monotonic(), 0
+        if config.progress:
+            from tqdm import tqdm
+
+            unit = "doc" if config.samples == 1 else "traj"
+            self.bar = tqdm(total=rows * config.samples, unit=unit, desc="augment (ray)", dynamic_ncols=True)
+
+    def update(self, spec: ShardSpec, result: ShardResult, samples: int) -> None:
+        if self.bar is None:
+            return
+        self.tokens += result.completion_tokens
+        self.bar.update((spec.stop - spec.start) * samples)
+        self.bar.set_postfix_str(f"{self.tokens / max(1e-9, time.monotonic() - self.started):.0f} tok/s", refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

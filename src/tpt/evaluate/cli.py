@@ -1,0 +1,39 @@
+"""`tpt eval`: a thin CLI over ``tpt.evaluate.runner.evaluate``."""
+
+from __future__ import annotations
+
+import sys
+
+from tpt.config import from_namespace, make_parser
+from tpt.evaluate.catalog import SUITES, TASKS, UNAVAILABLE, UnknownTask
+from tpt.evaluate.config import EvalConfig
+from tpt.evaluate.datacheck import BadDataFile
+from tpt.evaluate.models import ModelNotLoadable
+from tpt.evaluate.render import DataFileMissing
+
+EPILOG = "tasks:\n" + "\n".join(f"  {name:<9} {spec.summary}" for name, spec in TASKS.items()) + \
+    "\nsuites:\n" + "\n".join(f"  {name:<10} {', '.join(tasks)}" for name, tasks in SUITES.items()) + \
+    "\nunavailable offline: " + ", ".join(UNAVAILABLE)
+
+
+def parse(argv: list[str]) -> EvalConfig:
+    parser = make_parser("tpt eval", EvalConfig.__doc__ or "", EvalConfig)
+    parser.epilog = EPILOG
+    for action in parser._actions:  # MODELS may be empty (with --base-url); tpt.config makes lists '+'
+        if action.dest == "models":
+            action.nargs = "*"
+    return from_namespace(EvalConfig, parser.parse_args(argv))
+
+
+def main(argv: list[str]) -> int:
+    cfg = parse(argv)
+    from tpt.evaluate.runner import evaluate
+
+    try:
+        results = evaluate(cfg)
+    except (UnknownTask, DataFileMissing, BadDataFile, ModelNotLoadable) as err:
+        print(f"tpt eval: error: {err}", file=sys.stderr)
+        return 2
+    print((cfg.out / "comparison.md").read_text())
+    print(f"wrote {', '.join(str(cfg.out / f'{name}.json') for name in results)} and {cfg.out / 'comparison.md'}")
+    return 0

@@ -1,0 +1,140 @@
+"""Which model to evaluate and how lm-eval should load it: a local folder (hf / vllm) or a server."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tpt.evaluate.catalog import TaskSpec
+from tpt.evaluate.config import EvalConfig
+
+
+class ModelNotLoadable(ValueError):
+    pass
+
+
+@dataclass
+class ModelTarget:
+    name: str  # file stem of <out>/<name>.json and the table's column
+    source: str  # folder or base URL
+    lm: str  # lm-eval model type: hf | vllm | tpt-local-completions | tpt-local-chat-completions
+    args: dict = field(default_factory=dict)  # lm-eval model_args
+    batch_size: int = 1  # lm-eval's batch size: sequences per forward pass, or prompts per request
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "model"
+
+
+def check_loadable(folder: Path) -> None:
+    """Fail early, saying why, when ``folder`` is not a model transformers can load."""
+    if not folder.exists():
+        raise ModelNotLoadable(f"model folder {folder} does not exist")
+    if not folder.is_dir():
+        raise ModelNotLoadable(f"model path {folder} is a file; give the folder written by save_pretrained")
+    if not (folder / "config.json").is_file():
+        hint = ""
+        if (folder / "train_config.json").is_file():  # a tpt train run that has not finished yet
+            snapshots = sorted(p.name for p in folder.iterdir() if (p / "config.json").is_file())
+            hint = f"; this tpt train run has no final model yet, its checkpoints: {', '.join(snapshots) or 'none'}"
+        raise ModelNotLoadable(f"{folder} has no config.json: not a Hugging Face model folder{hint}")
+    weights = [p for pattern in ("*.safetensors", "*.bin", "*.safetensors.index.json") for p in folder.glob(pattern)]
+    if not weights:
+        raise ModelNotLoadable(f"{folder} has a config.json but no weights (*.safetensors / *.bin)")
+    from transformers import AutoConfig, AutoTokenizer
+
+    try:
+        AutoConfig.from_pretrained(folder)
+    except Exception as err:
+        raise ModelNotLoadable(f"{folder}/config.json cannot be read by transformers: {err}") from err
+    try:
+        AutoTokenizer.from_pretrained(folder)
+    except Exception as err:
+        raise ModelNotLoadable(f"{folder} has no loadable tokenizer ({type(err).__name__}: {err})") from err
+
+
+def _local_backend(cfg: EvalConfig) -> str:
+    if cfg.backend != "auto":
+        if cfg.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+            raise ModelNotLoadable("--backend vllm, but vllm is not installed (pip install vllm)")
+        return cfg.backend
+    import torch
+
+    return "vllm" if importlib.util.find_spec("vllm") is not None and torch.cuda.is_available() else "hf"
+
+
+def _device(cfg: EvalConfig) -> str:
+    if cfg.device != "auto":
+        return cfg.device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def model_targets(cfg: EvalConfig) -> list[ModelTarget]:
+    """Every model the run names, checked before any benchmark starts."""
+    if cfg.base_url and cfg.models:
+        raise ModelNotLoadable("give model folders or --base-url, not both")
+    if cfg.base_url:
+        return [_server_target(cfg)]
+    if not cfg.models:
+        raise ModelNotLoadable("no model: give one or more model folders, or --base-url URL --model NAME")
+    backend, targets, used = _local_backend(cfg), [], set()
+    for path in cfg.models:
+        folder = Path(path).expanduser()
+        check_loadable(folder)
+        name = _unique(_safe_name(folder.resolve().name), folder, used)
+        targets.append(ModelTarget(name, str(folder), backend, _local_args(cfg, folder, backend), cfg.batch_size))
+    return targets
+
+
+def _unique(name: str, folder: Path, used: set[str]) -> str:
+    if name in used:  # two runs' checkpoints both called "final": prefix the run folder
+        name = _safe_name(f"{folder.resolve().parent.name}_{name}")
+    base, k = name, 2
+    while name in used:
+        name, k = f"{base}-{k}", k + 1
+    used.add(name)
+    return name
+
+
+def _local_args(cfg: EvalConfig, folder: Path, backend: str) -> dict:
+    if backend == "vllm":
+        return {"pretrained": str(folder), "dtype": cfg.dtype, "seed": cfg.seed, "gpu_memory_utilization": 0.85}
+    return {"pretrained": str(folder), "dtype": cfg.dtype, "device": _device(cfg)}
+
+
+def _server_target(cfg: EvalConfig) -> ModelTarget:
+    if not cfg.model:
+        raise ModelNotLoadable("--base-url needs --model, the name the server serves the model under")
+    base = cfg.base_url.rstrip("/")
+    endpoint = "chat/completions" if cfg.chat else "completions"
+    args = {
+        "model": cfg.model, "base_url": f"{base}/{endpoint}", "num_concurrent": cfg.batch_size,
+        "max_retries": 3, "seed": cfg.seed, "tokenized_requests": False, "timeout": 600,
+    }
+    if cfg.server_logprobs and not cfg.chat:
+        # Log-likelihood requests need a tokenizer to split context from continuation.
+        args.update(tokenizer_backend="huggingface", tokenizer=cfg.tokenizer or cfg.model)
+    else:
+        args["tokenizer_backend"] = None
+    # tpt.evaluate.server_lm: lm-eval's models, with distinct seeds for the draws of sampled tasks.
+    lm = "tpt-local-chat-completions" if cfg.chat else "tpt-local-completions"
+    # One prompt per request (transformers serve rejects a list of prompts); --batch-size requests in flight.
+    return ModelTarget(_safe_name(cfg.model), cfg.base_url, lm, args, batch_size=1)
+
+
+def check_server_tasks(cfg: EvalConfig, specs: list[TaskSpec]) -> None:
+    """Log-likelihood tasks need prompt logprobs, which chat endpoints and transformers serve lack."""
+    needs = [s.name for s in specs if s.kind == "loglikelihood"]
+    if not cfg.base_url or not needs:
+        return
+    if cfg.chat or not cfg.server_logprobs:
+        runnable = [s.name for s in specs if s.kind == "generate"]
+        raise ModelNotLoadable(
+            f"{', '.join(needs)} score answers by log-likelihood, which needs a completions server that returns "
+            "prompt logprobs (echo + logprobs: vLLM does, transformers serve does not); pass --server-logprobs "
+            f"--tokenizer FOLDER if yours does (not with --chat), or drop them. Runnable here: {', '.join(runnable) or 'none'}"
+        )

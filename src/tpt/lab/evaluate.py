@@ -1,0 +1,128 @@
+"""Accuracy of a checkpoint on held-out lab problems, by batched greedy generation.
+
+Each problem is asked two ways (the better is reported per model, so neither arm is judged by a
+format it never saw):
+
+  direct       "<question> The answer is"        -> the next few tokens are the answer
+  think-first  "<question><sep><think>"           -> the model writes steps, ends with "answer is X"
+
+Checkpoints are loaded exactly as `tpt train` saved them (an HF folder, via transformers).
+Why not lm-evaluation-harness here: see docs/lab.md ("Evaluation") — dozens of tiny checkpoints
+times two prompt formats would spend most of the 10-minute budget on per-invocation start-up.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from tpt.lab.families import TaskFamily
+from tpt.lab.families.base import ANSWER_PREFIX
+
+MODES = ("direct", "think")
+
+
+@dataclass
+class HeldOut:
+    """One held-out problem: which family, its difficulty, the problem dict."""
+
+    family: str
+    difficulty: int
+    problem: dict[str, Any]
+
+
+def prompts_for(family: TaskFamily, problem: dict, mode: str, think_separator: str, chat_prefix=None) -> str:
+    """The prompt text; ``chat_prefix(question)`` (SFT models) wraps the question as a user turn
+    and opens the assistant turn, whose reply starts with "<think>" or "The answer is"."""
+    question = family.question(problem)
+    if chat_prefix is not None:
+        return chat_prefix(question) + ("<think>" if mode == "think" else ANSWER_PREFIX)
+    if mode == "direct":
+        return f"{question} {ANSWER_PREFIX}"
+    return f"{question}{think_separator}<think>"
+
+
+def _generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int, stop_ids: list[int]) -> list[str]:
+    """Greedy completions of ``prompts`` (left-padded batches); special tokens kept for parsing."""
+    import torch
+
+    tokenizer.padding_side = "left"
+    out: list[str] = []
+    for i in range(0, len(prompts), batch_size):
+        batch = tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        with torch.inference_mode():
+            gen = model.generate(
+                **batch, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop_ids,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        new = gen[:, batch["input_ids"].shape[1] :]  # (batch, new_tokens)
+        out += tokenizer.batch_decode(new, skip_special_tokens=False)
+    return out
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    problems: Sequence[HeldOut],
+    families: dict[str, TaskFamily],
+    think_separator: str = " ",  # `tpt prepare`'s default template: "{text} <think> {thinking} </think>"
+    max_new_tokens_direct: int = 6,
+    max_new_tokens_think: int = 96,
+    batch_size: int = 256,
+    modes: Sequence[str] = MODES,
+    chat: bool = False,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """{mode: {"accuracy", "by_family": {fam: {"accuracy", "by_difficulty": {d: acc}}}}, "best": ...}."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).to(device).eval()
+    chat_prefix = None
+    if chat:
+        def chat_prefix(q: str) -> str:
+            return tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False)
+    stop_ids = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("</think>")]
+    result: dict[str, Any] = {}
+    for mode in modes:
+        prompts = [prompts_for(families[p.family], p.problem, mode, think_separator, chat_prefix) for p in problems]
+        budget = max_new_tokens_direct if mode == "direct" else max_new_tokens_think
+        completions = _generate(model, tokenizer, prompts, budget, batch_size, stop_ids)
+        correct = [families[p.family].check(p.problem, text.split("</think>")[0]) for p, text in zip(problems, completions)]
+        result[mode] = summarize(problems, correct)
+        result[mode]["examples"] = [
+            {"prompt": pr, "completion": c, "correct": ok} for pr, c, ok in list(zip(prompts, completions, correct))[:3]
+        ]
+    result["best"] = best_of(result, modes)
+    return result
+
+
+def summarize(problems: Sequence[HeldOut], correct: Sequence[bool]) -> dict[str, Any]:
+    """Accuracy overall, per family, and per (family, difficulty)."""
+    cells: dict[tuple[str, int], list[bool]] = defaultdict(list)
+    for p, ok in zip(problems, correct):
+        cells[(p.family, p.difficulty)].append(bool(ok))
+    by_family: dict[str, Any] = {}
+    for fam in sorted({f for f, _ in cells}):
+        hits = [ok for (f, _), oks in cells.items() if f == fam for ok in oks]
+        by_family[fam] = {
+            "accuracy": sum(hits) / len(hits),
+            "by_difficulty": {str(d): sum(oks) / len(oks) for (f, d), oks in sorted(cells.items()) if f == fam},
+        }
+    return {"accuracy": sum(map(bool, correct)) / max(len(correct), 1), "by_family": by_family}
+
+
+def best_of(result: dict[str, Any], modes: Sequence[str]) -> dict[str, Any]:
+    """Per family, the better prompt mode (chosen per family, reported with which it was)."""
+    families = result[modes[0]]["by_family"]
+    best: dict[str, Any] = {"by_family": {}}
+    for fam in families:
+        mode = max(modes, key=lambda m: result[m]["by_family"][fam]["accuracy"])
+        best["by_family"][fam] = dict(result[mode]["by_family"][fam], mode=mode)
+    accs = [v["accuracy"] for v in best["by_family"].values()]
+    best["accuracy"] = sum(accs) / max(len(accs), 1)  # macro average over families
+    return best

@@ -1,0 +1,97 @@
+"""The lab's programmatic expert: an augment backend (``tpt augment --backend lab-expert``).
+
+It reads each document's problem structure from its metadata (the lab corpus carries
+``family``, ``difficulty``, ``problem`` and ``world_seed`` as extra input fields, which the
+augment stage keeps in ``doc.meta``) and writes the family's step-by-step trajectory.  It is
+deterministic: sampling settings other than the thinking budget do not change what it writes.
+
+Tokens are counted with ``--tokenizer`` when given (an HF tokenizer folder), else as
+whitespace-separated words.  A trajectory over the thinking budget is cut and reported as
+``finish_reason="length"``, exactly as a model backend would.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tpt.augment.backends.base import GenRequest, GenResult, SamplingParams
+from tpt.lab.families import TaskFamily, load_family
+
+REQUIRED_META = ("family", "problem")
+
+
+class LabExpert:
+    name = "lab-expert"
+
+    def __init__(self, tokenizer_path: str | None = None):
+        self._families: dict[tuple[str, int], TaskFamily] = {}
+        self._tokenizer = None
+        if tokenizer_path:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+
+    # --- token accounting -------------------------------------------------------------------
+    def _pieces(self, text: str) -> list[Any]:
+        if self._tokenizer is not None:
+            return self._tokenizer.encode(text, add_special_tokens=False)
+        return text.split()
+
+    def _join(self, pieces: list[Any]) -> str:
+        if self._tokenizer is not None:
+            return self._tokenizer.decode(pieces)
+        return " ".join(pieces)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._pieces(text))
+
+    def truncate(self, text: str, max_tokens: int) -> tuple[str, int, bool]:
+        pieces = self._pieces(text)
+        if len(pieces) <= max_tokens:
+            return text, len(pieces), False
+        return self._join(pieces[:max_tokens]), len(pieces), True
+
+    # --- generation -------------------------------------------------------------------------
+    def family(self, name: str, seed: int) -> TaskFamily:
+        if (name, seed) not in self._families:
+            self._families[(name, seed)] = load_family(name, seed)
+        return self._families[(name, seed)]
+
+    def trajectory_for(self, request: GenRequest) -> str:
+        """The expert's steps for the request's document; ValueError says what is wrong."""
+        meta = request.doc.meta
+        missing = [k for k in REQUIRED_META if k not in meta]
+        if missing:
+            raise ValueError(f"document {request.doc.id}: lab-expert needs meta field(s) {missing} (a lab corpus row)")
+        family = self.family(str(meta["family"]), int(meta.get("world_seed", 0)))
+        problem = meta["problem"]
+        if not isinstance(problem, dict):
+            raise ValueError(f"document {request.doc.id}: meta field 'problem' must be an object, got {type(problem).__name__}")
+        if family.question(problem) not in request.doc.text:
+            raise ValueError(f"document {request.doc.id}: text does not state its problem ({family.name})")
+        return family.trajectory(problem)
+
+    def generate(self, requests: list[GenRequest], sampling: SamplingParams) -> list[GenResult]:
+        results = []
+        for request in requests:
+            try:
+                text = self.trajectory_for(request)
+            except Exception as e:  # one bad document never costs the batch
+                results.append(GenResult(error=f"{type(e).__name__}: {e}"))
+                continue
+            pieces = self._pieces(text)
+            finish = "stop"
+            if len(pieces) > sampling.max_tokens:
+                text, pieces, finish = self._join(pieces[: sampling.max_tokens]), pieces[: sampling.max_tokens], "length"
+            results.append(
+                GenResult(text=text, finish_reason=finish, prompt_tokens=self.count_tokens(request.prompt), completion_tokens=len(pieces))
+            )
+        return results
+
+    def close(self) -> None:
+        self._families.clear()
+
+
+def make_backend(config) -> LabExpert:
+    """Factory named in ``tpt.augment.backends.base.BACKENDS['lab-expert']``."""
+    return LabExpert(tokenizer_path=config.tokenizer_path())

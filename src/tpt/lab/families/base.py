@@ -1,0 +1,81 @@
+"""The task-family interface: what a lab family must provide.
+
+A family is one Python module exposing ``FAMILY``, an instance of a ``TaskFamily`` subclass.  It
+knows how to draw a problem at a difficulty level, write it as a natural-text document whose key
+token (the answer) needs several reasoning steps, write the expert's step-by-step trajectory,
+and check an answer.  Problems are plain JSON-able dicts: they travel through the augment stage
+as document metadata (``doc.meta["problem"]``), so the expert backend can rebuild the steps.
+
+Every document has the same shape, so one evaluation protocol serves all families::
+
+    <question>  The answer is <answer>.
+
+and every trajectory ends with ``So the answer is <answer>.`` (the think-first prompt reads it).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from abc import ABC, abstractmethod
+from typing import Any
+
+Problem = dict[str, Any]
+
+ANSWER_PREFIX = "The answer is"
+_ANSWER_RE = re.compile(r"answer is\s*(-?[A-Za-z0-9]+)")
+
+
+class TaskFamily(ABC):
+    """Subclass this in a module and expose an instance as ``FAMILY`` (see docs/lab.md)."""
+
+    name: str = ""  # registry key, also stored in every document's meta
+    kind: str = ""  # one line: what sort of reasoning it exercises
+    difficulties: tuple[int, ...] = (1, 2, 3)  # levels; trajectory length must grow with them
+
+    @abstractmethod
+    def sample(self, rng: random.Random, difficulty: int) -> Problem:
+        """A random problem of this difficulty (a JSON-able dict)."""
+
+    @abstractmethod
+    def question(self, problem: Problem) -> str:
+        """The problem in natural text, without its answer."""
+
+    @abstractmethod
+    def solve(self, problem: Problem) -> tuple[list[str], str]:
+        """(reasoning steps, answer): the expert's decomposition of the key token."""
+
+    def key(self, problem: Problem) -> str:
+        """Identity of a problem for held-out disjointness (default: its question text)."""
+        return self.question(problem)
+
+    def setup(self, seed: int) -> None:
+        """Build any shared world (e.g. a knowledge base) from the experiment seed."""
+
+    def background(self) -> list[str]:
+        """Extra training documents every arm sees (e.g. atomic facts); none by default."""
+        return []
+
+    # --- derived: the same for every family -------------------------------------------------
+    def answer(self, problem: Problem) -> str:
+        return self.solve(problem)[1]
+
+    def document(self, problem: Problem) -> str:
+        return f"{self.question(problem)} {ANSWER_PREFIX} {self.answer(problem)}."
+
+    def trajectory(self, problem: Problem) -> str:
+        steps, answer = self.solve(problem)
+        return " ".join(steps + [f"So the answer is {answer}."])
+
+    def check(self, problem: Problem, completion: str) -> bool:
+        """Does ``completion`` state the right answer (the last "answer is X" in it, or its first word)?"""
+        return extract_answer(completion) == self.answer(problem)
+
+
+def extract_answer(completion: str) -> str | None:
+    """The last "answer is X" in the text; else the first word (a direct prompt ends in "The answer is")."""
+    found = _ANSWER_RE.findall(completion)
+    if found:
+        return found[-1]
+    head = re.match(r"\s*(-?[A-Za-z0-9]+)", completion)
+    return head.group(1) if head else None

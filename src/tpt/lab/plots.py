@@ -1,0 +1,87 @@
+"""PNG figures of the lab report (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tpt.lab.report import ARM_STYLE
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _curve_grid(path: Path, curves: dict, keys: list[str], x: str, arms: list[str], xlabel: str) -> str:
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for arm in arms:
+            if arm not in curves:
+                continue
+            pts = curves[arm]
+            color, label = ARM_STYLE.get(arm, (None, arm))
+            xs, ys, sd = [p[x] for p in pts], [p[key]["mean"] for p in pts], [p[key]["std"] for p in pts]
+            ax.errorbar(xs, ys, yerr=sd, marker="o", color=color, label=label, capsize=2)
+        ax.set_title(key)
+        ax.set_xlabel(xlabel)
+        ax.set_xscale("log")
+        ax.set_ylim(-0.02, 1.02)
+    axes[0][0].set_ylabel("held-out accuracy")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return str(path)
+
+
+def _trajectory_lengths(path: Path, lengths: dict) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    for fam, table in lengths.items():
+        ax.plot([int(k) for k in table], list(table.values()), marker="o", label=fam)
+    ax.set_xlabel("difficulty")
+    ax.set_ylabel("mean thinking tokens")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return str(path)
+
+
+def _sft_bars(path: Path, results: dict, keys: list[str]) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(1.2 * len(keys) + 2, 3))
+    rows = [(f"{arm} (pre-trained)", results["curves"][arm][-1]) for arm in ("vanilla", "tpt")]
+    rows += [(f"{arm}+sft", row) for arm, row in results["sft"].items()]
+    width = 0.8 / len(rows)
+    for i, (label, row) in enumerate(rows):
+        ax.bar([k + i * width for k in range(len(keys))], [row[key]["mean"] for key in keys], width, label=label)
+    ax.set_xticks([k + 0.4 - width / 2 for k in range(len(keys))], keys, fontsize=7)
+    ax.set_ylabel("held-out accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return str(path)
+
+
+def write_plots(folder: Path, results: dict, families: list[str]) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = ["overall", *families]
+    curves = results["curves"]
+    paths = [
+        _curve_grid(folder / "accuracy_vs_tokens.png", curves, keys, "tokens", ["vanilla", "tpt"], "training tokens"),
+        _curve_grid(folder / "accuracy_vs_unique_docs.png", curves, keys, "unique_docs", ["vanilla", "tpt", "vanilla-pool"], "unique documents"),
+        _trajectory_lengths(folder / "trajectory_length_vs_difficulty.png", results["trajectory_lengths"]),
+    ]
+    if "vanilla-pool" in curves:
+        paths.append(_curve_grid(folder / "constrained_data.png", curves, keys, "tokens", ["vanilla-pool", "tpt"], "training tokens"))
+    if results["sft"]:
+        paths.append(_sft_bars(folder / "sft.png", results, keys))
+    return paths

@@ -1,0 +1,55 @@
+"""`tpt prepare`: a thin CLI over ``tpt.prepare.run.prepare`` (flags = PrepareConfig fields)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from tpt.config import parse
+from tpt.prepare.config import PrepareConfig, PrepareError
+
+EPILOG_EXAMPLE = (
+    "example: tpt prepare --source runs/aug1:tpt:1.0 --source raw.jsonl:vanilla:0.125 "
+    "--tokenizer tok/ --seq-len 2048 --tokens 50M --out data/tpt"
+)
+
+
+def merge_repeated(argv: list[str], flag: str) -> list[str]:
+    """``--source a --source b`` -> ``--source a b`` (the generated parser keeps only the last list)."""
+    values, rest, i = [], [], 0
+    while i < len(argv):
+        if argv[i] == flag:
+            i += 1
+            while i < len(argv) and not argv[i].startswith("--"):
+                values.append(argv[i])
+                i += 1
+        elif argv[i].startswith(flag + "="):
+            values.append(argv[i].split("=", 1)[1])
+            i += 1
+        else:
+            rest.append(argv[i])
+            i += 1
+    return rest + ([flag, *values] if values else [])
+
+
+def main(argv: list[str]) -> int:
+    cfg = parse(PrepareConfig, merge_repeated(list(argv), "--source"), "tpt prepare", (PrepareConfig.__doc__ or "") + "\n\n" + EPILOG_EXAMPLE)
+    # the Rust tokenizer's own thread pool; we never fork after using it
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    from tpt.prepare.run import prepare
+
+    try:
+        index = prepare(cfg)
+    except PrepareError as e:
+        print(f"tpt prepare: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary(index), indent=2))
+    return 0
+
+
+def summary(index: dict) -> dict:
+    keys = ("seq_len", "vocab_size", "train", "val", "packing", "rejected_rows", "seconds")
+    out = {k: index[k] for k in keys if k in index}
+    out["sources"] = [{k: s[k] for k in ("source", "tokens", "share", "unique_docs", "epochs_seen")} for s in index.get("sources", []) if isinstance(s, dict)]
+    return out

@@ -1,0 +1,110 @@
+"""Configuration of `tpt prepare`: the dataclass fields ARE the CLI flags.
+
+A source is written ``PATH:KIND[:WEIGHT]``:
+
+* ``PATH``   an augment run folder (``RUN/data/*.parquet``), or raw JSONL / Parquet files or a folder of them
+* ``KIND``   ``tpt`` (d + <think> t </think>, needs a run folder) or ``vanilla`` (d only)
+* ``WEIGHT`` a float: the source's relative share of the token budget (default 1.0), or
+             ``xN`` (e.g. ``x2``, ``x0.5``): exactly N passes (epochs) over the source, whatever the budget
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+from tpt.config import field
+
+KINDS = ("tpt", "vanilla")
+DEFAULT_TEMPLATE = "{text} <think> {thinking} </think>"
+
+
+class PrepareError(ValueError):
+    """A configuration, input or tokenizer problem found before any compute is spent."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    path: Path
+    kind: str  # "tpt" | "vanilla"
+    weight: Optional[float] = None  # share of the budget (relative), or
+    epochs: Optional[float] = None  # exact number of passes
+
+    @property
+    def name(self) -> str:
+        return f"{self.path}:{self.kind}"
+
+    def describe(self) -> str:
+        return f"{self.path}:{self.kind}:" + (f"x{self.epochs:g}" if self.epochs is not None else f"{self.weight:g}")
+
+
+def parse_source(spec: str) -> SourceSpec:
+    """``PATH:KIND[:WEIGHT|xEPOCHS]`` -> SourceSpec (PATH may itself contain ':')."""
+    parts = spec.rsplit(":", 2)
+    if len(parts) >= 2 and parts[-1] in KINDS:  # PATH:KIND
+        path, kind, amount = ":".join(parts[:-1]), parts[-1], "1"
+    elif len(parts) == 3 and parts[1] in KINDS:
+        path, kind, amount = parts
+    else:
+        raise PrepareError(f"--source {spec!r}: expected PATH:KIND[:WEIGHT], KIND one of {KINDS}, WEIGHT a float or xN epochs")
+    epochs = amount[1:] if amount.startswith("x") else None
+    try:
+        value = float(epochs if epochs is not None else amount)
+    except ValueError:
+        raise PrepareError(f"--source {spec!r}: {amount!r} is neither a weight (0.125) nor an epoch count (x2)") from None
+    if not value > 0:
+        raise PrepareError(f"--source {spec!r}: weight / epochs must be > 0")
+    if epochs is not None:
+        return SourceSpec(Path(path), kind, epochs=value)
+    return SourceSpec(Path(path), kind, weight=value)
+
+
+_SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
+
+
+def parse_count(text: Optional[str], flag: str = "--tokens") -> Optional[int]:
+    """'50M' -> 50_000_000; '1.5B', '2k', '1e6', '1000' work too; None stays None."""
+    if text is None or text == "":
+        return None
+    match = re.fullmatch(r"\s*([0-9.eE+]+)\s*([kKmMbBgGtT]?)\s*", str(text))
+    try:
+        value = float(match.group(1)) * _SUFFIXES[match.group(2).lower()] if match else None
+    except ValueError:
+        value = None
+    if value is None or value <= 0:
+        raise PrepareError(f"{flag} {text!r}: expected a positive count such as 50M, 1.5B, 2k or 1000")
+    return int(value)
+
+
+@dataclass
+class PrepareConfig:
+    """Thinking records / raw text -> packed, fixed-length token shards (see docs/prepare.md)."""
+
+    source: list[str] = field(
+        help="PATH:KIND[:WEIGHT] (repeatable). KIND tpt|vanilla; WEIGHT a budget share (default 1) or xN epochs. "
+        "With --sft: chat-format JSONL files (PATH only)"
+    )
+    tokenizer: str = field(help="a local HF tokenizer folder (or model folder), e.g. one from `tpt tokenizer train`")
+    out: Path = field(help="output folder (written atomically: a temp folder renamed at the end)")
+    seq_len: int = field(2048, help="tokens per packed sequence")
+    tokens: Optional[str] = field(
+        None, help="total training-token budget (50M, 1.5B, ...); default: the largest budget that repeats no weighted source"
+    )
+    pool_tokens: Optional[str] = field(
+        None, help="constrained-data setting: each source keeps only this many unique tokens, repeated to fill the budget"
+    )
+    val_sequences: int = field(8, help="held-out validation sequences, from documents never in train")
+    val_fraction: Optional[float] = field(None, help="instead of --val-sequences: this fraction of all unique tokens")
+    seed: int = field(0, help="seed of document order, epoch shuffles and the validation split")
+    template: str = field(DEFAULT_TEMPLATE, help="TPT sample template with {text} and {thinking}; EOS is added after each sample")
+    on_length: Literal["keep", "drop", "cut"] = field(
+        "keep", help="records with finish_reason=length: keep them, drop them, or cut the thinking at its last full sentence"
+    )
+    text_field: str = field("text", help="text column of raw JSONL / Parquet sources")
+    id_field: Optional[str] = field(None, help="id column of raw sources (default: 'id' when present, else a content hash)")
+    shard_tokens: str = field("128M", help="tokens per output shard file")
+    batch_docs: int = field(1024, help="documents per tokenizer batch")
+    sft: bool = field(False, help="SFT mode: --source files are chat JSONL (`messages`); rows are padded, with a loss mask")
+    overwrite: bool = field(False, help="replace --out if it exists")

@@ -1,0 +1,121 @@
+"""Samples -> token ids: vanilla = d + EOS; TPT = template(d, t) + EOS.
+
+The template's literal parts (``<think>``, separators) are encoded once, with special tokens
+recognised; the document and the thinking are encoded as *plain text* (``encode_special_tokens``),
+so a document that happens to contain "<think>" or "<|endoftext|>" cannot forge the format.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from tpt.prepare.config import PrepareError
+from tpt.prepare.sources import Sample
+from tpt.prepare.tokenizer import missing_special_tokens
+
+FIELDS = ("{text}", "{thinking}")
+_SPECIAL_LIKE = re.compile(r"<\|?/?[\w.-]+\|?>")
+# A sentence ends at . ! ? (or their CJK forms) followed by whitespace, a closing quote/bracket, or the end.
+_SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f][\"')\]]*(?=\s|$)")
+
+
+def template_special_tokens(template: str) -> list[str]:
+    return sorted(set(_SPECIAL_LIKE.findall(template)))
+
+
+def check_tokenizer(tokenizer, template: str, need_template: bool, where: str) -> None:
+    """Clear errors, before any compute, for a tokenizer that cannot express the format."""
+    if tokenizer.eos_token_id is None:
+        raise PrepareError(f"tokenizer {where}: has no eos_token (needed between samples)")
+    if not need_template:
+        return
+    for f in FIELDS:
+        if template.count(f) != 1:
+            raise PrepareError(f"--template {template!r}: must contain {f} exactly once")
+    missing = missing_special_tokens(tokenizer, template_special_tokens(template))
+    if missing:
+        raise PrepareError(
+            f"tokenizer {where}: lacks special token(s) {missing} used by --template {template!r} "
+            "(train one with `tpt tokenizer train`, or add them with tokenizer.add_special_tokens)"
+        )
+
+
+def cut_at_sentence(text: str) -> str:
+    """``text`` up to and including its last complete sentence ('' when it has none)."""
+    last = None
+    for last in _SENTENCE_END.finditer(text):
+        pass
+    return text[: last.end()] if last else ""
+
+
+@dataclass
+class LengthStats:
+    dropped: int = 0  # finish_reason=length records dropped (--on-length drop, or cut with no full sentence)
+    cut: int = 0  # finish_reason=length records cut at a sentence
+
+
+def apply_length_policy(sample: Sample, policy: str, stats: LengthStats) -> Sample | None:
+    if sample.thinking is None or sample.finish_reason != "length" or policy == "keep":
+        return sample
+    if policy == "cut":
+        thinking = cut_at_sentence(sample.thinking)
+        if thinking.strip():
+            stats.cut += 1
+            return Sample(sample.id, sample.text, thinking, sample.finish_reason)
+    stats.dropped += 1
+    return None
+
+
+class SampleEncoder:
+    """Encodes batches of samples into one flat id array plus per-sample lengths (EOS included)."""
+
+    def __init__(self, tokenizer, template: str, dtype: np.dtype = np.dtype(np.uint32)):
+        from tokenizers import Tokenizer
+
+        self.dtype = np.dtype(dtype)
+        self.eos_id = int(tokenizer.eos_token_id)
+        backend = tokenizer.backend_tokenizer
+        self._plain = Tokenizer.from_str(backend.to_str())  # a copy: the caller's tokenizer is left as it was
+        self._plain.encode_special_tokens = True
+        self._encode = getattr(self._plain, "encode_batch_fast", self._plain.encode_batch)  # fast = no offsets
+        # template -> [literal ids | "{text}" | "{thinking}"], literals encoded once with specials recognised
+        self._parts: list = []
+        for piece in re.split(r"(\{text\}|\{thinking\})", template):
+            if piece in FIELDS:
+                self._parts.append(piece)
+            elif piece:
+                self._parts.append(backend.encode(piece, add_special_tokens=False).ids)
+
+    def encode(self, samples: list[Sample]) -> tuple[np.ndarray, np.ndarray]:
+        """-> (ids (sum of lengths,) self.dtype, lengths (len(samples),) int64)."""
+        return self.assemble(samples, self.encode_texts(samples))
+
+    def encode_texts(self, samples: list[Sample]) -> list:
+        """The Rust part (releases the GIL): one encoding per document and per thinking."""
+        texts: list[str] = []
+        for s in samples:
+            texts.append(s.text)
+            if s.thinking is not None:
+                texts.append(s.thinking)
+        return self._encode(texts, add_special_tokens=False)
+
+    def assemble(self, samples: list[Sample], encodings: list) -> tuple[np.ndarray, np.ndarray]:
+        """The Python part: template literals + encodings + EOS, flattened."""
+        encoded = iter(encodings)
+        flat: list[int] = []
+        lengths = np.empty(len(samples), dtype=np.int64)
+        for i, s in enumerate(samples):
+            start = len(flat)
+            text_ids = next(encoded).ids
+            if s.thinking is None:
+                flat.extend(text_ids)
+            else:
+                thinking_ids = next(encoded).ids
+                for part in self._parts:
+                    flat.extend(text_ids if part == "{text}" else thinking_ids if part == "{thinking}" else part)
+            flat.append(self.eos_id)
+            lengths[i] = len(flat) - start
+        return np.array(flat, dtype=self.dtype), lengths

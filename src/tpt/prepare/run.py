@@ -1,0 +1,189 @@
+"""`prepare(cfg)`: sources -> tokenize once (pass 1) -> plan -> mix, pack and write (pass 2).
+
+Everything that can be checked without compute (sources, shards, tokenizer, template, flags)
+is checked first; the output is written in a temp folder renamed into place at the very end,
+so an interrupted run never leaves a folder that looks done.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from tpt.config import to_dict
+from tpt.io.readers import Rejection
+from tpt.prepare.cache import SourceCache, tokenize_source
+from tpt.prepare.config import PrepareConfig, PrepareError, SourceSpec, parse_count, parse_source
+from tpt.prepare.formatting import SampleEncoder, check_tokenizer
+from tpt.prepare.mixing import Mixer, assign_targets, is_val, training_pool, val_threshold
+from tpt.prepare.packed import token_dtype, write_index
+from tpt.prepare.sources import check_source
+from tpt.prepare.tokenizer import load_tokenizer
+from tpt.prepare.writer import SplitWriter, atomic_folder
+from tpt.records import REJECTED_SCHEMA
+
+
+def prepare(cfg: PrepareConfig) -> dict:
+    """Run `tpt prepare`; returns the manifest (also written to ``cfg.out/index.json``)."""
+    if cfg.sft:
+        from tpt.prepare.sft import prepare_sft
+
+        out = prepare_sft(cfg.source, cfg.tokenizer, cfg.seq_len, cfg.out, val_sequences=cfg.val_sequences, seed=cfg.seed, overwrite=cfg.overwrite)
+        return json.loads((out / "index.json").read_text())
+    specs, budget, cap, shard_tokens = _check_config(cfg)
+    tokenizer = _load_checked_tokenizer(cfg.tokenizer, cfg.template, need_template=any(s.kind == "tpt" for s in specs))
+    started = time.perf_counter()
+    with atomic_folder(Path(cfg.out), cfg.overwrite) as tmp:
+        rejected: list[Rejection] = []
+        caches = _tokenize_all(cfg, specs, SampleEncoder(tokenizer, cfg.template, token_dtype(len(tokenizer))), tmp, rejected)
+        val_rows, threshold = _plan_validation(cfg, caches)
+        pools = [training_pool(c, i, threshold, cfg.seed, cap) for i, c in enumerate(caches)]
+        pool_tokens = [int(c.lengths[p].sum()) for c, p in zip(caches, pools)]
+        targets, rows = assign_targets(specs, pool_tokens, budget, cfg.seq_len)
+        writer = dict(seq_len=cfg.seq_len, dtype=token_dtype(len(tokenizer)), shard_rows=max(1, shard_tokens // cfg.seq_len))
+        mixer = Mixer(caches, pools, targets, cfg.seed)
+        train = _pack(SplitWriter(tmp, "train", rows=rows, **writer), mixer, len(specs))
+        val = _pack_validation(tmp, caches, threshold, val_rows, cfg.seed, writer)
+        _write_rejected(tmp / "rejected.parquet", rejected)
+        shutil.rmtree(tmp / "_cache")
+        manifest = _manifest(cfg, tokenizer, specs, caches, pools, targets, mixer, train, val, rejected)
+        manifest["seconds"] = round(time.perf_counter() - started, 3)
+        splits = {"train": train["shards"], **({"val": val["shards"]} if val else {})}
+        write_index(tmp, seq_len=cfg.seq_len, vocab_size=len(tokenizer), eos_id=int(tokenizer.eos_token_id), splits=splits, **manifest)
+    return json.loads((Path(cfg.out) / "index.json").read_text())
+
+
+def _tokenize_all(cfg: PrepareConfig, specs: list[SourceSpec], encoder: SampleEncoder, tmp: Path, rejected: list) -> list[SourceCache]:
+    """Pass 1: every source through the tokenizer once, into ``tmp/_cache``."""
+    (tmp / "_cache").mkdir()
+    options = dict(seed=cfg.seed, on_length=cfg.on_length, batch_docs=cfg.batch_docs, text_field=cfg.text_field, id_field=cfg.id_field)
+    return [tokenize_source(s, encoder, tmp / "_cache" / f"source-{i}.bin", rejected, **options) for i, s in enumerate(specs)]
+
+
+def _check_config(cfg: PrepareConfig) -> tuple[list[SourceSpec], Optional[int], Optional[int], int]:
+    if not cfg.source:
+        raise PrepareError("no --source given")
+    specs = [parse_source(s) for s in cfg.source]
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise PrepareError(f"--source: the same PATH:KIND is listed twice ({names})")
+    if cfg.seq_len < 2:
+        raise PrepareError(f"--seq-len {cfg.seq_len}: must be >= 2 (a row gives seq_len - 1 targets)")
+    if cfg.val_sequences < 0 or (cfg.val_fraction is not None and not 0 < cfg.val_fraction < 1):
+        raise PrepareError("--val-sequences must be >= 0 and --val-fraction in (0, 1)")
+    if cfg.on_length not in ("keep", "drop", "cut"):
+        raise PrepareError(f"--on-length {cfg.on_length!r}: expected keep, drop or cut")
+    if Path(cfg.out).exists() and not cfg.overwrite:
+        raise PrepareError(f"--out {cfg.out}: already exists (pass --overwrite to replace it)")
+    for spec in specs:
+        check_source(spec, cfg.text_field)
+    budget = parse_count(cfg.tokens, "--tokens")
+    cap = parse_count(cfg.pool_tokens, "--pool-tokens")
+    return specs, budget, cap, parse_count(cfg.shard_tokens, "--shard-tokens")
+
+
+def _load_checked_tokenizer(path: str, template: str, need_template: bool):
+    try:
+        tokenizer = load_tokenizer(path)
+    except ValueError as e:
+        raise PrepareError(str(e)) from e
+    check_tokenizer(tokenizer, template, need_template, path)
+    return tokenizer
+
+
+def _plan_validation(cfg: PrepareConfig, caches: list[SourceCache]) -> tuple[int, Optional[int]]:
+    """-> (validation rows, split-key threshold) -- documents with key <= threshold are held out."""
+    if cfg.val_fraction is not None:
+        rows = int(cfg.val_fraction * sum(int(c.lengths.sum()) for c in caches) // cfg.seq_len)
+        if rows < 1:
+            raise PrepareError(f"--val-fraction {cfg.val_fraction}: less than one --seq-len {cfg.seq_len} sequence of data")
+    else:
+        rows = cfg.val_sequences
+    return rows, val_threshold(caches, rows * cfg.seq_len)
+
+
+def _pack(writer: SplitWriter, mixer: Mixer, num_sources: int) -> dict:
+    """Fill ``writer`` from ``mixer``; per-source tokens count only what landed in rows."""
+    tokens = [0] * num_sources
+    cut = 0
+    with tqdm(total=writer.remaining, desc=f"pack {writer.split}", unit=" tok", unit_scale=True, leave=False) as bar:
+        for i, ids in mixer:
+            taken = writer.add(ids)
+            tokens[i] += taken
+            bar.update(taken)
+            if writer.full:
+                cut = len(ids) - taken
+                break
+    return {
+        "shards": writer.close(),
+        "sequences": writer.rows,
+        "tokens": writer.written,
+        "tokens_per_source": tokens,
+        "docs": writer.docs,
+        "docs_across_rows": writer.docs_across_rows,
+        "last_doc_tokens_cut": cut,
+    }
+
+
+def _pack_validation(tmp: Path, caches: list[SourceCache], threshold: Optional[int], rows: int, seed: int, writer: dict) -> Optional[dict]:
+    """Validation rows from the held-out documents of all sources, interleaved by size, one pass."""
+    if not rows:
+        return None
+    held = [np.flatnonzero(is_val(c, threshold)) for c in caches]
+    use = [i for i, docs in enumerate(held) if len(docs)]  # sources with held-out documents
+    mixer = Mixer([caches[i] for i in use], [held[i] for i in use], [float(caches[i].lengths[held[i]].sum()) for i in use], seed)
+    packed = _pack(SplitWriter(tmp, "val", rows=rows, **writer), mixer, len(use))
+    per_source = [0] * len(caches)
+    for j, i in enumerate(use):
+        per_source[i] = packed["tokens_per_source"][j]
+    packed["tokens_per_source"] = per_source
+    packed["docs_per_source"] = [len(h) for h in held]
+    return packed
+
+
+def _write_rejected(path: Path, rejected: list[Rejection]) -> None:
+    table = pa.Table.from_pylist([r.to_row() for r in rejected], schema=REJECTED_SCHEMA)
+    pq.write_table(table, path, compression="zstd")
+
+
+def _manifest(cfg, tokenizer, specs, caches, pools, targets, mixer, train, val, rejected) -> dict:
+    sources = []
+    pool_tokens = [mixer.progress[i].pool_tokens for i in range(len(specs))]
+    for i, (spec, cache) in enumerate(zip(specs, caches)):
+        written = train["tokens_per_source"][i]
+        sources.append({
+            "source": spec.describe(), "path": str(spec.path), "kind": spec.kind, "weight": spec.weight, "epochs": spec.epochs,
+            "docs_read": cache.num_docs, "docs_tokens": int(cache.offsets[-1]), "rejected_rows": cache.rejected,
+            "length_dropped": cache.length.dropped, "length_cut": cache.length.cut,
+            "val_docs": val["docs_per_source"][i] if val else 0, "val_tokens": val["tokens_per_source"][i] if val else 0,
+            "pool_docs": len(pools[i]), "pool_tokens": pool_tokens[i], "target_tokens": round(targets[i], 1),
+            "tokens": written, "share": round(written / train["tokens"], 6),
+            "unique_docs": mixer.unique_docs(i), "epochs_seen": round(written / pool_tokens[i], 6),
+        })  # fmt: skip
+    slots = train["sequences"] * cfg.seq_len
+    return {
+        "tokenizer": str(Path(cfg.tokenizer).resolve()),
+        "pad_id": tokenizer.pad_token_id,
+        "template": cfg.template,
+        "seed": cfg.seed,
+        "sources": sources,
+        "packing": {
+            "efficiency": train["tokens"] / slots,  # real tokens / row slots: 1.0, rows are never padded
+            "padding_tokens": slots - train["tokens"],
+            "docs": train["docs"],
+            "docs_across_rows": train["docs_across_rows"],
+            "last_doc_tokens_cut": train["last_doc_tokens_cut"],
+        },
+        "train": {"sequences": train["sequences"], "tokens": train["tokens"]},
+        "val": {"sequences": val["sequences"], "tokens": val["tokens"]} if val else {"sequences": 0, "tokens": 0},
+        "rejected_rows": len(rejected),
+        "config": to_dict(cfg),
+    }

@@ -1,0 +1,139 @@
+"""Read a source as batches of samples (id, text, thinking, finish_reason), setting bad rows aside.
+
+An augment run folder is read with ``tpt.io.runs``; raw JSONL / Parquet corpora with
+``tpt.io.readers``.  Every row that cannot become a sample becomes a ``Rejection`` (file, line,
+field, reason) in the caller's list: nothing is dropped without a row saying why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import pyarrow.parquet as pq
+
+from tpt.io import readers, runs
+from tpt.io.readers import Rejection
+from tpt.prepare.config import PrepareError, SourceSpec
+
+RUN_COLUMNS = ["id", "text", "thinking", "finish_reason"]
+
+
+@dataclass
+class Sample:
+    id: str
+    text: str
+    thinking: Optional[str] = None  # None for vanilla samples
+    finish_reason: Optional[str] = None
+
+
+def is_run_folder(path: Path) -> bool:
+    return path.is_dir() and (path / "data").is_dir()
+
+
+def check_source(spec: SourceSpec, text_field: str = "text") -> list[Path]:
+    """Fail fast (before any tokenization) on a missing path or a corrupt / incomplete shard."""
+    if not spec.path.exists():
+        raise PrepareError(f"source {spec.describe()}: {spec.path} does not exist")
+    if is_run_folder(spec.path):
+        files, needed = runs.data_files(spec.path), RUN_COLUMNS
+        if not files:
+            raise PrepareError(f"source {spec.describe()}: {spec.path / 'data'} holds no .parquet shards")
+    elif spec.kind == "tpt":
+        raise PrepareError(f"source {spec.describe()}: kind 'tpt' needs an augment run folder (with data/*.parquet)")
+    else:
+        try:
+            files = readers.resolve_inputs([str(spec.path)])
+        except FileNotFoundError as e:
+            raise PrepareError(f"source {spec.describe()}: {e}") from e
+        needed = [text_field]
+    for path in files:
+        if path.name.endswith(".parquet"):
+            _check_parquet(path, needed)
+    return files
+
+
+def _check_parquet(path: Path, columns: list[str]) -> None:
+    try:
+        names = pq.ParquetFile(path).schema_arrow.names
+    except Exception as e:  # pyarrow raises several types for truncated / garbage files
+        raise PrepareError(f"{path}: corrupt or unreadable Parquet shard ({e})") from e
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise PrepareError(f"{path}: missing column(s) {missing} (has {names})")
+
+
+def iter_sample_batches(
+    spec: SourceSpec,
+    rejected: list[Rejection],
+    batch_size: int = 1024,
+    text_field: str = "text",
+    id_field: Optional[str] = None,
+) -> Iterator[list[Sample]]:
+    """Batches of valid samples of one source; bad rows are appended to ``rejected``."""
+    if is_run_folder(spec.path):
+        rows = _run_samples(spec, rejected)
+    else:
+        rows = _raw_samples(spec, rejected, text_field, id_field)
+    batch: list[Sample] = []
+    for sample in rows:
+        batch.append(sample)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _run_samples(spec: SourceSpec, rejected: list[Rejection]) -> Iterator[Sample]:
+    """Thinking records; for a vanilla source each document once (a run may hold several samples)."""
+    tpt = spec.kind == "tpt"
+    seen: set[str] = set()
+    for path in runs.data_files(spec.path):
+        line = 0
+        for cols in _column_batches(path):
+            for doc_id, text, thinking, reason in zip(cols["id"], cols["text"], cols["thinking"], cols["finish_reason"]):
+                line += 1
+                problem = _record_problem(doc_id, text, thinking, tpt)
+                if problem:
+                    rejected.append(Rejection(str(path), line, problem[0], problem[1], str(doc_id)))
+                elif tpt:
+                    yield Sample(doc_id, text, thinking, reason)
+                elif doc_id not in seen:
+                    seen.add(doc_id)
+                    yield Sample(doc_id, text)
+
+
+def _column_batches(path: Path) -> Iterator[dict]:
+    """A run shard's columns in batches; a shard that breaks mid-read is an error naming the file."""
+    batches = pq.ParquetFile(path).iter_batches(batch_size=4096, columns=RUN_COLUMNS)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as e:  # pyarrow raises several types for a corrupt page
+            raise PrepareError(f"{path}: corrupt Parquet shard ({e})") from e
+        yield batch.to_pydict()
+
+
+def _record_problem(doc_id, text, thinking, tpt: bool) -> Optional[tuple[str, str]]:
+    """(field, reason) when a thinking record cannot become a sample, else None."""
+    if doc_id is None or doc_id == "":
+        return "id", "missing id"
+    if not isinstance(text, str) or not text.strip():
+        return "text", "missing or empty text"
+    if tpt and (not isinstance(thinking, str) or not thinking.strip()):
+        return "thinking", "missing or empty thinking"
+    return None
+
+
+def _raw_samples(spec: SourceSpec, rejected: list[Rejection], text_field: str, id_field: Optional[str]) -> Iterator[Sample]:
+    files = readers.resolve_inputs([str(spec.path)])
+    for raw in readers.iter_raw_rows(files):
+        doc = readers.parse_row(raw, text_field, id_field)
+        if isinstance(doc, Rejection):
+            rejected.append(doc)
+        else:
+            yield Sample(doc.id, doc.text)

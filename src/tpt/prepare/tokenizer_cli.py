@@ -1,0 +1,72 @@
+"""`tpt tokenizer train INPUT... --vocab-size N --out DIR`: byte-level BPE with TPT's special tokens.
+
+INPUTs are augment run folders (documents and thinking trajectories are both used, so the
+vocabulary covers both) or raw JSONL / Parquet files or folders (their text field).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Iterator, Optional
+
+from tpt.config import add_dataclass_arguments, field, from_namespace
+
+
+@dataclass
+class TokenizerTrainConfig:
+    """Train a byte-level BPE tokenizer (special tokens <|endoftext|> <|pad|> <think> </think> <|im_start|> <|im_end|>)."""
+
+    inputs: list[str] = field(help="augment run folders, or raw JSONL / Parquet files or folders", positional=True)
+    out: Path = field(help="output tokenizer folder (an HF tokenizer: AutoTokenizer.from_pretrained loads it)")
+    vocab_size: int = field(8192, help="vocabulary size, special tokens included")
+    min_frequency: int = field(2, help="minimum pair frequency for a merge")
+    max_texts: Optional[int] = field(None, help="train on at most this many texts (documents + trajectories)")
+    text_field: str = field("text", help="text column of raw sources")
+
+
+def iter_training_texts(cfg: TokenizerTrainConfig, rejected: list) -> Iterator[str]:
+    from tpt.prepare.config import parse_source
+    from tpt.prepare.sources import check_source, is_run_folder, iter_sample_batches
+
+    for item in cfg.inputs:
+        kind = "tpt" if is_run_folder(Path(item)) else "vanilla"
+        spec = parse_source(f"{item}:{kind}")
+        check_source(spec, cfg.text_field)
+        for batch in iter_sample_batches(spec, rejected, text_field=cfg.text_field):
+            for sample in batch:
+                yield sample.text
+                if sample.thinking:
+                    yield sample.thinking
+
+
+def train(cfg: TokenizerTrainConfig) -> tuple[Path, int]:
+    """-> (tokenizer folder, number of rejected input rows)."""
+    from tpt.prepare.tokenizer import train_tokenizer
+
+    rejected: list = []
+    texts = iter_training_texts(cfg, rejected)
+    out = train_tokenizer(islice(texts, cfg.max_texts) if cfg.max_texts else texts, cfg.out, cfg.vocab_size, cfg.min_frequency)
+    return out, len(rejected)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tpt tokenizer", description="tokenizers for TPT")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train_parser = sub.add_parser("train", help=TokenizerTrainConfig.__doc__, description=TokenizerTrainConfig.__doc__)
+    add_dataclass_arguments(train_parser, TokenizerTrainConfig)
+    ns = parser.parse_args(argv)
+    cfg = from_namespace(TokenizerTrainConfig, ns)
+    from tpt.prepare.config import PrepareError
+
+    try:
+        out, rejected = train(cfg)
+    except PrepareError as e:
+        print(f"tpt tokenizer train: error: {e}", file=sys.stderr)
+        return 2
+    note = f" ({rejected} unreadable input rows skipped)" if rejected else ""
+    print(f"tokenizer written to {out}{note}")
+    return 0

@@ -1,0 +1,123 @@
+"""Everything that can be wrong with the inputs, found before any compute is spent.
+
+Data (missing / corrupt shards, SFT data without masks), the tokenizer the data was made with
+(special tokens), and the fit between data and model (vocabulary, sequence length, tokenizer
+of an --init checkpoint).  Each failure is a TrainInputError naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tpt.prepare.packed import PackedDataset
+from tpt.prepare.tokenizer import EOS, IM_END, IM_START, THINK_CLOSE, THINK_OPEN, missing_special_tokens
+
+from .data import max_token_id
+
+
+class TrainInputError(ValueError):
+    """Bad data, tokenizer, model or config: reported before training starts."""
+
+
+def open_split(root: Path, split: str, required: bool) -> PackedDataset | None:
+    """PackedDataset over ``split``, with packed.py's errors re-raised as TrainInputError."""
+    try:
+        return PackedDataset(root, split)
+    except KeyError as e:
+        if not required:
+            return None
+        raise TrainInputError(f"--data {root}: {e.args[0]}") from None
+    except (FileNotFoundError, ValueError) as e:
+        raise TrainInputError(f"--data {root}: {e}") from None
+
+
+def check_sft_masks(ds: PackedDataset) -> None:
+    without = [s.name for s in ds.shards if not s.has_mask]
+    if without:
+        raise TrainInputError(
+            f"--mode sft: {ds.root}/index.json: shards {', '.join(without)} have no loss mask (has_mask=false); "
+            "prepare SFT data with `tpt prepare --sft` or pass a chat JSONL"
+        )
+
+
+def tokenizer_dir(ds: PackedDataset) -> Path:
+    """The tokenizer folder named by index.json's ``tokenizer`` field (absolute or relative to the data)."""
+    value = ds.index.get("tokenizer")
+    if isinstance(value, dict):  # tolerate {"path": ...}
+        value = value.get("path")
+    if not value:
+        raise TrainInputError(f"{ds.root}/index.json: field 'tokenizer' is missing (the tokenizer folder the data was made with)")
+    path = Path(value)
+    if not path.is_absolute() and not path.exists():
+        path = ds.root / path
+    if not path.is_dir():
+        raise TrainInputError(f"{ds.root}/index.json: field 'tokenizer' = {value!r}: no such folder")
+    return path
+
+
+def data_has_thinking(index: dict) -> bool:
+    """True when index.json lists a TPT source (d <think> t </think>), as `tpt prepare` records it."""
+    for source in index.get("sources", []) or []:
+        kind = source.get("kind") if isinstance(source, dict) else str(source).rsplit(":", 2)
+        if kind == "tpt" or (isinstance(kind, list) and "tpt" in kind[1:]):
+            return True
+    return False
+
+
+def load_tokenizer(path: Path):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except Exception as e:  # transformers raises many types for a broken folder
+        raise TrainInputError(f"tokenizer {path}: cannot be loaded ({type(e).__name__}: {e})") from None
+
+
+def check_tokenizer(tok, path: Path, index: dict, mode: str) -> None:
+    """The tokenizer has the EOS the data was packed with, and the special tokens the mode needs."""
+    eos_id = index.get("eos_id")
+    if eos_id is not None and tok.convert_tokens_to_ids(EOS) != eos_id and tok.eos_token_id != eos_id:
+        raise TrainInputError(f"tokenizer {path}: EOS id {tok.eos_token_id} differs from index.json field eos_id={eos_id}")
+    needed = [IM_START, IM_END] if mode == "sft" else ([THINK_OPEN, THINK_CLOSE] if data_has_thinking(index) else [])
+    missing = missing_special_tokens(tok, needed) if needed else []
+    if missing:
+        raise TrainInputError(f"tokenizer {path}: lacks special tokens {missing} needed for {mode} data (each must be one token)")
+
+
+def check_model_fits(config, train: PackedDataset, source: str) -> None:
+    """The model's embedding covers every token id of the data; its positions cover seq_len."""
+    vocab = int(config.vocab_size)
+    if int(train.index["vocab_size"]) > vocab:
+        raise TrainInputError(
+            f"{source}: vocab_size={vocab} is smaller than the data's ({train.root}/index.json vocab_size={train.index['vocab_size']})"
+        )
+    highest = max_token_id(train)
+    if highest >= vocab:
+        raise TrainInputError(f"{train.root}: token id {highest} is outside the model's vocabulary ({source}: vocab_size={vocab})")
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is not None and train.seq_len > int(positions):
+        raise TrainInputError(f"{source}: max_position_embeddings={positions} < the data's seq_len={train.seq_len}")
+
+
+def check_init_tokenizer(init: Path, data_tok, data_tok_path: Path) -> None:
+    """An --init checkpoint with its own tokenizer must use the data's tokenizer (same vocabulary)."""
+    has_tokenizer = any((init / name).exists() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json"))
+    if not has_tokenizer:
+        return
+    init_tok = load_tokenizer(init)
+    if init_tok.get_vocab() != data_tok.get_vocab():
+        diff = len(set(init_tok.get_vocab().items()) ^ set(data_tok.get_vocab().items()))
+        raise TrainInputError(
+            f"--init {init}: its tokenizer differs from the data's ({data_tok_path}): {diff} vocabulary entries differ; "
+            "prepare the data with the checkpoint's tokenizer"
+        )
+
+
+def check_init_folder(init: Path) -> None:
+    if not (init / "config.json").exists():
+        raise TrainInputError(f"--init {init}: no config.json (expected a local HF save_pretrained folder)")
+    try:
+        json.loads((init / "config.json").read_text())
+    except json.JSONDecodeError as e:
+        raise TrainInputError(f"--init {init}/config.json line {e.lineno}: not valid JSON ({e.msg})") from None

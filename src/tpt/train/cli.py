@@ -1,0 +1,35 @@
+"""`tpt train`: a thin CLI over tpt.train.loop.train (see docs/train.md)."""
+
+from __future__ import annotations
+
+import sys
+
+from tpt.config import parse
+
+from .config import TrainConfig
+
+EPILOG_EXAMPLES = """
+examples:
+  tpt train --data data/tpt --model-preset 20m --tokens 50M --out ckpt/tpt          # from scratch
+  tpt train --data data/tpt --init path/to/hf-checkpoint --out ckpt/mid             # mid-training
+  tpt train --mode sft --data sft.jsonl --init ckpt/mid --out ckpt/sft              # SFT
+  torchrun --nproc-per-node 2 -m tpt train ...                                      # data-parallel
+"""
+
+
+def main(argv: list[str]) -> int:
+    cfg = parse(TrainConfig, argv, prog="tpt train", description=(TrainConfig.__doc__ or "") + EPILOG_EXAMPLES)
+    from .checks import TrainInputError
+    from .loop import TrainingDiverged, train
+
+    try:
+        result = train(cfg)
+    except TrainInputError as e:
+        print(f"tpt train: error: {e}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as e:
+        print(f"tpt train: diverged: {e}", file=sys.stderr)
+        return 1
+    val = f", val loss {result.val_loss:.4f}" if result.val_loss is not None else ""
+    print(f"tpt train: done: {result.steps} steps, {result.tokens_seen:,} tokens{val}; model at {result.checkpoint}")
+    return 0

@@ -1,0 +1,94 @@
+"""`tpt train` configuration: the dataclass whose fields are the CLI, and token-count parsing."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+from tpt.config import field
+
+_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
+
+
+def parse_count(value: str | int | float, what: str = "count") -> int:
+    """'50M' -> 50_000_000, '1.5B' -> 1_500_000_000, '2048' -> 2048 (also plain ints)."""
+    if isinstance(value, (int, float)):
+        return int(value)
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmbgtKMBGT]?)\s*", str(value))
+    if not match:
+        raise ValueError(f"{what}: cannot read {value!r} as a count (examples: 2048, 500K, 50M, 1.5B)")
+    return int(round(float(match.group(1)) * _SUFFIX[match.group(2).lower()]))
+
+
+def parse_counts(values: list[str] | str | None, what: str) -> list[int]:
+    """A list of counts given as separate items and/or comma-separated: ['1M,2M', '5M']."""
+    if values is None:
+        return []
+    items = [values] if isinstance(values, (str, int, float)) else list(values)
+    out: list[int] = []
+    for item in items:
+        parts = str(item).split(",") if isinstance(item, str) else [item]
+        out += [parse_count(p, what) for p in parts if str(p).strip()]
+    return sorted(set(out))
+
+
+def format_count(n: int) -> str:
+    """1_000_000 -> '1M', 2_500_000 -> '2.5M', 1234 -> '1234' (for checkpoint folder names)."""
+    for suffix, scale in (("B", 10**9), ("M", 10**6), ("K", 10**3)):
+        if n >= scale and (n * 1000) % scale == 0:
+            text = f"{n / scale:.3f}".rstrip("0").rstrip(".")
+            return text + suffix
+    return str(n)
+
+
+@dataclass
+class TrainConfig:
+    """Train a causal LM on packed token shards: from scratch, mid-training an HF checkpoint, or SFT.
+
+    Checkpoints are HF save_pretrained folders (transformers / lm-eval / vLLM load them unchanged);
+    an interrupted run resumes exactly from OUT/state when started again with the same command.
+    """
+
+    data: Path = field(help="prepared folder (tpt prepare); for --mode sft also a chat JSONL")
+    out: Path = field(help="output folder: final model at the top, OUT/state for resume, OUT/tokens-* snapshots")
+    mode: Literal["pretrain", "sft"] = field("pretrain", help="pretrain: loss on all tokens; sft: loss on mask==1 (assistant) tokens only")
+    model_preset: str = field("", help="model size preset (see docs/train.md: 0.5m, 1m, 5m, 20m, 50m, 150m, 400m, 1b); ignored with --init")
+    model_config: Optional[Path] = field(None, help="a transformers config.json to build the model from (instead of a preset)")
+    init: Optional[Path] = field(None, help="mid-training / SFT: start from this local HF causal-LM folder")
+    tokens: str = field("", help="training token budget, e.g. 50M (default: --epochs over the data)")
+    epochs: float = field(1.0, help="passes over the data when --tokens is not given")
+    seq_len: int = field(2048, help="sequence length for SFT data built from a JSONL (prepared folders carry their own)")
+    batch_tokens: str = field("256K", help="global batch in tokens per optimizer step (rounded to whole sequences)")
+    micro_batch: int = field(8, help="sequences per forward pass per process; gradient accumulation fills the global batch")
+    lr: float = field(3e-4, help="peak learning rate (AdamW)")
+    min_lr_ratio: float = field(0.1, help="cosine decays to lr * this")
+    warmup: float = field(0.01, help="linear warmup: a fraction of all steps if < 1, else a number of steps")
+    weight_decay: float = field(0.1, help="AdamW weight decay (not applied to norms and biases)")
+    beta1: float = field(0.9, help="AdamW beta1")
+    beta2: float = field(0.95, help="AdamW beta2")
+    grad_clip: float = field(1.0, help="clip the global gradient norm to this (0 = off)")
+    seed: int = field(0, help="seed for model init and data order")
+    precision: Literal["auto", "fp32", "bf16"] = field("auto", help="auto: bf16 autocast on GPU, fp32 on CPU")
+    compile: bool = field(False, help="torch.compile the model (helps on GPU; not on CPU)")
+    threads: int = field(0, help="CPU threads per process (0 = torch's default); 1 is fastest on a busy machine")
+    device: Literal["auto", "cpu", "cuda"] = field("auto", help="where to train")
+    parallel: Literal["auto", "ddp", "fsdp"] = field("auto", help="under torchrun: auto = FSDP2 on GPU, DDP on CPU")
+    eval_every: int = field(200, help="validation loss every N steps (0 = only at the end)")
+    eval_sequences: int = field(256, help="held-out sequences for validation loss")
+    save_every: int = field(500, help="write the resumable state OUT/state every N steps (0 = only at the end)")
+    save_at: list[str] = field(default_factory=list, help="also save HF snapshots OUT/tokens-<N> at these token counts, e.g. 1M,2M,5M")
+    log_every: int = field(10, help="metrics line every N steps")
+    progress: bool = field(True, help="progress bar with tokens/s")
+    resume: bool = field(True, help="resume from OUT/state when it exists (--no-resume refuses a non-empty OUT)")
+
+    def token_budget(self) -> int | None:
+        return parse_count(self.tokens, "--tokens") if str(self.tokens).strip() else None
+
+    def save_at_tokens(self) -> list[int]:
+        return parse_counts(self.save_at, "--save-at")
+
+    def global_batch_sequences(self, seq_len: int) -> int:
+        return max(1, math.floor(parse_count(self.batch_tokens, "--batch-tokens") / seq_len + 0.5))

@@ -1,0 +1,313 @@
+"""The training loop: ``train(cfg) -> TrainResult``.
+
+Plain next-token prediction (TPT changes the data, not the training).  One optimizer step =
+``accum`` forward/backward passes of ``micro`` sequences on each of ``world`` processes; the
+loss is the sum of token losses over the whole global batch divided by its number of target
+tokens, so one process and N processes compute the same step.  Host syncs happen only at
+"flush" points (log / save / snapshot / eval / last step), keeping per-step overhead tiny.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tpt.config import to_dict
+
+from . import checkpoint as ckpt
+from . import distributed as D
+from .checks import TrainInputError
+from .config import TrainConfig, format_count
+from .data import read_batch
+from .metrics import MetricsLog
+from .plan import RunPlan, make_plan
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or gradient norm became NaN/inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path  # the final HF folder (= --out)
+    metrics: Path
+    val_loss: float | None
+    steps: int
+    tokens_seen: int
+    snapshots: list[Path] = field(default_factory=list)
+    parameters: int = 0
+
+
+@dataclass
+class Progress:
+    step: int = 0  # optimizer steps done
+    cursor: int = 0  # global sample cursor (see data.py)
+    tokens_seen: int = 0
+    last_good_step: int = 0  # step of the last checkpoint written with finite loss
+
+
+def build_model(plan: RunPlan, cfg: TrainConfig, resume_dir: Path | None, device: torch.device) -> torch.nn.Module:
+    from transformers import AutoModelForCausalLM
+
+    source = resume_dir or cfg.init
+    if source is not None:
+        model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32, local_files_only=True)
+    else:
+        torch.manual_seed(cfg.seed)  # same initial weights on every process
+        model = AutoModelForCausalLM.from_config(plan.model_config, dtype=torch.float32)
+    return model.to(device)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on norms and biases (1-d tensors)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.type == "cuda")
+
+
+def autocast_for(cfg: TrainConfig, device: torch.device):
+    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+    if not use_bf16:
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def token_loss_sum(model, tokens: torch.Tensor, mask: torch.Tensor | None, autocast) -> torch.Tensor:
+    """Sum of next-token cross-entropies.  tokens (B, T); mask (B, T) bool: which targets count."""
+    inputs, targets = tokens[:, :-1], tokens[:, 1:]  # (B, T-1) each
+    if mask is not None:
+        targets = targets.masked_fill(~mask[:, 1:], -100)
+    with autocast():
+        logits = model(input_ids=inputs).logits  # (B, T-1, V)
+    return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100, reduction="sum")
+
+
+def evaluate(model, plan: RunPlan, dist: D.Dist, micro: int, autocast) -> float | None:
+    """Mean held-out token loss over all processes (each takes an equal share of the rows)."""
+    rows = plan.eval_rows
+    if len(rows) == 0:
+        return None
+    share = np.array_split(rows, dist.world)[dist.rank]
+    totals = torch.zeros(2, dtype=torch.float64, device=dist.device)  # [loss sum, target count]
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(share), micro):
+            tokens, mask = read_batch(plan.eval_ds, share[start : start + micro], plan.use_mask)
+            tokens = tokens.to(dist.device)
+            mask = None if mask is None else mask.to(dist.device)
+            totals[0] += token_loss_sum(model, tokens, mask, autocast).double()
+            totals[1] += tokens[:, 1:].numel() if mask is None else mask[:, 1:].sum()
+    model.train()
+    D.all_reduce_sum(totals, dist)
+    return float(totals[0] / totals[1]) if totals[1] > 0 else None
+
+
+class Trainer:
+    """Holds the run's state; ``run()`` trains to the plan's last step."""
+
+    def __init__(self, cfg: TrainConfig, plan: RunPlan, dist: D.Dist):
+        self.cfg, self.plan, self.dist = cfg, plan, dist
+        self.out = Path(cfg.out)
+        self.kind = D.choose_parallel(cfg.parallel, dist)
+        self.autocast = autocast_for(cfg, dist.device)
+        self.progress = Progress()
+        self.fingerprint = plan.fingerprint(cfg)
+        resume_dir = self._resume_dir()
+        self.base = build_model(plan, cfg, resume_dir, dist.device)  # unwrapped: what gets saved
+        self.parameters = sum(p.numel() for p in self.base.parameters())
+        compiled = torch.compile(self.base) if cfg.compile else self.base
+        self.model = D.wrap(compiled, self.kind, dist)
+        self.optimizer = make_optimizer(self.model, cfg, dist.device)
+        if resume_dir is not None:
+            self._restore(resume_dir)
+        else:
+            random.seed(cfg.seed)
+            np.random.seed(cfg.seed)
+        self.snapshots_due = [t for t in cfg.save_at_tokens() if t > self.progress.tokens_seen]
+        self.snapshots: list[Path] = []
+        self.val_loss: float | None = None
+
+    # -- resume -------------------------------------------------------------------------------
+    def _resume_dir(self) -> Path | None:
+        state = ckpt.find_state(self.out) if self.out.exists() else None
+        if state is None:
+            return None
+        if not self.cfg.resume:
+            raise TrainInputError(f"--out {self.out}: holds a checkpoint ({state}); remove it or drop --no-resume to continue it")
+        saved = ckpt.load_trainer_state(state)
+        diffs = ckpt.config_differences(saved["fingerprint"], self.fingerprint)
+        if diffs:
+            raise TrainInputError(f"--out {self.out}: cannot resume, the run's settings changed:\n  " + "\n  ".join(diffs))
+        self._saved_state = saved
+        return state
+
+    def _restore(self, state_dir: Path) -> None:
+        s = self._saved_state
+        D.load_optimizer_state(self.model, self.optimizer, s["optimizer"], self.kind)
+        ckpt.restore_rng(s["rng"])
+        self.progress = Progress(step=s["step"], cursor=s["cursor"], tokens_seen=s["tokens_seen"], last_good_step=s["step"])
+        if self.dist.is_main:
+            ckpt.truncate_metrics(self.out / "metrics.jsonl", s["step"])
+            print(f"tpt train: resuming from {state_dir} at step {s['step']}/{self.plan.total_steps}", flush=True)
+        del self._saved_state
+
+    # -- one optimizer step -------------------------------------------------------------------
+    def _step(self, running: torch.Tensor) -> None:
+        """One optimizer step.  running: [loss sum, target count, non-finite grad norms, grad norm]."""
+        plan, dist, p = self.plan, self.dist, self.progress
+        batches = [read_batch(plan.train, rows, plan.use_mask) for rows in plan.layout.micro_rows(plan.order, p.cursor, dist.rank)]
+        if plan.use_mask:  # SFT: targets per step vary; count them over all processes first
+            count = torch.tensor(float(sum(int(m[:, 1:].sum()) for _, m in batches)), device=dist.device)
+            count = D.all_reduce_sum(count, dist).clamp_min(1.0)
+        else:
+            count = torch.tensor(float(plan.layout.global_batch * (plan.seq_len - 1)), device=dist.device)
+        scale = dist.world / count  # DDP/FSDP average gradients over processes; undo that
+        for i, (tokens, mask) in enumerate(batches):
+            tokens = tokens.to(dist.device, non_blocking=True)
+            mask = None if mask is None else mask.to(dist.device, non_blocking=True)
+            with D.no_sync(self.model, self.kind, sync=i == len(batches) - 1):
+                loss_sum = token_loss_sum(self.model, tokens, mask, self.autocast)
+                (loss_sum * scale).backward()
+            running[0] += loss_sum.detach()
+        running[1] += count / dist.world  # summed over processes at the flush
+        clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP2: a DTensor
+        running[2] += (~torch.isfinite(norm)).float()
+        running[3] = norm.detach()
+        for group in self.optimizer.param_groups:
+            group["lr"] = plan.schedule.lr(p.step)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        p.step += 1
+        p.cursor += plan.layout.global_batch
+        p.tokens_seen += plan.tokens_per_step
+
+    # -- flush points: metrics, divergence check, checkpoints -----------------------------------
+    def _flush(self, running: torch.Tensor, log: MetricsLog) -> None:
+        p = self.progress
+        totals = D.all_reduce_sum(running[:3].clone(), self.dist)
+        loss = float(totals[0] / totals[1]) if totals[1] > 0 else float("nan")
+        if not math.isfinite(loss) or totals[2] > 0:
+            what = f"loss {loss}" if not math.isfinite(loss) else "gradient norm inf/nan"
+            raise TrainingDiverged(
+                f"{what} at step {p.step} (tokens {p.tokens_seen}); stopped. Last good checkpoint: "
+                + (f"{self.out / ckpt.STATE_DIR} (step {p.last_good_step})" if p.last_good_step else "none written yet")
+            )
+        record = {"step": p.step, "tokens": p.tokens_seen, "loss": round(loss, 6), "lr": self.plan.schedule.lr(p.step - 1),
+                  "grad_norm": round(float(running[3]), 6), "tokens_per_s": round(log.tokens_per_second(p.step), 1)}
+        log.write(record)
+        log.advance(0, loss, record["tokens_per_s"])
+        running.zero_()
+
+    def _save_state(self) -> None:
+        p = self.progress
+        model_state = D.full_model_state(self.model, self.kind)  # collective under FSDP
+        trainer_state = {
+            "version": 1, "step": p.step, "cursor": p.cursor, "tokens_seen": p.tokens_seen,
+            "optimizer": D.optimizer_state(self.model, self.optimizer, self.kind),
+            "scheduler": to_dict(self.plan.schedule), "rng": ckpt.rng_states(), "fingerprint": self.fingerprint,
+            "val_loss": self.val_loss,
+        }
+        if self.dist.is_main:
+            ckpt.save_state(self.out, self.base, self.plan.tokenizer, model_state, trainer_state)
+        D.barrier(self.dist)
+        p.last_good_step = p.step
+
+    def _save_snapshots(self) -> None:
+        p = self.progress
+        while self.snapshots_due and p.tokens_seen >= self.snapshots_due[0]:
+            target = self.snapshots_due.pop(0)
+            folder = self.out / f"tokens-{format_count(target)}"
+            model_state = D.full_model_state(self.model, self.kind)
+            info = {"step": p.step, "tokens_seen": p.tokens_seen, "requested_tokens": target}
+            if self.dist.is_main:
+                ckpt.write_folder_atomically(folder, lambda tmp: ckpt.save_hf(self.base, self.plan.tokenizer, tmp, model_state, info))
+            self.snapshots.append(folder)
+
+    def run(self) -> TrainResult:
+        cfg, plan, p = self.cfg, self.plan, self.progress
+        log = MetricsLog(self.out / "metrics.jsonl", self.dist.is_main, plan.total_steps, p.step, plan.tokens_per_step, cfg.progress)
+        running = torch.zeros(4, dtype=torch.float64, device=self.dist.device)
+        self.model.train()
+        try:
+            while p.step < plan.total_steps:
+                self._step(running)
+                log.advance(1)
+                last = p.step == plan.total_steps
+                save = last or (cfg.save_every > 0 and p.step % cfg.save_every == 0)
+                snapshot = bool(self.snapshots_due) and p.tokens_seen >= self.snapshots_due[0]
+                evaluate_now = last or (cfg.eval_every > 0 and p.step % cfg.eval_every == 0)
+                if not (save or snapshot or evaluate_now or p.step % max(1, cfg.log_every) == 0):
+                    continue
+                self._flush(running, log)  # raises TrainingDiverged before anything is saved
+                if evaluate_now:
+                    self.val_loss = evaluate(self.model, plan, self.dist, plan.layout.micro, self.autocast)
+                    if self.val_loss is not None:
+                        log.write({"step": p.step, "tokens": p.tokens_seen, "val_loss": round(self.val_loss, 6)})
+                if snapshot:
+                    self._save_snapshots()
+                if save:
+                    self._save_state()
+                log.restart_clock(p.step)
+        finally:
+            log.close()
+        return self._finish(log.path)
+
+    def _finish(self, metrics: Path) -> TrainResult:
+        p = self.progress
+        info = {"step": p.step, "tokens_seen": p.tokens_seen, "val_loss": self.val_loss, "parameters": self.parameters}
+        model_state = D.full_model_state(self.model, self.kind)
+        if self.dist.is_main:
+            ckpt.save_final(self.out, self.base, self.plan.tokenizer, model_state, info)
+        D.barrier(self.dist)
+        return TrainResult(self.out, metrics, self.val_loss, p.step, p.tokens_seen, self.snapshots, self.parameters)
+
+
+def already_done(out: Path, total_steps: int) -> TrainResult | None:
+    """A finished run with the same plan: return its result without training again."""
+    done = out / ckpt.DONE_FILE
+    if not done.exists():
+        return None
+    info = json.loads(done.read_text())
+    if info.get("step") != total_steps:
+        return None
+    snapshots = sorted(d for d in out.glob("tokens-*") if d.is_dir() and not d.name.endswith((".tmp", ".old")))
+    return TrainResult(out, out / "metrics.jsonl", info.get("val_loss"), info["step"], info["tokens_seen"], snapshots, info.get("parameters", 0))
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Train as configured; resumes from ``cfg.out``/state when it exists (see checkpoint.py)."""
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    dist = D.setup(cfg.device)
+    try:
+        plan = make_plan(cfg, dist)
+        out = Path(cfg.out)
+        trainer = Trainer(cfg, plan, dist)  # checks a resumable state's settings before anything else
+        finished = already_done(out, plan.total_steps) if ckpt.find_state(out) else None
+        if finished is not None:
+            return finished
+        if dist.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            describe = {"config": to_dict(cfg), "plan": {"model": plan.model_source, "parameters": trainer.parameters,
+                        "global_batch": plan.layout.global_batch, "micro_batch": plan.layout.micro, "accum": plan.layout.accum,
+                        "world": dist.world, "parallel": trainer.kind, "total_steps": plan.total_steps, "seq_len": plan.seq_len}}
+            (out / "train_config.json").write_text(json.dumps(describe, indent=2) + "\n")
+            print(f"tpt train: {plan.model_source}, {trainer.parameters / 1e6:.2f}M parameters, {plan.total_steps} steps x "
+                  f"{plan.tokens_per_step} tokens (global batch {plan.layout.global_batch} = {dist.world} x {plan.layout.accum} "
+                  f"x {plan.layout.micro} sequences of {plan.seq_len})", flush=True)
+        return trainer.run()
+    finally:
+        D.teardown(dist)

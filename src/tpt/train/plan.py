@@ -1,0 +1,175 @@
+"""Resolve a TrainConfig into a RunPlan: data, tokenizer, model config, batch layout, schedule.
+
+Everything here is cheap and runs before the model is built, so every input problem
+(see checks.py) surfaces before any compute is spent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tpt.prepare.packed import PackedDataset
+
+from . import checks
+from .checks import TrainInputError
+from .config import TrainConfig
+from .data import BatchLayout, DataOrder, split_heldout
+from .distributed import Dist, barrier
+from .presets import config_from_file, preset_config
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Linear warmup to ``peak``, then cosine decay to ``peak * min_ratio`` at ``total`` steps."""
+
+    peak: float
+    min_ratio: float
+    warmup: int
+    total: int
+
+    def lr(self, step: int) -> float:
+        if step < self.warmup:
+            return self.peak * (step + 1) / self.warmup
+        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        low = self.peak * self.min_ratio
+        return low + (self.peak - low) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+@dataclass
+class RunPlan:
+    data_root: Path
+    train: PackedDataset
+    eval_ds: PackedDataset  # where the held-out rows live (val split, or the tail of train)
+    eval_rows: np.ndarray
+    order: DataOrder
+    layout: BatchLayout
+    tokenizer: object
+    tokenizer_path: Path
+    model_config: object  # a transformers PretrainedConfig
+    model_source: str  # "preset 20m", "config FILE" or "init PATH": for messages
+    total_steps: int
+    schedule: Schedule
+    use_mask: bool
+
+    @property
+    def seq_len(self) -> int:
+        return self.train.seq_len
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.layout.global_batch * self.seq_len
+
+    def fingerprint(self, cfg: TrainConfig) -> dict:
+        """What must not change between a checkpoint and the run resuming it."""
+        index_bytes = (self.data_root / "index.json").read_bytes()
+        return {
+            "mode": cfg.mode,
+            "model": self.model_source,
+            "data_index_sha256": hashlib.sha256(index_bytes).hexdigest(),
+            "seq_len": self.seq_len,
+            "global_batch": self.layout.global_batch,
+            "total_steps": self.total_steps,
+            "schedule": [self.schedule.peak, self.schedule.min_ratio, self.schedule.warmup],
+            "optimizer": [cfg.weight_decay, cfg.beta1, cfg.beta2, cfg.grad_clip],
+            "seed": cfg.seed,
+        }
+
+
+def sft_data_from_jsonl(cfg: TrainConfig, dist: Dist) -> Path:
+    """A chat JSONL becomes a masked packed folder OUT/sft-data via tpt.prepare.sft.prepare_sft."""
+    if cfg.init is None:
+        raise TrainInputError(f"--mode sft --data {cfg.data}: a chat JSONL needs --init (its tokenizer encodes the chats)")
+    target = Path(cfg.out) / "sft-data"
+    if dist.is_main and not (target / "index.json").exists():
+        try:
+            from tpt.prepare.sft import prepare_sft  # the prepare stage's function, imported only when needed
+        except ImportError as e:
+            raise TrainInputError(f"--data {cfg.data}: building SFT data needs tpt.prepare.sft.prepare_sft ({e})") from None
+        try:  # validation rows: split_heldout takes them from the tail of train
+            prepare_sft(Path(cfg.data), Path(cfg.init), cfg.seq_len, target)
+        except ValueError as e:  # the prepare stage's PrepareError names the file and row
+            raise TrainInputError(f"--data {cfg.data}: {e}") from None
+    barrier(dist)
+    return target
+
+
+def resolve_model_config(cfg: TrainConfig, train: PackedDataset, tok) -> tuple[object, str]:
+    if cfg.init is not None:
+        from transformers import AutoConfig
+
+        init = Path(cfg.init)
+        checks.check_init_folder(init)
+        return AutoConfig.from_pretrained(str(init), local_files_only=True), f"init {init}"
+    if cfg.model_config is not None:
+        return config_from_file(Path(cfg.model_config)), f"config {cfg.model_config}"
+    if not cfg.model_preset:
+        raise TrainInputError("no model: give --model-preset (e.g. 20m), --model-config FILE or --init CHECKPOINT")
+    # Round the vocabulary up to a multiple of 64: faster matmuls, same token ids.
+    vocab = -(-max(int(train.index["vocab_size"]), len(tok)) // 64) * 64
+    return preset_config(cfg.model_preset, vocab, train.seq_len, int(train.index.get("eos_id", tok.eos_token_id)), tok.pad_token_id), f"preset {cfg.model_preset}"
+
+
+def total_steps(cfg: TrainConfig, train_rows: int, seq_len: int, layout: BatchLayout) -> int:
+    budget = cfg.token_budget()
+    if budget is None:
+        if cfg.epochs <= 0:
+            raise TrainInputError(f"--epochs {cfg.epochs}: must be > 0 (or give --tokens)")
+        budget = int(cfg.epochs * train_rows * seq_len)
+    steps = -(-budget // (layout.global_batch * seq_len))
+    if steps < 1:
+        raise TrainInputError(f"--tokens {cfg.tokens}: less than one step of {layout.global_batch * seq_len} tokens")
+    return steps
+
+
+def make_plan(cfg: TrainConfig, dist: Dist) -> RunPlan:
+    data_root = Path(cfg.data)
+    if not data_root.exists():
+        raise TrainInputError(f"--data {data_root}: does not exist")
+    if cfg.mode == "sft" and data_root.is_file():
+        data_root = sft_data_from_jsonl(cfg, dist)
+    train = checks.open_split(data_root, "train", required=True)
+    val = checks.open_split(data_root, "val", required=False)
+    if len(train) == 0:
+        raise TrainInputError(f"--data {data_root}: the train split has no sequences")
+    use_mask = cfg.mode == "sft"
+    if use_mask:
+        checks.check_sft_masks(train)
+        if val is not None:
+            checks.check_sft_masks(val)
+    tok_path = checks.tokenizer_dir(train)
+    tok = checks.load_tokenizer(tok_path)
+    checks.check_tokenizer(tok, tok_path, train.index, cfg.mode)
+    model_config, source = resolve_model_config(cfg, train, tok)
+    checks.check_model_fits(model_config, train, source)
+    if cfg.init is not None:
+        checks.check_init_tokenizer(Path(cfg.init), tok, tok_path)
+
+    train_rows, eval_rows, from_val = split_heldout(train, val, cfg.eval_sequences)
+    if len(train_rows) == 0:
+        raise TrainInputError(f"--data {data_root}: no training rows left after holding out validation rows")
+    eval_rows = eval_rows[: len(eval_rows) // dist.world * dist.world]  # equal shares: collectives stay in step
+    if cfg.micro_batch < 1:
+        raise TrainInputError(f"--micro-batch {cfg.micro_batch}: must be >= 1")
+    layout = BatchLayout.plan(cfg.global_batch_sequences(train.seq_len), cfg.micro_batch, dist.world)
+    steps = total_steps(cfg, len(train_rows), train.seq_len, layout)
+    warmup = int(cfg.warmup * steps) if cfg.warmup < 1 else int(cfg.warmup)
+    return RunPlan(
+        data_root=data_root,
+        train=train,
+        eval_ds=val if from_val else train,
+        eval_rows=eval_rows,
+        order=DataOrder(train_rows, cfg.seed),
+        layout=layout,
+        tokenizer=tok,
+        tokenizer_path=tok_path,
+        model_config=model_config,
+        model_source=source,
+        total_steps=steps,
+        schedule=Schedule(cfg.lr, cfg.min_lr_ratio, min(warmup, steps), steps),
+        use_mask=use_mask,
+    )

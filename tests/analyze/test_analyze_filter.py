@@ -1,0 +1,142 @@
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from analyze_helpers import record
+
+from tpt.analyze.filter import FilterConfig, filter_run, read_removed
+from tpt.analyze.filter_cli import main as filter_main
+from tpt.analyze.quality import (
+    QualityConfig, copy_fraction, flag_record, repeat_fraction, script_match, template_patterns,
+)
+from tpt.io.runs import iter_records, read_manifest
+from tpt.records import THINKING_SCHEMA
+
+PREFIX = " ".join(f"w{i}" for i in range(20))  # 20 distinct words
+LOOP = " ".join(f"loop{i}" for i in range(10))  # a 10-word cycle
+DOC = " ".join(f"d{i}" for i in range(30))
+CLEAN = ("The document defines energy as the capacity to do work; a careful analysis asks why the "
+         "conservation law holds and what symmetry it comes from, then checks a worked example.")
+
+
+def test_repeat_fraction_of_a_planted_loop_is_exact():
+    # 20 distinct words then the cycle 5 times: 61 10-grams, of which those starting at 30..60 repeat
+    assert repeat_fraction(PREFIX + " " + " ".join([LOOP] * 5), 10) == 31 / 61
+    assert repeat_fraction(PREFIX, 10) == 0.0
+    assert repeat_fraction("too short", 10) == 0.0
+
+
+def test_copy_fraction_of_a_planted_copy_is_exact():
+    # the first 20 document words then 20 new words: 33 8-grams, 13 lie entirely in the copied part
+    thinking = " ".join(f"d{i}" for i in range(20)) + " " + " ".join(f"t{i}" for i in range(20))
+    assert copy_fraction(thinking, DOC, 8) == 13 / 33
+    assert copy_fraction(DOC, DOC, 8) == 1.0
+
+
+def test_script_match():
+    russian = "Мы внимательно анализируем этот документ и объясняем каждую идею простыми словами"
+    assert script_match(russian, CLEAN) == ("latin", 0.0)
+    assert script_match(CLEAN, CLEAN) == ("latin", 1.0)
+    assert script_match("ok", CLEAN) is None  # too few letters to judge
+
+
+def test_flag_record_names_each_planted_problem():
+    cfg = QualityConfig()
+    assert flag_record(DOC, CLEAN, "stop", cfg) == {}
+    assert set(flag_record(DOC, CLEAN, "length", cfg)) == {"truncated"}
+    assert set(flag_record(DOC, "  ok  ", "stop", cfg)) == {"empty"}
+    assert set(flag_record(DOC, PREFIX + " " + " ".join([LOOP] * 5), "stop", cfg)) == {"repetition"}
+    assert set(flag_record(DOC, DOC, "stop", cfg)) == {"copy"}
+    leftover = CLEAN + " </think> ## End of the context"
+    flags = flag_record(DOC, leftover, "stop", cfg)
+    assert set(flags) == {"template"} and "'</think>'" in flags["template"]
+    assert flag_record(DOC + " a post about </think> and ## End of the context", leftover, "stop", cfg) == {}  # quoted
+    assert set(flag_record(CLEAN, "Мы внимательно анализируем этот документ и объясняем каждую идею", "stop", cfg)) == {"script"}
+
+
+def test_thresholds_are_honoured():
+    loop = PREFIX + " " + " ".join([LOOP] * 5)  # 31/61 = 0.508 repeated
+    assert "repetition" not in flag_record(DOC, loop, "stop", QualityConfig(max_repeat_fraction=0.6))
+    assert "empty" in flag_record(DOC, CLEAN, "stop", QualityConfig(min_thinking_chars=10_000))
+
+
+def test_template_patterns_include_manifest_prompt_sentences():
+    manifest = {"config": {"prompt_template": "{{CONTEXT}}\n\nPlease write a very thorough lecture about the material shown above. Go."}}
+    patterns = template_patterns(QualityConfig(template_pattern=["XYZZY"]), manifest)
+    assert "Please write a very thorough lecture about the material shown above." in patterns
+    assert "XYZZY" in patterns and "Go." not in patterns  # short sentences could occur legitimately
+
+
+def planted_run(make_run):
+    rows = [
+        record(0, 30, 30, {"domain": "math"}, text=DOC, thinking=CLEAN),
+        record(1, 30, 30, {"domain": "math"}, text=DOC, thinking=CLEAN, finish_reason="length"),
+        record(2, 70, 30, {"domain": "bio"}, text=DOC, thinking=PREFIX + " " + " ".join([LOOP] * 5)),
+        record(3, 30, 30, {"domain": "bio"}, text=DOC, thinking=DOC),
+        record(4, 1, 30, {"domain": "bio"}, text=DOC, thinking=""),
+        record(5, 30, 30, {"domain": "math"}, text=DOC, thinking=CLEAN, sample=1),
+    ]
+    return make_run("src", [rows[:3], rows[3:]])
+
+
+def test_filter_writes_clean_run_removed_table_and_manifest(make_run, tmp_path):
+    src = planted_run(make_run)
+    out = tmp_path / "clean"
+    result = filter_run(FilterConfig(run=src, out=out))
+    assert (result.records, result.kept, result.removed) == (6, 2, 4)
+    assert result.flagged == {"truncated": 1, "empty": 1, "repetition": 1, "copy": 1, "template": 0, "script": 0}
+    kept = sorted((r.id, r.sample) for r in iter_records(out))
+    assert kept == [("doc-0", 0), ("doc-5", 1)]
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
+    assert pq.read_schema(out / "data" / "part-00000.parquet").equals(THINKING_SCHEMA, check_metadata=False)
+    removed = {row["id"]: row for row in read_removed(out).to_pylist()}
+    assert {k: v["flags"] for k, v in removed.items()} == {
+        "doc-1": ["truncated"], "doc-2": ["repetition"], "doc-3": ["copy"], "doc-4": ["empty"]}
+    assert "0.508 of 10-grams" in removed["doc-2"]["detail"]
+    manifest = read_manifest(out)
+    assert manifest["config"] == {"model": "test-model"}  # the source's manifest is kept
+    assert manifest["filter"]["source"] == str(src.resolve())
+    assert manifest["filter"]["config"]["quality"]["max_repeat_fraction"] == 0.3
+    assert json.loads((out / "stats.json").read_text())["records"] == 2
+
+
+def test_filter_remove_subset_only_counts_the_others(make_run, tmp_path, capsys):
+    src = planted_run(make_run)
+    out = tmp_path / "clean"
+    assert filter_main(["--remove", "empty,repetition", str(src), "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["kept"] == 4 and printed["removed_by"] == {"empty": 1, "repetition": 1}
+    assert printed["flagged"]["truncated"] == 1
+    assert filter_main([str(src), "--out", str(out)]) == 2  # refuses to mix with an earlier output
+    assert "--overwrite" in capsys.readouterr().err
+    assert filter_main([str(src), "--out", str(out), "--overwrite"]) == 0
+    assert len(list(iter_records(out))) == 2
+
+
+def test_filter_in_parallel_processes_gives_the_same_run(make_run, tmp_path):
+    src = planted_run(make_run)
+    serial = filter_run(FilterConfig(run=src, out=tmp_path / "serial"))
+    parallel = filter_run(FilterConfig(run=src, out=tmp_path / "parallel", workers=2))
+    assert parallel == serial
+    for sub in ("data", "removed"):
+        for name in ("part-00000.parquet", "part-00001.parquet"):
+            assert pq.read_table(tmp_path / "parallel" / sub / name).equals(pq.read_table(tmp_path / "serial" / sub / name))
+
+
+def test_filter_rejects_unknown_flag(make_run, tmp_path):
+    with pytest.raises(ValueError, match="unknown flag"):
+        filter_run(FilterConfig(run=planted_run(make_run), out=tmp_path / "o", remove=["nope"]))
+
+
+def test_stats_quality_counts_the_same_flags_as_the_filter(make_run, tmp_path, capsys):
+    from tpt.analyze.cli import main as analyze_main
+
+    src = planted_run(make_run)
+    assert analyze_main(["stats", str(src), "--by", "domain", "--quality", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["overall"]["flags"] == {"truncated": 1, "empty": 1, "repetition": 1, "copy": 1, "template": 0, "script": 0}
+    groups = result["by"]["domain"]["groups"]
+    assert groups["math"]["flags"] == {"truncated": 1, "empty": 0, "repetition": 0, "copy": 0, "template": 0, "script": 0}
+    assert groups["bio"]["flags"] == {"truncated": 0, "empty": 1, "repetition": 1, "copy": 1, "template": 0, "script": 0}
+    assert analyze_main(["stats", str(src), "--quality", "--out", str(tmp_path / "r")]) == 0
+    assert "Quality flags" in (tmp_path / "r" / "report.md").read_text()

@@ -1,0 +1,76 @@
+"""A small real HTTP proxy that injects faults in front of a real server (for the retry tests).
+
+The first ``faults`` requests to a POST endpoint get, in turn, each reply in ``pattern``:
+an HTTP status (429, 500, 503 ...) or ``"drop"`` (the connection is closed without a reply).
+Everything else is forwarded to ``upstream`` unchanged.  Every request body is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+
+
+class FaultProxy:
+    def __init__(self, upstream: str, faults: int, pattern=(429, 500, "drop", 503)):
+        self.upstream = upstream.rstrip("/")  # e.g. http://127.0.0.1:PORT (no /v1)
+        self.faults_left = faults
+        self.pattern = list(pattern)
+        self.lock = threading.Lock()
+        self.injected: list = []
+        self.bodies: list[dict] = []
+        self.headers: list[dict] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "FaultProxy":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _next_fault(self):
+        with self.lock:
+            if self.faults_left <= 0:
+                return None
+            self.faults_left -= 1
+            fault = self.pattern[len(self.injected) % len(self.pattern)]
+            self.injected.append(fault)
+            return fault
+
+    def _handler(self):
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                proxy.bodies.append(json.loads(body))
+                proxy.headers.append(dict(self.headers))
+                fault = proxy._next_fault()
+                if fault == "drop":
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                if fault is not None:
+                    self._reply(fault, b'{"error": "injected"}')
+                    return
+                r = httpx.post(proxy.upstream + self.path, content=body, headers={"content-type": "application/json"}, timeout=120)
+                self._reply(r.status_code, r.content)
+
+            def _reply(self, status: int, content: bytes):
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+        return Handler

@@ -1,0 +1,63 @@
+"""--serve lifecycle (a real process: started, health-checked, always stopped) and the CLI."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+from augment_helpers import corpus_rows, write_jsonl
+
+from tpt.augment.cli import main as augment_main
+from tpt.augment.serve import ServedModel
+
+
+def static_server_command(root) -> str:
+    # A real HTTP server whose /v1/models answers 200: enough for the health check.
+    (root / "v1").mkdir(parents=True, exist_ok=True)
+    (root / "v1" / "models").write_text('{"data": []}')
+    return f"{sys.executable} -m http.server {{port}} --bind 127.0.0.1 --directory {root}"
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_served_model_is_stopped_on_error(tmp_path):
+    with pytest.raises(RuntimeError, match="boom"):
+        with ServedModel(static_server_command(tmp_path), "m", timeout=30) as served:
+            pid = served.process.pid
+            assert served.base_url.endswith("/v1") and alive(pid)
+            raise RuntimeError("boom")
+    served.process.wait(timeout=5)
+    assert served.process.returncode is not None
+
+
+def test_server_that_dies_is_reported(tmp_path):
+    with pytest.raises(RuntimeError, match="exited with code"):
+        with ServedModel(f"{sys.executable} -c 'import sys; sys.exit(3)' {{port}}", "m", timeout=30):
+            pass
+
+
+def test_cli_refuses_mismatched_config_and_reports(tmp_path, tiny_model_dir, capsys):
+    corpus = write_jsonl(tmp_path / "c.jsonl", corpus_rows(3) + ["{bad json"])
+    base = [str(corpus), "--out", str(tmp_path / "run"), "--model", str(tiny_model_dir), "--max-thinking-tokens", "4",
+            "--no-progress", "--device", "cpu"]
+    assert augment_main(base) == 1  # one row rejected -> non-zero exit
+    err = capsys.readouterr().err
+    assert "3 records" in err and "1 rejected" in err
+    assert augment_main(base + ["--samples", "2"]) == 2
+    assert "samples: run has 1, now 2" in capsys.readouterr().err
+    assert augment_main(base) == 1 and "nothing to do" in capsys.readouterr().err
+
+
+def test_cli_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        augment_main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--max-doc-tokens" in out and "--shard-range" in out and "--serve" in out

@@ -1,0 +1,99 @@
+"""Each family's expert is correct, its held-out split is disjoint from training, and its
+trajectories grow with difficulty."""
+
+from __future__ import annotations
+
+import random
+import re
+import statistics
+
+import pytest
+
+from tpt.lab import corpus
+from tpt.lab.families import BUILTIN, load_family
+from tpt.lab.families.base import extract_answer
+
+FAMILIES = sorted(BUILTIN)
+
+
+def brute_force_answer(name: str, family, problem: dict) -> str:
+    """The answer computed independently of the family's own solver."""
+    if name == "chain_mod10":
+        value = problem["start"]
+        for op, k in problem["ops"]:
+            value = {"add": value + k, "sub": value - k, "mul": value * k}[op] % 10
+        return str(value)
+    if name == "multiply":
+        return str(problem["a"] * problem["b"])
+    if name == "divisibility":
+        a, b = problem["a"], problem["b"]
+        return str(max(n for n in range(1, 1000) if (n * n + a) % (n + b) == 0))
+    if name == "two_hop":  # read the chain off the knowledge base's own text
+        facts = {}
+        for fact in family.background():
+            rel, who, whom = re.fullmatch(r"The (\w+) of (\w+) is (\w+)\.", fact).groups()
+            facts[(rel, who)] = whom
+        who = problem["person"]
+        for rel in problem["path"]:
+            who = facts[(rel, who)]
+        return who
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_expert_answer_checks_out(name):
+    family = load_family(name, seed=3)
+    rng = random.Random(0)
+    for level in family.difficulties:
+        for _ in range(40):
+            problem = family.sample(rng, level)
+            truth = brute_force_answer(name, family, problem)
+            assert family.answer(problem) == truth, (problem, family.answer(problem), truth)
+            assert family.check(problem, family.trajectory(problem))  # the trajectory states it
+            assert extract_answer(family.document(problem)) == truth  # and so does the document
+            assert not family.check(problem, "So the answer is wrong.")
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_trajectory_length_grows_with_difficulty(name):
+    family = load_family(name, seed=0)
+    rng = random.Random(1)
+    means = [statistics.fmean(len(family.trajectory(family.sample(rng, d)).split()) for _ in range(60)) for d in family.difficulties]
+    assert all(a < b for a, b in zip(means, means[1:])), means
+
+
+def test_heldout_never_in_training_or_sft():
+    families = {n: load_family(n, seed=5) for n in FAMILIES}
+    heldout = corpus.draw_heldout(families, per_level=10, seed=5)
+    held_keys = {corpus.problem_key(families[h.family], h.problem) for h in heldout}
+    held_questions = {families[h.family].question(h.problem) for h in heldout}
+    assert len(held_keys) == len(heldout)  # distinct within the split too
+    rows = list(corpus.corpus_rows(families, heldout, 3000, seed=5))
+    assert rows and all(corpus.problem_key(families[r["family"]], r["problem"]) not in held_keys for r in rows)
+    assert all(not any(q in r["text"] for q in held_questions if len(q) > 30) for r in rows[:300])
+    sft = list(corpus.sft_rows(families, heldout, 300, seed=5))
+    assert all(m["messages"][0]["content"] not in held_questions for m in sft)
+
+
+def test_held_out_split_covers_every_level():
+    families = {n: load_family(n, seed=0) for n in FAMILIES}
+    heldout = corpus.draw_heldout(families, per_level=4, seed=0)
+    cells = {(h.family, h.difficulty) for h in heldout}
+    assert cells == {(n, d) for n, f in families.items() for d in f.difficulties}
+
+
+def test_user_family_module_and_bad_name(tmp_path, monkeypatch):
+    (tmp_path / "my_family.py").write_text(
+        "from tpt.lab.families.base import TaskFamily\n"
+        "class Parity(TaskFamily):\n"
+        "    name = 'parity'\n    difficulties = (1, 2)\n"
+        "    def sample(self, rng, d): return {'bits': [rng.randint(0, 1) for _ in range(2 * d)]}\n"
+        "    def question(self, p): return 'Parity of ' + ' '.join(map(str, p['bits'])) + '?'\n"
+        "    def solve(self, p): return [f'{b}' for b in p['bits']], str(sum(p['bits']) % 2)\n"
+        "FAMILY = Parity()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fam = load_family("my_family")
+    assert fam.name == "parity" and fam.check({"bits": [1, 1, 1]}, "So the answer is 1.")
+    with pytest.raises(ValueError, match="unknown lab family"):
+        load_family("no_such_family_xyz")
