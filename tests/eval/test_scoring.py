@@ -56,14 +56,14 @@ def _minerva(answer: str) -> str:
     return f"Some work.\nFinal Answer: The final answer is ${answer}$. I hope it is correct."
 
 
-@pytest.mark.parametrize("folder,n", [("math500", 500), ("math", 300)])
+@pytest.mark.parametrize("folder,n", [("math500", 500), ("math", 100)])
 def test_math_gold_scores_one_and_wrong_scores_zero(eval_data_dir, folder, n):
     docs = read_jsonl(eval_data_dir / folder / "test.jsonl", n)
     misses = [d["problem"][:60] for d in docs if scoring.math_process_results(d, [_minerva(scoring.math_gold(d))])["math_verify"] != 1.0]
     assert not misses, misses
     # The boxed form of the reference solution scores too (the extractor's fallback).
-    assert all(scoring.math_process_results(d, [d["solution"]])["math_verify"] == 1.0 for d in docs[:50])
-    wrong = [d for d in docs[:100] if scoring.math_process_results(d, [_minerva("\\frac{7919}{104729}")])["math_verify"] != 0.0]
+    assert all(scoring.math_process_results(d, [d["solution"]])["math_verify"] == 1.0 for d in docs[:30])
+    wrong = [d for d in docs[:50] if scoring.math_process_results(d, [_minerva("\\frac{7919}{104729}")])["math_verify"] != 0.0]
     assert not wrong
     assert scoring.math_process_results(docs[0], ["I do not know."])["math_verify"] == 0.0
 

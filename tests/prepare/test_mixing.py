@@ -30,6 +30,8 @@ def test_weight_plus_epochs_exact_accounting():
     specs = [parse_source("a:tpt:1"), parse_source("b:vanilla:x2")]
     targets, rows = assign_targets(specs, [1000, 400], budget=2000, seq_len=100)
     assert rows == 20 and targets == [1200.0, 800.0]  # b: exactly 2 x 400; a: the rest
+    # rounding down to whole sequences comes out of the weighted source, not the x2 one
+    assert assign_targets(specs, [1000, 400], budget=2099, seq_len=100) == ([1200.0, 800.0], 20)
     a, b = cache("a:tpt", [10] * 100), cache("b:vanilla", [10] * 40, first_id=1000)
     pools = [np.arange(100), np.arange(40)]
     emitted, docs = run_mixer([a, b], pools, targets, rows * 100)

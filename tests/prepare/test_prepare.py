@@ -143,6 +143,9 @@ def test_missing_source_and_corrupt_shard(tmp_path, tok_dir, tpt_run):
     (tpt_run / "data" / "part-00001.parquet").write_bytes(b"PAR1 this is not parquet")
     with pytest.raises(PrepareError, match=r"part-00001\.parquet: corrupt or unreadable Parquet shard"):
         prepare(config(tok_dir, tmp_path / "out", f"{tpt_run}:tpt:1"))
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(PrepareError, match=r"notes\.txt: unsupported file"):
+        prepare(config(tok_dir, tmp_path / "out", f"{tmp_path / 'notes.txt'}:vanilla:1"))
     assert not (tmp_path / "out").exists()
 
 

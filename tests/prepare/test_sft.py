@@ -79,3 +79,13 @@ def test_sft_bad_inputs(tmp_path, tok_dir, plain_tok_dir):
     with pytest.raises(PrepareError, match="only 1 conversations"):
         prepare_sft(path, tok_dir, 64, tmp_path / "o", val_sequences=1)
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_sft_path(tmp_path, tok_dir, capsys):
+    from tpt.prepare.cli import main
+
+    path = write_jsonl(tmp_path / "sft.jsonl", [{"messages": m} for m in CONVERSATIONS * 3])
+    argv = ["--sft", "--source", str(path), "--tokenizer", str(tok_dir), "--seq-len", "128", "--val-sequences", "1", "--out", str(tmp_path / "o")]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["train"]["sequences"] + summary["val"]["sequences"] == 6

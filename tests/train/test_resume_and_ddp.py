@@ -42,48 +42,71 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
-def test_kill_9_mid_run_then_resume_reproduces_the_straight_run(packed_dir, tmp_path):
-    cfg = dict(COMMON, tokens="24K", save_every=5, eval_every=0, threads=1)  # 94 steps
-    straight = train(TrainConfig(data=packed_dir, out=tmp_path / "straight", **cfg))
-
-    out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "tpt", "train", *cli_args(cfg, packed_dir, out)], env=child_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def start_and_kill_9(cmd: list[str], out: Path, at_step: int) -> int:
+    """Run ``cmd`` (a training process), SIGKILL it once OUT/state has reached ``at_step``; the state's step."""
+    proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     info, deadline = out / "state" / "tpt_checkpoint.json", time.time() + 240
     while time.time() < deadline and proc.poll() is None:
-        if info.exists() and json.loads(info.read_text())["step"] >= 10:
+        if info.exists() and json.loads(info.read_text())["step"] >= at_step:
             break
         time.sleep(0.02)
     assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    killed_at = json.loads(info.read_text())["step"]
-    assert killed_at < straight.steps and not (out / "tpt_train_done.json").exists()
+    assert not (out / "tpt_train_done.json").exists()
+    return json.loads(info.read_text())["step"]
 
+
+def assert_same_run(a: Path, b: Path, rtol: float) -> None:
+    la, lb = losses(a), losses(b)
+    assert [s for s, _ in la] == [s for s, _ in lb]
+    assert torch.allclose(torch.tensor([x for _, x in la]), torch.tensor([x for _, x in lb]), rtol=rtol, atol=rtol / 10)
+    wa, wb = weights(a), weights(b)
+    assert sorted(wa) == sorted(wb) and all(torch.allclose(wa[k], wb[k], atol=rtol) for k in wa)
+    va, vb = (json.loads((d / "tpt_train_done.json").read_text())["val_loss"] for d in (a, b))
+    assert va == pytest.approx(vb, rel=rtol)
+
+
+def test_kill_9_mid_run_then_resume_reproduces_the_straight_run(packed_dir, tmp_path):
+    cfg = dict(COMMON, tokens="12K", save_every=5, eval_every=0, threads=1)  # 47 steps
+    straight = train(TrainConfig(data=packed_dir, out=tmp_path / "straight", **cfg))
+    out = tmp_path / "killed"
+    killed_at = start_and_kill_9([sys.executable, "-m", "tpt", "train", *cli_args(cfg, packed_dir, out)], out, at_step=5)
+    assert 5 <= killed_at < straight.steps
     resumed = train(TrainConfig(data=packed_dir, out=out, **cfg))
-    assert resumed.steps == straight.steps
-    a, b = losses(tmp_path / "straight"), losses(out)
-    assert [s for s, _ in a] == [s for s, _ in b] == list(range(1, straight.steps + 1))
-    assert torch.allclose(torch.tensor([x for _, x in a]), torch.tensor([x for _, x in b]), rtol=1e-5, atol=1e-6)
-    wa, wb = weights(straight.checkpoint), weights(resumed.checkpoint)
-    assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
-    assert resumed.val_loss == pytest.approx(straight.val_loss, rel=1e-5)
+    assert resumed.steps == straight.steps and [s for s, _ in losses(out)] == list(range(1, straight.steps + 1))
+    assert_same_run(tmp_path / "straight", out, rtol=1e-5)
 
 
-def test_ddp_two_processes_match_one_process_with_the_same_global_batch(packed_dir, tmp_path):
-    cfg = dict(COMMON, tokens="3K", save_every=0, eval_every=6)  # 12 steps, global batch 8 sequences
-    single = train(TrainConfig(data=packed_dir, out=tmp_path / "single", threads=1, **cfg))  # 1 x accum 2 x micro 4
-    out = tmp_path / "ddp"
+DIST = dict(COMMON, tokens="4K", save_every=4, eval_every=8)  # 16 steps, global batch 8 sequences
+
+
+@pytest.fixture(scope="module")
+def single_process_run(packed_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("single") / "out"
+    train(TrainConfig(data=packed_dir, out=out, threads=1, **DIST))  # 1 process x accum 2 x micro 4
+    return out
+
+
+def torchrun(args: list[str], parallel: str) -> None:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "tpt", "train",
-           *cli_args(cfg, packed_dir, out)]  # 2 processes x accum 1 x micro 4
+           *args, "--parallel", parallel]  # 2 processes x accum 1 x micro 4
     proc = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_ddp_two_processes_match_one_process_with_the_same_global_batch(packed_dir, single_process_run, tmp_path):
+    out = tmp_path / "ddp"
+    torchrun(cli_args(DIST, packed_dir, out), "ddp")
     plan = json.loads((out / "train_config.json").read_text())["plan"]
     assert (plan["world"], plan["parallel"], plan["accum"]) == (2, "ddp", 1)
-    a, b = losses(tmp_path / "single"), losses(out)
-    assert [s for s, _ in a] == [s for s, _ in b]
-    assert torch.allclose(torch.tensor([x for _, x in a]), torch.tensor([x for _, x in b]), rtol=1e-4, atol=1e-5)
-    wa, wb = weights(single.checkpoint), weights(out)
-    assert all(torch.allclose(wa[k], wb[k], atol=1e-4) for k in wa)
-    done = json.loads((out / "tpt_train_done.json").read_text())
-    assert done["val_loss"] == pytest.approx(single.val_loss, rel=1e-4)
+    assert_same_run(single_process_run, out, rtol=1e-4)
+
+
+def test_fsdp_resumes_a_killed_single_process_run_exactly(packed_dir, single_process_run, tmp_path):
+    """kill -9 a 1-process run, resume it with FSDP2 on 2 processes (gloo, CPU): the same run."""
+    out = tmp_path / "fsdp"
+    start_and_kill_9([sys.executable, "-m", "tpt", "train", *cli_args({**DIST, "threads": 1}, packed_dir, out)], out, at_step=4)
+    torchrun(cli_args(DIST, packed_dir, out), "fsdp")
+    assert json.loads((out / "train_config.json").read_text())["plan"]["parallel"] == "fsdp"
+    assert_same_run(single_process_run, out, rtol=1e-4)

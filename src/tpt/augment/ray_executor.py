@@ -29,7 +29,8 @@ from tpt.io.readers import RawRow, iter_raw_rows, resolve_inputs
 
 INSTALL_HINT = "--executor ray needs Ray, an optional extra: pip install 'tpt[ray]'  (or: pip install 'ray[default]>=2.40')"
 MAX_ATTEMPTS = 3  # per shard: a shard whose workers keep dying is a problem to report, not to retry forever
-WORKER_PREFIX = "tpt-augment-worker"
+WORKER_PREFIX = "tpt-augment-worker"  # actor names: {prefix}-{run id}-{i}, in NAMESPACE
+NAMESPACE = "tpt-augment"
 # Environment the workers need to behave like the driver (never the API key: set it on the nodes).
 FORWARDED_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "HF_DATASETS_OFFLINE", "TOKENIZERS_PARALLELISM")
 
@@ -121,7 +122,9 @@ class RayExecutor:
         if self.ray.is_initialized():
             return False
         env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-        self.ray.init(address=config.ray_address, runtime_env={"env_vars": env} if env else None, log_to_driver=True)
+        self.ray.init(
+            address=config.ray_address, namespace=NAMESPACE, runtime_env={"env_vars": env} if env else None, log_to_driver=True
+        )
         return True
 
     def _worker_plan(self, config: AugmentConfig, n_shards: int) -> tuple[int, dict]:

@@ -107,9 +107,8 @@ def run_augment(config: AugmentConfig, backend: Optional[Backend] = None) -> Run
     validate(config)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    strategy = load_strategy(config.strategy, config.seed)
     remove_old_temp_files(out)
-    check_manifest(config, strategy.template)
+    check_manifest(config, load_strategy(config.strategy, config.seed).template)
     plan = make_plan(config)
     specs = plan_shards(plan["n_rows"], config.shard_size, config.shard_range)
     todo = [s for s in specs if not is_done(out, s)]
@@ -121,10 +120,18 @@ def run_augment(config: AugmentConfig, backend: Optional[Backend] = None) -> Run
         if backend is None:
             # Executors whose workers open their own backends (Ray) need only the --serve servers here.
             backend = _open_backend(config, stack, build=not getattr(executor, "builds_own_backends", False))
-        duplicates = {int(k): v for k, v in plan["duplicates"].items()}
-        ctx = ShardContext(config=config, backend=backend, strategy=strategy, duplicates=duplicates)
+        ctx = shard_context(config, backend, plan)
         results = executor.run(specs, ctx, total_rows=sum(s.stop - s.start for s in todo))
     return finalize(config, results, started, nothing_to_do=False)
+
+
+def shard_context(config: AugmentConfig, backend: Backend, plan: Optional[dict] = None) -> ShardContext:
+    """Everything ``run_shard`` needs besides its rows; an executor's worker builds one per process
+    (after ``run_augment``'s driver has written manifest.json and plan.json)."""
+    plan = plan if plan is not None else json.loads((Path(config.out) / "plan.json").read_text())
+    duplicates = {int(k): v for k, v in plan["duplicates"].items()}
+    return ShardContext(config=config, backend=backend, strategy=load_strategy(config.strategy, config.seed),
+                        duplicates=duplicates)
 
 
 def _open_backend(config: AugmentConfig, stack: ExitStack, build: bool = True) -> Optional[Backend]:

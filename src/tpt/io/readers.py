@@ -81,6 +81,11 @@ def _expand(path: Path) -> list[Path]:
 def iter_raw_rows(files: list[Path], skip: int = 0) -> Iterator[RawRow]:
     """Every row of every file, in order; the first ``skip`` rows are passed over cheaply."""
     for path in files:
+        if skip and path.name.endswith(PARQUET_SUFFIXES):
+            n_rows = pq.ParquetFile(path).metadata.num_rows  # whole files are skipped without reading
+            if skip >= n_rows:
+                skip -= n_rows
+                continue
         for row in _iter_file(path):
             if skip:
                 skip -= 1

@@ -56,7 +56,10 @@ class LabConfig:
     sft: bool = field(True, help="run the post-training (SFT) phase")
     constrained: bool = field(True, help="run the constrained-data arm (vanilla repeating TPT's raw pool)")
     device: str = field("auto", help="training and evaluation device: cpu | cuda | auto")
-    threads: int = field(0, help="torch threads (0: torch's default)")
+    threads: int = field(
+        1, help="torch threads for training and evaluation (0: torch's default). 1 is the default because these models are tiny: "
+        "on a busy 2-core machine, OpenMP threads spinning against other processes made a step ~10x slower (docs/lab.md)"
+    )
 
     def profile(self) -> Profile:
         if self.quick and self.full:

@@ -12,8 +12,9 @@ Every arm gets the same background facts (the two-hop knowledge base) at the sam
 from __future__ import annotations
 
 import json
+import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -134,7 +135,20 @@ def trajectory_lengths(augment_dir: Path) -> dict[str, dict[str, float]]:
 
 
 def run_seed(lab: LabConfig, prof: Profile, seed: int) -> SeedRun:
+    """One seed end to end; its results are kept in seed-N/seed_run.json (a rerun reuses them)."""
     root = Path(lab.out) / f"seed-{seed}"
+    done = root / "seed_run.json"
+    if done.exists():
+        log(f"seed {seed}: reusing {done} (delete it to rerun the seed)")
+        return SeedRun(**json.loads(done.read_text()))
+    if root.exists():  # a seed that did not finish: start it clean (its corpus is redrawn identically)
+        shutil.rmtree(root)
+    run = _run_seed(lab, prof, seed, root)
+    done.write_text(json.dumps(asdict(run), default=str))
+    return run
+
+
+def _run_seed(lab: LabConfig, prof: Profile, seed: int, root: Path) -> SeedRun:
     families = {name: load_family(name, seed) for name in lab.families}
     run = SeedRun(seed)
     docs = prof.tokens // 20 + 500  # more than any arm can read: >= 20 tokens per document
@@ -211,6 +225,10 @@ def run_lab(lab: LabConfig) -> dict:
     from tpt.lab.report import write_report
 
     prof = lab.profile()
+    if lab.threads > 0:
+        import torch
+
+        torch.set_num_threads(lab.threads)
     started = time.perf_counter()
     runs = [run_seed(lab, prof, seed) for seed in range(prof.seeds)]
     wall = time.perf_counter() - started

@@ -54,11 +54,11 @@ def efficiency(curves: dict[str, list[dict]], key: str, baseline: str = "vanilla
     return [e.to_dict() for e in data_efficiency(base, meth, targets)]
 
 
-def difficulty_table(runs, arm: str, index: int, family: str) -> dict[str, float]:
-    """Accuracy by difficulty (mean over seeds) at one curve point, in the family's best mode."""
+def difficulty_table(runs, arm: str, index: int | None, family: str) -> dict[str, float]:
+    """Accuracy by difficulty (mean over seeds) at one curve point (None: after SFT), in the family's best mode."""
     levels: dict[str, list[float]] = {}
     for r in runs:
-        ev = r.curves[arm][index]["eval"] if index >= 0 else r.sft[arm]
+        ev = r.sft[arm] if index is None else r.curves[arm][index]["eval"]
         mode = ev["best"]["by_family"][family]["mode"]
         for level, acc in ev[mode]["by_family"][family]["by_difficulty"].items():
             levels.setdefault(level, []).append(acc)

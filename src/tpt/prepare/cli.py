@@ -51,5 +51,7 @@ def main(argv: list[str]) -> int:
 def summary(index: dict) -> dict:
     keys = ("seq_len", "vocab_size", "train", "val", "packing", "rejected_rows", "seconds")
     out = {k: index[k] for k in keys if k in index}
-    out["sources"] = [{k: s[k] for k in ("source", "tokens", "share", "unique_docs", "epochs_seen")} for s in index.get("sources", []) if isinstance(s, dict)]
+    wanted = ("source", "tokens", "share", "unique_docs", "epochs_seen")
+    out["sources"] = [{k: s[k] for k in wanted if k in s} for s in index.get("sources", [])]
+    out.update({k: index[k] for k in ("conversations", "truncated") if k in index})  # SFT
     return out

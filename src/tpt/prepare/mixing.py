@@ -6,7 +6,8 @@ Budget rules (all in tokens, EOS included):
 * weighted sources share what is left of the budget in proportion to their weights;
 * without ``--tokens`` the budget is the largest one that repeats no weighted source
   (the source with the least data per unit of weight is read exactly once).
-The budget is then rounded down to whole sequences and the targets scaled to match.
+The budget is then rounded down to whole sequences, taken from the weighted sources' targets
+(all targets are scaled when there are only xN sources).
 """
 
 from __future__ import annotations
@@ -71,14 +72,18 @@ def assign_targets(specs: list[SourceSpec], pool_tokens: list[int], budget: Opti
         raise PrepareError(f"--tokens {budget}: the xN sources give only {fixed:.0f} tokens; raise their epochs or add a weighted source")
     else:
         total = budget
-    targets = [s.epochs * p if s.epochs is not None else 0.0 for s, p in zip(specs, pool_tokens)]
-    for i, w in weighted:
-        targets[i] = (total - fixed) * w / total_weight
     rows = int(total // seq_len)
     if rows < 1:
         raise PrepareError(f"the budget ({total:.0f} tokens) is smaller than one --seq-len {seq_len} sequence")
-    scale = rows * seq_len / sum(targets)  # round down to whole sequences; keep the proportions
-    return [t * scale for t in targets], rows
+    written = rows * seq_len  # the budget rounded down to whole sequences
+    targets = [s.epochs * p if s.epochs is not None else 0.0 for s, p in zip(specs, pool_tokens)]
+    if not weighted:  # only xN sources: the rounding is shared by all
+        return [t * written / fixed for t in targets], rows
+    if written <= fixed:
+        raise PrepareError(f"the budget rounded to whole sequences ({written} tokens) leaves nothing for the weighted sources")
+    for i, w in weighted:  # the weighted sources absorb the rounding: xN sources stay exact
+        targets[i] = (written - fixed) * w / total_weight
+    return targets, rows
 
 
 @dataclass

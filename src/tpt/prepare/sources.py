@@ -49,8 +49,10 @@ def check_source(spec: SourceSpec, text_field: str = "text") -> list[Path]:
             raise PrepareError(f"source {spec.describe()}: {e}") from e
         needed = [text_field]
     for path in files:
-        if path.name.endswith(".parquet"):
+        if path.name.endswith(readers.PARQUET_SUFFIXES):
             _check_parquet(path, needed)
+        elif not (path.name.endswith(readers.JSONL_SUFFIXES) or readers.is_hf_dataset_dir(path)):
+            raise PrepareError(f"source {spec.describe()}: {path}: unsupported file (expected .jsonl[.gz|.zst] or .parquet)")
     return files
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from tpt.config import parse
@@ -30,6 +31,8 @@ def main(argv: list[str]) -> int:
     except TrainingDiverged as e:
         print(f"tpt train: diverged: {e}", file=sys.stderr)
         return 1
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # one summary line per run, not per process
     val = f", val loss {result.val_loss:.4f}" if result.val_loss is not None else ""
     print(f"tpt train: done: {result.steps} steps, {result.tokens_seen:,} tokens{val}; model at {result.checkpoint}")
     return 0

@@ -120,18 +120,34 @@ def full_model_state(model: torch.nn.Module, kind: str) -> dict | None:
     return {k: v for k, v in state.items() if k not in tied}
 
 
-def optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, kind: str) -> dict:
-    if kind != "fsdp":
-        return optimizer.state_dict()
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+def optimizer_state(model: torch.nn.Module, base: torch.nn.Module, optimizer: torch.optim.Optimizer, kind: str) -> dict:
+    """Full optimizer state keyed by parameter name (the same format for 1 process, DDP and FSDP,
+    so a run can resume under another world size or parallelism)."""
+    if kind == "fsdp":
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
-    return get_optimizer_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return get_optimizer_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    names = _param_names_in_optimizer_order(base, optimizer)
+    raw = optimizer.state_dict()  # keyed by position: 0..n-1 in param_groups order
+    return {
+        "state": {names[i]: state for i, state in raw["state"].items()},
+        "param_groups": [{**group, "params": [names[i] for i in group["params"]]} for group in raw["param_groups"]],
+    }
 
 
-def load_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict, kind: str) -> None:
-    if kind != "fsdp":
-        optimizer.load_state_dict(state)
+def load_optimizer_state(model: torch.nn.Module, base: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict, kind: str) -> None:
+    if kind == "fsdp":
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        set_optimizer_state_dict(model, optimizer, optim_state_dict=state, options=StateDictOptions(full_state_dict=True))
         return
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+    position = {name: i for i, name in enumerate(_param_names_in_optimizer_order(base, optimizer))}
+    optimizer.load_state_dict({
+        "state": {position[name]: s for name, s in state["state"].items()},
+        "param_groups": [{**group, "params": [position[n] for n in group["params"]]} for group in state["param_groups"]],
+    })
 
-    set_optimizer_state_dict(model, optimizer, optim_state_dict=state, options=StateDictOptions(full_state_dict=True))
+
+def _param_names_in_optimizer_order(base: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
+    names = {id(p): name for name, p in base.named_parameters()}
+    return [names[id(p)] for group in optimizer.param_groups for p in group["params"]]

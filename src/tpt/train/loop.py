@@ -154,7 +154,7 @@ class Trainer:
 
     def _restore(self, state_dir: Path) -> None:
         s = self._saved_state
-        D.load_optimizer_state(self.model, self.optimizer, s["optimizer"], self.kind)
+        D.load_optimizer_state(self.model, self.base, self.optimizer, s["optimizer"], self.kind)
         ckpt.restore_rng(s["rng"])
         self.progress = Progress(step=s["step"], cursor=s["cursor"], tokens_seen=s["tokens_seen"], last_good_step=s["step"])
         if self.dist.is_main:
@@ -216,7 +216,7 @@ class Trainer:
         model_state = D.full_model_state(self.model, self.kind)  # collective under FSDP
         trainer_state = {
             "version": 1, "step": p.step, "cursor": p.cursor, "tokens_seen": p.tokens_seen,
-            "optimizer": D.optimizer_state(self.model, self.optimizer, self.kind),
+            "optimizer": D.optimizer_state(self.model, self.base, self.optimizer, self.kind),
             "scheduler": to_dict(self.plan.schedule), "rng": ckpt.rng_states(), "fingerprint": self.fingerprint,
             "val_loss": self.val_loss,
         }
