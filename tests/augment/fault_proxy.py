@@ -15,7 +15,7 @@ import httpx
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, faults: int, pattern=(429, 500, "drop", 503)):
+    def __init__(self, upstream: str, faults: int, pattern=(429, 500, "drop", 503), port: int = 0):
         self.upstream = upstream.rstrip("/")  # e.g. http://127.0.0.1:PORT (no /v1)
         self.faults_left = faults
         self.pattern = list(pattern)
@@ -23,7 +23,7 @@ class FaultProxy:
         self.injected: list = []
         self.bodies: list[dict] = []
         self.headers: list[dict] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -51,6 +51,10 @@ class FaultProxy:
             def log_message(self, *args):  # keep test output quiet
                 pass
 
+            def do_GET(self):  # health checks and model lists go straight through
+                r = httpx.get(proxy.upstream + self.path, timeout=30)
+                self._reply(r.status_code, r.content)
+
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 proxy.bodies.append(json.loads(body))
@@ -74,3 +78,11 @@ class FaultProxy:
                 self.wfile.write(content)
 
         return Handler
+
+
+if __name__ == "__main__":  # as a server process: python fault_proxy.py PORT UPSTREAM [FAULTS]
+    import sys
+
+    port, upstream = int(sys.argv[1]), sys.argv[2]
+    with FaultProxy(upstream, int(sys.argv[3]) if len(sys.argv) > 3 else 0, port=port) as server:
+        server.thread.join()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import pytest
 from augment_helpers import corpus_rows, write_jsonl
@@ -41,6 +42,26 @@ def test_server_that_dies_is_reported(tmp_path):
     with pytest.raises(RuntimeError, match="exited with code"):
         with ServedModel(f"{sys.executable} -c 'import sys; sys.exit(3)' {{port}}", "m", timeout=30):
             pass
+
+
+def test_cli_serve_starts_uses_and_stops_the_server(tmp_path, openai_server, capsys):
+    """--serve through the CLI: the 'server' is a real process (a proxy in front of the session's
+    transformers serve), started on a free port, health-checked, used, and stopped at the end."""
+    import re
+
+    import httpx
+
+    corpus = write_jsonl(tmp_path / "c.jsonl", corpus_rows(3))
+    proxy_script = Path(__file__).with_name("fault_proxy.py")
+    serve = f"{sys.executable} {proxy_script} {{port}} {openai_server.base_url.removesuffix('/v1')}"
+    argv = [str(corpus), "--out", str(tmp_path / "run"), "--backend", "openai", "--serve", serve,
+            "--model", openai_server.model, "--max-thinking-tokens", "4", "--no-progress", "--server-sampling", "native"]
+    assert augment_main(argv) == 0
+    err = capsys.readouterr().err
+    assert "3 records" in err
+    port = re.search(r"fault_proxy.py (\d+) ", err).group(1)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
 
 
 def test_cli_refuses_mismatched_config_and_reports(tmp_path, tiny_model_dir, capsys):

@@ -23,7 +23,11 @@ def _offline() -> None:
 
 
 def evaluate(cfg: EvalConfig) -> dict[str, dict]:
-    """Evaluate every model of ``cfg``; returns {model name: result} as also written to --out."""
+    """Evaluate every model of ``cfg``; returns {model name: result} as also written to --out.
+
+    Sets HF_DATASETS_OFFLINE / HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE (unless already set) for the
+    whole process: benchmark files come from --data-dir and models from local folders only.
+    """
     _offline()
     specs = resolve_tasks(cfg.tasks, cfg.suite)
     check_server_tasks(cfg, specs)

@@ -151,7 +151,7 @@ def run_seed(lab: LabConfig, prof: Profile, seed: int) -> SeedRun:
 def _run_seed(lab: LabConfig, prof: Profile, seed: int, root: Path) -> SeedRun:
     families = {name: load_family(name, seed) for name in lab.families}
     run = SeedRun(seed)
-    docs = prof.tokens // 20 + 500  # more than any arm can read: >= 20 tokens per document
+    docs = prof.tokens // 30 + 500  # more than any arm reads: lab documents are >= 30 tokens (mean ~40)
     log(f"seed {seed}: corpus of {docs} documents, {prof.heldout_per_level} held-out problems per level")
     heldout = timed(run, "corpus", lambda: make_corpus(root, families, prof, seed, docs))
     tokenizer = timed(run, "tokenizer", lambda: make_tokenizer(root, families, prof, seed))

@@ -71,21 +71,31 @@ class LabExpert:
             raise ValueError(f"document {request.doc.id}: text does not state its problem ({family.name})")
         return family.trajectory(problem)
 
+    def _count_many(self, texts: list[str]) -> list[int]:
+        if self._tokenizer is not None:  # one batched call: the Rust tokenizer encodes in parallel
+            return [len(ids) for ids in self._tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        return [len(t.split()) for t in texts]
+
     def generate(self, requests: list[GenRequest], sampling: SamplingParams) -> list[GenResult]:
-        results = []
+        texts: list[str | Exception] = []
         for request in requests:
             try:
-                text = self.trajectory_for(request)
+                texts.append(self.trajectory_for(request))
             except Exception as e:  # one bad document never costs the batch
-                results.append(GenResult(error=f"{type(e).__name__}: {e}"))
+                texts.append(e)
+        ok = [t for t in texts if isinstance(t, str)]
+        lengths = iter(self._count_many(ok))
+        prompt_lengths = self._count_many([r.prompt for r in requests])
+        results = []
+        for text, prompt_tokens in zip(texts, prompt_lengths):
+            if isinstance(text, Exception):
+                results.append(GenResult(error=f"{type(text).__name__}: {text}"))
                 continue
-            pieces = self._pieces(text)
-            finish = "stop"
-            if len(pieces) > sampling.max_tokens:
-                text, pieces, finish = self._join(pieces[: sampling.max_tokens]), pieces[: sampling.max_tokens], "length"
-            results.append(
-                GenResult(text=text, finish_reason=finish, prompt_tokens=self.count_tokens(request.prompt), completion_tokens=len(pieces))
-            )
+            n, finish = next(lengths), "stop"
+            if n > sampling.max_tokens:  # over the thinking budget: cut, as a model would be cut
+                pieces = self._pieces(text)[: sampling.max_tokens]
+                text, n, finish = self._join(pieces), len(pieces), "length"
+            results.append(GenResult(text=text, finish_reason=finish, prompt_tokens=prompt_tokens, completion_tokens=n))
         return results
 
     def close(self) -> None:

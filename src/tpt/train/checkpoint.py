@@ -98,12 +98,15 @@ def save_state(out: Path, model, tokenizer, model_state: dict | None, trainer_st
     return write_folder_atomically(out / STATE_DIR, write)
 
 
-def find_state(out: Path) -> Path | None:
-    """OUT/state if complete; recovers OUT/state.old left by a crash in the middle of a swap."""
+def find_state(out: Path, repair: bool = True) -> Path | None:
+    """OUT/state if complete; recovers OUT/state.old left by a crash in the middle of a swap
+    (only when ``repair``: one process renames, the others read it where it is)."""
     state, old = out / STATE_DIR, out / (STATE_DIR + ".old")
     if (state / STATE_FILE).exists():
         return state
     if (old / STATE_FILE).exists():
+        if not repair:
+            return old
         shutil.rmtree(state, ignore_errors=True)
         old.rename(state)
         return state

@@ -123,11 +123,12 @@ class Trainer:
         self.autocast = autocast_for(cfg, dist.device)
         self.progress = Progress()
         self.fingerprint = plan.fingerprint(cfg)
-        resume_dir = self._resume_dir()
+        self.resumed_from = resume_dir = self._resume_dir()
         self.base = build_model(plan, cfg, resume_dir, dist.device)  # unwrapped: what gets saved
         self.parameters = sum(p.numel() for p in self.base.parameters())
-        compiled = torch.compile(self.base) if cfg.compile else self.base
-        self.model = D.wrap(compiled, self.kind, dist)
+        self.model = D.wrap(self.base, self.kind, dist)
+        if cfg.compile:  # after wrapping: DDP and FSDP2 both support compiling the wrapped module
+            self.model = torch.compile(self.model)
         self.optimizer = make_optimizer(self.model, cfg, dist.device)
         if resume_dir is not None:
             self._restore(resume_dir)
@@ -140,7 +141,7 @@ class Trainer:
 
     # -- resume -------------------------------------------------------------------------------
     def _resume_dir(self) -> Path | None:
-        state = ckpt.find_state(self.out) if self.out.exists() else None
+        state = ckpt.find_state(self.out, repair=self.dist.is_main) if self.out.exists() else None
         if state is None:
             return None
         if not self.cfg.resume:
@@ -296,7 +297,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         plan = make_plan(cfg, dist)
         out = Path(cfg.out)
         trainer = Trainer(cfg, plan, dist)  # checks a resumable state's settings before anything else
-        finished = already_done(out, plan.total_steps) if ckpt.find_state(out) else None
+        finished = already_done(out, plan.total_steps) if trainer.resumed_from else None
         if finished is not None:
             return finished
         if dist.is_main:

@@ -116,3 +116,16 @@ def test_help_lists_tasks_and_suites(capsys):
     assert stop.value.code == 0
     text = capsys.readouterr().out
     assert "--suite" in text and "paper-post" in text and "mmlu_pro" in text and "gpqa" in text
+
+
+@pytest.mark.gpu
+def test_paper_base_suite_on_cuda(tiny_model_dir, eval_data_dir, tmp_path, capsys):
+    """On a GPU machine: the whole paper-base suite (all 57 MMLU subjects) through CUDA, timed."""
+    out = tmp_path / "cuda"
+    argv = [str(tiny_model_dir), "--suite", "paper-base", "--data-dir", str(eval_data_dir), "--out", str(out),
+            "--limit", "8", "--max-gen-toks", "64", "--device", "cuda", "--backend", "hf"]
+    assert main(argv) == 0
+    result = json.loads((out / "model.json").read_text())
+    assert result["tasks"]["mmlu"]["n"] == 57 * 8 and result["averages"]["paper_base_5"]["missing"] == []
+    with capsys.disabled():
+        print(f"\npaper-base on cuda (--limit 8): {result['wall_time_s']:.1f} s")

@@ -1,0 +1,185 @@
+"""Generated tokens/s of in-process `transformers` generation: naive vs static batches vs continuous batching.
+
+The workload is the paper's: prompts of ~2k tokens, thinking up to 8k tokens, temperature 0.6
+(top-p 0.9), on a randomly initialised model with the *shape* of DeepSeek-R1-Distill-Qwen-1.5B
+(Qwen2Config only; weights do not change the cost of a forward pass).
+
+Lengths are capped so random text cannot run on forever, or stop at once, unrealistically: every
+request gets a target thinking length drawn once from a fixed-seed log-normal (mean
+--mean-new-tokens, clipped to [--min-new-tokens, --max-new-tokens]); EOS is disabled and each
+request generates *exactly* its target (min_new_tokens = max_new_tokens = target for `generate`,
+per-request max_new_tokens with eos_token_id=-1 for continuous batching).  A static batch decodes
+until its longest member is done, as if the others had hit EOS and sat padded: only the targets
+are counted, so the waste of static batching shows up as it would with a real model.
+
+Reference, measured in the same run: naive one-request-at-a-time `generate` on the first
+--naive-requests requests.  Printed: tokens/s of each method and its ratio to the reference.
+
+    python bench/generation_throughput.py                     # CPU: tiny shape, a smoke check (~1-3 min)
+    python bench/generation_throughput.py --shape r1-distill-qwen-1.5b --device cuda   # one H200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+SHAPES = {
+    # DeepSeek-R1-Distill-Qwen-1.5B's config.json (architecture only).
+    "r1-distill-qwen-1.5b": dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                                 num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=131072,
+                                 rope_theta=10000.0, tie_word_embeddings=False),
+    "tiny": dict(vocab_size=512, hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=True),
+}
+PAPER = dict(prompt_tokens=2048, max_new_tokens=8192, temperature=0.6, top_p=0.9)
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shape", choices=sorted(SHAPES), default=None, help="default: r1-distill-qwen-1.5b on CUDA, tiny on CPU")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--requests", type=int, default=None, help="requests per method (default 512 CUDA, 32 CPU)")
+    p.add_argument("--prompt-tokens", type=int, default=None, help="default 2048 CUDA (paper), 64 CPU")
+    p.add_argument("--mean-new-tokens", type=int, default=None, help="mean target thinking length (default 2048 CUDA, 48 CPU)")
+    p.add_argument("--min-new-tokens", type=int, default=None, help="shortest target (default 256 CUDA, 8 CPU)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="thinking budget (default 8192 CUDA, 128 CPU)")
+    p.add_argument("--batch-sizes", default=None, help="static batch sizes to try, comma-separated (default 64,256 CUDA; 8,32 CPU)")
+    p.add_argument("--max-batch-tokens", type=int, default=None, help="continuous batching: tokens per step (default: auto)")
+    p.add_argument("--naive-requests", type=int, default=2, help="requests timed one at a time (the reference)")
+    p.add_argument("--skip", default="", help="methods to skip, comma-separated: static,cb")
+    p.add_argument("--json", default=None, help="also write the figures to this file")
+    args = p.parse_args()
+    cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    args.device = "cuda" if cuda else "cpu"
+    defaults = dict(shape="r1-distill-qwen-1.5b", requests=512, prompt_tokens=PAPER["prompt_tokens"], mean_new_tokens=2048,
+                    min_new_tokens=256, max_new_tokens=PAPER["max_new_tokens"], batch_sizes="64,256") if cuda else dict(
+                    shape="tiny", requests=32, prompt_tokens=64, mean_new_tokens=48, min_new_tokens=8, max_new_tokens=128,
+                    batch_sizes="8,32")
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def build_model(shape: str, device: str):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    config = Qwen2Config(**SHAPES[shape], bos_token_id=0, eos_token_id=1, pad_token_id=2)
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = Qwen2ForCausalLM(config).to(dtype).eval()
+    params = sum(p.numel() for p in model.parameters())
+    return model, params
+
+
+def workload(args, vocab: int) -> tuple[list[list[int]], list[int]]:
+    """Random prompts of exactly --prompt-tokens and target lengths from a clipped log-normal."""
+    rng = random.Random(0)
+    sigma = 0.8  # a wide spread, as real thinking lengths have: what static batching pays for
+    mu = math.log(args.mean_new_tokens) - sigma**2 / 2
+    targets = [min(args.max_new_tokens, max(args.min_new_tokens, round(rng.lognormvariate(mu, sigma)))) for _ in range(args.requests)]
+    prompts = [[rng.randrange(3, vocab) for _ in range(args.prompt_tokens)] for _ in range(args.requests)]
+    return prompts, targets
+
+
+def sampling_kwargs() -> dict:
+    return dict(do_sample=True, temperature=PAPER["temperature"], top_p=PAPER["top_p"])
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+@torch.no_grad()
+def run_static(model, prompts, targets, batch_size: int, device: str) -> tuple[int, float]:
+    """Left-padded batches in input order (as the backend does); each runs to its longest target."""
+    sync(device)
+    started, tokens = time.perf_counter(), 0
+    for i in range(0, len(prompts), batch_size):
+        batch, lengths = prompts[i : i + batch_size], targets[i : i + batch_size]
+        ids = torch.tensor(batch, device=device)  # [batch, prompt_tokens]: equal lengths, no padding needed
+        longest = max(lengths)
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), min_new_tokens=longest,
+                             max_new_tokens=longest, pad_token_id=2, **sampling_kwargs())
+        assert out.shape[1] - ids.shape[1] == longest, "generation stopped early: EOS must be suppressed"
+        tokens += sum(lengths)
+    sync(device)
+    return tokens, time.perf_counter() - started
+
+
+@torch.no_grad()
+def run_continuous(model, prompts, targets, device: str, max_batch_tokens) -> tuple[int, float]:
+    """transformers' continuous batching (paged KV cache): a finished request frees its slot at once."""
+    from transformers import ContinuousBatchingConfig, GenerationConfig
+
+    gen = GenerationConfig(max_new_tokens=max(targets), eos_token_id=-1, pad_token_id=2, **sampling_kwargs())
+    cb = ContinuousBatchingConfig(max_batch_tokens=max_batch_tokens) if max_batch_tokens else None
+    manager = model.init_continuous_batching(generation_config=gen, continuous_batching_config=cb)
+    manager.start()
+    try:
+        sync(device)
+        started = time.perf_counter()
+        wanted = {manager.add_request(p, max_new_tokens=t, eos_token_id=-1): t for p, t in zip(prompts, targets)}
+        tokens, pending = 0, set(wanted)
+        while pending:
+            result = manager.get_result(timeout=1)
+            if result is None:
+                if not manager.is_running():
+                    raise RuntimeError("continuous batching thread died")
+                continue
+            if result.is_finished() and result.request_id in pending:
+                if result.error:
+                    raise RuntimeError(f"request {result.request_id}: {result.error}")
+                assert len(result.generated_tokens) == wanted[result.request_id], "length cap not honoured"
+                tokens += len(result.generated_tokens)
+                pending.discard(result.request_id)
+        sync(device)
+        return tokens, time.perf_counter() - started
+    finally:
+        manager.stop(block=True, timeout=30)
+
+
+def main() -> None:
+    args = parse_args()
+    model, params = build_model(args.shape, args.device)
+    prompts, targets = workload(args, model.config.vocab_size)
+    print(f"model: random {args.shape} ({params / 1e9:.3f} B params) on {args.device}; {args.requests} requests, "
+          f"prompt {args.prompt_tokens} tokens, thinking targets mean {sum(targets) / len(targets):.0f} "
+          f"[{min(targets)}..{max(targets)}], temperature {PAPER['temperature']}, top-p {PAPER['top_p']}")
+    run_static(model, prompts[:2], [4, 4], 2, args.device)  # warm-up (kernels, allocator)
+    figures = {}
+    n = args.naive_requests
+    tokens, secs = run_static(model, prompts[:n], targets[:n], 1, args.device)
+    figures["naive (batch 1)"] = tokens / secs
+    reference = figures["naive (batch 1)"]
+    skip = set(filter(None, args.skip.split(",")))
+    if "static" not in skip:
+        for size in (int(s) for s in args.batch_sizes.split(",")):
+            tokens, secs = run_static(model, prompts, targets, size, args.device)
+            figures[f"static batch {size}"] = tokens / secs
+    if "cb" not in skip:
+        tokens, secs = run_continuous(model, prompts, targets, args.device, args.max_batch_tokens)
+        figures["continuous batching"] = tokens / secs
+    for name, rate in figures.items():
+        print(f"{name:>24}: {rate:10.1f} generated tokens/s   x{rate / reference:6.2f} vs naive")
+    if args.device == "cuda":
+        best = max(figures.values())
+        print(f"best: {best:.0f} tokens/s = {best / 930:.1f}x the paper's ~930 tokens/s per A100 (goal >= 10,000 on one H200)")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"args": vars(args), "tokens_per_second": figures}, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
