@@ -124,7 +124,11 @@ def run_continuous(model, prompts, targets, device: str, max_batch_tokens) -> tu
     from transformers import ContinuousBatchingConfig, GenerationConfig
 
     gen = GenerationConfig(max_new_tokens=max(targets), eos_token_id=-1, pad_token_id=2, **sampling_kwargs())
-    cb = ContinuousBatchingConfig(max_batch_tokens=max_batch_tokens) if max_batch_tokens else None
+    kwargs = {"max_batch_tokens": max_batch_tokens} if max_batch_tokens else {}
+    if device == "cpu":  # auto-sizing would take 90% of system RAM for the KV cache: size it for the workload
+        pages = sum(math.ceil((len(p) + t) / 256) for p, t in zip(prompts, targets))
+        kwargs = {"num_blocks": pages, "max_batch_tokens": max_batch_tokens or 512}
+    cb = ContinuousBatchingConfig(**kwargs)
     manager = model.init_continuous_batching(generation_config=gen, continuous_batching_config=cb)
     manager.start()
     try:

@@ -10,14 +10,25 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from augment_helpers import corpus_rows, write_jsonl
 
 from tpt.io.runs import iter_records
 
 
-def progress_files(out: Path) -> int:
-    """Checkpoints on disk: part files plus completion markers."""
-    return len(list(out.glob("data/.parts/*/chunk-*.parquet"))) + len(list(out.glob("state/*.done")))
+def saved_records(out: Path) -> int:
+    """Records on disk (monotonic while a run goes on): a finished shard's data file, else its parts."""
+    total = 0
+    for shard in range(4):
+        name = f"shard-{shard:05d}"
+        files = [out / "data" / f"{name}.parquet"] if (out / "state" / f"{name}.done").exists() else \
+            list(out.glob(f"data/.parts/{name}/chunk-*.parquet"))
+        for path in files:
+            try:
+                total += pq.ParquetFile(path).metadata.num_rows
+            except (FileNotFoundError, OSError):  # consolidated and deleted under our feet
+                pass
+    return total
 
 
 def start(argv: list[str]) -> subprocess.Popen:
@@ -27,10 +38,10 @@ def start(argv: list[str]) -> subprocess.Popen:
 
 
 def kill_after(proc: subprocess.Popen, out: Path, at_least: int, timeout: float = 120) -> bool:
-    """SIGKILL ``proc`` once ``at_least`` checkpoints exist; False if it finished first."""
+    """SIGKILL ``proc`` once ``at_least`` records are saved; False if it finished first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        if progress_files(out) >= at_least:
+        if saved_records(out) >= at_least:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
             return True
@@ -46,10 +57,9 @@ def test_kill_9_then_rerun_gives_exactly_one_record_per_key(tmp_path, openai_ser
             "--model", openai_server.model, "--tokenizer", openai_server.model, "--samples", "2",
             "--max-thinking-tokens", "8", "--shard-size", "4", "--checkpoint-records", "4", "--concurrency", "2",
             "--server-sampling", "native", "--no-progress"]
-    killed = [kill_after(start(argv), out, at_least=n) for n in (1, 4)]
+    killed = [kill_after(start(argv), out, at_least=n) for n in (4, 16)]
     assert killed == [True, True], "the run finished before it could be killed; make the corpus larger"
-    done_before = sum(1 for _ in out.glob("data/.parts/*/chunk-*.parquet")) + len(list(out.glob("state/*.done")))
-    assert done_before >= 4
+    assert 16 <= saved_records(out) < 32
 
     final = start(argv)
     log, _ = final.communicate(timeout=300)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
@@ -81,3 +83,25 @@ def test_balanced_backend_spreads_requests_and_routes_around_a_dead_server(tmp_p
     assert live_sent > 0 and twin_sent > 0
     # The dead server is tried, then sits out growing cool-downs: most attempts go to live servers.
     assert dead_sent < (live_sent + twin_sent) / 2, backend.pool.summary()
+
+
+def test_cli_serve_replicas_spreads_a_run_over_two_servers(tmp_path, corpus, openai_server, capsys):
+    """`--serve CMD --serve-replicas 2` through the CLI: two real server processes (proxies in front of
+    the session's transformers serve), both used, both stopped."""
+    from tpt.augment.cli import main as augment_main
+
+    proxy = Path(__file__).parents[1] / "augment" / "fault_proxy.py"
+    serve = f"{sys.executable} {proxy} {{port}} {openai_server.base_url.removesuffix('/v1')}"
+    argv = [str(corpus(6)), "--out", str(tmp_path / "run"), "--backend", "openai", "--serve", serve,
+            "--serve-replicas", "2", "--model", openai_server.model, "--max-thinking-tokens", "4",
+            "--no-progress", "--server-sampling", "native", "--concurrency", "1"]
+    assert augment_main(argv) == 0
+    err = capsys.readouterr().err
+    assert "2 servers up" in err
+    urls = err.split("2 servers up: ")[1].splitlines()[0].split(", ")
+    assert len(set(urls)) == 2
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text())
+    assert (stats["records"], stats["failed"]) == (6, 0)
+    for url in urls:  # stopped at the end of the run
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{url}/models", timeout=2)

@@ -179,3 +179,17 @@ def test_sft_from_chat_jsonl_builds_masked_data_first(scratch_run, tmp_path):
                             log_every=1, eval_every=0, save_every=0, **{**FAST, "model_preset": ""}))
     index = json.loads((out / "sft-data" / "index.json").read_text())
     assert all(s["has_mask"] for s in index["splits"]["train"]) and sft.steps == 4
+
+
+def test_trains_on_the_output_of_tpt_prepare(tokenizer_dir, tmp_path):
+    """Integration with the real prepare stage (not the numpy fixture)."""
+    run = pytest.importorskip("tpt.prepare.run")
+    from tpt.prepare.config import PrepareConfig
+
+    from .conftest import TEXTS
+
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text("".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(TEXTS)))
+    run.prepare(PrepareConfig(source=[f"{raw}:vanilla"], tokenizer=str(tokenizer_dir), out=tmp_path / "data", seq_len=32, val_sequences=4))
+    result = train(TrainConfig(data=tmp_path / "data", out=tmp_path / "out", tokens="2K", eval_every=0, **FAST))
+    assert result.steps == 8 and result.val_loss is not None

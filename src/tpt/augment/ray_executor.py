@@ -31,6 +31,7 @@ INSTALL_HINT = "--executor ray needs Ray, an optional extra: pip install 'tpt[ra
 MAX_ATTEMPTS = 3  # per shard: a shard whose workers keep dying is a problem to report, not to retry forever
 WORKER_PREFIX = "tpt-augment-worker"  # actor names: {prefix}-{run id}-{i}, in NAMESPACE
 NAMESPACE = "tpt-augment"
+IN_PROCESS_BACKENDS = ("transformers", "transformers-cb")  # the model on the worker: one GPU each
 # Environment the workers need to behave like the driver (never the API key: set it on the nodes).
 FORWARDED_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "HF_DATASETS_OFFLINE", "TOKENIZERS_PARALLELISM")
 
@@ -131,7 +132,7 @@ class RayExecutor:
         """How many workers, and what each one reserves."""
         resources = self.ray.cluster_resources()
         gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
-        on_gpu = config.backend == "transformers" and gpus > 0 and config.device != "cpu"
+        on_gpu = config.backend in IN_PROCESS_BACKENDS and gpus > 0 and config.device != "cpu"
         wanted = config.ray_workers or (gpus if on_gpu else cpus)
         options = {"num_cpus": 1, "num_gpus": 1 if on_gpu else 0, "max_concurrency": 2, "max_restarts": 0}
         return max(1, min(wanted, n_shards)), options

@@ -53,6 +53,8 @@ class LabConfig:
     seeds: Optional[int] = field(None, help="independent repetitions (corpus draw + model init); default from the profile")
     tokens: Optional[int] = field(None, help="training tokens per arm (overrides the profile)")
     model_preset: Optional[str] = field(None, help="`tpt train` model preset (overrides the profile)")
+    batch_tokens: Optional[str] = field(None, help="tokens per optimizer step (overrides the profile)")
+    lr: Optional[float] = field(None, help="peak learning rate (overrides the profile)")
     sft: bool = field(True, help="run the post-training (SFT) phase")
     constrained: bool = field(True, help="run the constrained-data arm (vanilla repeating TPT's raw pool)")
     device: str = field("auto", help="training and evaluation device: cpu | cuda | auto")
@@ -65,5 +67,7 @@ class LabConfig:
         if self.quick and self.full:
             raise ValueError("--quick and --full are exclusive")
         base = PROFILES["quick" if self.quick else "full" if self.full else "default"]
-        overrides = {k: v for k, v in (("tokens", self.tokens), ("model_preset", self.model_preset), ("seeds", self.seeds)) if v}
+        overrides = {k: v for k, v in (
+            ("tokens", self.tokens), ("model_preset", self.model_preset), ("seeds", self.seeds), ("batch_tokens", self.batch_tokens), ("lr", self.lr)
+        ) if v}
         return replace(base, **overrides)

@@ -74,7 +74,7 @@ def augment(root: Path, tokenizer: Path) -> Path:
     from tpt.augment.run import run_augment
 
     cfg = AugmentConfig(inputs=[str(root / "corpus.jsonl")], out=root / "augment", backend="lab-expert", tokenizer=str(tokenizer),
-                        shard_size=20_000, progress=False, max_doc_tokens=4096)  # fmt: skip
+                        shard_size=20_000, progress=False, max_doc_tokens=4096, checkpoint_records=20_000, checkpoint_seconds=600.0)  # fmt: skip
     summary = run_augment(cfg)
     if summary.failed or summary.rejected:
         raise RuntimeError(f"{cfg.out}: augment left {summary.failed} failed and {summary.rejected} rejected rows (see its failed/ and rejected/)")

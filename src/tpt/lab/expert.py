@@ -22,10 +22,12 @@ REQUIRED_META = ("family", "problem")
 
 class LabExpert:
     name = "lab-expert"
+    parallelism = 1024  # requests per generate() call: the expert is pure Python, batches only amortise tokenizer calls
 
     def __init__(self, tokenizer_path: str | None = None):
         self._families: dict[tuple[str, int], TaskFamily] = {}
         self._tokenizer = None
+        self._template_counts: dict[str, int] = {}
         if tokenizer_path:
             from transformers import AutoTokenizer
 
@@ -50,6 +52,10 @@ class LabExpert:
         if len(pieces) <= max_tokens:
             return text, len(pieces), False
         return self._join(pieces[:max_tokens]), len(pieces), True
+
+    def truncate_batch(self, texts: list[str], max_tokens: int) -> list[tuple[str, int, bool]]:
+        counts = self._count_many(texts)
+        return [(t, n, False) if n <= max_tokens else self.truncate(t, max_tokens) for t, n in zip(texts, counts)]
 
     # --- generation -------------------------------------------------------------------------
     def family(self, name: str, seed: int) -> TaskFamily:
@@ -76,6 +82,21 @@ class LabExpert:
             return [len(ids) for ids in self._tokenizer(texts, add_special_tokens=False)["input_ids"]]
         return [len(t.split()) for t in texts]
 
+    def _prompt_lengths(self, requests: list[GenRequest]) -> list[int]:
+        """Prompt tokens = the document's + the prompt template's (counted once per template: the
+        template is the same long instruction for every document, re-encoding it dominated runtime)."""
+        doc_counts = self._count_many([r.doc.text for r in requests])
+        out = []
+        for request, n_doc in zip(requests, doc_counts):
+            if request.doc.text not in request.prompt:  # e.g. a focus mark inside the document
+                out.append(self.count_tokens(request.prompt))
+                continue
+            rest = request.prompt.replace(request.doc.text, "", 1)
+            if rest not in self._template_counts:
+                self._template_counts[rest] = self.count_tokens(rest)
+            out.append(self._template_counts[rest] + n_doc)
+        return out
+
     def generate(self, requests: list[GenRequest], sampling: SamplingParams) -> list[GenResult]:
         texts: list[str | Exception] = []
         for request in requests:
@@ -85,7 +106,7 @@ class LabExpert:
                 texts.append(e)
         ok = [t for t in texts if isinstance(t, str)]
         lengths = iter(self._count_many(ok))
-        prompt_lengths = self._count_many([r.prompt for r in requests])
+        prompt_lengths = self._prompt_lengths(requests)
         results = []
         for text, prompt_tokens in zip(texts, prompt_lengths):
             if isinstance(text, Exception):

@@ -83,10 +83,6 @@ def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     return list(layers)
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return getattr(model, "module", model)
-
-
 def no_sync(model: torch.nn.Module, kind: str, sync: bool):
     """Skip the gradient all-reduce on all but the last micro-batch of a step."""
     if kind == "ddp" and not sync:

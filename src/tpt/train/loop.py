@@ -130,6 +130,7 @@ class Trainer:
         if cfg.compile:  # after wrapping: DDP and FSDP2 both support compiling the wrapped module
             self.model = torch.compile(self.model)
         self.optimizer = make_optimizer(self.model, cfg, dist.device)
+        self.val_loss: float | None = None
         if resume_dir is not None:
             self._restore(resume_dir)
         else:
@@ -137,7 +138,6 @@ class Trainer:
             np.random.seed(cfg.seed)
         self.snapshots_due = [t for t in cfg.save_at_tokens() if t > self.progress.tokens_seen]
         self.snapshots: list[Path] = []
-        self.val_loss: float | None = None
 
     # -- resume -------------------------------------------------------------------------------
     def _resume_dir(self) -> Path | None:
@@ -158,6 +158,7 @@ class Trainer:
         D.load_optimizer_state(self.model, self.base, self.optimizer, s["optimizer"], self.kind)
         ckpt.restore_rng(s["rng"])
         self.progress = Progress(step=s["step"], cursor=s["cursor"], tokens_seen=s["tokens_seen"], last_good_step=s["step"])
+        self.val_loss = s.get("val_loss")
         if self.dist.is_main:
             ckpt.truncate_metrics(self.out / "metrics.jsonl", s["step"])
             print(f"tpt train: resuming from {state_dir} at step {s['step']}/{self.plan.total_steps}", flush=True)

@@ -66,6 +66,7 @@ class Backend(Protocol):
 BACKENDS: dict[str, str] = {
     "openai": "tpt.augment.backends.openai:make_backend",
     "transformers": "tpt.augment.backends.hf:make_backend",
+    "transformers-cb": "tpt.augment.backends.hf_cb:make_backend",  # continuous batching (opt-in)
     "lab-expert": "tpt.lab.expert:make_backend",
 }
 

@@ -35,12 +35,13 @@ class ChainMod10(TaskFamily):
         return f"Working mod 10, start at {problem['start']}, {said}. What is the result?"
 
     def solve(self, problem: Problem) -> tuple[list[str], str]:
-        value, steps = problem["start"], []
+        # Each step repeats the operation's own words: finding the next operation is then a copy
+        # of what follows the previous one in the question (learnable by a tiny model), and the
+        # arithmetic is local: previous value, operation -> new value.
+        value, steps = problem["start"], [f"start at {problem['start']}."]
         for op, k in problem["ops"]:
-            new = apply(op, value, k)
-            sign = {"add": "+", "sub": "-", "mul": "*"}[op]
-            steps.append(f"{value} {sign} {k} gives {new}.")
-            value = new
+            value = apply(op, value, k)
+            steps.append(f"{_OPS[op].format(k=k)} gives {value}.")
         return steps, str(value)
 
 

@@ -1,4 +1,4 @@
-"""Two-hop facts over a synthetic knowledge base: "Who is the mentor of the boss of Kavo?".
+"""Two-hop facts over a synthetic knowledge base: "Who do you reach from Kavo by taking the boss, then the mentor?".
 
 The world (people and two relations) is drawn from the experiment seed; every arm trains on the
 same atomic facts (``background()``), the documents ask composed questions.  Difficulty d = number
@@ -41,8 +41,8 @@ class TwoHop(TaskFamily):
         return {"person": rng.choice(self.people), "path": [rng.choice(_RELATIONS) for _ in range(difficulty)]}
 
     def question(self, problem: Problem) -> str:
-        chain = " of the ".join(reversed(problem["path"]))
-        return f"Who is the {chain} of {problem['person']}?"
+        # hops named in the order they are taken ("the mentor of the boss of X" reverses them)
+        return f"Who do you reach from {problem['person']} by taking the {', then the '.join(problem['path'])}?"
 
     def solve(self, problem: Problem) -> tuple[list[str], str]:
         who, steps = problem["person"], []
