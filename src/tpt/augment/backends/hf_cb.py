@@ -71,7 +71,8 @@ class ContinuousBatchingBackend(TransformersBackend):
             eos_token_id=self.tokenizer.eos_token_id,
             pad_token_id=self.tokenizer.pad_token_id,
         )
-        cb = ContinuousBatchingConfig(seed=self.seed, max_batch_tokens=self.max_batch_tokens, **self._cpu_cache_size(sampling))
+        sizes = {"max_batch_tokens": self.max_batch_tokens, **self._cpu_cache_size(sampling)}
+        cb = ContinuousBatchingConfig(seed=self.seed, **sizes)
         self._manager = self.model.init_continuous_batching(generation_config=gen, continuous_batching_config=cb)
         self._manager.start()
         self._manager_sampling = sampling
