@@ -18,12 +18,13 @@ import sys
 import time
 import uuid
 from collections import Counter, deque
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from tpt.augment.backends.base import load_backend_factory
 from tpt.augment.config import AugmentConfig
-from tpt.augment.prompts import load_strategy
+from tpt.augment.prompts import PromptStrategy
 from tpt.augment.shards import ShardContext, ShardResult, ShardSpec, is_done, run_shard
 from tpt.io.readers import RawRow, iter_raw_rows, resolve_inputs
 
@@ -52,9 +53,9 @@ class ShardWorker:
     """One Ray actor: a backend opened once, then shard after shard.  Threaded (2 slots) so that
     ``status`` answers while ``run`` is busy generating."""
 
-    def __init__(self, config: AugmentConfig):
-        backend = load_backend_factory(config.backend)(config)
-        self.ctx = ShardContext(config=config, backend=backend, strategy=load_strategy(config.strategy, config.seed))
+    def __init__(self, config: AugmentConfig, strategy: PromptStrategy):
+        backend = load_backend_factory(config.backend)(backend_config(config))
+        self.ctx = ShardContext(config=config, backend=backend, strategy=strategy)  # the driver's strategy: no file to find
         self.current: Optional[str] = None
 
     def status(self) -> dict:
@@ -72,6 +73,16 @@ class ShardWorker:
 
     def close(self) -> None:
         self.ctx.backend.close()
+
+
+def backend_config(config: AugmentConfig) -> AugmentConfig:
+    """The config a worker opens its backend with: local model/tokenizer folders made absolute (workers
+    do not share the driver's working directory).  Records keep the run's own ``--model`` text."""
+
+    def resolve(path):
+        return str(Path(path).resolve()) if path and Path(path).exists() else path
+
+    return replace(config, model=resolve(config.model), tokenizer=resolve(config.tokenizer_path()))
 
 
 class ShardRows:
@@ -111,7 +122,7 @@ class RayExecutor:
             return results
         started_ray = self._connect(ctx.config)
         try:
-            results += self._run_all(todo, ctx)
+            results += self._run_all(todo, replace(ctx, config=replace(ctx.config, out=Path(ctx.config.out).resolve())))
         finally:
             if started_ray:
                 self.ray.shutdown()
@@ -137,10 +148,10 @@ class RayExecutor:
         options = {"num_cpus": 1, "num_gpus": 1 if on_gpu else 0, "max_concurrency": 2, "max_restarts": 0}
         return max(1, min(wanted, n_shards)), options
 
-    def _start_worker(self, config: AugmentConfig, options: dict, name: str):
+    def _start_worker(self, ctx: ShardContext, options: dict, name: str):
         if self._worker_class is None:
             self._worker_class = self.ray.remote(ShardWorker)
-        return self._worker_class.options(name=name, **options).remote(config)
+        return self._worker_class.options(name=name, **options).remote(ctx.config, ctx.strategy)
 
     # ---- scheduling
     def _run_all(self, todo: list[ShardSpec], ctx: ShardContext) -> list[ShardResult]:
@@ -148,7 +159,7 @@ class RayExecutor:
         n_workers, options = self._worker_plan(config, len(todo))
         run_id = uuid.uuid4().hex[:8]
         names = [f"{WORKER_PREFIX}-{run_id}-{i}" for i in range(n_workers)]
-        idle = deque((name, self._start_worker(config, options, name)) for name in names)
+        idle = deque((name, self._start_worker(ctx, options, name)) for name in names)
         print(f"tpt augment: {len(todo)} shards on {n_workers} Ray workers ({options['num_gpus']} GPU each)", file=sys.stderr)
         queue, running = deque(todo), {}  # ObjectRef -> (spec, name, actor)
         rows, attempts, results = ShardRows(ray, config.inputs, todo), Counter(), []
@@ -168,7 +179,7 @@ class RayExecutor:
                         attempts[spec.index] += 1
                         self._requeue(spec, name, exc, attempts[spec.index], queue)
                         ray.kill(actor, no_restart=True)  # it is dead or unusable: never reuse it
-                        idle.append((name, self._start_worker(config, options, f"{name}-r{attempts[spec.index]}")))
+                        idle.append((name, self._start_worker(ctx, options, f"{name}-r{attempts[spec.index]}")))
                         continue
                     results.append(result)
                     rows.release(spec)

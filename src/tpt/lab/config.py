@@ -34,7 +34,7 @@ PROFILES: dict[str, Profile] = {
                      heldout_per_level=2, sft_examples=24, sft_tokens=4_000, seeds=1),
     # the default: <= 10 minutes on a 2-core CPU (3 pretraining runs + 2 SFT runs)
     "default": Profile(tokens=640_000, fractions=(0.125, 0.25, 0.5, 1.0), model_preset="0.5m", seq_len=256,
-                       batch_tokens="2K", lr=2e-3, heldout_per_level=20, sft_examples=256, sft_tokens=60_000, seeds=1),
+                       batch_tokens="512", lr=2e-3, heldout_per_level=20, sft_examples=256, sft_tokens=60_000, seeds=1),
     # `--full`: sized for one GPU; 3 seeds for spread
     "full": Profile(tokens=40_000_000, fractions=(0.03125, 0.0625, 0.125, 0.25, 0.5, 1.0), model_preset="5m", seq_len=512,
                     batch_tokens="32K", lr=1e-3, heldout_per_level=100, sft_examples=2_000, sft_tokens=2_000_000, seeds=3),

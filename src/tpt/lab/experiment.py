@@ -54,16 +54,18 @@ def make_corpus(root: Path, families: dict[str, TaskFamily], prof: Profile, seed
     heldout = corpus.draw_heldout(families, prof.heldout_per_level, seed)
     corpus.write_heldout(root / "heldout.jsonl", heldout)
     corpus.write_jsonl(root / "corpus.jsonl", corpus.corpus_rows(families, heldout, docs, seed))
-    corpus.write_jsonl(root / "background.jsonl", corpus.background_rows(families) or [{"id": "none", "text": "."}])
+    background = corpus.background_rows(families)
+    if background:  # families without a shared world have no background documents
+        corpus.write_jsonl(root / "background.jsonl", background)
     corpus.write_jsonl(root / "sft.jsonl", corpus.sft_rows(families, heldout, prof.sft_examples, seed))
     return heldout
 
 
-def make_tokenizer(root: Path, families: dict[str, TaskFamily], prof: Profile, seed: int) -> Path:
-    """A small BPE trained on a sample of the lab's own documents and trajectories."""
+def make_tokenizer(root: Path, families: dict[str, TaskFamily], prof: Profile, seed: int, heldout: list[HeldOut]) -> Path:
+    """A small BPE trained on a sample of the lab's own documents and trajectories (never held-out ones)."""
     from tpt.prepare.tokenizer import train_tokenizer
 
-    rows = corpus.corpus_rows(families, [], 3000, seed + 1)
+    rows = corpus.corpus_rows(families, heldout, 3000, seed + 1)
     texts = [r["text"] + " " + families[r["family"]].trajectory(r["problem"]) for r in rows]
     texts += [r["text"] for r in corpus.background_rows(families)]
     return train_tokenizer(texts, root / "tokenizer", vocab_size=prof.vocab_size, min_frequency=2)
@@ -87,7 +89,9 @@ def prepare_arm(root: Path, arm: str, tokenizer: Path, prof: Profile, seed: int,
 
     kind = "tpt" if arm == "tpt" else "vanilla"
     bg = 1.0 * BACKGROUND_SHARE / (1 - BACKGROUND_SHARE)
-    sources = [f"{root / 'augment'}:{kind}:1", f"{root / 'background.jsonl'}:vanilla:{bg:.6f}"]
+    sources = [f"{root / 'augment'}:{kind}:1"]
+    if (root / "background.jsonl").exists():
+        sources.append(f"{root / 'background.jsonl'}:vanilla:{bg:.6f}")
     cfg = PrepareConfig(source=sources, tokenizer=str(tokenizer), out=root / "data" / arm, seq_len=prof.seq_len, tokens=str(prof.tokens),
                         pool_tokens=str(pool_tokens) if pool_tokens else None, seed=seed, overwrite=True)  # fmt: skip
     return prepare(cfg)
@@ -154,7 +158,7 @@ def _run_seed(lab: LabConfig, prof: Profile, seed: int, root: Path) -> SeedRun:
     docs = prof.tokens // 30 + 500  # more than any arm reads: lab documents are >= 30 tokens (mean ~40)
     log(f"seed {seed}: corpus of {docs} documents, {prof.heldout_per_level} held-out problems per level")
     heldout = timed(run, "corpus", lambda: make_corpus(root, families, prof, seed, docs))
-    tokenizer = timed(run, "tokenizer", lambda: make_tokenizer(root, families, prof, seed))
+    tokenizer = timed(run, "tokenizer", lambda: make_tokenizer(root, families, prof, seed, heldout))
     log("augment (lab-expert backend)")
     timed(run, "augment", lambda: augment(root, tokenizer))
     run.trajectory_lengths = trajectory_lengths(root / "augment")

@@ -30,6 +30,7 @@ def _curve_grid(path: Path, curves: dict, keys: list[str], x: str, arms: list[st
         ax.set_title(key)
         ax.set_xlabel(xlabel)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())  # minor log labels overlap at these ranges
         ax.set_ylim(-0.02, 1.02)
     axes[0][0].set_ylabel("held-out accuracy")
     axes[0][0].legend(fontsize=7)

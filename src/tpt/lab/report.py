@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from tpt.analyze.curves import data_efficiency
 from tpt.config import to_dict
 
+NEAR_CHANCE = 0.15  # below this a family-averaged accuracy is within guessing range (chain_mod10 guesses 0.1)
 TARGET_FRACTIONS = (0.5, 0.75, 1.0)  # targets = these fractions of vanilla's final accuracy
 ARM_STYLE = {"vanilla": ("tab:blue", "vanilla (d)"), "tpt": ("tab:red", "TPT ([d; t])"), "vanilla-pool": ("tab:green", "vanilla, TPT's pool repeated")}
 
@@ -134,6 +135,10 @@ def render_markdown(results: dict, families: list[str], plots: list[str]) -> str
             vt = f"{e['baseline_tokens']:,.0f}" if e["baseline_tokens"] else "-"
             mt = f"{e['method_tokens']:,.0f}" if e["method_tokens"] else "-"
             lines.append(f"| {key} | {e['target']:.3f} | {vt} | {mt} | {_mult(e)} |")
+    final = curves["vanilla"][-1]["overall"]["mean"]
+    if final < NEAR_CHANCE:
+        lines += ["", f"**Caution:** vanilla's final overall accuracy ({final:.3f}) is near chance level; multipliers read at "
+                  "such targets compare noise, not learning. Train longer or on fewer families (see docs/lab.md)."]
     if not any(results["data_efficiency"].values()):
         lines.append("| - | vanilla's final accuracy is 0: no target to read a multiplier at | | | |")
     lines += ["", "## Accuracy by difficulty at the final checkpoint", ""]
