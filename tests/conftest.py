@@ -37,6 +37,9 @@ def eval_data_dir() -> Path:
     """The offline benchmark files (../shared/data/eval, or $TPT_EVAL_DATA)."""
     path = Path(os.environ.get("TPT_EVAL_DATA", REPO.parent / "shared" / "data" / "eval"))
     if not path.is_dir():
+        # In CI the data sits beside the clone: a missing folder there is a failure, not a skip.
+        if os.environ.get("CI"):
+            pytest.fail(f"benchmark data not found at {path} (set TPT_EVAL_DATA)")
         pytest.skip(f"benchmark data not found at {path}")
     return path
 
