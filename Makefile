@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/tpt demo --out runs/demo
+	$(BIN)/tpt demo --out runs/lab
 
 test: install
 	$(BIN)/python -m pytest -q tests

@@ -1,7 +1,9 @@
-"""``tpt demo``: augment a small sample corpus end to end with the in-process backend and a tiny,
-locally built random-weight model (nothing is downloaded), then say where the output is.
+"""``tpt demo``: the README's main job.
 
-``tpt demo --augment-only`` always runs this augment demo (the lab demo may become the default).
+By default it runs the lab (``tpt lab run``: vanilla vs TPT on synthetic reasoning tasks through
+augment -> prepare -> train -> eval -> report, minutes on a CPU) and prints where the report is.
+``tpt demo --augment-only`` instead augments a small sample corpus with the in-process backend and
+a tiny, locally built random-weight model (nothing is downloaded).
 """
 
 from __future__ import annotations
@@ -54,8 +56,20 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="tpt demo", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: runs/demo)")
     parser.add_argument("--augment-only", action="store_true", help="run the augment demo only")
+    parser.add_argument("--quick", action="store_true", help="the lab's quick profile (~1-2 min)")
     args = parser.parse_args(argv)
-    return run_augment_demo(args.out)
+    if args.augment_only:
+        return run_augment_demo(args.out)
+    return run_lab_demo(args.out, quick=args.quick)
+
+
+def run_lab_demo(out: Path, quick: bool = False) -> int:
+    from tpt.lab.config import LabConfig
+    from tpt.lab.experiment import run_lab
+
+    run_lab(LabConfig(out=out, quick=quick))
+    print(f"demo: lab report in {out}/report.md (results {out}/results.json, plots {out}/plots/)")
+    return 0
 
 
 if __name__ == "__main__":
