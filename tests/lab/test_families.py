@@ -97,3 +97,16 @@ def test_user_family_module_and_bad_name(tmp_path, monkeypatch):
     assert fam.name == "parity" and fam.check({"bits": [1, 1, 1]}, "So the answer is 1.")
     with pytest.raises(ValueError, match="unknown lab family"):
         load_family("no_such_family_xyz")
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_steps_reproduced_counts_leading_expert_steps(name):
+    from tpt.lab.evaluate import steps_reproduced
+
+    family = load_family(name, 0)
+    problem = family.sample(random.Random(3), max(family.difficulties))
+    steps, _ = family.solve(problem)
+    assert steps_reproduced(family, problem, " " + family.trajectory(problem)) == 1.0
+    # right first step, garbage after it: exactly one step's share
+    assert steps_reproduced(family, problem, f" {steps[0]}  zzz {' '.join(steps[1:])}") == pytest.approx(1 / len(steps))
+    assert steps_reproduced(family, problem, "zzz " + family.trajectory(problem)) == 0.0

@@ -94,6 +94,8 @@ def evaluate_checkpoint(
         completions = _generate(model, tokenizer, prompts, budget, batch_size, stop_ids)
         correct = [families[p.family].check(p.problem, text.split("</think>")[0]) for p, text in zip(problems, completions)]
         result[mode] = summarize(problems, correct)
+        if mode == "think":  # diagnostic: how much of the expert's reasoning the model reproduces
+            result[mode]["steps_reproduced"] = steps_by_family(problems, families, completions)
         result[mode]["examples"] = [
             {"prompt": pr, "completion": c, "correct": ok} for pr, c, ok in list(zip(prompts, completions, correct))[:3]
         ]
@@ -114,6 +116,29 @@ def summarize(problems: Sequence[HeldOut], correct: Sequence[bool]) -> dict[str,
             "by_difficulty": {str(d): sum(oks) / len(oks) for (f, d), oks in sorted(cells.items()) if f == fam},
         }
     return {"accuracy": sum(map(bool, correct)) / max(len(correct), 1), "by_family": by_family}
+
+
+def steps_reproduced(family: TaskFamily, problem: dict, completion: str) -> float:
+    """Share of the expert's steps that the completion reproduces exactly, in order, from its start.
+
+    Tells *why* think-first answers fail: 0 means even the first step (usually a copy of the
+    question's first operand) is wrong; a middle value means the model follows the procedure but
+    goes wrong at some step (docs/lab.md, "Measured")."""
+    steps, _ = family.solve(problem)
+    rest, matched = " ".join(completion.split()), 0
+    for step in steps:
+        if not rest.startswith(step):
+            break
+        matched, rest = matched + 1, rest[len(step) :].lstrip()
+    return matched / len(steps)
+
+
+def steps_by_family(problems: Sequence[HeldOut], families: dict[str, TaskFamily], completions: Sequence[str]) -> dict[str, float]:
+    """Mean ``steps_reproduced`` per family."""
+    shares: dict[str, list[float]] = defaultdict(list)
+    for p, text in zip(problems, completions):
+        shares[p.family].append(steps_reproduced(families[p.family], p.problem, text.split("</think>")[0]))
+    return {fam: sum(v) / len(v) for fam, v in sorted(shares.items())}
 
 
 def best_of(result: dict[str, Any], modes: Sequence[str]) -> dict[str, Any]:

@@ -66,6 +66,12 @@ def difficulty_table(runs, arm: str, index: int | None, family: str) -> dict[str
     return {k: statistics.fmean(v) for k, v in levels.items()}
 
 
+def steps_table(runs, arm: str, families: list[str]) -> dict[str, float]:
+    """Share of the expert's steps reproduced by think-first generation at the final checkpoint (mean over seeds)."""
+    evals = [r.curves[arm][-1]["eval"]["think"] for r in runs]
+    return {f: statistics.fmean(e.get("steps_reproduced", {}).get(f, 0.0) for e in evals) for f in families}
+
+
 def write_report(out: Path, lab, prof, runs, wall: float) -> dict[str, Any]:
     families = list(lab.families)
     curves = aggregate_curves(runs, families)
@@ -77,6 +83,7 @@ def write_report(out: Path, lab, prof, runs, wall: float) -> dict[str, Any]:
         "sft": sft_summary(runs, families) if runs[0].sft else {},
         "trajectory_lengths": runs[0].trajectory_lengths,
         "accuracy_by_difficulty": {arm: {f: difficulty_table(runs, arm, -1, f) for f in families} for arm in curves},
+        "steps_reproduced": {arm: steps_table(runs, arm, families) for arm in curves},
         "seconds": {k: round(sum(r.seconds.get(k, 0) for r in runs), 1) for k in runs[0].seconds},
         "per_seed": [{"seed": r.seed, "curves": r.curves, "sft": r.sft, "data": r.data} for r in runs],
     }  # fmt: skip
@@ -148,7 +155,13 @@ def render_markdown(results: dict, families: list[str], plots: list[str]) -> str
         for arm, table in results["accuracy_by_difficulty"].items():
             lines.append(f"| {arm} | " + " | ".join(f"{table[fam].get(lv, 0):.2f}" for lv in levels) + " |")
         lines.append("")
-    lines += ["## Trajectory length vs difficulty (mean thinking tokens)", "", "| family | " + " | ".join(["d", "tokens"]) + " |", "|---|---|---|"]
+    lines += ["## Think-first diagnostic: share of the expert's steps reproduced (final checkpoint)", "",
+              "Leading steps of the generated trajectory that match the expert's exactly, as a share of its steps. "
+              "0 = not even the first step (a copy of the question's first operand) is right.", "",
+              "| arm | " + " | ".join(families) + " |", "|---|" + "---:|" * len(families)]  # fmt: skip
+    for arm, table in results["steps_reproduced"].items():
+        lines.append(f"| {arm} | " + " | ".join(f"{table[f]:.2f}" for f in families) + " |")
+    lines += ["", "## Trajectory length vs difficulty (mean thinking tokens)", "", "| family | " + " | ".join(["d", "tokens"]) + " |", "|---|---|---|"]
     for fam, table in results["trajectory_lengths"].items():
         lines.append(f"| {fam} | {', '.join(table)} | {', '.join(f'{v:.1f}' for v in table.values())} |")
     if results["sft"]:

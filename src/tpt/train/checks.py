@@ -121,3 +121,19 @@ def check_init_folder(init: Path) -> None:
         json.loads((init / "config.json").read_text())
     except json.JSONDecodeError as e:
         raise TrainInputError(f"--init {init}/config.json line {e.lineno}: not valid JSON ({e.msg})") from None
+
+
+# Attention implementations for which transformers builds a per-document mask from position ids
+# that restart at 0 (masking_utils' packed-sequence path), whatever the batch size.
+# FlashAttention detects packing only for a flattened batch of one row, so with micro-batches
+# it would silently attend across documents.
+DOC_ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager", "flex_attention")
+
+
+def check_doc_attention(model_config, source: str) -> None:
+    impl = getattr(model_config, "_attn_implementation", None) or "sdpa"
+    if impl not in DOC_ATTENTION_IMPLEMENTATIONS:
+        raise TrainInputError(
+            f"--doc-attention: the model ({source}) uses attn_implementation {impl!r}; per-document attention needs "
+            f"one of {', '.join(DOC_ATTENTION_IMPLEMENTATIONS)}"
+        )

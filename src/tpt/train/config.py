@@ -71,6 +71,7 @@ class TrainConfig:
     beta2: float = field(0.95, help="AdamW beta2")
     grad_clip: float = field(1.0, help="clip the global gradient norm to this (0 = off)")
     seed: int = field(0, help="seed for model init and data order")
+    doc_attention: bool = field(False, help="attend only within each document of a packed row, positions restarting at 0 per document (boundary-crossing targets dropped)")
     precision: Literal["auto", "fp32", "bf16"] = field("auto", help="auto: bf16 autocast on GPU, fp32 on CPU")
     compile: bool = field(False, help="torch.compile the model (helps on GPU; not on CPU)")
     threads: int = field(0, help="CPU threads per process (0 = torch's default); 1 is fastest on a busy machine")

@@ -73,13 +73,40 @@ class BatchLayout:
         return [rows[i * self.micro : (i + 1) * self.micro] for i in range(self.accum)]
 
 
-def read_batch(ds: PackedDataset, rows: np.ndarray, use_mask: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Token ids (B, seq_len) int64 and, for SFT, the loss mask (B, seq_len) bool."""
+def read_batch(ds: PackedDataset, rows: np.ndarray, use_mask: bool, doc_attention: bool = False
+               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """(tokens, targets mask, position ids) for ``rows``.
+
+    tokens (B, T) int64.  mask (B, T) bool or None: which tokens count as targets (SFT: the
+    assistant tokens; with ``doc_attention`` also never the first token of a document, see
+    ``document_positions``); None = every token.  positions (B, T) int64 or None (plain 0..T-1).
+    """
     tokens = torch.from_numpy(np.stack([ds[int(r)] for r in rows]).astype(np.int64))
-    if not use_mask:
-        return tokens, None
-    mask = torch.from_numpy(np.stack([ds.mask(int(r)) for r in rows]).astype(bool))
-    return tokens, mask
+    mask = torch.from_numpy(np.stack([ds.mask(int(r)) for r in rows]).astype(bool)) if use_mask else None
+    if not doc_attention:
+        return tokens, mask, None
+    positions = document_positions([ds.doc_starts(int(r)) for r in rows], ds.seq_len)
+    # A token at a document start (position 0 after index 0) would be predicted from the previous
+    # document only: not a target, exactly as when the documents are run one by one.
+    starts_doc = positions == 0
+    mask = ~starts_doc if mask is None else mask & ~starts_doc
+    return tokens, mask, positions
+
+
+def document_positions(starts: list[np.ndarray], seq_len: int) -> torch.Tensor:
+    """Position ids (B, seq_len) that restart at 0 at every document start of each row.
+
+    ``starts[b]`` are row b's document starts (``PackedDataset.doc_starts``).  Tokens before the
+    first start continue a document from the previous row; they count from 0 too, as a document
+    whose beginning was cut off (positions never exceed seq_len - 1, the trained range).
+    """
+    index = np.arange(seq_len, dtype=np.int64)
+    out = np.empty((len(starts), seq_len), dtype=np.int64)
+    for b, row_starts in enumerate(starts):
+        segment_start = np.zeros(seq_len, dtype=np.int64)
+        segment_start[np.asarray(row_starts, dtype=np.int64)] = row_starts
+        out[b] = index - np.maximum.accumulate(segment_start)  # distance to the last start <= j
+    return torch.from_numpy(out)
 
 
 def split_heldout(train: PackedDataset, val: PackedDataset | None, eval_sequences: int) -> tuple[np.ndarray, np.ndarray, bool]:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from tpt.config import to_dict
 
 from . import checkpoint as ckpt
+from . import checks
 from . import distributed as D
 from .checks import TrainInputError
 from .config import TrainConfig, format_count
@@ -83,14 +84,29 @@ def autocast_for(cfg: TrainConfig, device: torch.device):
     return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def token_loss_sum(model, tokens: torch.Tensor, mask: torch.Tensor | None, autocast) -> torch.Tensor:
-    """Sum of next-token cross-entropies.  tokens (B, T); mask (B, T) bool: which targets count."""
+def token_loss_sum(model, tokens: torch.Tensor, mask: torch.Tensor | None, autocast,
+                   positions: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum of next-token cross-entropies.  tokens (B, T); mask (B, T) bool: which targets count;
+    positions (B, T) int64 position ids restarting at 0 per document (None: 0..T-1, one causal block)."""
     inputs, targets = tokens[:, :-1], tokens[:, 1:]  # (B, T-1) each
     if mask is not None:
         targets = targets.masked_fill(~mask[:, 1:], -100)
+    kwargs = {}
+    if positions is not None:
+        # Per-document attention through transformers' packed-sequence path: with position ids
+        # that restart at 0, no 2D attention_mask and no KV cache, masking_utils
+        # (find_packed_sequence_indices) builds a block-diagonal causal mask for sdpa / eager /
+        # flex, and flash-attention takes the same position ids as cu_seqlens.  RoPE reads the
+        # positions directly.  The model stays a plain HF model.
+        kwargs = {"position_ids": positions[:, :-1], "use_cache": False}  # (B, T-1)
     with autocast():
-        logits = model(input_ids=inputs).logits  # (B, T-1, V)
+        logits = model(input_ids=inputs, **kwargs).logits  # (B, T-1, V)
     return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100, reduction="sum")
+
+
+def to_device(batch: tuple, device: torch.device) -> tuple:
+    """(tokens, mask, positions) from read_batch onto ``device`` (None stays None)."""
+    return tuple(None if t is None else t.to(device, non_blocking=True) for t in batch)
 
 
 def evaluate(model, plan: RunPlan, dist: D.Dist, micro: int, autocast) -> float | None:
@@ -103,10 +119,9 @@ def evaluate(model, plan: RunPlan, dist: D.Dist, micro: int, autocast) -> float 
     model.eval()
     with torch.no_grad():
         for start in range(0, len(share), micro):
-            tokens, mask = read_batch(plan.eval_ds, share[start : start + micro], plan.use_mask)
-            tokens = tokens.to(dist.device)
-            mask = None if mask is None else mask.to(dist.device)
-            totals[0] += token_loss_sum(model, tokens, mask, autocast).double()
+            batch = read_batch(plan.eval_ds, share[start : start + micro], plan.use_mask, plan.doc_attention)
+            tokens, mask, positions = to_device(batch, dist.device)
+            totals[0] += token_loss_sum(model, tokens, mask, autocast, positions).double()
             totals[1] += tokens[:, 1:].numel() if mask is None else mask[:, 1:].sum()
     model.train()
     D.all_reduce_sum(totals, dist)
@@ -125,6 +140,8 @@ class Trainer:
         self.fingerprint = plan.fingerprint(cfg)
         self.resumed_from = resume_dir = self._resume_dir()
         self.base = build_model(plan, cfg, resume_dir, dist.device)  # unwrapped: what gets saved
+        if cfg.doc_attention:
+            checks.check_doc_attention(self.base.config, plan.model_source)
         self.parameters = sum(p.numel() for p in self.base.parameters())
         self.model = D.wrap(self.base, self.kind, dist)
         if cfg.compile:  # after wrapping: DDP and FSDP2 both support compiling the wrapped module
@@ -147,7 +164,8 @@ class Trainer:
         if not self.cfg.resume:
             raise TrainInputError(f"--out {self.out}: holds a checkpoint ({state}); remove it or drop --no-resume to continue it")
         saved = ckpt.load_trainer_state(state)
-        diffs = ckpt.config_differences(saved["fingerprint"], self.fingerprint)
+        # States written before --doc-attention existed trained without it.
+        diffs = ckpt.config_differences({"doc_attention": False, **saved["fingerprint"]}, self.fingerprint)
         if diffs:
             raise TrainInputError(f"--out {self.out}: cannot resume, the run's settings changed:\n  " + "\n  ".join(diffs))
         self._saved_state = saved
@@ -168,18 +186,18 @@ class Trainer:
     def _step(self, running: torch.Tensor) -> None:
         """One optimizer step.  running: [loss sum, target count, non-finite grad norms, grad norm]."""
         plan, dist, p = self.plan, self.dist, self.progress
-        batches = [read_batch(plan.train, rows, plan.use_mask) for rows in plan.layout.micro_rows(plan.order, p.cursor, dist.rank)]
-        if plan.use_mask:  # SFT: targets per step vary; count them over all processes first
-            count = torch.tensor(float(sum(int(m[:, 1:].sum()) for _, m in batches)), device=dist.device)
+        batches = [read_batch(plan.train, rows, plan.use_mask, plan.doc_attention)
+                   for rows in plan.layout.micro_rows(plan.order, p.cursor, dist.rank)]
+        if plan.counts_targets:  # SFT / doc attention: targets per step vary; count them over all processes first
+            count = torch.tensor(float(sum(int(m[:, 1:].sum()) for _, m, _ in batches)), device=dist.device)
             count = D.all_reduce_sum(count, dist).clamp_min(1.0)
         else:
             count = torch.tensor(float(plan.layout.global_batch * (plan.seq_len - 1)), device=dist.device)
         scale = dist.world / count  # DDP/FSDP average gradients over processes; undo that
-        for i, (tokens, mask) in enumerate(batches):
-            tokens = tokens.to(dist.device, non_blocking=True)
-            mask = None if mask is None else mask.to(dist.device, non_blocking=True)
+        for i, batch in enumerate(batches):
+            tokens, mask, positions = to_device(batch, dist.device)
             with D.no_sync(self.model, self.kind, sync=i == len(batches) - 1):
-                loss_sum = token_loss_sum(self.model, tokens, mask, self.autocast)
+                loss_sum = token_loss_sum(self.model, tokens, mask, self.autocast, positions)
                 (loss_sum * scale).backward()
             running[0] += loss_sum.detach()
         running[1] += count / dist.world  # summed over processes at the flush

@@ -54,7 +54,13 @@ class RunPlan:
     model_source: str  # "preset 20m", "config FILE" or "init PATH": for messages
     total_steps: int
     schedule: Schedule
-    use_mask: bool
+    use_mask: bool  # SFT: loss on masked tokens only
+    doc_attention: bool  # per-document attention and positions (see data.read_batch)
+
+    @property
+    def counts_targets(self) -> bool:
+        """Whether the targets per step vary (so they are counted) instead of B x (seq_len - 1)."""
+        return self.use_mask or self.doc_attention
 
     @property
     def seq_len(self) -> int:
@@ -77,6 +83,7 @@ class RunPlan:
             "schedule": [self.schedule.peak, self.schedule.min_ratio, self.schedule.warmup],
             "optimizer": [cfg.weight_decay, cfg.beta1, cfg.beta2, cfg.grad_clip],
             "seed": cfg.seed,
+            "doc_attention": cfg.doc_attention,  # changes what every token sees and which targets count
         }
 
 
@@ -172,4 +179,5 @@ def make_plan(cfg: TrainConfig, dist: Dist) -> RunPlan:
         total_steps=steps,
         schedule=Schedule(cfg.lr, cfg.min_lr_ratio, min(warmup, steps), steps),
         use_mask=use_mask,
+        doc_attention=cfg.doc_attention,
     )
