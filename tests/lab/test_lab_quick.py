@@ -70,3 +70,13 @@ def test_cli_errors(capsys, tmp_path):
     assert main(["nope"]) == 2
     assert main(["run", "--quick", "--full", "--out", str(tmp_path)]) == 2
     assert "exclusive" in capsys.readouterr().err
+
+
+def test_doc_attention_reaches_every_training_run(tmp_path):
+    out = tmp_path / "da"
+    assert main(["run", "--quick", "--doc-attention", "--no-constrained", "--families", "chain_mod10", "--out", str(out)]) == 0
+    runs = sorted((out / "seed-0" / "train").glob("*/train_config.json"))
+    assert [p.parent.name for p in runs] == ["tpt", "tpt+sft", "vanilla", "vanilla+sft"]
+    for path in runs:
+        assert '"doc_attention": true' in path.read_text(), path
+    assert json.loads((out / "results.json").read_text())["config"]["doc_attention"] is True

@@ -57,6 +57,9 @@ class LabConfig:
     lr: Optional[float] = field(None, help="peak learning rate (overrides the profile)")
     sft: bool = field(True, help="run the post-training (SFT) phase")
     constrained: bool = field(True, help="run the constrained-data arm (vanilla repeating TPT's raw pool)")
+    doc_attention: bool = field(
+        False, help="`tpt train --doc-attention`: attend within each packed document, positions from 0 per document (as the evaluation prompts see them)"
+    )
     device: str = field("auto", help="training and evaluation device: cpu | cuda | auto")
     threads: int = field(
         1, help="torch threads for training and evaluation (0: torch's default). 1 is the default because these models are tiny: "
