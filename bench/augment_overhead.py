@@ -6,7 +6,7 @@
 2. The in-process transformers backend (tiny random model): the same requests timed through
    ``backend.generate`` alone vs. through ``run_augment``.  Goal: pipeline overhead < 5%.
 
-    python bench/augment_overhead.py [--docs 20000] [--gen-docs 64] [--gen-tokens 32]
+    python bench/augment_overhead.py [--docs 20000] [--gen-docs 256] [--gen-tokens 64]
 """
 
 from __future__ import annotations
@@ -127,9 +127,9 @@ def bench_generation(tmp: Path, model: Path, docs: int, tokens: int, repeats: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=20000, help="documents for the instant-backend run")
-    parser.add_argument("--gen-docs", type=int, default=64, help="documents for the generation run")
-    parser.add_argument("--gen-tokens", type=int, default=32, help="thinking tokens per document")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--gen-docs", type=int, default=256, help="documents for the generation run")
+    parser.add_argument("--gen-tokens", type=int, default=64, help="thinking tokens per document")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--vocab", type=int, default=32000, help="vocabulary of the instant run's BPE tokenizer")
     args = parser.parse_args()
     from tpt.tiny import build_tiny_model
