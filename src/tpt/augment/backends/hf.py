@@ -83,12 +83,11 @@ class TransformersBackend(TokenizerOps):
         self.model = None
 
 
+def backend_kwargs(config) -> dict:
+    """The AugmentConfig fields an in-process backend reads (shared with transformers-cb)."""
+    return dict(tokenizer_path=config.tokenizer, batch_size=config.batch_size, device=config.device,
+                dtype=config.dtype, raw_prompt=config.raw_prompt)
+
+
 def make_backend(config) -> TransformersBackend:
-    return TransformersBackend(
-        config.model,
-        tokenizer_path=config.tokenizer,
-        batch_size=config.batch_size,
-        device=config.device,
-        dtype=config.dtype,
-        raw_prompt=config.raw_prompt,
-    )
+    return TransformersBackend(config.model, **backend_kwargs(config))

@@ -18,7 +18,7 @@ import math
 import time
 
 from tpt.augment.backends.base import GenRequest, GenResult, SamplingParams
-from tpt.augment.backends.hf import TransformersBackend
+from tpt.augment.backends.hf import TransformersBackend, backend_kwargs
 
 PAGE_SIZE = 256  # ContinuousBatchingConfig's default tokens per page
 CPU_PROMPT_TOKENS = 4096  # prompt room per request in a CPU cache (2,048 document tokens + template)
@@ -134,12 +134,4 @@ class ContinuousBatchingBackend(TransformersBackend):
 
 
 def make_backend(config) -> ContinuousBatchingBackend:
-    return ContinuousBatchingBackend(
-        config.model,
-        tokenizer_path=config.tokenizer,
-        batch_size=config.batch_size,
-        device=config.device,
-        dtype=config.dtype,
-        raw_prompt=config.raw_prompt,
-        seed=config.seed,
-    )
+    return ContinuousBatchingBackend(config.model, seed=config.seed, **backend_kwargs(config))
