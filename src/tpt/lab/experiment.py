@@ -111,7 +111,7 @@ def train_arm(data: Path, out: Path, prof: Profile, lab: LabConfig, seed: int, i
 
 
 def checkpoints(run_dir: Path, prof: Profile) -> list[tuple[int, Path]]:
-    from tpt.train.config import format_count
+    from tpt.config import format_count
 
     points = [(int(prof.tokens * f), run_dir / f"tokens-{format_count(int(prof.tokens * f))}") for f in prof.fractions if f < 1]
     return points + [(prof.tokens, run_dir)]

@@ -10,12 +10,12 @@ A source is written ``PATH:KIND[:WEIGHT]``:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
 from tpt.config import field
+from tpt.config import parse_count as shared_parse_count
 
 KINDS = ("tpt", "vanilla")
 DEFAULT_TEMPLATE = "{text} <think> {thinking} </think>"
@@ -61,21 +61,17 @@ def parse_source(spec: str) -> SourceSpec:
     return SourceSpec(Path(path), kind, weight=value)
 
 
-_SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
-
-
 def parse_count(text: Optional[str], flag: str = "--tokens") -> Optional[int]:
-    """'50M' -> 50_000_000; '1.5B', '2k', '1e6', '1000' work too; None stays None."""
+    """'50M' -> 50_000_000 (tpt.config.parse_count); None or '' stays None; must be positive."""
     if text is None or text == "":
         return None
-    match = re.fullmatch(r"\s*([0-9.eE+]+)\s*([kKmMbBgGtT]?)\s*", str(text))
     try:
-        value = float(match.group(1)) * _SUFFIXES[match.group(2).lower()] if match else None
+        value = shared_parse_count(text, flag)
     except ValueError:
         value = None
     if value is None or value <= 0:
         raise PrepareError(f"{flag} {text!r}: expected a positive count such as 50M, 1.5B, 2k or 1000")
-    return int(value)
+    return value
 
 
 @dataclass

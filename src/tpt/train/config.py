@@ -1,48 +1,13 @@
-"""`tpt train` configuration: the dataclass whose fields are the CLI, and token-count parsing."""
+"""`tpt train` configuration: the dataclass whose fields are the CLI."""
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
-from tpt.config import field
-
-_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
-
-
-def parse_count(value: str | int | float, what: str = "count") -> int:
-    """'50M' -> 50_000_000, '1.5B' -> 1_500_000_000, '2048' -> 2048 (also plain ints)."""
-    if isinstance(value, (int, float)):
-        return int(value)
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmbgtKMBGT]?)\s*", str(value))
-    if not match:
-        raise ValueError(f"{what}: cannot read {value!r} as a count (examples: 2048, 500K, 50M, 1.5B)")
-    return int(round(float(match.group(1)) * _SUFFIX[match.group(2).lower()]))
-
-
-def parse_counts(values: list[str] | str | None, what: str) -> list[int]:
-    """A list of counts given as separate items and/or comma-separated: ['1M,2M', '5M']."""
-    if values is None:
-        return []
-    items = [values] if isinstance(values, (str, int, float)) else list(values)
-    out: list[int] = []
-    for item in items:
-        parts = str(item).split(",") if isinstance(item, str) else [item]
-        out += [parse_count(p, what) for p in parts if str(p).strip()]
-    return sorted(set(out))
-
-
-def format_count(n: int) -> str:
-    """1_000_000 -> '1M', 2_500_000 -> '2.5M', 1234 -> '1234' (for checkpoint folder names)."""
-    for suffix, scale in (("B", 10**9), ("M", 10**6), ("K", 10**3)):
-        if n >= scale and (n * 1000) % scale == 0:
-            text = f"{n / scale:.3f}".rstrip("0").rstrip(".")
-            return text + suffix
-    return str(n)
-
+from tpt.config import field, format_count, parse_count, parse_counts  # noqa: F401 (re-exported)
 
 @dataclass
 class TrainConfig:
