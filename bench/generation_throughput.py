@@ -54,7 +54,18 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-new-tokens", type=int, default=None, help="thinking budget (default 8192 CUDA, 128 CPU)")
     p.add_argument("--batch-sizes", default=None, help="static batch sizes to try, comma-separated (default 64,256 CUDA; 8,32 CPU)")
     p.add_argument("--max-batch-tokens", type=int, default=None, help="continuous batching: tokens per step (default: auto)")
+    p.add_argument("--cb", action="append", default=None, metavar="KEY=VALUE,...",
+                   help="a continuous-batching variant: ContinuousBatchingConfig fields, e.g. "
+                        "'use_cuda_graph=true,max_requests_per_batch=512' (repeatable; 'default' = auto-sized)")
+    p.add_argument("--static-requests", type=int, default=None, help="static batches run on this many requests (default: all)")
     p.add_argument("--naive-requests", type=int, default=2, help="requests timed one at a time (the reference)")
+    p.add_argument("--naive-max-tokens", type=int, default=None, help="cap the reference requests' targets (one-at-a-time decoding is slow)")
+    p.add_argument("--static-cache", action="store_true",
+                   help="static batches use a StaticCache sized prompt+max-new-tokens: generate() then compiles the decode step "
+                        "(CUDA graphs), which removes Python overhead; a warm-up batch pays the compilation outside the timing")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="seconds per method: static stops starting batches (and cuts the running one), continuous batching "
+                        "stops waiting; only tokens of finished work are counted (a lower bound)")
     p.add_argument("--skip", default="", help="methods to skip, comma-separated: static,cb")
     p.add_argument("--json", default=None, help="also write the figures to this file")
     args = p.parse_args()
@@ -67,7 +78,20 @@ def parse_args() -> argparse.Namespace:
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    args.cb = args.cb or ["default"]
     return args
+
+
+def cb_variant(spec: str) -> dict:
+    """'a=1,b=true' -> {'a': 1, 'b': True}; 'default' -> {} (transformers sizes everything itself)."""
+    if spec == "default":
+        return {}
+    out = {}
+    for item in spec.split(","):
+        key, _, raw = item.partition("=")
+        low = raw.lower()
+        out[key.strip()] = True if low == "true" else False if low == "false" else float(raw) if "." in raw else int(raw)
+    return out
 
 
 def build_model(shape: str, device: str):
@@ -101,30 +125,59 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+_CACHES: dict = {}
+
+
+def static_cache(model, batch_size: int, max_len: int):
+    """One StaticCache per (batch size, length), reset and reused: a second 75 GB cache would not fit,
+    and one fixed shape means the compiled decode graph is reused."""
+    from transformers import StaticCache
+
+    key = (batch_size, max_len)
+    if key not in _CACHES:
+        _CACHES.clear()
+        torch.cuda.empty_cache() if torch.cuda.is_available() else None
+        _CACHES[key] = StaticCache(config=model.config, max_cache_len=max_len)
+    else:
+        _CACHES[key].reset()
+    return _CACHES[key]
+
+
 @torch.no_grad()
-def run_static(model, prompts, targets, batch_size: int, device: str) -> tuple[int, float]:
-    """Left-padded batches in input order (as the backend does); each runs to its longest target."""
+def run_static(model, prompts, targets, batch_size: int, device: str, cache_len: int = 0,
+               time_limit: float | None = None) -> tuple[int, float]:
+    """Left-padded batches in input order (as the backend does); each runs to its longest target.
+    cache_len > 0: one StaticCache of that length for every batch (one compiled graph for all)."""
     sync(device)
     started, tokens = time.perf_counter(), 0
     for i in range(0, len(prompts), batch_size):
+        left = None if time_limit is None else time_limit - (time.perf_counter() - started)
+        if left is not None and left <= 0:
+            break
         batch, lengths = prompts[i : i + batch_size], targets[i : i + batch_size]
         ids = torch.tensor(batch, device=device)  # [batch, prompt_tokens]: equal lengths, no padding needed
         longest = max(lengths)
+        extra = {"past_key_values": static_cache(model, len(batch), cache_len)} if cache_len else {}
         out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), min_new_tokens=longest,
-                             max_new_tokens=longest, pad_token_id=2, **sampling_kwargs())
-        assert out.shape[1] - ids.shape[1] == longest, "generation stopped early: EOS must be suppressed"
-        tokens += sum(lengths)
+                             max_new_tokens=longest, pad_token_id=2, max_time=left, **extra, **sampling_kwargs())
+        made = out.shape[1] - ids.shape[1]
+        assert made == longest or left is not None, "generation stopped early: EOS must be suppressed"
+        tokens += sum(min(t, made) for t in lengths)
     sync(device)
     return tokens, time.perf_counter() - started
 
 
 @torch.no_grad()
-def run_continuous(model, prompts, targets, device: str, max_batch_tokens) -> tuple[int, float]:
-    """transformers' continuous batching (paged KV cache): a finished request frees its slot at once."""
+def run_continuous(model, prompts, targets, device: str, max_batch_tokens, variant: dict,
+                   time_limit: float | None = None) -> tuple[int, float]:
+    """transformers' continuous batching (paged KV cache): a finished request frees its slot at once.
+    A few short warm-up requests go through the same manager first, so CUDA-graph capture or
+    compilation is not timed (it is paid once per process, not per request)."""
     from transformers import ContinuousBatchingConfig, GenerationConfig
 
     gen = GenerationConfig(max_new_tokens=max(targets), eos_token_id=-1, pad_token_id=2, **sampling_kwargs())
     kwargs = {"max_batch_tokens": max_batch_tokens} if max_batch_tokens else {}
+    kwargs.update(variant)
     if device == "cpu":  # auto-sizing would take 90% of system RAM for the KV cache: size it for the workload
         pages = sum(math.ceil((len(p) + t) / 256) for p, t in zip(prompts, targets))
         kwargs = {"num_blocks": pages, "max_batch_tokens": max_batch_tokens or 512}
@@ -132,11 +185,18 @@ def run_continuous(model, prompts, targets, device: str, max_batch_tokens) -> tu
     manager = model.init_continuous_batching(generation_config=gen, continuous_batching_config=cb)
     manager.start()
     try:
+        warm = [manager.add_request(p, max_new_tokens=8, eos_token_id=-1) for p in prompts[:4]]
+        while warm:
+            result = manager.get_result(timeout=1)
+            if result is not None and result.is_finished() and result.request_id in warm:
+                warm.remove(result.request_id)
+            elif result is None and not manager.is_running():
+                raise RuntimeError("continuous batching thread died during warm-up")
         sync(device)
         started = time.perf_counter()
         wanted = {manager.add_request(p, max_new_tokens=t, eos_token_id=-1): t for p, t in zip(prompts, targets)}
         tokens, pending = 0, set(wanted)
-        while pending:
+        while pending and (time_limit is None or time.perf_counter() - started < time_limit):
             result = manager.get_result(timeout=1)
             if result is None:
                 if not manager.is_running():
@@ -164,25 +224,46 @@ def main() -> None:
     run_static(model, prompts[:2], [4, 4], 2, args.device)  # warm-up (kernels, allocator)
     figures = {}
     n = args.naive_requests
-    tokens, secs = run_static(model, prompts[:n], targets[:n], 1, args.device)
+    capped = [min(t, args.naive_max_tokens or t) for t in targets[:n]]
+    tokens, secs = run_static(model, prompts[:n], capped, 1, args.device)
     figures["naive (batch 1)"] = tokens / secs
     reference = figures["naive (batch 1)"]
+    report(figures, "naive (batch 1)", reference, tokens, secs)
     skip = set(filter(None, args.skip.split(",")))
+    if "cb" not in skip:  # first: it is the figure that matters, and the slowest method must not crowd it out
+        for spec in args.cb:
+            tokens, secs = run_continuous(model, prompts, targets, args.device, args.max_batch_tokens, cb_variant(spec), args.time_limit)
+            name = "continuous batching" + ("" if spec == "default" else f" [{spec}]")
+            figures[name] = tokens / secs
+            report(figures, name, reference, tokens, secs)
     if "static" not in skip:
+        m = args.static_requests or len(prompts)
+        cache_len = args.prompt_tokens + args.max_new_tokens if args.static_cache else 0
         for size in (int(s) for s in args.batch_sizes.split(",")):
-            tokens, secs = run_static(model, prompts, targets, size, args.device)
-            figures[f"static batch {size}"] = tokens / secs
-    if "cb" not in skip:
-        tokens, secs = run_continuous(model, prompts, targets, args.device, args.max_batch_tokens)
-        figures["continuous batching"] = tokens / secs
-    for name, rate in figures.items():
-        print(f"{name:>24}: {rate:10.1f} generated tokens/s   x{rate / reference:6.2f} vs naive")
-    if args.device == "cuda":
-        best = max(figures.values())
-        print(f"best: {best:.0f} tokens/s = {best / 930:.1f}x the paper's ~930 tokens/s per A100 (goal >= 10,000 on one H200)")
+            if cache_len:  # compile + graph capture for this batch shape, untimed
+                t0 = time.perf_counter()
+                run_static(model, prompts[:size], [16] * size, size, args.device, cache_len)
+                print(f"static cache warm-up (compile) for batch {size}: {time.perf_counter() - t0:.1f} s", flush=True)
+            tokens, secs = run_static(model, prompts[:m], targets[:m], size, args.device, cache_len, args.time_limit)
+            if args.time_limit and secs >= args.time_limit:
+                print(f"(static batch {size}: cut at the time limit; its long tails were not paid: an upper bound)")
+            name = f"static batch {size}{' static-cache' if cache_len else ''} ({m} requests)"
+            figures[name] = tokens / secs
+            report(figures, name, reference, tokens, secs)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"args": vars(args), "tokens_per_second": figures}, fh, indent=2)
+    print("summary:")
+    for name, rate in figures.items():
+        print(f"{name:>60}: {rate:10.1f} generated tokens/s   x{rate / reference:6.2f} vs naive")
+    if args.device == "cuda":
+        best = max(figures.values())
+        print(f"best: {best:.0f} tokens/s = {best / 930:.1f}x the paper's ~930 tokens/s per A100 (goal >= 10,000 on one H200)")
+
+
+def report(figures: dict, name: str, reference: float, tokens: int, secs: float) -> None:
+    """Print each figure as soon as it exists: a run cut short by a time limit still says something."""
+    print(f"{name}: {tokens} tokens in {secs:.1f} s = {figures[name]:.1f} tokens/s (x{figures[name] / reference:.2f} vs naive)", flush=True)
 
 
 if __name__ == "__main__":
