@@ -60,10 +60,15 @@ def test_truncation_on_token_boundary(tiny_model_dir):
     fast, slow = TokenizerOps(str(tiny_model_dir)), TokenizerOps(str(tiny_model_dir), hf_tokenizer=tok)
     slow._fast = None  # the transformers path, as for a folder without tokenizer.json
     text = "The derivative of x squared is two x — ünïcödé 漢字 survives, because the slope grows."
+    ids = tok(text, add_special_tokens=False)["input_ids"]
     for ops in (fast, slow):
         n = ops.count_tokens(text)
-        cut, total, truncated = ops.truncate(text, 10)
-        assert total == n and truncated and text.startswith(cut)
-        assert tok(cut, add_special_tokens=False)["input_ids"] == tok(text, add_special_tokens=False)["input_ids"][:10]
+        for limit in range(1, n):  # every cut, including inside characters split into byte tokens
+            cut, total, truncated = ops.truncate(text, limit)
+            kept = tok(cut, add_special_tokens=False)["input_ids"]
+            assert total == n and truncated and text.startswith(cut)
+            assert kept == ids[: len(kept)] and limit - 3 <= len(kept) <= limit  # a character is at most 4 bytes
+            assert ops.truncate_batch([text], limit) == [(cut, n, True)]
+        assert ops.truncate(text, 7)[0] == "The derivative of x squared is two"  # ASCII: exactly on the 7th token
         assert ops.truncate(text, n) == (text, n, False)
-    assert fast.truncate(text, 7) == slow.truncate(text, 7)
+    assert fast.truncate(text, 9) == slow.truncate(text, 9)

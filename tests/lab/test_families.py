@@ -110,3 +110,39 @@ def test_steps_reproduced_counts_leading_expert_steps(name):
     # right first step, garbage after it: exactly one step's share
     assert steps_reproduced(family, problem, f" {steps[0]}  zzz {' '.join(steps[1:])}") == pytest.approx(1 / len(steps))
     assert steps_reproduced(family, problem, "zzz " + family.trajectory(problem)) == 0.0
+
+
+def test_chain_mod10_is_aligned_in_the_lab_tokenizer(tmp_path):
+    """chain_mod10's point (docs/lab.md, "Third round"): every question has the same token count and
+    every trajectory step ("+7 =0") as many tokens as a question slot ("then +7 ,"), so the
+    operand a step needs is always the same distance back.  Checked with the tokenizer the lab
+    trains (same texts, same vocabulary size), not assumed."""
+    from transformers import AutoTokenizer
+
+    from tpt.lab.config import PROFILES
+    from tpt.lab.experiment import make_tokenizer
+
+    families = {name: load_family(name, 0) for name in FAMILIES}
+    path = make_tokenizer(tmp_path, families, PROFILES["default"], 0, heldout=[])
+    tok = AutoTokenizer.from_pretrained(path)
+    chain, rng = families["chain_mod10"], random.Random(3)
+    question_lengths, step_lengths = set(), set()
+    for _ in range(300):
+        problem = chain.sample(rng, rng.choice(chain.difficulties))
+        question_lengths.add(len(tok.encode(chain.question(problem), add_special_tokens=False)))
+        steps, _ = chain.solve(problem)
+        step_lengths |= {len(tok.encode(" " + step, add_special_tokens=False)) for step in steps[1:]}
+        slots = chain.question(problem).split(" , then ")[1:]
+        step_lengths |= {len(tok.encode(" then " + slot.rstrip(" ,") + " ,", add_special_tokens=False)) for slot in slots}
+    assert len(question_lengths) == 1, question_lengths
+    assert step_lengths == {4}, step_lengths
+
+
+def test_reflect_mode_reads_the_thinkings_conclusion_else_the_guess():
+    from tpt.lab.evaluate import answer_text
+
+    family, problem = load_family("chain_mod10"), {"start": 3, "ops": [["add", 7], ["mul", 3]]}  # -> 0
+    thought = " 7. <think> start at 3 +7 =0 *3 =0 So the answer is 0. </think> junk"
+    assert family.check(problem, answer_text(thought, "reflect"))  # the thinking overrides the wrong guess
+    assert answer_text(" 0. Working mod 10 , start at 1 , The answer is 4.", "reflect") == " 0"  # no thinking: the guess
+    assert answer_text(" 5. <think> start at 3 +7", "reflect") == " 5. "  # thinking that never concludes: the guess

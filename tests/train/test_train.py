@@ -162,8 +162,26 @@ def test_tokenizer_without_think_tokens_is_refused_for_tpt_data(tmp_path):
     data = write_packed(tmp_path / "data", tmp_path / "plain-tok")
     with pytest.raises(TrainInputError, match=r"lacks special tokens \['<think>', '</think>'\]"):
         train(TrainConfig(data=data, out=tmp_path / "o", tokens="1K", **FAST))
-    vanilla = write_packed(tmp_path / "vanilla", tmp_path / "plain-tok", kind="vanilla")  # no thinking: fine
-    assert train(TrainConfig(data=vanilla, out=tmp_path / "v", tokens="256", eval_every=0, **FAST)).steps == 1
+    # No thinking, so no special tokens needed; but a Qwen2 checkpoint reloads this plain byte-level
+    # BPE as Qwen2Tokenizer, which splits " 12" into " ", "1", "2": evaluation would not see what
+    # training saw, so training is refused before it starts.
+    vanilla = write_packed(tmp_path / "vanilla", tmp_path / "plain-tok", kind="vanilla")
+    with pytest.raises(TrainInputError, match=r"plain-tok: a qwen2 checkpoint reloads it as Qwen2Tokenizer, which splits text differently"):
+        train(TrainConfig(data=vanilla, out=tmp_path / "v", tokens="256", eval_every=0, **FAST))
+    assert not (tmp_path / "v" / "model.safetensors").exists()
+
+
+def test_the_checkpoint_reloads_the_tokenizer_the_data_was_made_with(scratch_run, tokenizer_dir):
+    """`tpt tokenizer train` tokenizers survive the trip through a Qwen2 checkpoint unchanged."""
+    from transformers import AutoTokenizer
+
+    from tpt.train.checks import TOKENIZER_PROBE
+
+    _, result = scratch_run
+    before, after = AutoTokenizer.from_pretrained(str(tokenizer_dir)), AutoTokenizer.from_pretrained(str(result.checkpoint))
+    assert type(after).__name__ == "Qwen2Tokenizer"  # what transformers does for qwen2 folders: the reason for the check
+    for text in (TOKENIZER_PROBE, "11 plus 7 is 18. <think> 11 + 7 = 18 </think>"):
+        assert before.encode(text, add_special_tokens=False) == after.encode(text, add_special_tokens=False)
 
 
 def test_sft_from_chat_jsonl_builds_masked_data_first(scratch_run, tmp_path):

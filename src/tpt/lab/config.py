@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
-from tpt.config import field
+from tpt.config import field, parse_count
 from tpt.lab.families import BUILTIN
 
 
@@ -25,19 +25,28 @@ class Profile:
     sft_examples: int
     sft_tokens: int
     seeds: int
-    vocab_size: int = 320  # near character level: digits stay separate tokens, so arithmetic is learnable
+    # RoPE base of the lab models (`tpt train --rope-theta`).  100, not 10,000: with 16-dim heads,
+    # base 10,000 leaves ~2 rotation frequencies that vary over a 60-token document, too few to
+    # point a head at "the operand 31 tokens back"; with 100, TPT's chain accuracy went from
+    # chance to 0.89 at the same budget (docs/lab.md, "Third round")
+    rope_theta: float = 100.0
+    vocab_size: int = 512  # small enough that digits stay separate tokens, large enough that every chain_mod10 step is 4 tokens
 
 
 PROFILES: dict[str, Profile] = {
     # `--quick`: a smoke run for tests, <= 2 minutes on 2 cores; numbers are noise
     "quick": Profile(tokens=24_000, fractions=(0.5, 1.0), model_preset="0.1m", seq_len=128, batch_tokens="1K", lr=3e-3,
                      heldout_per_level=2, sft_examples=24, sft_tokens=4_000, seeds=1),
-    # the default: <= 10 minutes on a 2-core CPU (3 pretraining runs + 2 SFT runs)
-    "default": Profile(tokens=640_000, fractions=(0.125, 0.25, 0.5, 1.0), model_preset="0.5m", seq_len=256,
-                       batch_tokens="512", lr=2e-3, heldout_per_level=20, sft_examples=256, sft_tokens=60_000, seeds=1),
-    # `--full`: sized for one GPU; 3 seeds for spread
-    "full": Profile(tokens=40_000_000, fractions=(0.03125, 0.0625, 0.125, 0.25, 0.5, 1.0), model_preset="5m", seq_len=512,
-                    batch_tokens="32K", lr=1e-3, heldout_per_level=100, sft_examples=2_000, sft_tokens=2_000_000, seeds=3),
+    # the default: <= 10 minutes on a 2-core CPU (3 pretraining runs + 2 SFT runs).  A 0.12M model
+    # at ~25k tokens/s reads 3M tokens per arm: TPT's steps start to work after ~1-1.5M (docs/lab.md)
+    "default": Profile(tokens=3_000_000, fractions=(0.125, 0.25, 0.375, 0.5, 0.75, 1.0), model_preset="0.1m", seq_len=256,
+                       batch_tokens="512", lr=4e-3, heldout_per_level=20, sft_examples=256, sft_tokens=60_000, seeds=1),
+    # `--full`: sized for one GPU (~7 min per seed on an H200, estimated from an 8M-token run); 3 seeds.
+    # Measured there: batch 32K / lr 1e-3 learnt nothing in 4M tokens (122 steps); batch 4K / lr 4e-3
+    # gave TPT 0.85 vs vanilla 0.12 at 8M (docs/lab.md)
+    "full": Profile(tokens=16_000_000, fractions=(0.015625, 0.03125, 0.0625, 0.125, 0.25, 0.5, 1.0), model_preset="5m",
+                    seq_len=512, batch_tokens="4K", lr=4e-3, heldout_per_level=100, sft_examples=2_000, sft_tokens=2_000_000,
+                    seeds=3),
 }
 
 
@@ -51,10 +60,11 @@ class LabConfig:
     full: bool = field(False, help="GPU size: larger model and budgets, 3 seeds")
     families: list[str] = field(default_factory=lambda: list(BUILTIN), help="task families: built-in names or module paths")
     seeds: Optional[int] = field(None, help="independent repetitions (corpus draw + model init); default from the profile")
-    tokens: Optional[int] = field(None, help="training tokens per arm (overrides the profile)")
+    tokens: Optional[str] = field(None, help="training tokens per arm, e.g. 3M (overrides the profile)")
     model_preset: Optional[str] = field(None, help="`tpt train` model preset (overrides the profile)")
     batch_tokens: Optional[str] = field(None, help="tokens per optimizer step (overrides the profile)")
     lr: Optional[float] = field(None, help="peak learning rate (overrides the profile)")
+    rope_theta: Optional[float] = field(None, help="RoPE base of the models (overrides the profile; `tpt train --rope-theta`)")
     sft: bool = field(True, help="run the post-training (SFT) phase")
     constrained: bool = field(True, help="run the constrained-data arm (vanilla repeating TPT's raw pool)")
     doc_attention: bool = field(
@@ -71,6 +81,7 @@ class LabConfig:
             raise ValueError("--quick and --full are exclusive")
         base = PROFILES["quick" if self.quick else "full" if self.full else "default"]
         overrides = {k: v for k, v in (
-            ("tokens", self.tokens), ("model_preset", self.model_preset), ("seeds", self.seeds), ("batch_tokens", self.batch_tokens), ("lr", self.lr)
+            ("tokens", parse_count(self.tokens, "--tokens") if self.tokens else None), ("model_preset", self.model_preset), ("seeds", self.seeds), ("batch_tokens", self.batch_tokens), ("lr", self.lr),
+            ("rope_theta", self.rope_theta)
         ) if v}
         return replace(base, **overrides)

@@ -1,10 +1,17 @@
 """Accuracy of a checkpoint on held-out lab problems, by batched greedy generation.
 
-Each problem is asked two ways (the better is reported per model, so neither arm is judged by a
-format it never saw):
+Each problem is asked three ways (the best is reported per model and family, so neither arm is
+judged by a format it never saw):
 
   direct       "<question> The answer is"        -> the next few tokens are the answer
   think-first  "<question><sep><think>"           -> the model writes steps, ends with "answer is X"
+  reflect      "<question> The answer is"        -> the model may state a guess, open <think> and
+                                                    reason; the thinking's final answer counts
+                                                    (its guess when it does not think)
+
+"reflect" is think-first in the shape a TPT-pretrained model has seen: its training samples are
+``d <think> t </think>`` and ``d`` already ends with an answer, so thinking right after an
+unanswered question is new to it, thinking after a (possibly wrong) stated answer is not.
 
 Checkpoints are loaded exactly as `tpt train` saved them (an HF folder, via transformers).
 Why not lm-evaluation-harness here: see docs/lab.md ("Evaluation") — dozens of tiny checkpoints
@@ -19,9 +26,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tpt.lab.families import TaskFamily
-from tpt.lab.families.base import ANSWER_PREFIX
+from tpt.lab.families.base import ANSWER_RE, ANSWER_PREFIX
 
-MODES = ("direct", "think")
+MODES = ("direct", "think", "reflect")
+THINKING_MODES = ("think", "reflect")
 
 
 @dataclass
@@ -39,7 +47,7 @@ def prompts_for(family: TaskFamily, problem: dict, mode: str, think_separator: s
     question = family.question(problem)
     if chat_prefix is not None:
         return chat_prefix(question) + ("<think>" if mode == "think" else ANSWER_PREFIX)
-    if mode == "direct":
+    if mode in ("direct", "reflect"):
         return f"{question} {ANSWER_PREFIX}"
     return f"{question}{think_separator}<think>"
 
@@ -90,17 +98,34 @@ def evaluate_checkpoint(
     result: dict[str, Any] = {}
     for mode in modes:
         prompts = [prompts_for(families[p.family], p.problem, mode, think_separator, chat_prefix) for p in problems]
-        budget = max_new_tokens_direct if mode == "direct" else max_new_tokens_think
+        budget = max_new_tokens_direct if mode == "direct" else max_new_tokens_think + (8 if mode == "reflect" else 0)
         completions = _generate(model, tokenizer, prompts, budget, batch_size, stop_ids)
-        correct = [families[p.family].check(p.problem, text.split("</think>")[0]) for p, text in zip(problems, completions)]
+        answered = [answer_text(text, mode) for text in completions]
+        correct = [families[p.family].check(p.problem, text) for p, text in zip(problems, answered)]
         result[mode] = summarize(problems, correct)
-        if mode == "think":  # diagnostic: how much of the expert's reasoning the model reproduces
-            result[mode]["steps_reproduced"] = steps_by_family(problems, families, completions)
+        if mode in THINKING_MODES:  # diagnostic: how much of the expert's reasoning the model reproduces
+            result[mode]["steps_reproduced"] = steps_by_family(problems, families, [thinking_text(t) for t in completions])
         result[mode]["examples"] = [
             {"prompt": pr, "completion": c, "correct": ok} for pr, c, ok in list(zip(prompts, completions, correct))[:3]
         ]
     result["best"] = best_of(result, modes)
     return result
+
+
+def thinking_text(completion: str) -> str:
+    """What the model wrote inside <think> (the whole completion when the prompt opened it)."""
+    text = completion.split("</think>")[0]
+    return text.split("<think>", 1)[1] if "<think>" in text else text
+
+
+def answer_text(completion: str, mode: str) -> str:
+    """The part of a completion that states the answer: in "reflect" mode the thinking, when the
+    model thought and concluded, else its stated guess; otherwise everything before </think>."""
+    text = completion.split("</think>")[0]
+    if mode != "reflect" or "<think>" not in text:
+        return text if mode != "reflect" else text.split(".")[0]
+    guess, thought = text.split("<think>", 1)
+    return thought if ANSWER_RE.search(thought) else guess
 
 
 def summarize(problems: Sequence[HeldOut], correct: Sequence[bool]) -> dict[str, Any]:
@@ -137,7 +162,7 @@ def steps_by_family(problems: Sequence[HeldOut], families: dict[str, TaskFamily]
     """Mean ``steps_reproduced`` per family."""
     shares: dict[str, list[float]] = defaultdict(list)
     for p, text in zip(problems, completions):
-        shares[p.family].append(steps_reproduced(families[p.family], p.problem, text.split("</think>")[0]))
+        shares[p.family].append(steps_reproduced(families[p.family], p.problem, text))
     return {fam: sum(v) / len(v) for fam, v in sorted(shares.items())}
 
 

@@ -29,13 +29,29 @@ CHAT_TEMPLATE = (
 )
 
 
+def qwen2_pretokenize_regex() -> str:
+    """The split pattern transformers' Qwen2Tokenizer applies (taken from the installed version)."""
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
+
+    return PRETOKENIZE_REGEX
+
+
 def train_tokenizer(texts: Iterable[str], out: str | Path, vocab_size: int = 8192, min_frequency: int = 2) -> Path:
     """Train a byte-level BPE on ``texts`` and save an HF tokenizer folder at ``out``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # Qwen2's normalizer and pre-tokenizer, exactly: a checkpoint `tpt train` writes is a Qwen2
+    # model, and transformers loads the tokenizer of any qwen2 folder as Qwen2Tokenizer, which
+    # rebuilds these two from its own code whatever tokenizer.json says.  Any other choice here
+    # would tokenize differently when the checkpoint is evaluated than when its data was
+    # prepared (it did: digits after a space became two tokens at evaluation and one in training).
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(qwen2_pretokenize_regex()), behavior="isolated", invert=False),
+         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+    )
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(

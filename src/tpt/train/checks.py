@@ -85,6 +85,38 @@ def check_tokenizer(tok, path: Path, index: dict, mode: str) -> None:
         raise TrainInputError(f"tokenizer {path}: lacks special tokens {missing} needed for {mode} data (each must be one token)")
 
 
+# Text that exercises what pre-tokenizers disagree on: digits after spaces, runs of digits,
+# punctuation, newlines and indentation, accents (NFC), the special tokens.
+TOKENIZER_PROBE = "The answer is 42. <think> start at 3 , then +7 = 0; x=1234.5\n\n    café  Ünïcode e\u0301 ﬁ\t</think><|endoftext|>"
+
+
+def check_checkpoint_tokenizer(tok, path: Path, model_config, train: PackedDataset) -> None:
+    """The tokenizer reloads from a checkpoint folder as the same tokenizer.
+
+    transformers picks the tokenizer class of a checkpoint from its model type too: for qwen2 it
+    always builds Qwen2Tokenizer, which replaces tokenizer.json's normalizer and pre-tokenizer by
+    Qwen2's own.  A tokenizer that splits text differently would then encode evaluation prompts
+    differently from the training data, silently.  Checked here, before any training."""
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    probes = [TOKENIZER_PROBE]
+    if len(train):  # and real text: the first training row, decoded
+        probes.append(tok.decode(train[0][:512].tolist()))
+    with tempfile.TemporaryDirectory() as tmp:
+        tok.save_pretrained(tmp)
+        model_config.save_pretrained(tmp)
+        again = AutoTokenizer.from_pretrained(tmp, local_files_only=True)
+    for text in probes:
+        if tok.encode(text, add_special_tokens=False) != again.encode(text, add_special_tokens=False):
+            raise TrainInputError(
+                f"tokenizer {path}: a {model_config.model_type} checkpoint reloads it as {type(again).__name__}, which splits "
+                f"text differently (e.g. {text[:60]!r}): evaluation would not see what training saw. Train the tokenizer "
+                "with `tpt tokenizer train` (it uses Qwen2's pre-tokenization), or use the tokenizer of the --init model"
+            )
+
+
 def check_model_fits(config, train: PackedDataset, source: str) -> None:
     """The model's embedding covers every token id of the data; its positions cover seq_len."""
     vocab = int(config.vocab_size)

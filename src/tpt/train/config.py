@@ -22,6 +22,7 @@ class TrainConfig:
     mode: Literal["pretrain", "sft"] = field("pretrain", help="pretrain: loss on all tokens; sft: loss on mask==1 (assistant) tokens only")
     model_preset: str = field("", help="model size preset (see docs/train.md: 0.5m, 1m, 5m, 20m, 50m, 150m, 400m, 1b); ignored with --init")
     model_config: Optional[Path] = field(None, help="a transformers config.json to build the model from (instead of a preset)")
+    rope_theta: Optional[float] = field(None, help="RoPE base for a preset model (default 10000); a small base (e.g. 100) gives small heads finer position resolution over short contexts")
     init: Optional[Path] = field(None, help="mid-training / SFT: start from this local HF causal-LM folder")
     tokens: str = field("", help="training token budget, e.g. 50M (default: --epochs over the data)")
     epochs: float = field(1.0, help="passes over the data when --tokens is not given")

@@ -118,7 +118,7 @@ def resolve_model_config(cfg: TrainConfig, train: PackedDataset, tok) -> tuple[o
         raise TrainInputError("no model: give --model-preset (e.g. 20m), --model-config FILE or --init CHECKPOINT")
     # Round the vocabulary up to a multiple of 64: faster matmuls, same token ids.
     vocab = -(-max(int(train.index["vocab_size"]), len(tok)) // 64) * 64
-    return preset_config(cfg.model_preset, vocab, train.seq_len, int(train.index.get("eos_id", tok.eos_token_id)), tok.pad_token_id), f"preset {cfg.model_preset}"
+    return preset_config(cfg.model_preset, vocab, train.seq_len, int(train.index.get("eos_id", tok.eos_token_id)), tok.pad_token_id, cfg.rope_theta), f"preset {cfg.model_preset}"
 
 
 def total_steps(cfg: TrainConfig, train_rows: int, seq_len: int, layout: BatchLayout) -> int:
@@ -153,6 +153,7 @@ def make_plan(cfg: TrainConfig, dist: Dist) -> RunPlan:
     checks.check_tokenizer(tok, tok_path, train.index, cfg.mode)
     model_config, source = resolve_model_config(cfg, train, tok)
     checks.check_model_fits(model_config, train, source)
+    checks.check_checkpoint_tokenizer(tok, tok_path, model_config, train)
     if cfg.init is not None:
         checks.check_init_tokenizer(Path(cfg.init), tok, tok_path)
 

@@ -44,7 +44,7 @@ PRESETS: dict[str, Shape] = {
 }
 
 
-def preset_config(name: str, vocab_size: int, seq_len: int, eos_id: int, pad_id: int | None):
+def preset_config(name: str, vocab_size: int, seq_len: int, eos_id: int, pad_id: int | None, rope_theta: float | None = None):
     """A transformers Qwen2Config for preset ``name`` sized to the data's vocabulary."""
     from transformers import Qwen2Config
 
@@ -64,6 +64,7 @@ def preset_config(name: str, vocab_size: int, seq_len: int, eos_id: int, pad_id:
         bos_token_id=eos_id,
         eos_token_id=eos_id,
         pad_token_id=pad_id,
+        **({"rope_parameters": {"rope_type": "default", "rope_theta": float(rope_theta)}} if rope_theta else {}),
     )
 
 

@@ -54,9 +54,7 @@ class TokenizerOps:
         ids, offsets = self._ids_and_offsets(text)
         if len(ids) <= max_tokens:
             return text, len(ids), False
-        # Cut where the last kept token ends in the original text: no re-decoding, so a multi-byte
-        # character is never split and the kept text is an exact prefix of the document.
-        return text[: offsets[max_tokens - 1][1]], len(ids), True
+        return text[: cut_point(offsets[max_tokens - 1], offsets[max_tokens])], len(ids), True
 
     def truncate_batch(self, texts: list[str], max_tokens: int) -> list[tuple[str, int, bool]]:
         """``truncate`` for many texts at once (the Rust tokenizer spreads a batch over the cores)."""
@@ -67,10 +65,21 @@ class TokenizerOps:
             # len(enc) and token_to_chars() avoid materialising the id and offset lists in Python
             # (that conversion cost as much as a fifth of the pipeline's time on long documents).
             n = len(enc)
-            out.append((text, n, False) if n <= max_tokens else (text[: enc.token_to_chars(max_tokens - 1)[1]], n, True))
+            if n <= max_tokens:
+                out.append((text, n, False))
+            else:
+                out.append((text[: cut_point(enc.token_to_chars(max_tokens - 1), enc.token_to_chars(max_tokens))], n, True))
         return out
 
     def chat_prompt(self, user_prompt: str) -> str:
         """The user prompt inside the model's chat template, opening the assistant turn."""
         messages = [{"role": "user", "content": user_prompt}]
         return self.hf_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def cut_point(last_kept: tuple[int, int], first_dropped: tuple[int, int]) -> int:
+    """Where to cut the text so it keeps at most the first tokens: where the last kept token ends,
+    unless that token is only part of a character (byte-level BPE splits a character it has no
+    merge for into byte tokens, all mapped to the whole character): then before that character.
+    No re-decoding, so the kept text is an exact prefix of the document."""
+    return min(last_kept[1], first_dropped[0])

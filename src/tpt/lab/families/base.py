@@ -23,7 +23,7 @@ from typing import Any
 Problem = dict[str, Any]
 
 ANSWER_PREFIX = "The answer is"
-_ANSWER_RE = re.compile(r"answer is\s*(-?[A-Za-z0-9]+)")
+ANSWER_RE = re.compile(r"answer is\s*(-?[A-Za-z0-9]+)")
 
 
 class TaskFamily(ABC):
@@ -74,7 +74,7 @@ class TaskFamily(ABC):
 
 def extract_answer(completion: str) -> str | None:
     """The last "answer is X" in the text; else the first word (a direct prompt ends in "The answer is")."""
-    found = _ANSWER_RE.findall(completion)
+    found = ANSWER_RE.findall(completion)
     if found:
         return found[-1]
     head = re.match(r"\s*(-?[A-Za-z0-9]+)", completion)

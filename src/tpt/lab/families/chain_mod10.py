@@ -1,7 +1,16 @@
-"""Chained arithmetic mod 10: "Start at 3, add 7, times 3, minus 4 -> 6".
+"""Chained arithmetic mod 10: "start at 3 , then +7 , then *3 , then -4 -> 6".
 
-Difficulty d = number of operations; the expert writes one step per operation, so the
-trajectory grows linearly with d.  Answering directly needs all d steps in one forward pass.
+Difficulty d = number of operations (2..5); the expert writes one step per operation
+("+7 =0"), so the trajectory grows linearly with d.  Answering directly needs all d steps in
+one forward pass.
+
+The format is *aligned* (docs/lab.md, "Third round"): every question has MAX_OPS operation slots
+("then + 0" fills the unused ones: adding 0 changes nothing, and the expert skips it as trivial),
+and a question slot ("then +7 ,") has as many tokens as a trajectory step ("+7 =0").  So the
+operand that step j needs sits at the same distance behind it in every document: a tiny model
+can fetch it with a fixed-offset attention head, learnt in a few hundred thousand tokens, instead
+of a content-matching copy circuit (induction head), which it did not learn within the CPU
+budget.  The previous, free-form wording kept every trajectory on the wrong operands.
 """
 
 from __future__ import annotations
@@ -10,7 +19,9 @@ import random
 
 from tpt.lab.families.base import Problem, TaskFamily
 
-_OPS = {"add": "add {k}", "sub": "subtract {k}", "mul": "multiply by {k}"}
+MAX_OPS = 5
+_SYMBOL = {"add": "+", "sub": "-", "mul": "*"}
+_PAD = ["add", 0]  # identity: fills the unused slots
 
 
 def apply(op: str, value: int, k: int) -> int:
@@ -27,21 +38,21 @@ class ChainMod10(TaskFamily):
     difficulties = (2, 3, 4, 5)
 
     def sample(self, rng: random.Random, difficulty: int) -> Problem:
-        ops = [[rng.choice(list(_OPS)), rng.randint(2, 9)] for _ in range(difficulty)]
+        ops = [[rng.choice(list(_SYMBOL)), rng.randint(2, 9)] for _ in range(difficulty)]
         return {"start": rng.randint(0, 9), "ops": ops}
 
     def question(self, problem: Problem) -> str:
-        said = ", then ".join(_OPS[op].format(k=k) for op, k in problem["ops"])
-        return f"Working mod 10, start at {problem['start']}, {said}. What is the result?"
+        slots = problem["ops"] + [_PAD] * (MAX_OPS - len(problem["ops"]))
+        said = " ".join(f"then {_SYMBOL[op]}{k} ," for op, k in slots)
+        return f"Working mod 10 , start at {problem['start']} , {said}"
 
     def solve(self, problem: Problem) -> tuple[list[str], str]:
-        # Each step repeats the operation's own words: finding the next operation is then a copy
-        # of what follows the previous one in the question (learnable by a tiny model), and the
-        # arithmetic is local: previous value, operation -> new value.
-        value, steps = problem["start"], [f"start at {problem['start']}."]
+        # "start at 3" then one 4-token step per real operation: "+7 =0".  The previous value
+        # is always 3 tokens back, the operation and operand at one fixed distance in the question.
+        value, steps = problem["start"], [f"start at {problem['start']}"]
         for op, k in problem["ops"]:
             value = apply(op, value, k)
-            steps.append(f"{_OPS[op].format(k=k)} gives {value}.")
+            steps.append(f"{_SYMBOL[op]}{k} ={value}")
         return steps, str(value)
 
 
