@@ -30,6 +30,10 @@ class Profile:
     # point a head at "the operand 31 tokens back"; with 100, TPT's chain accuracy went from
     # chance to 0.89 at the same budget (docs/lab.md, "Third round")
     rope_theta: float = 100.0
+    # SFT learning rate = pre-training lr x this.  Measured on the default run's checkpoints
+    # (docs/lab.md): x1/2 erased most of what TPT had learnt (0.47 -> 0.17), x1/8 kept and
+    # extended it (0.35), x1/20 was too little in 60k tokens (0.09); vanilla+SFT <= 0.06 in all
+    sft_lr_scale: float = 0.125
     vocab_size: int = 512  # small enough that digits stay separate tokens, large enough that every chain_mod10 step is 4 tokens
 
 
@@ -40,7 +44,7 @@ PROFILES: dict[str, Profile] = {
     # the default: <= 10 minutes on a 2-core CPU (3 pretraining runs + 2 SFT runs).  A 0.12M model
     # at ~25k tokens/s reads 3M tokens per arm: TPT's steps start to work after ~1-1.5M (docs/lab.md)
     "default": Profile(tokens=3_000_000, fractions=(0.125, 0.25, 0.375, 0.5, 0.75, 1.0), model_preset="0.1m", seq_len=256,
-                       batch_tokens="512", lr=4e-3, heldout_per_level=20, sft_examples=256, sft_tokens=60_000, seeds=1),
+                       batch_tokens="512", lr=4e-3, heldout_per_level=20, sft_examples=256, sft_tokens=150_000, seeds=1),
     # `--full`: sized for one GPU (~7 min per seed on an H200, estimated from an 8M-token run); 3 seeds.
     # Measured there: batch 32K / lr 1e-3 learnt nothing in 4M tokens (122 steps); batch 4K / lr 4e-3
     # gave TPT 0.85 vs vanilla 0.12 at 8M (docs/lab.md)

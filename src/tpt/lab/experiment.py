@@ -105,7 +105,7 @@ def train_arm(data: Path, out: Path, prof: Profile, lab: LabConfig, seed: int, i
     save_at = [] if init else [str(int(budget * f)) for f in prof.fractions if f < 1]
     cfg = TrainConfig(data=data, out=out, mode="sft" if init else "pretrain", model_preset=prof.model_preset, init=init,
                       rope_theta=None if init else prof.rope_theta,
-                      tokens=str(budget), batch_tokens=prof.batch_tokens, micro_batch=16, lr=prof.lr if not init else prof.lr / 2,
+                      tokens=str(budget), batch_tokens=prof.batch_tokens, micro_batch=16, lr=prof.lr * (prof.sft_lr_scale if init else 1),
                       warmup=0.05, seed=seed, device=lab.device, eval_every=0, eval_sequences=8, save_every=0, save_at=save_at,
                       log_every=50, progress=False, threads=lab.threads, doc_attention=lab.doc_attention)  # fmt: skip
     return train(cfg).checkpoint
