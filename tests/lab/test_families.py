@@ -145,4 +145,5 @@ def test_reflect_mode_reads_the_thinkings_conclusion_else_the_guess():
     thought = " 7. <think> start at 3 +7 =0 *3 =0 So the answer is 0. </think> junk"
     assert family.check(problem, answer_text(thought, "reflect"))  # the thinking overrides the wrong guess
     assert answer_text(" 0. Working mod 10 , start at 1 , The answer is 4.", "reflect") == " 0"  # no thinking: the guess
-    assert answer_text(" 5. <think> start at 3 +7", "reflect") == " 5. "  # thinking that never concludes: the guess
+    assert answer_text(" 5. <think> start at 3 +7", "reflect") == " 5"  # thinking that never concludes: the guess
+    assert answer_text(" 5. Working mod 10 , The answer is 4. <think> start", "reflect") == " 5"  # not the next document's

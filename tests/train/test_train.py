@@ -171,6 +171,17 @@ def test_tokenizer_without_think_tokens_is_refused_for_tpt_data(tmp_path):
     assert not (tmp_path / "v" / "model.safetensors").exists()
 
 
+def test_rope_theta_only_with_a_preset(scratch_run, packed_dir, tmp_path):
+    _, result = scratch_run
+    with pytest.raises(TrainInputError, match=r"--rope-theta 100.0: must be > 0 and applies to --model-preset only"):
+        train(TrainConfig(data=packed_dir, out=tmp_path / "o", tokens="1K", init=result.checkpoint, rope_theta=100.0,
+                          **{**FAST, "model_preset": ""}))
+    with pytest.raises(TrainInputError, match=r"--rope-theta -1.0: must be > 0"):
+        train(TrainConfig(data=packed_dir, out=tmp_path / "o2", tokens="1K", rope_theta=-1.0, **FAST))
+    small = train(TrainConfig(data=packed_dir, out=tmp_path / "o3", tokens="256", rope_theta=100.0, eval_every=0, **FAST))
+    assert json.loads((small.checkpoint / "config.json").read_text())["rope_parameters"]["rope_theta"] == 100.0
+
+
 def test_the_checkpoint_reloads_the_tokenizer_the_data_was_made_with(scratch_run, tokenizer_dir):
     """`tpt tokenizer train` tokenizers survive the trip through a Qwen2 checkpoint unchanged."""
     from transformers import AutoTokenizer

@@ -122,10 +122,12 @@ def answer_text(completion: str, mode: str) -> str:
     """The part of a completion that states the answer: in "reflect" mode the thinking, when the
     model thought and concluded, else its stated guess; otherwise everything before </think>."""
     text = completion.split("</think>")[0]
-    if mode != "reflect" or "<think>" not in text:
-        return text if mode != "reflect" else text.split(".")[0]
-    guess, thought = text.split("<think>", 1)
-    return thought if ANSWER_RE.search(thought) else guess
+    if mode != "reflect":
+        return text
+    guess, _, thought = text.partition("<think>")
+    # the guess ends at its full stop: a model that runs on into another document must not be
+    # credited with that document's "answer is"
+    return thought if ANSWER_RE.search(thought) else guess.split(".")[0]
 
 
 def summarize(problems: Sequence[HeldOut], correct: Sequence[bool]) -> dict[str, Any]:

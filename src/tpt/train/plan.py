@@ -106,6 +106,9 @@ def sft_data_from_jsonl(cfg: TrainConfig, dist: Dist) -> Path:
 
 
 def resolve_model_config(cfg: TrainConfig, train: PackedDataset, tok) -> tuple[object, str]:
+    if cfg.rope_theta is not None and (cfg.init is not None or cfg.model_config is not None or cfg.rope_theta <= 0):
+        raise TrainInputError(f"--rope-theta {cfg.rope_theta}: must be > 0 and applies to --model-preset only "
+                              "(an --init checkpoint or --model-config file carries its own rope_theta)")
     if cfg.init is not None:
         from transformers import AutoConfig
 
