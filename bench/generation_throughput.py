@@ -1,5 +1,9 @@
 """Generated tokens/s of in-process `transformers` generation: naive vs static batches vs continuous batching.
 
+Methods: `slots` (tpt's engine, the `transformers-slots` backend: KV-cache slots refilled as
+requests finish, torch's flash kernel), `cb` (transformers' continuous batching), `static`
+(`generate` on batches, optionally with a compiled StaticCache decode).
+
 The workload is the paper's: prompts of ~2k tokens, thinking up to 8k tokens, temperature 0.6
 (top-p 0.9), on a randomly initialised model with the *shape* of DeepSeek-R1-Distill-Qwen-1.5B
 (Qwen2Config only; weights do not change the cost of a forward pass).
@@ -66,15 +70,16 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--time-limit", type=float, default=None,
                    help="seconds per method: static stops starting batches (and cuts the running one), continuous batching "
                         "stops waiting; only tokens of finished work are counted (a lower bound)")
-    p.add_argument("--skip", default="", help="methods to skip, comma-separated: static,cb")
+    p.add_argument("--slots", default=None, help="tpt slot-engine slot counts to try, comma-separated (default 256 CUDA, 8 CPU)")
+    p.add_argument("--skip", default="", help="methods to skip, comma-separated: slots,cb,static")
     p.add_argument("--json", default=None, help="also write the figures to this file")
     args = p.parse_args()
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     args.device = "cuda" if cuda else "cpu"
     defaults = dict(shape="r1-distill-qwen-1.5b", requests=512, prompt_tokens=PAPER["prompt_tokens"], mean_new_tokens=2048,
-                    min_new_tokens=256, max_new_tokens=PAPER["max_new_tokens"], batch_sizes="64,256") if cuda else dict(
+                    min_new_tokens=256, max_new_tokens=PAPER["max_new_tokens"], batch_sizes="64,256", slots="256") if cuda else dict(
                     shape="tiny", requests=32, prompt_tokens=64, mean_new_tokens=48, min_new_tokens=8, max_new_tokens=128,
-                    batch_sizes="8,32")
+                    batch_sizes="8,32", slots="8")
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -214,6 +219,30 @@ def run_continuous(model, prompts, targets, device: str, max_batch_tokens, varia
         manager.stop(block=True, timeout=30)
 
 
+@torch.no_grad()
+def run_slots(model, prompts, targets, slots: int, max_len: int, device: str,
+              time_limit: float | None = None) -> tuple[int, float]:
+    """tpt's slot engine (the transformers-slots backend): no stop tokens, so each request generates
+    exactly its target.  A short warm-up run on the same engine is not timed."""
+    from tpt.augment.backends.slot_engine import SlotEngine, SlotRequest
+
+    engine = SlotEngine(model, slots, max_len, PAPER["temperature"], PAPER["top_p"], seed=0)
+    for _ in engine.run([SlotRequest(p, 4) for p in prompts[:4]]):
+        pass
+    sync(device)
+    started, tokens = time.perf_counter(), 0
+    for i, generated, _ in engine.run([SlotRequest(p, t) for p, t in zip(prompts, targets)]):
+        assert len(generated) == targets[i], "length cap not honoured"
+        tokens += len(generated)
+        if time_limit is not None and time.perf_counter() - started > time_limit:
+            break
+    sync(device)
+    secs = time.perf_counter() - started
+    del engine
+    torch.cuda.empty_cache() if device == "cuda" else None
+    return tokens, secs
+
+
 def main() -> None:
     args = parse_args()
     model, params = build_model(args.shape, args.device)
@@ -230,6 +259,13 @@ def main() -> None:
     reference = figures["naive (batch 1)"]
     report(figures, "naive (batch 1)", reference, tokens, secs)
     skip = set(filter(None, args.skip.split(",")))
+    if "slots" not in skip:
+        for slots in (int(x) for x in args.slots.split(",")):
+            tokens, secs = run_slots(model, prompts, targets, slots, args.prompt_tokens + args.max_new_tokens, args.device,
+                                     args.time_limit)
+            name = f"tpt slots {slots}"
+            figures[name] = tokens / secs
+            report(figures, name, reference, tokens, secs)
     if "cb" not in skip:  # first: it is the figure that matters, and the slowest method must not crowd it out
         for spec in args.cb:
             tokens, secs = run_continuous(model, prompts, targets, args.device, args.max_batch_tokens, cb_variant(spec), args.time_limit)

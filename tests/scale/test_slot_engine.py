@@ -1,0 +1,140 @@
+"""tpt's slot engine (the `transformers-slots` backend): same tokens as `generate`, slots reused,
+stops honoured, and on a GPU the flash kernel computes what the reference attention computes."""
+
+from __future__ import annotations
+
+import random
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from tpt.augment.backends.slot_engine import SlotEngine, SlotRequest, StepPlan, sample
+from tpt.augment.config import AugmentConfig
+from tpt.augment.run import run_augment
+
+
+def small_model(device: str = "cpu", dtype=torch.float32, layers: int = 2):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         bos_token_id=0, eos_token_id=1, pad_token_id=2)
+    torch.manual_seed(0)
+    return Qwen2ForCausalLM(config).to(device=device, dtype=dtype).eval()
+
+
+def random_requests(n: int, seed: int = 0) -> list[SlotRequest]:
+    rng = random.Random(seed)
+    return [SlotRequest([rng.randrange(3, 512) for _ in range(rng.randrange(1, 24))], rng.randrange(1, 14)) for _ in range(n)]
+
+
+def test_greedy_tokens_equal_generate_with_fewer_slots_than_requests():
+    model = small_model()
+    requests = random_requests(9)
+    engine = SlotEngine(model, slots=3, max_len=40, temperature=0)
+    finished = list(engine.run(requests))
+    assert sorted(i for i, _, _ in finished) == list(range(9))  # each exactly once
+    for i, tokens, reason in finished:
+        ids = torch.tensor([requests[i].prompt])
+        n = requests[i].max_new_tokens
+        reference = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=n,
+                                   min_new_tokens=n, pad_token_id=2)[0, ids.shape[1]:].tolist()
+        assert tokens == reference, f"request {i}"
+        assert reason == "length"
+    # The engine leaves the model as it found it.
+    assert model.config._attn_implementation != "tpt_slots"
+
+
+def test_stop_tokens_and_sequences_end_a_request_early():
+    model = small_model()
+    prompt = [5, 6, 7, 8]
+    free_run = next(SlotEngine(model, 2, 32, temperature=0).run([SlotRequest(prompt, 12)]))[1]
+    stop_at = free_run[4]
+    first = free_run.index(stop_at)
+    engine = SlotEngine(model, 2, 32, temperature=0)
+    by_id = {i: (t, r) for i, t, r in engine.run([
+        SlotRequest(prompt, 12, stop_ids=frozenset({stop_at})),
+        SlotRequest(prompt, 12, stop_sequences=(tuple(free_run[2:4]),)),
+        SlotRequest(prompt, 3),
+    ])}
+    assert by_id[0] == (free_run[: first + 1], "stop")
+    assert by_id[1][0][-2:] == free_run[2:4] and by_id[1][1] == "stop" and len(by_id[1][0]) <= 4
+    assert by_id[2] == (free_run[:3], "length")
+
+
+def test_a_request_that_cannot_fit_a_slot_is_refused_with_its_sizes():
+    engine = SlotEngine(small_model(), 2, 16, temperature=0)
+    with pytest.raises(ValueError, match="request 1: prompt 10 \\+ 8 new tokens does not fit a slot of 16"):
+        list(engine.run([SlotRequest([5] * 4, 4), SlotRequest([5] * 10, 8)]))
+
+
+def test_top_p_keeps_only_the_nucleus():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]] * 2000))
+    draws = sample(logits, 1.0, 0.7, torch.Generator().manual_seed(0))
+    assert set(draws.tolist()) == {0, 1}  # 0.5 + 0.3 covers 0.7: tokens 2 and 3 are never drawn
+    assert 0.55 < (draws == 0).float().mean().item() < 0.70  # renormalised 0.5 / 0.8 = 0.625
+
+
+def test_slots_backend_writes_one_record_per_key(tmp_path, corpus, tiny_model_dir):
+    config = AugmentConfig(
+        inputs=[str(corpus(3))], out=tmp_path / "run", backend="transformers-slots", model=str(tiny_model_dir),
+        max_thinking_tokens=8, samples=2, shard_size=3, batch_size=4, device="cpu", progress=False,
+    )
+    summary = run_augment(config)
+    assert (summary.records, summary.failed, summary.rejected) == (6, 0, 0)
+    rows = [r for p in sorted((tmp_path / "run" / "data").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
+    assert sorted((r["id"], r["sample"]) for r in rows) == sorted((f"doc-{i}", s) for i in range(3) for s in range(2))
+    for row in rows:
+        assert 1 <= row["thinking_tokens"] <= 8 and row["backend"] == "transformers-slots"
+        assert (row["finish_reason"] == "length") == (row["thinking_tokens"] == 8 and "</think>" not in row["thinking"])
+    assert run_augment(config).nothing_to_do
+
+
+@pytest.mark.gpu
+def test_flash_kernel_matches_reference_attention_on_gpu():
+    model = small_model("cuda", torch.bfloat16)
+    engine = SlotEngine(model, slots=4, max_len=64, temperature=0)
+    assert engine.use_flash
+    heads, dim = 4, 16
+    torch.manual_seed(1)
+    for decode, lengths in ((False, [5, 17, 9]), (True, [1, 1, 1])):
+        slots = torch.tensor([0, 2, 3], device="cuda")
+        used = torch.tensor([5, 30, 12] if decode else lengths, device="cuda", dtype=torch.int32)
+        n_q = sum(lengths)
+        starts = slots * 64
+        rows = torch.cat([starts[i] + used[i] - lengths[i] + torch.arange(lengths[i], device="cuda") for i in range(3)])
+        groups = engine.groups if decode else 1
+        cu_q = torch.tensor([0] + [sum(lengths[: i + 1]) * groups for i in range(3)], device="cuda", dtype=torch.int32)
+        plan = StepPlan(engine, rows, cu_q, torch.cat([starts, starts[-1:] + 64]).int(), used, max(lengths) * groups, decode)
+        for keys, values in engine.cache:
+            keys.normal_(), values.normal_()
+        q = torch.randn(n_q, heads, dim, device="cuda", dtype=torch.bfloat16)
+        k = torch.randn(n_q, 2, dim, device="cuda", dtype=torch.bfloat16)
+        v = torch.randn_like(k)
+        engine.use_flash = True
+        fast = engine.attend(0, q, k, v, plan, dim**-0.5)
+        engine.use_flash = False
+        slow = engine.attend(0, q, k, v, plan, dim**-0.5)
+        torch.testing.assert_close(fast.float(), slow.float(), atol=2e-2, rtol=2e-2)
+    engine.use_flash = True
+    lengths = [len(g) for _, g, _ in engine.run(random_requests(6))]
+    assert sorted(lengths) == sorted(r.max_new_tokens for r in random_requests(6))
+
+
+def test_sampling_is_reproducible_from_the_engine_seed():
+    model = small_model()
+    runs = [sorted(SlotEngine(model, 3, 40, temperature=0.6, top_p=0.9, seed=seed).run(random_requests(5)))
+            for seed in (7, 7, 8)]
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+
+
+def test_an_unusable_flash_kernel_falls_back_to_the_reference_with_a_warning():
+    # On CPU the flash kernel does not exist: the start-up check must catch that, not the first step.
+    engine = SlotEngine(small_model(dtype=torch.bfloat16), 2, 16, temperature=0)
+    engine.use_flash = True
+    with pytest.warns(UserWarning, match="flash varlen kernel is unusable here"):
+        assert engine._flash_agrees() is False
+    engine.use_flash = False
+    assert [len(t) for _, t, _ in engine.run([SlotRequest([5, 6], 3)])] == [3]
