@@ -138,3 +138,16 @@ def test_an_unusable_flash_kernel_falls_back_to_the_reference_with_a_warning():
         assert engine._flash_agrees() is False
     engine.use_flash = False
     assert [len(t) for _, t, _ in engine.run([SlotRequest([5, 6], 3)])] == [3]
+
+
+def test_slots_backend_fails_only_the_request_it_cannot_run(tiny_model_dir):
+    from tpt.augment.backends.base import GenRequest, SamplingParams
+    from tpt.augment.backends.hf_slots import SlotBackend
+    from tpt.records import Document
+
+    backend = SlotBackend(str(tiny_model_dir), batch_size=2, device="cpu", raw_prompt=True)
+    requests = [GenRequest(Document(f"d{i}", text), 0, text, i) for i, text in enumerate(["one two", "", "three"])]
+    results = backend.generate(requests, SamplingParams(max_tokens=4))
+    assert results[1].error == "empty prompt: nothing to generate from"
+    assert [r.error for r in (results[0], results[2])] == [None, None]
+    assert all(1 <= r.completion_tokens <= 4 for r in (results[0], results[2]))

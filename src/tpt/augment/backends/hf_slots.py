@@ -43,11 +43,15 @@ class SlotBackend(TransformersBackend):
         prompts = [r.prompt if self.raw_prompt else self.chat_prompt(r.prompt) for r in requests]
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         stop_ids, stop_sequences = self._stops(sampling)
-        work = [SlotRequest(p, sampling.max_tokens, stop_ids, stop_sequences) for p in ids]
-        pending = set(range(len(requests)))
+        usable = [i for i, p in enumerate(ids) if p]
+        for i in sorted(set(range(len(ids))) - set(usable)):  # one bad request costs itself only
+            yield i, GenResult(error="empty prompt: nothing to generate from")
+        work = [SlotRequest(ids[i], sampling.max_tokens, stop_ids, stop_sequences) for i in usable]
+        pending = set(usable)
         try:
-            engine = self._engine_for(sampling, max(map(len, ids), default=1))
-            for i, tokens, reason in engine.run(work):
+            engine = self._engine_for(sampling, max((len(ids[i]) for i in usable), default=1))
+            for k, tokens, reason in engine.run(work):
+                i = usable[k]
                 pending.discard(i)
                 yield i, self._result(tokens, reason, sampling, len(ids[i]))
         except Exception as exc:  # e.g. out of memory: the unfinished rows go to failed/ and are retried
