@@ -151,3 +151,10 @@ def test_slots_backend_fails_only_the_request_it_cannot_run(tiny_model_dir):
     assert results[1].error == "empty prompt: nothing to generate from"
     assert [r.error for r in (results[0], results[2])] == [None, None]
     assert all(1 <= r.completion_tokens <= 4 for r in (results[0], results[2]))
+
+
+def test_a_sliding_window_model_is_refused():
+    model = small_model()
+    model.config.layer_types = ["sliding_attention", "full_attention"]
+    with pytest.raises(ValueError, match="sliding-window layers are not supported"):
+        SlotEngine(model, 2, 16)

@@ -69,6 +69,8 @@ class SlotEngine:
     def __init__(self, model, slots: int, max_len: int, temperature: float = 0.6, top_p: float = 0.9,
                  seed: int = 0, prefill_tokens: int = 16384):
         cfg = model.config
+        if "sliding_attention" in (getattr(cfg, "layer_types", None) or ()):
+            raise ValueError("the slot engine attends over whole slots: models with sliding-window layers are not supported")
         self.model, self.slots, self.max_len = model, slots, max_len
         self.temperature, self.top_p, self.prefill_tokens = temperature, top_p, prefill_tokens
         self.kv_heads = cfg.num_key_value_heads
