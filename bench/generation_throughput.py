@@ -71,6 +71,8 @@ def parse_args() -> argparse.Namespace:
                    help="seconds per method: static stops starting batches (and cuts the running one), continuous batching "
                         "stops waiting; only tokens of finished work are counted (a lower bound)")
     p.add_argument("--slots", default=None, help="tpt slot-engine slot counts to try, comma-separated (default 256 CUDA, 8 CPU)")
+    p.add_argument("--slot-modes", default="graph", help="slot engine decode modes to try, comma-separated: graph (CUDA graph, "
+                                                          "eager on CPU), eager")
     p.add_argument("--skip", default="", help="methods to skip, comma-separated: slots,cb,static")
     p.add_argument("--json", default=None, help="also write the figures to this file")
     args = p.parse_args()
@@ -221,14 +223,16 @@ def run_continuous(model, prompts, targets, device: str, max_batch_tokens, varia
 
 @torch.no_grad()
 def run_slots(model, prompts, targets, slots: int, max_len: int, device: str,
-              time_limit: float | None = None) -> tuple[int, float]:
+              time_limit: float | None = None, graph: bool = True) -> tuple[int, float]:
     """tpt's slot engine (the transformers-slots backend): no stop tokens, so each request generates
     exactly its target.  A short warm-up run on the same engine is not timed."""
     from tpt.augment.backends.slot_engine import SlotEngine, SlotRequest
 
-    engine = SlotEngine(model, slots, max_len, PAPER["temperature"], PAPER["top_p"], seed=0)
-    for _ in engine.run([SlotRequest(p, 4) for p in prompts[:4]]):
+    engine = SlotEngine(model, slots, max_len, PAPER["temperature"], PAPER["top_p"], seed=0, cuda_graph=graph)
+    for _ in engine.run([SlotRequest(p, 4) for p in prompts[:4]]):  # warm-up; captures the graph
         pass
+    print(f"slot engine: {slots} slots x {max_len} rows, flash kernel: {engine.use_flash}, "
+          f"CUDA graph: {engine._graph is not None}", flush=True)
     sync(device)
     started, tokens = time.perf_counter(), 0
     for i, generated, _ in engine.run([SlotRequest(p, t) for p, t in zip(prompts, targets)]):
@@ -261,11 +265,12 @@ def main() -> None:
     skip = set(filter(None, args.skip.split(",")))
     if "slots" not in skip:
         for slots in (int(x) for x in args.slots.split(",")):
-            tokens, secs = run_slots(model, prompts, targets, slots, args.prompt_tokens + args.max_new_tokens, args.device,
-                                     args.time_limit)
-            name = f"tpt slots {slots}"
-            figures[name] = tokens / secs
-            report(figures, name, reference, tokens, secs)
+            for mode in args.slot_modes.split(","):
+                tokens, secs = run_slots(model, prompts, targets, slots, args.prompt_tokens + args.max_new_tokens,
+                                         args.device, args.time_limit, graph=mode == "graph")
+                name = f"tpt slots {slots} ({mode})"
+                figures[name] = tokens / secs
+                report(figures, name, reference, tokens, secs)
     if "cb" not in skip:  # first: it is the figure that matters, and the slowest method must not crowd it out
         for spec in args.cb:
             tokens, secs = run_continuous(model, prompts, targets, args.device, args.max_batch_tokens, cb_variant(spec), args.time_limit)

@@ -9,7 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from tpt.augment.backends.slot_engine import SlotEngine, SlotRequest, StepPlan, sample
+from tpt.augment.backends.slot_attention import StepPlan
+from tpt.augment.backends.slot_engine import SlotEngine, SlotRequest, sample
 from tpt.augment.config import AugmentConfig
 from tpt.augment.run import run_augment
 
@@ -29,10 +30,11 @@ def random_requests(n: int, seed: int = 0) -> list[SlotRequest]:
     return [SlotRequest([rng.randrange(3, 512) for _ in range(rng.randrange(1, 24))], rng.randrange(1, 14)) for _ in range(n)]
 
 
-def test_greedy_tokens_equal_generate_with_fewer_slots_than_requests():
+@pytest.mark.parametrize("slots", [3, 12])  # fewer slots than requests (reuse), more (free slots decoded too)
+def test_greedy_tokens_equal_generate(slots):
     model = small_model()
     requests = random_requests(9)
-    engine = SlotEngine(model, slots=3, max_len=40, temperature=0)
+    engine = SlotEngine(model, slots=slots, max_len=40, temperature=0)
     finished = list(engine.run(requests))
     assert sorted(i for i, _, _ in finished) == list(range(9))  # each exactly once
     for i, tokens, reason in finished:
@@ -95,31 +97,41 @@ def test_slots_backend_writes_one_record_per_key(tmp_path, corpus, tiny_model_di
 def test_flash_kernel_matches_reference_attention_on_gpu():
     model = small_model("cuda", torch.bfloat16)
     engine = SlotEngine(model, slots=4, max_len=64, temperature=0)
-    assert engine.use_flash
+    cache = engine.cache
+    assert cache.use_flash, "the start-up check rejected torch's flash kernel on this GPU"
     heads, dim = 4, 16
     torch.manual_seed(1)
     for decode, lengths in ((False, [5, 17, 9]), (True, [1, 1, 1])):
         slots = torch.tensor([0, 2, 3], device="cuda")
         used = torch.tensor([5, 30, 12] if decode else lengths, device="cuda", dtype=torch.int32)
-        n_q = sum(lengths)
         starts = slots * 64
         rows = torch.cat([starts[i] + used[i] - lengths[i] + torch.arange(lengths[i], device="cuda") for i in range(3)])
-        groups = engine.groups if decode else 1
+        groups = cache.groups if decode else 1
         cu_q = torch.tensor([0] + [sum(lengths[: i + 1]) * groups for i in range(3)], device="cuda", dtype=torch.int32)
-        plan = StepPlan(engine, rows, cu_q, torch.cat([starts, starts[-1:] + 64]).int(), used, max(lengths) * groups, decode)
-        for keys, values in engine.cache:
+        plan = StepPlan(cache, rows, cu_q, torch.cat([starts, starts[-1:] + 64]).int(), used, max(lengths) * groups, decode)
+        for keys, values in cache.layers:
             keys.normal_(), values.normal_()
-        q = torch.randn(n_q, heads, dim, device="cuda", dtype=torch.bfloat16)
-        k = torch.randn(n_q, 2, dim, device="cuda", dtype=torch.bfloat16)
+        q = torch.randn(sum(lengths), heads, dim, device="cuda", dtype=torch.bfloat16)
+        k = torch.randn(sum(lengths), 2, dim, device="cuda", dtype=torch.bfloat16)
         v = torch.randn_like(k)
-        engine.use_flash = True
-        fast = engine.attend(0, q, k, v, plan, dim**-0.5)
-        engine.use_flash = False
-        slow = engine.attend(0, q, k, v, plan, dim**-0.5)
+        cache.use_flash = True
+        fast = cache.attend(0, q, k, v, plan, dim**-0.5)
+        cache.use_flash = False
+        slow = cache.attend(0, q, k, v, plan, dim**-0.5)
         torch.testing.assert_close(fast.float(), slow.float(), atol=2e-2, rtol=2e-2)
-    engine.use_flash = True
-    lengths = [len(g) for _, g, _ in engine.run(random_requests(6))]
-    assert sorted(lengths) == sorted(r.max_new_tokens for r in random_requests(6))
+
+
+@pytest.mark.gpu
+def test_cuda_graph_decode_gives_the_eager_tokens_on_gpu():
+    model = small_model("cuda", torch.bfloat16)
+    requests = random_requests(10)
+    outputs = []
+    for graph in (False, True):
+        engine = SlotEngine(model, slots=4, max_len=48, temperature=0, cuda_graph=graph)
+        outputs.append(sorted(engine.run(requests)))
+        assert (engine._graph is not None) == graph, "the decode step was not captured"
+    assert outputs[0] == outputs[1]
+    assert sorted(len(t) for _, t, _ in outputs[1]) == sorted(r.max_new_tokens for r in requests)
 
 
 def test_sampling_is_reproducible_from_the_engine_seed():
@@ -133,10 +145,9 @@ def test_sampling_is_reproducible_from_the_engine_seed():
 def test_an_unusable_flash_kernel_falls_back_to_the_reference_with_a_warning():
     # On CPU the flash kernel does not exist: the start-up check must catch that, not the first step.
     engine = SlotEngine(small_model(dtype=torch.bfloat16), 2, 16, temperature=0)
-    engine.use_flash = True
     with pytest.warns(UserWarning, match="flash varlen kernel is unusable here"):
-        assert engine._flash_agrees() is False
-    engine.use_flash = False
+        assert engine.cache.flash_agrees() is False
+    assert not engine.use_flash
     assert [len(t) for _, t, _ in engine.run([SlotRequest([5, 6], 3)])] == [3]
 
 
@@ -158,3 +169,14 @@ def test_a_sliding_window_model_is_refused():
     model.config.layer_types = ["sliding_attention", "full_attention"]
     with pytest.raises(ValueError, match="sliding-window layers are not supported"):
         SlotEngine(model, 2, 16)
+
+
+def test_a_failed_graph_capture_leaves_the_engine_eager_and_correct():
+    # No CUDA here: capturing must fail, say so once, and the same tokens must still come out.
+    model = small_model()
+    expected = sorted(SlotEngine(model, 3, 40, temperature=0).run(random_requests(4)))
+    engine = SlotEngine(model, 3, 40, temperature=0)
+    engine.use_graph = True
+    with pytest.warns(UserWarning, match="not captured as a CUDA graph"):
+        assert sorted(engine.run(random_requests(4))) == expected
+    assert engine.use_graph is False and engine._graph is None

@@ -86,7 +86,7 @@ class SlotBackend(TransformersBackend):
     def _slots_that_fit(self, max_len: int) -> int:
         import torch
 
-        from tpt.augment.backends.slot_engine import SlotEngine
+        from tpt.augment.backends.slot_attention import SlotCache
 
         wanted = max(1, self.batch_size)
         if not str(self.device).startswith("cuda"):
@@ -94,7 +94,7 @@ class SlotBackend(TransformersBackend):
         torch.cuda.empty_cache()
         free, _ = torch.cuda.mem_get_info()
         dtype_bytes = next(self.model.parameters()).element_size()
-        per_slot = SlotEngine.cache_bytes(self.model.config, 1, max_len, dtype_bytes)
+        per_slot = SlotCache.bytes_needed(self.model.config, 1, max_len, dtype_bytes)
         fits = int((free - MEMORY_MARGIN_BYTES) // per_slot)
         if fits < 1:
             raise MemoryError(f"one KV slot of {max_len} tokens needs {per_slot / 2**30:.1f} GiB; "
