@@ -180,3 +180,17 @@ def test_a_failed_graph_capture_leaves_the_engine_eager_and_correct():
     with pytest.warns(UserWarning, match="not captured as a CUDA graph"):
         assert sorted(engine.run(random_requests(4))) == expected
     assert engine.use_graph is False and engine._graph is None
+
+
+def test_freed_slots_are_refilled_in_groups_with_the_same_tokens():
+    model = small_model()
+    requests = random_requests(12)
+    expected = sorted(SlotEngine(model, 6, 40, temperature=0).run(requests))
+    engine = SlotEngine(model, 6, 40, temperature=0, refill_batch=3)
+    prefills = []
+    original = engine._prefill
+    engine._prefill = lambda runs: prefills.append(len(runs)) or original(runs)
+    assert sorted(engine.run(requests)) == expected
+    assert prefills[0] == 6 and sum(prefills) == 12
+    # After the first fill, a pass waits for 3 free slots, unless the queue is shorter than that.
+    assert all(n >= 3 for n in prefills[1:-1]), prefills

@@ -52,13 +52,16 @@ class _Running:
 
 class SlotEngine:
     def __init__(self, model, slots: int, max_len: int, temperature: float = 0.6, top_p: float = 0.9,
-                 seed: int = 0, prefill_tokens: int = 16384, cuda_graph: bool = True):
+                 seed: int = 0, prefill_tokens: int = 16384, cuda_graph: bool = True, refill_batch: int | None = None):
         config = model.config
         if "sliding_attention" in (getattr(config, "layer_types", None) or ()):
             raise ValueError("the slot engine attends over whole slots: models with sliding-window layers are not supported")
         param = next(model.parameters())
         self.model, self.slots, self.max_len, self.device = model, slots, max_len, param.device
         self.temperature, self.top_p, self.prefill_tokens = temperature, top_p, prefill_tokens
+        # Freed slots are refilled in groups: a prefill pass is ~1,000 eager kernel launches whatever
+        # its size, so one pass for many prompts beats one per prompt (a few slots idle meanwhile).
+        self.refill_batch = refill_batch or max(1, slots // 16)
         self.cache = SlotCache(config, slots, max_len, param.device, param.dtype)
         dev, groups = self.device, self.cache.groups
         self.lengths = torch.zeros(slots, dtype=torch.long, device=dev)  # tokens cached per slot
@@ -110,6 +113,8 @@ class SlotEngine:
 
     def _admit(self, queue: deque, free: list[int], running: dict) -> list[_Running]:
         admitted, tokens = [], 0
+        if running and len(free) < min(self.refill_batch, len(queue)):
+            return admitted  # wait until a group of slots is free (or the queue is that short)
         while queue and free and (not admitted or tokens + len(queue[0][1].prompt) <= self.prefill_tokens):
             key, request = queue.popleft()
             tokens += len(request.prompt)
