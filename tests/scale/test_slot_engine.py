@@ -1,18 +1,16 @@
 """tpt's slot engine (the `transformers-slots` backend): same tokens as `generate`, slots reused,
-stops honoured, and on a GPU the flash kernel computes what the reference attention computes."""
+stops honoured, fallbacks that keep it correct, and on a GPU the flash kernel and the CUDA-graph
+step compute what the reference does (a whole run: test_continuous_batching_backends.py)."""
 
 from __future__ import annotations
 
 import random
 
-import pyarrow.parquet as pq
 import pytest
 import torch
 
 from tpt.augment.backends.slot_attention import StepPlan
 from tpt.augment.backends.slot_engine import SlotEngine, SlotRequest, sample
-from tpt.augment.config import AugmentConfig
-from tpt.augment.run import run_augment
 
 
 def small_model(device: str = "cpu", dtype=torch.float32, layers: int = 2):
@@ -76,21 +74,6 @@ def test_top_p_keeps_only_the_nucleus():
     draws = sample(logits, 1.0, 0.7, torch.Generator().manual_seed(0))
     assert set(draws.tolist()) == {0, 1}  # 0.5 + 0.3 covers 0.7: tokens 2 and 3 are never drawn
     assert 0.55 < (draws == 0).float().mean().item() < 0.70  # renormalised 0.5 / 0.8 = 0.625
-
-
-def test_slots_backend_writes_one_record_per_key(tmp_path, corpus, tiny_model_dir):
-    config = AugmentConfig(
-        inputs=[str(corpus(3))], out=tmp_path / "run", backend="transformers-slots", model=str(tiny_model_dir),
-        max_thinking_tokens=8, samples=2, shard_size=3, batch_size=4, device="cpu", progress=False,
-    )
-    summary = run_augment(config)
-    assert (summary.records, summary.failed, summary.rejected) == (6, 0, 0)
-    rows = [r for p in sorted((tmp_path / "run" / "data").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
-    assert sorted((r["id"], r["sample"]) for r in rows) == sorted((f"doc-{i}", s) for i in range(3) for s in range(2))
-    for row in rows:
-        assert 1 <= row["thinking_tokens"] <= 8 and row["backend"] == "transformers-slots"
-        assert (row["finish_reason"] == "length") == (row["thinking_tokens"] == 8 and "</think>" not in row["thinking"])
-    assert run_augment(config).nothing_to_do
 
 
 @pytest.mark.gpu
