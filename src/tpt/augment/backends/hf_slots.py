@@ -1,8 +1,9 @@
 """``transformers-slots`` backend: the in-process model under tpt's own continuous batching.
 
-The fast in-process path on a GPU (see ``slot_engine``): ``--batch-size`` KV-cache slots, each
-refilled as soon as its trajectory ends, attention through torch's built-in flash kernel.  Results
-stream back as they finish, so the runner checkpoints while the rest generate.
+Built for in-process generation on a GPU (see ``slot_engine``; its speed there is not measured yet,
+docs/scale.md): ``--batch-size`` KV-cache slots, each refilled as soon as its trajectory ends,
+attention through torch's built-in flash kernel, the decode step as a CUDA graph.  Results stream
+back as they finish, so the runner checkpoints while the rest generate.
 
 Each slot holds (longest prompt of the chunk, rounded up to 256) + ``--max-thinking-tokens``
 tokens; when the slots do not fit in free GPU memory, fewer are used and a message says so.
