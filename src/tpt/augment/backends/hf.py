@@ -73,11 +73,31 @@ class TransformersBackend(TokenizerOps):
         pad, eos = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
         while ids and ids[-1] == pad:
             ids = ids[:-1]
-        ended_by_eos = bool(ids) and ids[-1] == eos
-        text = self.tokenizer.decode(ids[:-1] if ended_by_eos else ids, skip_special_tokens=False)
-        stopped = ended_by_eos or any(s in text for s in sampling.stop)
-        finish = "stop" if stopped or len(ids) < sampling.max_tokens else "length"
-        return GenResult(text=text, finish_reason=finish, prompt_tokens=n_prompt, completion_tokens=len(ids))
+        return self.completion(ids, bool(ids) and ids[-1] == eos, sampling, n_prompt)
+
+    def completion(self, tokens: list[int], stopped: bool, sampling: SamplingParams, n_prompt: int) -> GenResult:
+        """The result of one generation (shared by the in-process backends).  ``stopped``: a stop
+        token ended it; a final EOS is not shown, and a stop string ending inside a token (or one
+        the engine could not stop on) cuts the text at its end."""
+        shown = tokens[:-1] if stopped and tokens and tokens[-1] == self.tokenizer.eos_token_id else tokens
+        text = self.tokenizer.decode(shown, skip_special_tokens=False)
+        for stop in sampling.stop:
+            if stop in text:
+                text, stopped = text[: text.index(stop) + len(stop)], True
+        finish = "stop" if stopped or len(tokens) < sampling.max_tokens else "length"
+        return GenResult(text=text, finish_reason=finish, prompt_tokens=n_prompt, completion_tokens=len(tokens))
+
+    def stop_tokens(self, sampling: SamplingParams) -> tuple[frozenset[int], tuple[tuple[int, ...], ...]]:
+        """(single stop tokens, EOS included; multi-token stop sequences) for engines that stop on ids
+        (e.g. ``</think>`` is one token in R1-style tokenizers)."""
+        single, multi = {self.tokenizer.eos_token_id}, []
+        for text in sampling.stop:
+            tokens = tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            if len(tokens) == 1:
+                single.add(tokens[0])
+            elif tokens:
+                multi.append(tokens)
+        return frozenset(t for t in single if t is not None), tuple(multi)
 
     def close(self) -> None:
         self.model = None

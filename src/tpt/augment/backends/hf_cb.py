@@ -40,7 +40,7 @@ class ContinuousBatchingBackend(TransformersBackend):
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         try:
             manager = self._manager_for(sampling)
-            stop_ids = self._stop_token_ids(sampling)
+            stop_ids = sorted(self.stop_tokens(sampling)[0])  # multi-token stops: cut after the fact
             order = {manager.add_request(p, max_new_tokens=sampling.max_tokens, eos_token_id=stop_ids): i for i, p in enumerate(ids)}
             outputs = self._collect(manager, set(order))
         except Exception as exc:  # the manager failed: the whole chunk goes to failed/ and is retried
@@ -52,7 +52,8 @@ class ContinuousBatchingBackend(TransformersBackend):
             if out.error:
                 results[i] = GenResult(error=str(out.error))
             else:
-                results[i] = self._from_tokens(list(out.generated_tokens), sampling, stop_ids, len(ids[i]))
+                tokens = list(out.generated_tokens)
+                results[i] = self.completion(tokens, bool(tokens) and tokens[-1] in stop_ids, sampling, len(ids[i]))
         return results
 
     def _manager_for(self, sampling: SamplingParams):
@@ -86,14 +87,6 @@ class ContinuousBatchingBackend(TransformersBackend):
         pages_per_request = math.ceil((CPU_PROMPT_TOKENS + sampling.max_tokens) / PAGE_SIZE)
         return {"num_blocks": self.parallelism * pages_per_request, "max_batch_tokens": self.max_batch_tokens or 512}
 
-    def _stop_token_ids(self, sampling: SamplingParams) -> list[int]:
-        stops = {self.tokenizer.eos_token_id}
-        for text in sampling.stop:
-            tokens = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            if len(tokens) == 1:  # e.g. </think> in R1-style tokenizers: stop in the engine itself
-                stops.add(tokens[0])
-        return sorted(t for t in stops if t is not None)
-
     @staticmethod
     def _collect(manager, pending: set[str]) -> dict:
         outputs, last = {}, time.monotonic()
@@ -110,16 +103,6 @@ class ContinuousBatchingBackend(TransformersBackend):
                 outputs[result.request_id] = result
                 pending.discard(result.request_id)
         return outputs
-
-    def _from_tokens(self, tokens: list[int], sampling: SamplingParams, stop_ids: list[int], n_prompt: int) -> GenResult:
-        stopped = bool(tokens) and tokens[-1] in stop_ids
-        shown = tokens[:-1] if stopped and tokens[-1] == self.tokenizer.eos_token_id else tokens
-        text = self.tokenizer.decode(shown, skip_special_tokens=False)
-        for stop in sampling.stop:  # multi-token stop strings: cut after the fact
-            if stop in text:
-                text, stopped = text[: text.index(stop) + len(stop)], True
-        finish = "stop" if stopped or len(tokens) < sampling.max_tokens else "length"
-        return GenResult(text=text, finish_reason=finish, prompt_tokens=n_prompt, completion_tokens=len(tokens))
 
     def close_manager(self) -> None:
         if self._manager is not None:

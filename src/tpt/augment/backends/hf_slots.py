@@ -43,7 +43,7 @@ class SlotBackend(TransformersBackend):
 
         prompts = [r.prompt if self.raw_prompt else self.chat_prompt(r.prompt) for r in requests]
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        stop_ids, stop_sequences = self._stops(sampling)
+        stop_ids, stop_sequences = self.stop_tokens(sampling)
         usable = [i for i, p in enumerate(ids) if p]
         for i in sorted(set(range(len(ids))) - set(usable)):  # one bad request costs itself only
             yield i, GenResult(error="empty prompt: nothing to generate from")
@@ -54,21 +54,11 @@ class SlotBackend(TransformersBackend):
             for k, tokens, reason in engine.run(work):
                 i = usable[k]
                 pending.discard(i)
-                yield i, self._result(tokens, reason, sampling, len(ids[i]))
+                yield i, self.completion(tokens, reason == "stop", sampling, len(ids[i]))
         except Exception as exc:  # e.g. out of memory: the unfinished rows go to failed/ and are retried
             self._engine, self._engine_key = None, None
             for i in sorted(pending):
                 yield i, GenResult(error=f"{type(exc).__name__}: {exc}")
-
-    def _stops(self, sampling: SamplingParams) -> tuple[frozenset[int], tuple[tuple[int, ...], ...]]:
-        single, multi = {self.tokenizer.eos_token_id}, []
-        for text in sampling.stop:
-            tokens = tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-            if len(tokens) == 1:
-                single.add(tokens[0])
-            elif tokens:  # matched on ids here; the text is cut again after decoding
-                multi.append(tokens)
-        return frozenset(t for t in single if t is not None), tuple(multi)
 
     def _engine_for(self, sampling: SamplingParams, longest_prompt: int):
         from tpt.augment.backends.slot_engine import SlotEngine
@@ -104,17 +94,6 @@ class SlotBackend(TransformersBackend):
             print(f"transformers-slots: {wanted} slots of {max_len} tokens need "
                   f"{wanted * per_slot / 2**30:.0f} GiB, {free / 2**30:.0f} GiB free: using {fits}", file=sys.stderr)
         return min(wanted, fits)
-
-    def _result(self, tokens: list[int], reason: str, sampling: SamplingParams, n_prompt: int) -> GenResult:
-        eos = self.tokenizer.eos_token_id
-        shown = tokens[:-1] if reason == "stop" and tokens[-1] == eos else tokens
-        text = self.tokenizer.decode(shown, skip_special_tokens=False)
-        stopped = reason == "stop"
-        for stop in sampling.stop:  # a stop string may end inside a token: cut the text at its end
-            if stop in text:
-                text, stopped = text[: text.index(stop) + len(stop)], True
-        return GenResult(text=text, finish_reason="stop" if stopped else "length", prompt_tokens=n_prompt,
-                         completion_tokens=len(tokens))
 
     def close(self) -> None:
         self._engine = None

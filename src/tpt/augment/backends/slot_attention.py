@@ -39,7 +39,7 @@ class SlotCache:
     def __init__(self, config, slots: int, max_len: int, device: torch.device, dtype: torch.dtype):
         self.slots, self.max_len = slots, max_len
         self.kv_heads = config.num_key_value_heads
-        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        self.head_dim = head_dim(config)
         self.groups = config.num_attention_heads // self.kv_heads
         self.device, self.dtype = device, dtype
         shape = (slots * max_len, self.kv_heads, self.head_dim)
@@ -51,8 +51,7 @@ class SlotCache:
 
     @staticmethod
     def bytes_needed(config, slots: int, max_len: int, dtype_bytes: int = 2) -> int:
-        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-        return 2 * config.num_hidden_layers * slots * max_len * config.num_key_value_heads * head_dim * dtype_bytes
+        return 2 * config.num_hidden_layers * slots * max_len * config.num_key_value_heads * head_dim(config) * dtype_bytes
 
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: StepPlan,
                scale: float) -> torch.Tensor:
@@ -99,6 +98,10 @@ class SlotCache:
                           "using the per-sequence reference attention (correct, much slower)")
             self.use_flash = False
             return False
+
+
+def head_dim(config) -> int:
+    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
 
 
 def reference_attention(q, keys, values, plan: StepPlan, scale: float) -> torch.Tensor:

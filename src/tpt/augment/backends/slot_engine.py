@@ -200,7 +200,7 @@ class SlotEngine:
 
     def _forward(self, ids: torch.Tensor, positions: torch.Tensor, plan: StepPlan) -> torch.Tensor:
         """The decoder on one packed row of tokens; every layer's attention reads ``plan``."""
-        masks = {"full_attention": plan, "sliding_attention": plan}
+        masks = {"full_attention": plan}  # a ready mask mapping: transformers builds none (sliding layers are refused)
         out = self.model.model(input_ids=ids[None], position_ids=positions[None], attention_mask=masks, use_cache=False)
         return out.last_hidden_state[0]  # [tokens, hidden]
 
