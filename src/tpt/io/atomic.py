@@ -1,0 +1,172 @@
+"""The one atomic-write mechanism of tpt: temp file (or folder) beside the target, fsync, rename.
+
+Every file or folder that a reader must never see half-written goes through here: shards,
+markers, manifests, checkpoints, prepared data. Temp names are recognisable (``TEMP_MARK``), so
+cleanup code can delete tpt's own leftovers and nothing else.
+
+Files are created with the user's umask (``tempfile.mkstemp`` alone would give 0600, unreadable
+by the group on shared storage).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+# Every temp path tpt makes contains this; cleanup deletes only paths that carry it.
+TEMP_MARK = ".tpt-tmp"
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+def default_file_mode() -> int:
+    return 0o666 & ~_UMASK
+
+
+def temp_name(target: Path) -> str:
+    """A temp name beside ``target`` that names its owner (host, pid), so cleanup can tell whose it is."""
+    return f".{target.name}{TEMP_MARK}-{socket.gethostname()}-{os.getpid()}"
+
+
+def is_tpt_temp(path: Path) -> bool:
+    return TEMP_MARK in path.name and path.name.startswith(".")
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename durable: fsync the folder that holds the new entry (a no-op where unsupported)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp_path)``, fsync it, then rename it to ``path``; on any error the temp file is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # mkstemp: unique even for two threads of one process; prefix keeps TEMP_MARK and the owner.
+    fd, tmp = tempfile.mkstemp(prefix=temp_name(path) + "-", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        os.chmod(tmp, default_file_mode())
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+@contextmanager
+def atomic_folder(final: str | Path, replace: bool = True) -> Iterator[Path]:
+    """Yield a fresh temp folder; when the block succeeds, swap it in for ``final``.
+
+    The previous ``final`` (if any) is kept as ``.NAME.tpt-old`` until the new one is in place, so
+    a kill -9 at any moment leaves the old or the new folder (``recover_folder`` puts back the old
+    one if the swap was cut between its two renames).
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / temp_name(final)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists() and not replace:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise FileExistsError(f"{final}: appeared while it was being written; not replaced")
+    old = old_folder(final)
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    fsync_dir(final.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def old_folder(final: Path) -> Path:
+    return final.parent / f".{final.name}.tpt-old"
+
+
+def recover_folder(final: Path) -> None:
+    """After a crash between atomic_folder's two renames, put the previous folder back."""
+    old = old_folder(final)
+    if old.exists() and not final.exists():
+        old.rename(final)
+
+
+def remove_stale_temps(folder: Path, recursive: bool = False) -> list[Path]:
+    """Delete tpt's own temp files/folders left by dead processes on this host; nothing else.
+
+    A temp whose owner (this host, a live pid) is still running is left alone, so a second process
+    never deletes the first one's in-flight file. Temps of other hosts are left too (their owner
+    may be alive on a shared filesystem); they are harmless, being invisible to every glob tpt uses.
+    """
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    entries = folder.rglob(f"*{TEMP_MARK}*") if recursive else folder.glob(f"*{TEMP_MARK}*")
+    for path in list(entries):
+        if not is_tpt_temp(path) or _owner_alive(path.name):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _owner_alive(name: str) -> bool:
+    """True unless the temp name says it belongs to a dead process of this host."""
+    owner = name.split(TEMP_MARK + "-", 1)[-1]  # HOST-PID[-RANDOM.tmp]; HOST may hold dashes
+    host = socket.gethostname()
+    if not owner.startswith(host + "-"):
+        return True
+    digits = re.match(r"\d+", owner[len(host) + 1 :])
+    return True if digits is None else pid_alive(int(digits.group()))
+
+
+def pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
