@@ -8,6 +8,12 @@ live in one place.  Field metadata understood here:
   flag="--out"         override the flag name (default: --field-name)
   short="-o"           an extra short flag
   choices=[...]        allowed values (Literal types get this for free)
+  count=True           an int field that also reads '50M', '1.5B', '2k' (typed at the boundary)
+
+Every generated CLI also takes ``--config FILE`` (YAML, TOML or JSON — a run's manifest.json
+included; flags on the command line override it) and ``--print-config`` (print the effective config
+as YAML and exit). Repeated list flags accumulate (``--source a --source b``); abbreviations of
+flags are refused (``allow_abbrev=False``).
 
 Supported types: str, int, float, bool (``--x/--no-x``), Path, Optional[T], list[T], Literal[...].
 """
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+import sys
 import types
 import typing
 from pathlib import Path
@@ -42,12 +49,21 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def _converter(tp: Any):
+def _converter(tp: Any, meta: dict | None = None):
+    if meta and meta.get("count"):
+        return _count_arg
     if tp is Path:
         return Path
     if tp in (int, float, str):
         return tp
     return str
+
+
+def _count_arg(value: str) -> int:
+    try:
+        return parse_count(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, group_title: str | None = None) -> None:
@@ -77,21 +93,23 @@ def _add_field(parser: Any, f: dataclasses.Field, tp: Any) -> None:
     default = _default_of(f)
     required = default is dataclasses.MISSING
     help_text = meta.get("help", "")
-    if not required and not isinstance(default, bool):
-        help_text = f"{help_text} (default: {default})" if help_text else f"(default: {default})"
+    if not required and not isinstance(default, bool) and "(default" not in help_text:
+        shown = "none" if default is None or default == [] else default
+        help_text = f"{help_text} (default: {shown})" if help_text else f"(default: {shown})"
     kwargs: dict[str, Any] = {"help": help_text, "dest": f.name}
     origin = get_origin(tp)
+    is_list = origin in (list, tuple, Sequence) or tp in (list, tuple)
     if origin is Literal:
         kwargs["choices"] = list(get_args(tp))
         kwargs["type"] = type(get_args(tp)[0])
-    elif origin in (list, tuple, Sequence) or tp in (list, tuple):
+    elif is_list:
         inner = get_args(tp)[0] if get_args(tp) else str
-        kwargs["type"] = _converter(inner)
+        kwargs["type"] = _converter(inner, meta)
         kwargs["nargs"] = "+" if required or meta.get("positional") else "*"
     elif tp is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
     else:
-        kwargs["type"] = _converter(tp)
+        kwargs["type"] = _converter(tp, meta)
     if "choices" in meta:
         kwargs["choices"] = meta["choices"]
     if meta.get("positional"):
@@ -106,6 +124,9 @@ def _add_field(parser: Any, f: dataclasses.Field, tp: Any) -> None:
         names.append(meta["short"])
     if required:
         kwargs["required"] = True
+    elif is_list:
+        # '--x a --x b' accumulates; the field's default applies only when the flag is absent
+        kwargs.update(action="extend", default=None)
     else:
         kwargs["default"] = default
     parser.add_argument(*names, **kwargs)
@@ -121,22 +142,42 @@ def from_namespace(cls: type[T], ns: argparse.Namespace) -> T:
         tp, _ = _unwrap_optional(hints[f.name])
         if dataclasses.is_dataclass(tp) and f.metadata.get("cli") is not False:
             values[f.name] = from_namespace(tp, ns)
-        elif hasattr(ns, f.name):
+        elif getattr(ns, f.name, None) is not None or (hasattr(ns, f.name) and _default_of(f) is None):
             values[f.name] = getattr(ns, f.name)
     return cls(**values)
 
 
 def make_parser(prog: str, description: str, *configs: type) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
     for cls in configs:
         add_dataclass_arguments(parser, cls)
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="read options from a YAML/TOML/JSON file (a run's manifest.json too); flags override it")
+    parser.add_argument("--print-config", action="store_true", help="print the effective config as YAML and exit")
     return parser
 
 
 def parse(cls: type[T], argv: Sequence[str] | None, prog: str, description: str = "") -> T:
-    """Parse ``argv`` into a ``cls`` instance; ``--help`` is generated from the fields."""
+    """Parse ``argv`` into a ``cls`` instance; ``--help`` is generated from the fields.
+
+    ``--config FILE`` supplies values first (checked against ``cls``'s fields, typed like flags),
+    the command line overrides them; ``--print-config`` prints the result and exits.
+    """
+    from tpt.configfile import apply_config_file, dump_config
+
     parser = make_parser(prog, description or (cls.__doc__ or ""), cls)
-    return from_namespace(cls, parser.parse_args(argv))
+    from_file = apply_config_file(parser, cls, argv)
+    ns = parser.parse_args(argv)
+    for name, value in from_file.items():  # a list flag on the command line replaces the file's list
+        if getattr(ns, name, None) is None:
+            setattr(ns, name, value)
+    config = from_namespace(cls, ns)
+    if ns.print_config:
+        sys.stdout.write(dump_config(config))
+        raise SystemExit(0)
+    return config
 
 
 def to_dict(obj: Any) -> Any:
