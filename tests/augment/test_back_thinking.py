@@ -99,3 +99,12 @@ def test_recipe_sft_then_augment_writes_the_learned_thinking(tmp_path):
         # ... and the generator, trained on that format, writes the thinking it learned for it.
         assert records[f"d{i}"].thinking == thinking and records[f"d{i}"].finish_reason == "stop"
         assert records[f"d{i}"].strategy == "back-thinking"
+
+    # Control: the same generator given the documents in another format (the paper's default
+    # prompt) does not reproduce them, so the match above is the shared format at work.
+    other = tmp_path / "aug-default"
+    assert tpt(["augment", str(corpus), "--out", str(other), "--strategy", "default", "--backend", "transformers",
+                "--model", str(tuned), "--temperature", "0", "--max-thinking-tokens", "40", "--device", "cpu",
+                "--no-progress"]) == 0
+    control = {r.id: r.thinking for r in iter_records(other)}
+    assert sum(control[f"d{i}"] == thinking for i, (_, _, thinking) in enumerate(PAIRS)) < len(PAIRS)
