@@ -46,8 +46,9 @@ def test_two_strategies_side_by_side(tmp_path, tiny_model_dir, eval_data_dir, ca
     printed = capsys.readouterr().out
     assert printed.count("$ tpt augment") == 2 and printed.count("$ tpt train") == 3 and "$ tpt analyze curves" in printed
     stats = json.loads((out / "stats" / "stats.json").read_text())
-    by_run = stats["groups"]["run"] if "groups" in stats else stats["by"]["run"]
-    assert sorted(by_run) == ["back", "default"] or sorted(g["label"] for g in by_run) == ["back", "default"]
+    groups = stats["by"]["run"]["groups"]  # one column per arm, named after it
+    assert list(groups) == ["default", "back"] and all(g["records"] == 12 and "flags" in g for g in groups.values())
+    assert "| default | 12 |" in (out / "stats" / "report.md").read_text()
     for arm, strategy in (("default", "default"), ("back", "back-thinking")):
         manifest = json.loads((out / "aug" / arm / "manifest.json").read_text())
         assert manifest["fingerprint"]["strategy"] == strategy
