@@ -28,25 +28,40 @@ from pathlib import Path
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("corpus", help="the corpus every arm augments (a sample of the real one): a file or a folder")
     p.add_argument("--out", type=Path, required=True, help="folder for every arm's runs and the reports")
-    p.add_argument("--arm", action="append", required=True, metavar="NAME=FLAGS",
-                   help="an arm: its name and its `tpt augment` flags (backend, model, strategy, ...); repeat, two or more")
+    p.add_argument(
+        "--arm",
+        action="append",
+        required=True,
+        metavar="NAME=FLAGS",
+        help="an arm: its name and its `tpt augment` flags (backend, model, strategy, ...); repeat, two or more",
+    )
     p.add_argument("--tokenizer", required=True, help="the tokenizer every arm's training data is prepared with")
-    p.add_argument("--augment", default="", help="`tpt augment` flags shared by all arms (e.g. '--max-thinking-tokens 8192')")
+    p.add_argument(
+        "--augment", default="", help="`tpt augment` flags shared by all arms (e.g. '--max-thinking-tokens 8192')"
+    )
     p.add_argument("--stats", default="--quality", help="extra `tpt analyze stats` flags (default: --quality)")
     p.add_argument("--prepare", default="", help="`tpt prepare` flags shared by all arms (e.g. '--seq-len 2048')")
     p.add_argument("--train", default="", help="`tpt train` flags shared by all arms; --save-at gives curve points")
-    p.add_argument("--eval", default=None, help="`tpt eval` flags: evaluate every snapshot (omit: curves from training metrics)")
+    p.add_argument(
+        "--eval", default=None, help="`tpt eval` flags: evaluate every snapshot (omit: curves from training metrics)"
+    )
     p.add_argument("--curves", default="", help="extra `tpt analyze curves` flags (e.g. '--x docs' or '--task gsm8k')")
     p.add_argument("--vanilla", action="store_true", help="also train on the raw corpus: the baseline of the curves")
-    p.add_argument("--stop-after", choices=["stats", "train"], help="stop after the statistics (no training) or before eval")
+    p.add_argument(
+        "--stop-after", choices=["stats", "train"], help="stop after the statistics (no training) or before eval"
+    )
     args = p.parse_args(argv)
     args.arms = [parse_arm(spec, p) for spec in args.arm]
     names = [name for name, _ in args.arms]
     if len(set(names)) != len(names) or len(names) < 2 or (args.vanilla and "vanilla" in names):
-        p.error(f"--arm: need two or more arms with distinct names (and none called 'vanilla' with --vanilla); got {names}")
+        p.error(
+            f"--arm: need two or more arms with distinct names (and none called 'vanilla' with --vanilla); got {names}"
+        )
     return args
 
 
@@ -64,7 +79,9 @@ def tpt(argv: list[str], ok: tuple[int, ...] = (0,)) -> None:
     print("$ tpt " + shlex.join(argv), flush=True)
     code = main(argv)
     if code not in ok:
-        sys.exit(f"compare_generators: `tpt {argv[0]}` exited with {code}; fix the cause and rerun (finished steps are kept)")
+        sys.exit(
+            f"compare_generators: `tpt {argv[0]}` exited with {code}; fix the cause and rerun (finished steps are kept)"
+        )
 
 
 def augment_all(args) -> list[Path]:
@@ -86,7 +103,18 @@ def train_all(args) -> list[tuple[str, Path]]:
     for name, source in sources:
         data, ckpt = args.out / "data" / name, args.out / "ckpt" / name
         if not (data / "index.json").exists():
-            tpt(["prepare", "--source", source, "--tokenizer", args.tokenizer, "--out", str(data), *shlex.split(args.prepare)])
+            tpt(
+                [
+                    "prepare",
+                    "--source",
+                    source,
+                    "--tokenizer",
+                    args.tokenizer,
+                    "--out",
+                    str(data),
+                    *shlex.split(args.prepare),
+                ]
+            )
         if not (ckpt / "tpt_checkpoint.json").exists():  # tpt train itself resumes an interrupted run
             tpt(["train", "--data", str(data), "--out", str(ckpt), *shlex.split(args.train)])
         trained.append((name, ckpt))
@@ -103,7 +131,9 @@ def evaluate_all(args, trained: list[tuple[str, Path]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     runs = augment_all(args)
-    tpt(["analyze", "stats", *map(str, runs), "--by", "run", "--out", str(args.out / "stats"), *shlex.split(args.stats)])
+    tpt(
+        ["analyze", "stats", *map(str, runs), "--by", "run", "--out", str(args.out / "stats"), *shlex.split(args.stats)]
+    )
     if args.stop_after == "stats":
         return 0
     trained = train_all(args)
@@ -112,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     runs_flags = [flag for name, ckpt in trained for flag in ("--run", f"{name}={ckpt}")]
     curves = ["analyze", "curves", *runs_flags, "--out", str(args.out / "curves")]
     tpt(curves + shlex.split(args.curves))
-    print(f"\nside by side: {args.out / 'stats' / 'report.md'} (trajectories), {args.out / 'curves' / 'report.md'} (learning)")
+    print(f"\nside by side: {args.out / 'stats/report.md'} (trajectories), {args.out / 'curves/report.md'} (learning)")
     return 0
 
 

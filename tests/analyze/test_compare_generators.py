@@ -31,20 +31,43 @@ def test_arms_are_checked_before_anything_runs(tmp_path, capsys):
 @pytest.mark.slow
 def test_two_strategies_side_by_side(tmp_path, tiny_model_dir, eval_data_dir, capsys):
     corpus = tmp_path / "corpus.jsonl"
-    corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": f"Document {i} explains {TOPICS[i % 6]} step by step."}) + "\n"
-                              for i in range(12)))
+    corpus.write_text(
+        "".join(
+            json.dumps({"id": f"d{i}", "text": f"Document {i} explains {TOPICS[i % 6]} step by step."}) + "\n"
+            for i in range(12)
+        )
+    )
     gen = f"--backend transformers --model {tiny_model_dir} --device cpu --max-thinking-tokens 12 --no-progress"
     out = tmp_path / "cmp"
-    argv = [str(corpus), "--out", str(out), "--tokenizer", str(tiny_model_dir), "--vanilla", "--augment", gen,
-            "--arm", "default=--strategy default", "--arm", "back=--strategy back-thinking",
-            "--prepare", "--seq-len 32",
-            "--train", "--model-preset 0.5m --tokens 2K --batch-tokens 256 --micro-batch 8 --save-at 1K "
-                       "--eval-every 0 --save-every 0 --no-progress --threads 1",
-            "--eval", f"--tasks boolq --limit 2 --data-dir {eval_data_dir} --device cpu --backend hf --batch-size 4"]
+    argv = [
+        str(corpus),
+        "--out",
+        str(out),
+        "--tokenizer",
+        str(tiny_model_dir),
+        "--vanilla",
+        "--augment",
+        gen,
+        "--arm",
+        "default=--strategy default",
+        "--arm",
+        "back=--strategy back-thinking",
+        "--prepare",
+        "--seq-len 32",
+        "--train",
+        (
+            "--model-preset 0.5m --tokens 2K --batch-tokens 256 --micro-batch 8 --save-at 1K "
+            "--eval-every 0 --save-every 0 --no-progress --threads 1"
+        ),
+        "--eval",
+        f"--tasks boolq --limit 2 --data-dir {eval_data_dir} --device cpu --backend hf --batch-size 4",
+    ]
     assert load_script().main(argv) == 0
 
     printed = capsys.readouterr().out
-    assert printed.count("$ tpt augment") == 2 and printed.count("$ tpt train") == 3 and "$ tpt analyze curves" in printed
+    assert (
+        printed.count("$ tpt augment") == 2 and printed.count("$ tpt train") == 3 and "$ tpt analyze curves" in printed
+    )
     stats = json.loads((out / "stats" / "stats.json").read_text())
     groups = stats["by"]["run"]["groups"]  # one column per arm, named after it
     assert list(groups) == ["default", "back"] and all(g["records"] == 12 and "flags" in g for g in groups.values())

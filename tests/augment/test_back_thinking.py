@@ -53,8 +53,15 @@ PAIRS = [
 
 def reasoning_rows() -> list[dict]:
     """Mixture-of-Thoughts shape, plus one row in the column shape."""
-    rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": f"<think>\n{t}\n</think>\n\n{r}"}]}
-            for q, r, t in PAIRS[:-1]]
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": q},
+                {"role": "assistant", "content": f"<think>\n{t}\n</think>\n\n{r}"},
+            ]
+        }
+        for q, r, t in PAIRS[:-1]
+    ]
     q, r, t = PAIRS[-1]
     return rows + [{"question": q, "thinking": t, "response": r}]
 
@@ -71,24 +78,92 @@ def test_recipe_sft_then_augment_writes_the_learned_thinking(tmp_path):
 
     # (a) SFT data, every row in the document form (no question): what augmentation will show it
     sft = tmp_path / "sft.jsonl"
-    assert tpt(["prepare", "back-thinking", str(data), "--out", str(sft), "--tokenizer", str(generator),
-                "--no-question-rate", "1.0"]) == 0
+    assert (
+        tpt(
+            [
+                "prepare",
+                "back-thinking",
+                str(data),
+                "--out",
+                str(sft),
+                "--tokenizer",
+                str(generator),
+                "--no-question-rate",
+                "1.0",
+            ]
+        )
+        == 0
+    )
     sft_rows = [json.loads(line) for line in sft.read_text().splitlines()]
     assert len(sft_rows) == len(PAIRS)
 
     # (b) fine-tune the generator on it
     tuned = tmp_path / "gen-back"
-    assert tpt(["train", "--mode", "sft", "--data", str(sft), "--init", str(generator), "--out", str(tuned),
-                "--seq-len", "160", "--epochs", "150", "--batch-tokens", "640", "--micro-batch", "4", "--lr", "3e-3",
-                "--warmup", "5", "--eval-every", "0", "--save-every", "0", "--log-every", "50", "--no-progress",
-                "--threads", "1"]) == 0
+    assert (
+        tpt(
+            [
+                "train",
+                "--mode",
+                "sft",
+                "--data",
+                str(sft),
+                "--init",
+                str(generator),
+                "--out",
+                str(tuned),
+                "--seq-len",
+                "160",
+                "--epochs",
+                "150",
+                "--batch-tokens",
+                "640",
+                "--micro-batch",
+                "4",
+                "--lr",
+                "3e-3",
+                "--warmup",
+                "5",
+                "--eval-every",
+                "0",
+                "--save-every",
+                "0",
+                "--log-every",
+                "50",
+                "--no-progress",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
 
     # (c) augment pre-training documents (the responses) with the tuned generator, greedily
     corpus = write_jsonl(tmp_path / "corpus.jsonl", [{"id": f"d{i}", "text": r} for i, (_, r, _) in enumerate(PAIRS)])
     run = tmp_path / "aug"
-    assert tpt(["augment", str(corpus), "--out", str(run), "--strategy", "back-thinking", "--backend", "transformers",
-                "--model", str(tuned), "--temperature", "0", "--max-thinking-tokens", "40", "--device", "cpu",
-                "--no-progress"]) == 0
+    assert (
+        tpt(
+            [
+                "augment",
+                str(corpus),
+                "--out",
+                str(run),
+                "--strategy",
+                "back-thinking",
+                "--backend",
+                "transformers",
+                "--model",
+                str(tuned),
+                "--temperature",
+                "0",
+                "--max-thinking-tokens",
+                "40",
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
 
     # The run's prompt template renders each document exactly as the SFT data showed its response ...
     manifest = json.loads((run / "manifest.json").read_text())
@@ -103,8 +178,29 @@ def test_recipe_sft_then_augment_writes_the_learned_thinking(tmp_path):
     # Control: the same generator given the documents in another format (the paper's default
     # prompt) does not reproduce them, so the match above is the shared format at work.
     other = tmp_path / "aug-default"
-    assert tpt(["augment", str(corpus), "--out", str(other), "--strategy", "default", "--backend", "transformers",
-                "--model", str(tuned), "--temperature", "0", "--max-thinking-tokens", "40", "--device", "cpu",
-                "--no-progress"]) == 0
+    assert (
+        tpt(
+            [
+                "augment",
+                str(corpus),
+                "--out",
+                str(other),
+                "--strategy",
+                "default",
+                "--backend",
+                "transformers",
+                "--model",
+                str(tuned),
+                "--temperature",
+                "0",
+                "--max-thinking-tokens",
+                "40",
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     control = {r.id: r.thinking for r in iter_records(other)}
     assert sum(control[f"d{i}"] == thinking for i, (_, _, thinking) in enumerate(PAIRS)) < len(PAIRS)

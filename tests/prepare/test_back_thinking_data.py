@@ -16,8 +16,13 @@ from tpt.prepare.sft import prepare_sft
 
 
 def chat(question, assistant, **extra):
-    return {"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": question},
-                         {"role": "assistant", "content": assistant, **extra}]}
+    return {
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": assistant, **extra},
+        ]
+    }
 
 
 ROWS = [
@@ -51,8 +56,12 @@ def test_both_shapes_render_the_shared_template(tmp_path):
     assert summary["rows"] == 4 and summary["rejected"] == 0
     rows = read_jsonl(out)
     template = bt.default_template()
-    expected = [("What is 2+3?", "Two plus three is five.", "The answer is 5."), ("What is 4*4?", "Four fours are sixteen.", "16"),
-                ("Capital of France?", "France's capital city is Paris.", "Paris."), ("Is 7 prime?", "Only 1 and 7 divide it.", "Yes.")]
+    expected = [
+        ("What is 2+3?", "Two plus three is five.", "The answer is 5."),
+        ("What is 4*4?", "Four fours are sixteen.", "16"),
+        ("Capital of France?", "France's capital city is Paris.", "Paris."),
+        ("Is 7 prime?", "Only 1 and 7 divide it.", "Yes."),
+    ]
     for row, (question, thinking, response) in zip(rows, expected):
         user, assistant = row["messages"]
         assert user == {"role": "user", "content": bt.render_prompt(template, question, response)}
@@ -111,11 +120,31 @@ def test_no_question_rate_shows_the_document_form(tmp_path):
 
 def test_parquet_input_and_output_feed_prepare_sft(tmp_path, tiny_model_dir):
     src = tmp_path / "mot.parquet"
-    pq.write_table(pa.Table.from_pylist([{"problem": "Is 9 prime?", "reasoning": "3 divides 9.", "solution": "No."}] * 3), src)
+    pq.write_table(
+        pa.Table.from_pylist([{"problem": "Is 9 prime?", "reasoning": "3 divides 9.", "solution": "No."}] * 3), src
+    )
     out = tmp_path / "sft.parquet"
-    assert prepare_main(["back-thinking", str(src), "--out", str(out), "--question-field", "problem",
-                         "--thinking-field", "reasoning", "--response-field", "solution", "--tokenizer", str(tiny_model_dir),
-                         "--max-doc-tokens", "2"]) == 0
+    assert (
+        prepare_main(
+            [
+                "back-thinking",
+                str(src),
+                "--out",
+                str(out),
+                "--question-field",
+                "problem",
+                "--thinking-field",
+                "reasoning",
+                "--response-field",
+                "solution",
+                "--tokenizer",
+                str(tiny_model_dir),
+                "--max-doc-tokens",
+                "2",
+            ]
+        )
+        == 0
+    )
     rows = pq.read_table(out).to_pylist()
     assert len(rows) == 3 and rows[0]["messages"][1]["content"] == "<think>\n3 divides 9.\n</think>"
     # the response was cut to 2 tokens of the generator's tokenizer, as augment cuts documents
@@ -134,7 +163,8 @@ def test_a_template_that_drops_the_thinking_is_refused(tmp_path, tiny_model_dir)
     # what R1-distill templates do to assistant turns: keep only what follows </think>
     config["chat_template"] = (
         "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
-        "{% if m['role'] == 'assistant' %}{{ m['content'].split('</think>')[-1] }}{% else %}{{ m['content'] }}{% endif %}"
+        "{% if m['role'] == 'assistant' %}{{ m['content'].split('</think>')[-1] }}"
+        "{% else %}{{ m['content'] }}{% endif %}"
         "<|im_end|>\n{% endfor %}"
     )
     (tok / "tokenizer_config.json").write_text(json.dumps(config))
@@ -153,4 +183,7 @@ def test_custom_template_is_checked(tmp_path):
     good = tmp_path / "good.txt"
     good.write_text("Q: {question}\nA: {response}\nThink:\n")
     build_back_thinking_sft([str(src)], tmp_path / "sft.jsonl", template=str(good))
-    assert read_jsonl(tmp_path / "sft.jsonl")[0]["messages"][0]["content"] == "Q: What is 2+3?\nA: The answer is 5.\nThink:"
+    assert (
+        read_jsonl(tmp_path / "sft.jsonl")[0]["messages"][0]["content"]
+        == "Q: What is 2+3?\nA: The answer is 5.\nThink:"
+    )

@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Optional
 
 STRATEGY_NAME = "back-thinking"
 # What a pre-training document's missing question renders as; SFT rows can be shown it too
@@ -32,7 +31,7 @@ def default_template() -> str:
     return _clean(resources.files("tpt.augment").joinpath("templates/back_thinking.txt").read_text(encoding="utf-8"))
 
 
-def load_template(path: Optional[str | Path] = None) -> str:
+def load_template(path: str | Path | None = None) -> str:
     """The packaged template, or the one in ``path``; it must hold both placeholders once each."""
     if path is None or str(path) == "":
         return default_template()
@@ -41,16 +40,20 @@ def load_template(path: Optional[str | Path] = None) -> str:
         raise ValueError(f"back-thinking template {path}: no such file")
     text = _clean(path.read_text(encoding="utf-8"))
     if "{{CONTEXT}}" in text:
-        raise ValueError(f"back-thinking template {path}: {{{{CONTEXT}}}} is reserved; use {{question}} and {{response}}")
+        raise ValueError(
+            f"back-thinking template {path}: {{{{CONTEXT}}}} is reserved; use {{question}} and {{response}}"
+        )
     for slot in PLACEHOLDERS:
         if text.count(slot) != 1:
-            raise ValueError(f"back-thinking template {path}: needs exactly one {slot} placeholder (found {text.count(slot)})")
+            raise ValueError(
+                f"back-thinking template {path}: needs exactly one {slot} placeholder (found {text.count(slot)})"
+            )
     return text
 
 
 def _clean(text: str) -> str:
     # A text file's final newline is an editor's habit, not part of the prompt.
-    return text[:-1] if text.endswith("\n") else text
+    return text.removesuffix("\n")
 
 
 def render_prompt(template: str, question: str, response: str) -> str:
@@ -73,10 +76,10 @@ def document_template(template: str) -> str:
     return render_prompt(template, "", "{{CONTEXT}}")
 
 
-def template_path_of(spec: str) -> Optional[str]:
+def template_path_of(spec: str) -> str | None:
     """``back-thinking`` -> None (packaged template); ``back-thinking:PATH`` -> PATH."""
     if spec == STRATEGY_NAME:
         return None
-    if spec.startswith(STRATEGY_NAME + ":") and spec[len(STRATEGY_NAME) + 1:]:
-        return spec[len(STRATEGY_NAME) + 1:]
+    if spec.startswith(STRATEGY_NAME + ":") and spec[len(STRATEGY_NAME) + 1 :]:
+        return spec[len(STRATEGY_NAME) + 1 :]
     raise ValueError(f"--strategy {spec!r}: expected back-thinking or back-thinking:PATH")

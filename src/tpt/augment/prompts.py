@@ -2,8 +2,9 @@
 
 ``default`` and ``random-focus`` are the paper's prompts, verbatim; ``file:PATH`` reads a template
 with a ``{context}`` placeholder; ``back-thinking[:PATH]`` renders the document as the *response*
-of the back-thinking template a generator was fine-tuned on (see ``tpt.augment.back_thinking``).  Every choice that involves chance is drawn from a seeded RNG
-keyed by the document id, so reruns (and resumed runs) build the same prompts.
+of the back-thinking template a generator was fine-tuned on (see ``tpt.augment.back_thinking``).
+Every choice that involves chance is drawn from a seeded RNG keyed by the document id, so reruns
+(and resumed runs) build the same prompts.
 """
 
 from __future__ import annotations

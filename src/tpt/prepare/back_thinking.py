@@ -22,7 +22,6 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -62,11 +61,11 @@ def output_paths(out: Path) -> tuple[Path, Path]:
 
 def build_back_thinking_sft(
     inputs: list[str],
-    out: Union[str, Path],
+    out: str | Path,
     *,
-    fields: Fields = Fields(),
-    template: Optional[str] = None,
-    tokenizer: Optional[str] = None,
+    fields: Fields | None = None,
+    template: str | None = None,
+    tokenizer: str | None = None,
     max_doc_tokens: int = 2048,
     no_question_rate: float = 0.0,
     limit: int = 0,
@@ -80,7 +79,7 @@ def build_back_thinking_sft(
     ``tpt augment`` cuts documents.  ``no_question_rate``: this share of rows (seeded) is shown
     without its question, the form pre-training documents take at augmentation time.
     """
-    out = Path(out)
+    out, fields = Path(out), fields or Fields()
     if not out.name.endswith((".jsonl", ".parquet")):
         raise PrepareError(f"--out {out}: name the SFT file .jsonl or .parquet")
     if out.exists() and not overwrite:
@@ -112,7 +111,13 @@ def build_back_thinking_sft(
             counts["without_question"] += not shown
         if not counts["rows"]:
             raise PrepareError(f"{inputs}: no usable row ({len(rejected)} rejected; first: {_first_reason(rejected)})")
-        summary = {**counts, "rejected": len(rejected), "template": text, "inputs": [str(f) for f in files], "out": str(out)}
+        summary = {
+            **counts,
+            "rejected": len(rejected),
+            "template": text,
+            "inputs": [str(f) for f in files],
+            "out": str(out),
+        }
         _write_sidecars(out, rejected, summary)
     return summary
 
@@ -120,13 +125,16 @@ def build_back_thinking_sft(
 def sft_row(template: str, example: Example, response: str, show_question: bool, raw: RawRow) -> dict:
     prompt = bt.render_prompt(template, example.question if show_question else "", response)
     return {
-        "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": bt.assistant_target(example.thinking)}],
+        "messages": [
+            {"role": "user", "content": prompt},
+            {"role": "assistant", "content": bt.assistant_target(example.thinking)},
+        ],
         "source": f"{raw.source}:{raw.line}",
         "question_shown": show_question,
     }
 
 
-def extract_example(raw: RawRow, fields: Fields) -> Union[Example, Rejection]:
+def extract_example(raw: RawRow, fields: Fields) -> Example | Rejection:
     """(question, thinking, response) of one input row, or why it cannot be used."""
     item = raw.payload
     if isinstance(item, bytes):
@@ -147,20 +155,24 @@ def extract_example(raw: RawRow, fields: Fields) -> Union[Example, Rejection]:
     return found
 
 
-def _from_columns(item: dict, fields: Fields) -> Union[Example, str]:
+def _from_columns(item: dict, fields: Fields) -> Example | str:
     values = {}
     for name in ("question", "thinking", "response"):
         key = getattr(fields, name)
         if not isinstance(item.get(key), str):
-            return (f"{key}: missing or not a string (a row needs a '{fields.messages}' chat list or "
-                    f"'{fields.question}'/'{fields.thinking}'/'{fields.response}' fields; rename with the --*-field flags)")
+            return (
+                f"{key}: missing or not a string (a row needs a '{fields.messages}' chat list or "
+                f"'{fields.question}'/'{fields.thinking}'/'{fields.response}' fields; rename with the --*-field flags)"
+            )
         values[name] = item[key]
     return Example(values["question"].strip(), strip_thinking_tags(values["thinking"]), values["response"].strip())
 
 
-def _from_messages(item: dict, key: str) -> Union[Example, str]:
+def _from_messages(item: dict, key: str) -> Example | str:
     messages = item[key]
-    if not isinstance(messages, list) or not all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages):
+    if not isinstance(messages, list) or not all(
+        isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages
+    ):
         return f"{key}: expected a list of {{role, content}} messages"
     for k, message in enumerate(messages):
         if message.get("role") != "assistant":
@@ -175,7 +187,7 @@ def _from_messages(item: dict, key: str) -> Union[Example, str]:
     return f"{key}: no assistant turn with a <think>…</think> block or a reasoning_content field"
 
 
-def split_thinking(message: dict) -> Optional[tuple[str, str]]:
+def split_thinking(message: dict) -> tuple[str, str] | None:
     """(thinking, response) of an assistant message, or None when it carries no thinking."""
     content = message["content"]
     if "</think>" in content:
@@ -224,7 +236,7 @@ class _RowWriter:
         self.pending: list[dict] = []
         self.writer = None
 
-    def __enter__(self) -> "_RowWriter":
+    def __enter__(self):
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.fh = None if self.parquet else open(self.tmp, "w", encoding="utf-8")
         return self
@@ -260,8 +272,10 @@ class _RowWriter:
 def _write_sidecars(out: Path, rejected: list[Rejection], summary: dict) -> None:
     rejected_path, summary_path = output_paths(out)
     table = pa.Table.from_pylist([r.to_row() for r in rejected], schema=REJECTED_SCHEMA)
-    for path, write in ((rejected_path, lambda p: pq.write_table(table, p)),
-                        (summary_path, lambda p: p.write_text(json.dumps(summary, indent=2, ensure_ascii=False)))):
+    for path, write in (
+        (rejected_path, lambda p: pq.write_table(table, p)),
+        (summary_path, lambda p: p.write_text(json.dumps(summary, indent=2, ensure_ascii=False))),
+    ):
         tmp = path.with_name(f".{path.name}.tmp")
         write(tmp)
         os.replace(tmp, path)

@@ -6,7 +6,6 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from tpt.config import field, parse
 
@@ -25,12 +24,26 @@ class BackThinkingConfig:
     distillation), or question/thinking/response columns. See docs/generators.md.
     """
 
-    inputs: list[str] = field(help="JSONL(.gz/.zst) / Parquet files, globs, folders, HF save_to_disk folders", positional=True)
+    inputs: list[str] = field(
+        help="JSONL(.gz/.zst) / Parquet files, globs, folders, HF save_to_disk folders", positional=True
+    )
     out: Path = field(help="the SFT file to write (.jsonl or .parquet); tpt train --mode sft --data reads it")
-    template: Optional[Path] = field(None, help="template with {question} and {response} (default: the packaged one); augment with --strategy back-thinking:PATH then")
-    tokenizer: Optional[str] = field(None, help="the generator's tokenizer folder: checks its chat template keeps the thinking, cuts responses as augment cuts documents")
-    max_doc_tokens: int = field(2048, help="with --tokenizer: responses are cut to this many tokens (match tpt augment --max-doc-tokens)")
-    no_question_rate: float = field(0.0, help="share of rows shown without their question (the form pre-training documents have)")
+    template: Path | None = field(
+        None,
+        help="template with {question} and {response} (default: the packaged one); then augment with "
+        "--strategy back-thinking:PATH",
+    )
+    tokenizer: str | None = field(
+        None,
+        help="the generator's tokenizer folder: checks that its chat template keeps the thinking; "
+        "cuts responses as augment cuts documents",
+    )
+    max_doc_tokens: int = field(
+        2048, help="with --tokenizer: responses are cut to this many tokens (match tpt augment --max-doc-tokens)"
+    )
+    no_question_rate: float = field(
+        0.0, help="share of rows shown without their question (the form pre-training documents have)"
+    )
     messages_field: str = field("messages", help="field holding the chat messages")
     question_field: str = field("question", help="column form: field holding the question")
     thinking_field: str = field("thinking", help="column form: field holding the thinking")
@@ -41,7 +54,9 @@ class BackThinkingConfig:
 
 
 def main(argv: list[str]) -> int:
-    cfg = parse(BackThinkingConfig, argv, "tpt prepare back-thinking", (BackThinkingConfig.__doc__ or "") + "\n\n" + EXAMPLE)
+    cfg = parse(
+        BackThinkingConfig, argv, "tpt prepare back-thinking", (BackThinkingConfig.__doc__ or "") + "\n\n" + EXAMPLE
+    )
     from tpt.prepare.back_thinking import Fields, build_back_thinking_sft, output_paths
     from tpt.prepare.config import PrepareError
 
