@@ -105,7 +105,7 @@ def build_back_thinking_sft(
             if cutter is not None:
                 response, _, was_cut = cutter.truncate(response, max_doc_tokens)
                 counts["responses_cut"] += was_cut
-            shown = stable_int("question", seed, raw.source, raw.line) % 10**6 >= no_question_rate * 10**6
+            shown = stable_int("question", seed, Path(raw.source).name, raw.line) % 10**6 >= no_question_rate * 10**6
             writer.add(sft_row(text, example, response, shown, raw))
             counts["rows"] += 1
             counts["without_question"] += not shown
