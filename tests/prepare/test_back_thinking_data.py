@@ -62,7 +62,7 @@ def test_both_shapes_render_the_shared_template(tmp_path):
         ("Capital of France?", "France's capital city is Paris.", "Paris."),
         ("Is 7 prime?", "Only 1 and 7 divide it.", "Yes."),
     ]
-    for row, (question, thinking, response) in zip(rows, expected):
+    for row, (question, thinking, response) in zip(rows, expected, strict=True):
         user, assistant = row["messages"]
         assert user == {"role": "user", "content": bt.render_prompt(template, question, response)}
         assert assistant == {"role": "assistant", "content": f"<think>\n{thinking}\n</think>"}
@@ -179,10 +179,10 @@ def test_custom_template_is_checked(tmp_path):
     bad.write_text("Q: {question}\n")
     src = write_jsonl(tmp_path / "mot.jsonl", ROWS)
     with pytest.raises(PrepareError, match=r"exactly one \{response\}"):
-        build_back_thinking_sft([str(src)], tmp_path / "sft.jsonl", template=str(bad))
+        build_back_thinking_sft([str(src)], tmp_path / "sft.jsonl", template_path=bad)
     good = tmp_path / "good.txt"
     good.write_text("Q: {question}\nA: {response}\nThink:\n")
-    build_back_thinking_sft([str(src)], tmp_path / "sft.jsonl", template=str(good))
+    build_back_thinking_sft([str(src)], tmp_path / "sft.jsonl", template_path=good)
     assert (
         read_jsonl(tmp_path / "sft.jsonl")[0]["messages"][0]["content"]
         == "Q: What is 2+3?\nA: The answer is 5.\nThink:"

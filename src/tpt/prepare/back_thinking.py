@@ -64,7 +64,7 @@ def build_back_thinking_sft(
     out: str | Path,
     *,
     fields: Fields | None = None,
-    template: str | None = None,
+    template_path: str | Path | None = None,
     tokenizer: str | None = None,
     max_doc_tokens: int = 2048,
     no_question_rate: float = 0.0,
@@ -88,7 +88,7 @@ def build_back_thinking_sft(
         raise PrepareError(f"--no-question-rate {no_question_rate}: must be within [0, 1]")
     try:
         files = readers.resolve_inputs(list(inputs))
-        text = bt.load_template(template)
+        text = bt.load_template(template_path)
     except (FileNotFoundError, ValueError) as e:
         raise PrepareError(str(e)) from e
     cutter = _open_tokenizer(tokenizer) if tokenizer else None
@@ -105,7 +105,7 @@ def build_back_thinking_sft(
             if cutter is not None:
                 response, _, was_cut = cutter.truncate(response, max_doc_tokens)
                 counts["responses_cut"] += was_cut
-            shown = stable_int("question", seed, Path(raw.source).name, raw.line) % 10**6 >= no_question_rate * 10**6
+            shown = _show_question(raw, no_question_rate, seed)
             writer.add(sft_row(text, example, response, shown, raw))
             counts["rows"] += 1
             counts["without_question"] += not shown
@@ -120,6 +120,11 @@ def build_back_thinking_sft(
         }
         _write_sidecars(out, rejected, summary)
     return summary
+
+
+def _show_question(raw: RawRow, no_question_rate: float, seed: int) -> bool:
+    """Seeded per (file name, line): the same rows lose their question on every rerun."""
+    return stable_int("question", seed, Path(raw.source).name, raw.line) % 10**6 >= no_question_rate * 10**6
 
 
 def sft_row(template: str, example: Example, response: str, show_question: bool, raw: RawRow) -> dict:

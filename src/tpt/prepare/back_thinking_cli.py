@@ -63,7 +63,7 @@ def main(argv: list[str]) -> int:
     fields = Fields(cfg.messages_field, cfg.question_field, cfg.thinking_field, cfg.response_field)
     try:
         summary = build_back_thinking_sft(
-            cfg.inputs, cfg.out, fields=fields, template=cfg.template, tokenizer=cfg.tokenizer,
+            cfg.inputs, cfg.out, fields=fields, template_path=cfg.template, tokenizer=cfg.tokenizer,
             max_doc_tokens=cfg.max_doc_tokens, no_question_rate=cfg.no_question_rate, limit=cfg.limit,
             seed=cfg.seed, overwrite=cfg.overwrite,
         )  # fmt: skip
