@@ -163,7 +163,7 @@ def test_minerva_normalisation_equals_official_on_every_math_answer(eval_data_di
     from lm_eval.tasks.minerva_math import utils as official
 
     for folder in ("math", "math500"):
-        for line in open(eval_data_dir / folder / "test.jsonl", encoding="utf-8"):
+        for line in (eval_data_dir / folder / "test.jsonl").read_text(encoding="utf-8").splitlines():
             solution = json.loads(line)["solution"]
             ours = minerva.normalize_final_answer(minerva.remove_boxed(minerva.last_boxed_only_string(solution)))
             assert ours == official.normalize_final_answer(official.remove_boxed(official.last_boxed_only_string(solution)))

@@ -13,10 +13,10 @@ from lm_eval.api.model import LM
 
 from tpt.evaluate.catalog import resolve_tasks
 from tpt.evaluate.config import EvalConfig
+from tpt.evaluate.minerva import last_boxed_only_string, remove_boxed
 from tpt.evaluate.models import ModelTarget
 from tpt.evaluate.render import RenderOptions, render_tasks
 from tpt.evaluate.runner import evaluate_model
-from tpt.evaluate.minerva import last_boxed_only_string, remove_boxed
 from tpt.evaluate.scoring import LETTERS, format_gold
 
 

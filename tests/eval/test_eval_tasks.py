@@ -147,6 +147,7 @@ def _broken_copy(eval_data_dir: Path, tmp_path: Path, rel: str, line_no: int, re
     ("gsm8k/test.jsonl", 3, lambda line: line.replace('"answer"', '"solution"'), "gsm8k", r"line 3: field 'answer' is missing"),
     ("mmlu_pro/test.jsonl", 5, lambda line: line.replace('"answer": "', '"answer": "Z'), "mmlu_pro", r"line 5: expected answer is a letter"),
     ("math/test.jsonl", 2, lambda line: line.replace("boxed", "fixed"), "math", r"line 2: expected solution has a \\boxed"),
+    ("boolq/boolq_dev.jsonl", 9, lambda line: line.replace("Question: ", "Q: "), "boolq", r"boolq_dev\.jsonl line 9: expected query is 'Passage"),
 ])
 def test_bad_rows_are_named_by_file_line_and_field(eval_data_dir, tmp_path, rel, line_no, replace, task, message):
     root = _broken_copy(eval_data_dir, tmp_path, rel, line_no, replace)

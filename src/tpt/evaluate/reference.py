@@ -81,7 +81,7 @@ def _data_files(name: str, data_dir: Path, workdir: Path, subject: str, category
     if name in ("math", "math500"):
         return {"test": str(data_dir / name / "test.jsonl")}
     if name == "boolq":
-        rows = [_superglue_boolq(json.loads(line)) for line in open(data_dir / "boolq/boolq_dev.jsonl", encoding="utf-8")]
+        rows = [_superglue_boolq(row) for row in _read_jsonl(data_dir / "boolq/boolq_dev.jsonl")]
         return {"validation": _write_jsonl(workdir / "boolq_validation.jsonl", rows)}
     if name == "mmlu":
         return {split: _write_jsonl(workdir / f"mmlu_{subject}_{split}.jsonl", _cais_mmlu(data_dir / f"mmlu/{split}/{subject}_{split}.csv"))
@@ -90,6 +90,11 @@ def _data_files(name: str, data_dir: Path, workdir: Path, subject: str, category
         test = data_dir / "mmlu_pro/test.jsonl"
         return {"test": str(test), "validation": _write_jsonl(workdir / "mmlu_pro_validation.jsonl", _mmlu_pro_shots(test, category))}
     raise KeyError(f"no official lm-eval task for {name!r}")
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> str:
@@ -114,8 +119,7 @@ def _cais_mmlu(path: Path) -> list[dict]:
 
 def _mmlu_pro_shots(test: Path, category: str) -> list[dict]:
     """tpt's offline stand-in for the validation split: the category's first test questions, no reasoning."""
-    rows = [json.loads(line) for line in open(test, encoding="utf-8")]
-    rows = sorted((r for r in rows if r["category"] == category), key=lambda r: r["question_id"])[:MMLU_PRO_SHOTS]
+    rows = sorted((r for r in _read_jsonl(test) if r["category"] == category), key=lambda r: r["question_id"])[:MMLU_PRO_SHOTS]
     return [{**r, "cot_content": f"A: Let's think step by step. The answer is ({r['answer']})."} for r in rows]
 
 
