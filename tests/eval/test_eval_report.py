@@ -17,7 +17,10 @@ def result(name: str, scores: dict[str, float]) -> dict:
 
 def test_average_needs_all_five_tasks():
     full = {"gsm8k_cot": 0.5, "math": 0.2, "boolq": 0.7, "mmlu": 0.4, "mmlu_pro": 0.2}
-    assert paper_base_average({t: {"score": s} for t, s in full.items()})["score"] == pytest.approx(0.4)
+    average = paper_base_average({t: {"score": s} for t, s in full.items()})
+    assert average["score"] == pytest.approx(0.4)
+    assert average["metrics"] == {"gsm8k_cot": "exact_match,flexible-extract", "math": "math_verify,none",
+                                  "boolq": "acc,none", "mmlu": "acc,none", "mmlu_pro": "exact_match,custom-extract"}
     partial = paper_base_average({"gsm8k_cot": {"score": 0.5}, "gsm8k": {"score": 0.9}})
     assert partial["score"] is None and partial["missing"] == ["math", "boolq", "mmlu", "mmlu_pro"]
 

@@ -42,7 +42,8 @@ def process_docs(dataset):
 def process_results(doc: dict, results: list[str]) -> dict[str, int]:
     generation = results[0]
     answer = normalize_final_answer(get_unnormalized_answer(generation))
-    return {"exact_match": int(is_equiv(answer, doc["answer"])), "math_verify": int(whole_generation_verify(doc, generation))}
+    exact = is_equiv(answer, doc["answer"])
+    return {"exact_match": int(exact), "math_verify": int(whole_generation_verify(doc, generation))}
 
 
 def whole_generation_verify(doc: dict, generation: str) -> bool:

@@ -84,11 +84,13 @@ def _data_files(name: str, data_dir: Path, workdir: Path, subject: str, category
         rows = [_superglue_boolq(row) for row in _read_jsonl(data_dir / "boolq/boolq_dev.jsonl")]
         return {"validation": _write_jsonl(workdir / "boolq_validation.jsonl", rows)}
     if name == "mmlu":
-        return {split: _write_jsonl(workdir / f"mmlu_{subject}_{split}.jsonl", _cais_mmlu(data_dir / f"mmlu/{split}/{subject}_{split}.csv"))
+        return {split: _write_jsonl(workdir / f"mmlu_{subject}_{split}.jsonl",
+                                    _cais_mmlu(data_dir / f"mmlu/{split}/{subject}_{split}.csv"))
                 for split in ("dev", "test")}
     if name == "mmlu_pro":
         test = data_dir / "mmlu_pro/test.jsonl"
-        return {"test": str(test), "validation": _write_jsonl(workdir / "mmlu_pro_validation.jsonl", _mmlu_pro_shots(test, category))}
+        shots = _write_jsonl(workdir / "mmlu_pro_validation.jsonl", _mmlu_pro_shots(test, category))
+        return {"test": str(test), "validation": shots}
     raise KeyError(f"no official lm-eval task for {name!r}")
 
 
@@ -119,7 +121,8 @@ def _cais_mmlu(path: Path) -> list[dict]:
 
 def _mmlu_pro_shots(test: Path, category: str) -> list[dict]:
     """tpt's offline stand-in for the validation split: the category's first test questions, no reasoning."""
-    rows = sorted((r for r in _read_jsonl(test) if r["category"] == category), key=lambda r: r["question_id"])[:MMLU_PRO_SHOTS]
+    rows = [r for r in _read_jsonl(test) if r["category"] == category]
+    rows = sorted(rows, key=lambda r: r["question_id"])[:MMLU_PRO_SHOTS]
     return [{**r, "cot_content": f"A: Let's think step by step. The answer is ({r['answer']})."} for r in rows]
 
 

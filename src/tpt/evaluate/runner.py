@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from tpt.config import to_dict
-from tpt.evaluate.catalog import PAPER_BASE_AVERAGE, UNAVAILABLE, TaskSpec, resolve_tasks
+from tpt.evaluate.catalog import PAPER_BASE_AVERAGE, TASKS, UNAVAILABLE, TaskSpec, resolve_tasks
 from tpt.evaluate.config import EvalConfig, split_list
 from tpt.evaluate.models import ModelTarget, check_server_tasks, model_targets
 from tpt.evaluate.render import RenderOptions, render_tasks
@@ -173,10 +173,11 @@ def resolved_dtype(target: ModelTarget) -> str | None:
 def paper_base_average(tasks: dict[str, dict]) -> dict:
     """The paper's base-model headline: mean of the five tasks' headline scores (all five needed)."""
     missing = [t for t in PAPER_BASE_AVERAGE if tasks.get(t, {}).get("score") is None]
+    metrics = {t: TASKS[t].metric for t in PAPER_BASE_AVERAGE}  # which number of each task enters the mean
     if missing:
-        return {"score": None, "tasks": list(PAPER_BASE_AVERAGE), "missing": missing}
+        return {"score": None, "tasks": list(PAPER_BASE_AVERAGE), "metrics": metrics, "missing": missing}
     scores = [tasks[t]["score"] for t in PAPER_BASE_AVERAGE]
-    return {"score": sum(scores) / len(scores), "tasks": list(PAPER_BASE_AVERAGE), "missing": []}
+    return {"score": sum(scores) / len(scores), "tasks": list(PAPER_BASE_AVERAGE), "metrics": metrics, "missing": []}
 
 
 def _write_samples(folder: Path, samples: dict) -> None:
