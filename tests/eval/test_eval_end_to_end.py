@@ -35,6 +35,7 @@ def test_paper_base_suite_two_models_side_by_side(tiny_model_dir, other_tiny_mod
         assert tasks["gsm8k_cot"]["reference"] == {"lm_eval_task": "gsm8k_cot", "version": 3.0, "protocol": "lm-eval"}
         assert {t: tasks[t]["num_fewshot"] for t in tasks} == {"gsm8k_cot": 8, "math": 4, "boolq": 0, "mmlu": 5, "mmlu_pro": 5}
         assert result["task_versions"]["tpt_gsm8k_cot"] == 3.0 and result["task_versions"]["tpt_math"] == 3.1
+        assert float(result["task_versions"]["tpt_mmlu_pro"]) == 2.0 and result["task_versions"]["tpt_mmlu_pro_computer_science"] == 3.1
         assert result["lm_eval_version"] == result["versions"]["lm_eval"]
         assert result["fewshot_seed"] == 1234 and result["dtype"] == "auto"
         assert set(tasks["mmlu"]["subtasks"]) == {"anatomy"} and set(tasks["mmlu_pro"]["subtasks"]) == {"computer science"}

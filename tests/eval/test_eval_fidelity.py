@@ -82,6 +82,7 @@ def test_filters_metrics_and_shots_equal_the_official_task(pairs, name, sub):
     for key in ("output_type", "num_fewshot", "repeats", "filter_list", "metric_list", "target_delimiter",
                 "fewshot_delimiter", "description"):
         assert getattr(ours.config, key) == getattr(official.config, key), f"{name}: {key} differs"
+    assert ours.config.metadata["version"] == official.config.metadata["version"], f"{name}: task version differs"
 
 
 @pytest.mark.parametrize("name", [n for n, spec in TASKS.items() if spec.reference])

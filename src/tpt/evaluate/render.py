@@ -81,11 +81,12 @@ def _categories(opts: RenderOptions) -> list[str]:
     return [c.replace("_", " ") for c in chosen]
 
 
-def _group_yaml(group: str, members: list[str], metric: str, filter_name: str = "none") -> str:
+def _group_yaml(group: str, members: list[str], metric: str, version: float, filter_name: str = "none") -> str:
+    """An lm-eval group averaging ``metric`` weighted by member size, versioned as the official group."""
     lines = [f"group: {group}", "task:"] + [f"  - {m}" for m in members]
     lines += ["aggregate_metric_list:", f"  - metric: {metric}", "    aggregation: mean", "    weight_by_size: true",
               f"    filter_list: {filter_name}"]
-    return "\n".join(lines + ["metadata:", "  version: 1.0", ""])
+    return "\n".join(lines + ["metadata:", f"  version: {version}", ""])
 
 
 def render_tasks(specs: list[TaskSpec], opts: RenderOptions, dest: Path) -> Path:
@@ -110,7 +111,7 @@ def _render_one(spec: TaskSpec, opts: RenderOptions, values: dict) -> list[tuple
             (f"mmlu_{s}.yaml", _template("mmlu_subject.yaml").substitute(values, subject=s, subject_words=s.replace("_", " ")))
             for s in subjects
         ]
-        return files + [("mmlu_group.yaml", _group_yaml("tpt_mmlu", [f"tpt_mmlu_{s}" for s in subjects], "acc"))]
+        return files + [("mmlu_group.yaml", _group_yaml("tpt_mmlu", [f"tpt_mmlu_{s}" for s in subjects], "acc", spec.reference_version))]
     if spec.name == "mmlu_pro":
         categories = _categories(opts)
         files = [
@@ -118,7 +119,7 @@ def _render_one(spec: TaskSpec, opts: RenderOptions, values: dict) -> list[tuple
             for c in categories
         ]
         members = [f"tpt_mmlu_pro_{slug(c)}" for c in categories]
-        return files + [("mmlu_pro_group.yaml", _group_yaml("tpt_mmlu_pro", members, "exact_match", "custom-extract"))]
+        return files + [("mmlu_pro_group.yaml", _group_yaml("tpt_mmlu_pro", members, "exact_match", spec.reference_version, "custom-extract"))]
     if spec.name in ("math", "math500"):
         text = _template("math.yaml").substitute(values, task=spec.lm_task, folder=spec.name, reference=spec.reference)
         return [(f"{spec.name}.yaml", text)]
