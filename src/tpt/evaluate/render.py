@@ -111,7 +111,8 @@ def _render_one(spec: TaskSpec, opts: RenderOptions, values: dict) -> list[tuple
             (f"mmlu_{s}.yaml", _template("mmlu_subject.yaml").substitute(values, subject=s, subject_words=s.replace("_", " ")))
             for s in subjects
         ]
-        return files + [("mmlu_group.yaml", _group_yaml("tpt_mmlu", [f"tpt_mmlu_{s}" for s in subjects], "acc", spec.reference_version))]
+        group = _group_yaml("tpt_mmlu", [f"tpt_mmlu_{s}" for s in subjects], "acc", spec.reference_version)
+        return [*files, ("mmlu_group.yaml", group)]
     if spec.name == "mmlu_pro":
         categories = _categories(opts)
         files = [
@@ -119,7 +120,8 @@ def _render_one(spec: TaskSpec, opts: RenderOptions, values: dict) -> list[tuple
             for c in categories
         ]
         members = [f"tpt_mmlu_pro_{slug(c)}" for c in categories]
-        return files + [("mmlu_pro_group.yaml", _group_yaml("tpt_mmlu_pro", members, "exact_match", spec.reference_version, "custom-extract"))]
+        group = _group_yaml("tpt_mmlu_pro", members, "exact_match", spec.reference_version, "custom-extract")
+        return [*files, ("mmlu_pro_group.yaml", group)]
     if spec.name in ("math", "math500"):
         text = _template("math.yaml").substitute(values, task=spec.lm_task, folder=spec.name, reference=spec.reference)
         return [(f"{spec.name}.yaml", text)]
