@@ -23,11 +23,21 @@ def test_paper_base_suite_two_models_side_by_side(tiny_model_dir, other_tiny_mod
     for name in ("model", "tpt-b"):
         result = json.loads((out / f"{name}.json").read_text())
         tasks = result["tasks"]
-        assert list(tasks) == ["gsm8k", "math", "boolq", "mmlu", "mmlu_pro"]
-        assert {t: tasks[t]["n"] for t in tasks} == {"gsm8k": 2, "math": 2, "boolq": 2, "mmlu": 2, "mmlu_pro": 2}
+        assert list(tasks) == ["gsm8k_cot", "math", "boolq", "mmlu", "mmlu_pro"]
+        assert {t: tasks[t]["n"] for t in tasks} == {"gsm8k_cot": 2, "math": 2, "boolq": 2, "mmlu": 2, "mmlu_pro": 2}
         for task in tasks.values():
             assert 0.0 <= task["score"] <= 1.0 and task["stderr"] is not None
-        assert set(tasks["gsm8k"]["metrics"]) == {"exact_match_strict,none", "exact_match_flexible,none"}
+        assert set(tasks["gsm8k_cot"]["metrics"]) == {"exact_match,strict-match", "exact_match,flexible-extract"}
+        assert set(tasks["math"]["metrics"]) == {"exact_match,none", "math_verify,none"}
+        # the reproducibility record: what each column is, and under which settings it ran
+        assert result["metrics"] == {t: tasks[t]["metric"] for t in tasks}
+        assert result["metrics"]["gsm8k_cot"] == "exact_match,flexible-extract"
+        assert tasks["gsm8k_cot"]["reference"] == {"lm_eval_task": "gsm8k_cot", "version": 3.0, "protocol": "lm-eval"}
+        assert {t: tasks[t]["num_fewshot"] for t in tasks} == {"gsm8k_cot": 8, "math": 4, "boolq": 0, "mmlu": 5, "mmlu_pro": 5}
+        assert result["task_versions"]["tpt_gsm8k_cot"] == 3.0 and result["task_versions"]["tpt_math"] == 3.1
+        assert float(result["task_versions"]["tpt_mmlu_pro"]) == 2.0 and result["task_versions"]["tpt_mmlu_pro_computer_science"] == 3.1
+        assert result["lm_eval_version"] == result["versions"]["lm_eval"]
+        assert result["fewshot_seed"] == 1234 and result["dtype"] == "auto"
         assert set(tasks["mmlu"]["subtasks"]) == {"anatomy"} and set(tasks["mmlu_pro"]["subtasks"]) == {"computer science"}
         average = result["averages"]["paper_base_5"]
         assert average["missing"] == [] and average["score"] == pytest.approx(sum(t["score"] for t in tasks.values()) / 5)
@@ -37,11 +47,13 @@ def test_paper_base_suite_two_models_side_by_side(tiny_model_dir, other_tiny_mod
         assert result["scores"] == {t: tasks[t]["score"] for t in tasks}
         assert result["checkpoint"] == ({"step": 7, "tokens_seen": 1792} if name == "tpt-b" else None)
         # The headline scores are the means of the per-sample scores that were logged.
-        for task, log, metric in [("gsm8k", "tpt_gsm8k", "exact_match_flexible"), ("boolq", "tpt_boolq", "acc")]:
+        for task, log, metric, filt in [("gsm8k_cot", "tpt_gsm8k_cot", "exact_match", "flexible-extract"),
+                                        ("boolq", "tpt_boolq", "acc", "none")]:
             rows = [json.loads(line) for line in (out / f"{name}.samples" / f"{log}.jsonl").read_text().splitlines()]
+            rows = [r for r in rows if r["filter"] == filt]
             assert len(rows) == 2 and tasks[task]["score"] == pytest.approx(sum(r[metric] for r in rows) / 2)
     # Seeded few-shot draws: both models saw exactly the same prompts.
-    hashes = [[json.loads(line)["prompt_hash"] for line in (out / f"{name}.samples" / "tpt_gsm8k.jsonl").read_text().splitlines()]
+    hashes = [[json.loads(line)["prompt_hash"] for line in (out / f"{name}.samples" / "tpt_gsm8k_cot.jsonl").read_text().splitlines()]
               for name in ("model", "tpt-b")]
     assert hashes[0] == hashes[1]
     table = (out / "comparison.md").read_text()

@@ -13,33 +13,36 @@ from lm_eval.api.model import LM
 
 from tpt.evaluate.catalog import resolve_tasks
 from tpt.evaluate.config import EvalConfig
+from tpt.evaluate.minerva import last_boxed_only_string, remove_boxed
 from tpt.evaluate.models import ModelTarget
-from tpt.evaluate.prompts import gsm8k_doc_to_target
 from tpt.evaluate.render import RenderOptions, render_tasks
 from tpt.evaluate.runner import evaluate_model
-from tpt.evaluate.scoring import LETTERS, format_gold, math_gold
+from tpt.evaluate.scoring import LETTERS, format_gold
 
 
 def right_choice(task: str, doc: dict) -> str:
     if task.startswith("tpt_boolq"):
-        return " " + ["no", "yes"][doc["gold"]]
+        return " " + ["no", "yes"][doc["label"]]
     return " " + "ABCD"[int(doc["answer"])]  # MMLU
 
 
 def right_generation(task: str, doc: dict) -> str:
     if task == "tpt_gsm8k":
-        return " " + gsm8k_doc_to_target(doc)
+        return " " + doc["answer"]
+    if task == "tpt_gsm8k_cot":
+        return f" Adding up. The answer is {doc['answer'].split('#### ')[-1]}."
     if task.startswith("tpt_mmlu_pro"):
         return f" The answer is ({doc['answer']})."
     if task in ("tpt_math", "tpt_math500"):
-        return f" Work.\nFinal Answer: The final answer is ${math_gold(doc)}$. I hope it is correct."
+        answer = remove_boxed(last_boxed_only_string(doc["solution"]))
+        return f" Work.\nFinal Answer: The final answer is ${answer}$. I hope it is correct."
     return f" So the answer is $\\boxed{{{format_gold(doc['answer'])}}}$."  # AIME, AMC
 
 
 def wrong_generation(task: str, doc: dict) -> str:
     if task.startswith("tpt_mmlu_pro"):
         return f" The answer is ({next(x for x in LETTERS if x != doc['answer'])})."
-    return " The final answer is $\\boxed{-987654321}$.\n#### -987654321"
+    return " The answer is -987654321.\nFinal Answer: The final answer is $\\boxed{-987654321}$.\n#### -987654321"
 
 
 class AnswerKey(LM):
@@ -76,6 +79,8 @@ def test_answer_key_scores_all_or_nothing(eval_data_dir, tmp_path, right):
     scores = {name: task["score"] for name, task in result["tasks"].items()}
     assert scores == {spec.name: expected for spec in specs}
     assert {name: task["n"] for name, task in result["tasks"].items()} == {
-        "gsm8k": 3, "math": 3, "math500": 3, "boolq": 3, "mmlu": 6, "mmlu_pro": 9, "aime24": 3, "amc23": 3}
-    assert result["tasks"]["gsm8k"]["metrics"]["exact_match_strict,none"]["score"] == expected
+        "gsm8k": 3, "gsm8k_cot": 3, "math": 3, "math500": 3, "boolq": 3, "mmlu": 6, "mmlu_pro": 9, "aime24": 3, "amc23": 3}
+    for name, metric in [("gsm8k", "exact_match,strict-match"), ("gsm8k_cot", "exact_match,strict-match"),
+                         ("math", "exact_match,none"), ("math500", "exact_match,none")]:
+        assert result["tasks"][name]["metrics"][metric]["score"] == expected, name
     assert result["averages"]["paper_base_5"]["score"] == expected

@@ -69,9 +69,41 @@ def test_mmlu_pro_shots_are_own_category_and_exclude_the_question(all_tasks):
     assert context.count(first["question"].strip()) == 1  # only as the question under test
     assert docs[5]["question"].strip() in context  # the sixth stepped in
     assert "about law" in context
+    # each shot: lm-eval's CoT format with the reasoning missing (no validation split offline)
+    assert f"Answer: Let's think step by step. The answer is ({docs[1]['answer']}).\n\nQuestion:" in context
+    assert context.endswith("Answer: Let's think step by step.")
     context = task.fewshot_context(seventh, num_fewshot=5)
     assert all(d["question"].strip() in context for d in docs[:5])
-    assert task.doc_to_target(first) == f"The answer is ({first['answer']})."
+    assert task.doc_to_target(first) == first["answer"]
+
+
+@pytest.mark.parametrize("lm_task,answer", [
+    ("tpt_gsm8k", lambda doc: " " + doc["answer"]),
+    ("tpt_gsm8k_cot", lambda doc: f" Adding up. The answer is {doc['answer'].split('#### ')[-1]}."),
+])
+def test_gsm8k_gold_scores_one_and_wrong_scores_zero(all_tasks, lm_task, answer):
+    from tpt.evaluate.reference import score_output
+
+    task = all_tasks[lm_task]
+    for doc in task.eval_docs:  # all 1319: the reference solution scores under both filters
+        assert score_output(task, doc, answer(doc)) == {"exact_match,strict-match": 1.0, "exact_match,flexible-extract": 1.0}
+    for doc in list(task.eval_docs)[:100]:
+        wrong = int(doc["answer"].split("#### ")[-1].replace(",", "")) + 1
+        verdicts = score_output(task, doc, f" So the answer is {wrong}.\n#### {wrong}")
+        assert verdicts == {"exact_match,strict-match": 0.0, "exact_match,flexible-extract": 0.0}
+
+
+def test_mmlu_pro_gold_scores_one_and_wrong_scores_zero(all_tasks):
+    from tpt.evaluate.reference import score_output
+    from tpt.evaluate.scoring import LETTERS
+
+    for category in ("law", "math", "computer_science"):
+        task = all_tasks[f"tpt_mmlu_pro_{category}"]
+        for doc in list(task.eval_docs)[:200]:
+            wrong = next(letter for letter in LETTERS if letter != doc["answer"])
+            assert score_output(task, doc, f" ... the answer is ({doc['answer']}).") == {"exact_match,custom-extract": 1.0}
+            assert score_output(task, doc, f" ... the answer is ({wrong}).") == {"exact_match,custom-extract": 0.0}
+            assert LETTERS[doc["answer_index"]] == doc["answer"]
 
 
 def test_missing_file_names_file_and_data_dir(eval_data_dir, tmp_path):
@@ -87,13 +119,13 @@ def test_missing_file_names_file_and_data_dir(eval_data_dir, tmp_path):
 
 
 def test_unknown_and_unavailable_tasks():
-    with pytest.raises(UnknownTask, match="known tasks: gsm8k, math, math500, boolq, mmlu, mmlu_pro, aime24, amc23"):
+    with pytest.raises(UnknownTask, match="known tasks: gsm8k, gsm8k_cot, math, math500, boolq, mmlu, mmlu_pro, aime24, amc23"):
         resolve_tasks("gsm8k,hellaswag", None)
     with pytest.raises(UnknownTask, match="gpqa.*unavailable"):
         resolve_tasks("gpqa", None)
     with pytest.raises(UnknownTask, match="known suites"):
         resolve_tasks(None, "paper-mid")
-    assert [s.name for s in resolve_tasks(None, None)] == ["gsm8k", "math", "boolq", "mmlu", "mmlu_pro"]
+    assert [s.name for s in resolve_tasks(None, None)] == ["gsm8k_cot", "math", "boolq", "mmlu", "mmlu_pro"]
     with pytest.raises(ValueError, match="unknown MMLU subject"):
         render_tasks(resolve_tasks("mmlu", None), RenderOptions(Path("."), mmlu_subjects=["astrology"]), Path("/tmp/unused"))
 
@@ -115,6 +147,7 @@ def _broken_copy(eval_data_dir: Path, tmp_path: Path, rel: str, line_no: int, re
     ("gsm8k/test.jsonl", 3, lambda line: line.replace('"answer"', '"solution"'), "gsm8k", r"line 3: field 'answer' is missing"),
     ("mmlu_pro/test.jsonl", 5, lambda line: line.replace('"answer": "', '"answer": "Z'), "mmlu_pro", r"line 5: expected answer is a letter"),
     ("math/test.jsonl", 2, lambda line: line.replace("boxed", "fixed"), "math", r"line 2: expected solution has a \\boxed"),
+    ("boolq/boolq_dev.jsonl", 9, lambda line: line.replace("Question: ", "Q: "), "boolq", r"boolq_dev\.jsonl line 9: expected query is 'Passage"),
 ])
 def test_bad_rows_are_named_by_file_line_and_field(eval_data_dir, tmp_path, rel, line_no, replace, task, message):
     root = _broken_copy(eval_data_dir, tmp_path, rel, line_no, replace)

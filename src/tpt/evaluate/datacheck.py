@@ -21,6 +21,11 @@ def _has_boxed(doc: dict) -> bool:
     return "\\boxed" in doc["solution"] or "\\fbox" in doc["solution"]
 
 
+def _boolq_query_ok(doc: dict) -> bool:
+    query = doc["query"]
+    return isinstance(query, str) and query.startswith("Passage: ") and "\nQuestion: " in query and query.endswith("?")
+
+
 # file name pattern (relative to --data-dir) -> (required fields, extra row checks: description, test)
 Check = tuple[str, Callable[[dict], bool]]
 JSONL_RULES: dict[str, tuple[tuple[str, ...], tuple[Check, ...]]] = {
@@ -29,7 +34,8 @@ JSONL_RULES: dict[str, tuple[tuple[str, ...], tuple[Check, ...]]] = {
     "math500/": (("problem", "answer"), ()),
     "aime24/": (("problem", "answer"), ()),
     "amc23/": (("problem", "answer"), ()),
-    "boolq/": (("query", "gold"), (("gold is 0 or 1", lambda d: d["gold"] in (0, 1)),)),
+    "boolq/": (("query", "gold"), (("gold is 0 or 1", lambda d: d["gold"] in (0, 1)),
+                                   ("query is 'Passage: ...\\nQuestion: ...?'", _boolq_query_ok))),
     "mmlu_pro/": (
         ("question", "options", "answer", "category"),
         (("options is a non-empty list", lambda d: isinstance(d["options"], list) and len(d["options"]) > 0),

@@ -17,9 +17,10 @@ from string import Template
 from tpt.evaluate.catalog import MMLU_PRO_CATEGORIES, MMLU_SUBJECTS, TaskSpec, UnknownTask, slug
 from tpt.evaluate.datacheck import check_file
 
-# Per-task generation budgets (tokens) when --max-gen-toks is not given.
+# Per-task generation budgets (tokens) when --max-gen-toks is not given: lm-eval's (its YAML's value,
+# else its models' default of 256), and tpt's own for the competition protocol.
 DEFAULT_MAX_GEN_TOKS = {
-    "gsm8k": 512, "math": 1024, "math500": 1024, "mmlu_pro": 128, "aime24": 8192, "amc23": 8192,
+    "gsm8k": 256, "gsm8k_cot": 256, "math": 256, "math500": 256, "mmlu_pro": 2048, "aime24": 8192, "amc23": 8192,
 }
 
 
@@ -80,10 +81,12 @@ def _categories(opts: RenderOptions) -> list[str]:
     return [c.replace("_", " ") for c in chosen]
 
 
-def _group_yaml(group: str, members: list[str], metric: str) -> str:
+def _group_yaml(group: str, members: list[str], metric: str, version: float, filter_name: str = "none") -> str:
+    """An lm-eval group averaging ``metric`` weighted by member size, versioned as the official group."""
     lines = [f"group: {group}", "task:"] + [f"  - {m}" for m in members]
-    lines += ["aggregate_metric_list:", f"  - metric: {metric}", "    aggregation: mean", "    weight_by_size: true"]
-    return "\n".join(lines + ["metadata:", "  version: 1.0", ""])
+    lines += ["aggregate_metric_list:", f"  - metric: {metric}", "    aggregation: mean", "    weight_by_size: true",
+              f"    filter_list: {filter_name}"]
+    return "\n".join(lines + ["metadata:", f"  version: {version}", ""])
 
 
 def render_tasks(specs: list[TaskSpec], opts: RenderOptions, dest: Path) -> Path:
@@ -108,7 +111,8 @@ def _render_one(spec: TaskSpec, opts: RenderOptions, values: dict) -> list[tuple
             (f"mmlu_{s}.yaml", _template("mmlu_subject.yaml").substitute(values, subject=s, subject_words=s.replace("_", " ")))
             for s in subjects
         ]
-        return files + [("mmlu_group.yaml", _group_yaml("tpt_mmlu", [f"tpt_mmlu_{s}" for s in subjects], "acc"))]
+        group = _group_yaml("tpt_mmlu", [f"tpt_mmlu_{s}" for s in subjects], "acc", spec.reference_version)
+        return [*files, ("mmlu_group.yaml", group)]
     if spec.name == "mmlu_pro":
         categories = _categories(opts)
         files = [
@@ -116,9 +120,11 @@ def _render_one(spec: TaskSpec, opts: RenderOptions, values: dict) -> list[tuple
             for c in categories
         ]
         members = [f"tpt_mmlu_pro_{slug(c)}" for c in categories]
-        return files + [("mmlu_pro_group.yaml", _group_yaml("tpt_mmlu_pro", members, "exact_match"))]
+        group = _group_yaml("tpt_mmlu_pro", members, "exact_match", spec.reference_version, "custom-extract")
+        return [*files, ("mmlu_pro_group.yaml", group)]
     if spec.name in ("math", "math500"):
-        return [(f"{spec.name}.yaml", _template("math.yaml").substitute(values, task=spec.lm_task, folder=spec.name))]
+        text = _template("math.yaml").substitute(values, task=spec.lm_task, folder=spec.name, reference=spec.reference)
+        return [(f"{spec.name}.yaml", text)]
     if spec.name in ("aime24", "amc23"):
         return [(f"{spec.name}.yaml", _template("competition.yaml").substitute(values, task=spec.lm_task, folder=spec.name))]
     return [(f"{spec.name}.yaml", _template(f"{spec.name}.yaml").substitute(values))]

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from tpt.config import to_dict
-from tpt.evaluate.catalog import PAPER_BASE_AVERAGE, UNAVAILABLE, TaskSpec, resolve_tasks
+from tpt.evaluate.catalog import PAPER_BASE_AVERAGE, TASKS, UNAVAILABLE, TaskSpec, resolve_tasks
 from tpt.evaluate.config import EvalConfig, split_list
 from tpt.evaluate.models import ModelTarget, check_server_tasks, model_targets
 from tpt.evaluate.render import RenderOptions, render_tasks
@@ -71,6 +71,7 @@ def evaluate_model(cfg: EvalConfig, target: ModelTarget, specs: list[TaskSpec], 
     if cfg.log_samples:
         _write_samples(cfg.out / f"{target.name}.samples", raw.pop("samples", {}))
     tasks = {spec.name: summarize_task(raw, spec) for spec in specs}
+    versions = _versions()
     return {
         "model": target.name,
         "source": target.source,
@@ -80,12 +81,18 @@ def evaluate_model(cfg: EvalConfig, target: ModelTarget, specs: list[TaskSpec], 
         "tasks": tasks,
         "averages": {"paper_base_5": paper_base_average(tasks)},
         "unavailable": UNAVAILABLE,
+        "metrics": {name: task["metric"] for name, task in tasks.items()},  # the headline metric of each column
+        "lm_eval_version": versions.get("lm_eval"),
+        "task_versions": raw.get("versions", {}),  # tpt's task configs, as lm-eval reports them
         "batch_size": target.batch_size,
         "concurrent_requests": target.args.get("num_concurrent"),
+        "dtype": target.args.get("dtype"),  # None for a server: the server decides
+        "dtype_resolved": resolved_dtype(target),
+        "fewshot_seed": cfg.seed,
         "seeds": {"python": cfg.seed, "numpy": cfg.seed, "torch": cfg.seed, "fewshot": cfg.seed},
         "limit": cfg.limit,
         "wall_time_s": round(wall, 2),
-        "versions": _versions(),
+        "versions": versions,
         "config": to_dict(cfg),
         "lm_eval_config": raw.get("config", {}),
         "task_configs": raw.get("configs", {}),
@@ -127,7 +134,8 @@ def summarize_task(raw: dict, spec: TaskSpec) -> dict:
     metrics = _metrics(results[spec.lm_task])
     headline = metrics.get(spec.metric, {"score": None, "stderr": None})
     n = sum(counts[m]["effective"] for m in members) if members else counts.get(spec.lm_task, {}).get("effective")
-    summary = {"metric": spec.metric, "score": headline["score"], "stderr": headline["stderr"], "n": n, "metrics": metrics}
+    summary = {"metric": spec.metric, "score": headline["score"], "stderr": headline["stderr"], "n": n, "metrics": metrics,
+               "num_fewshot": _num_fewshot(raw, spec, members), "reference": reference_of(spec)}
     if members:
         summary["subtasks"] = {
             results[m].get("alias", m).strip(" -"): {**_metrics(results[m]).get(spec.metric, {}), "n": counts[m]["effective"]}
@@ -136,13 +144,40 @@ def summarize_task(raw: dict, spec: TaskSpec) -> dict:
     return summary
 
 
+def reference_of(spec: TaskSpec) -> dict:
+    """Which lm-eval task (and version) this task reproduces; None: tpt's own protocol (docs/eval.md)."""
+    if spec.reference is None:
+        return {"lm_eval_task": None, "version": None, "protocol": "tpt"}
+    return {"lm_eval_task": spec.reference, "version": spec.reference_version, "protocol": "lm-eval"}
+
+
+def _num_fewshot(raw: dict, spec: TaskSpec, members: list[str]) -> int | None:
+    shots = raw.get("n-shot", {})
+    values = {shots.get(m) for m in members} if members else {shots.get(spec.lm_task)}
+    return values.pop() if len(values) == 1 else None
+
+
+def resolved_dtype(target: ModelTarget) -> str | None:
+    """What --dtype auto becomes for a local folder: the dtype its config.json records (as transformers does)."""
+    dtype = target.args.get("dtype")
+    if dtype != "auto":
+        return dtype
+    config = Path(target.source) / "config.json"
+    try:
+        data = json.loads(config.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data.get("dtype") or data.get("torch_dtype")
+
+
 def paper_base_average(tasks: dict[str, dict]) -> dict:
     """The paper's base-model headline: mean of the five tasks' headline scores (all five needed)."""
     missing = [t for t in PAPER_BASE_AVERAGE if tasks.get(t, {}).get("score") is None]
+    metrics = {t: TASKS[t].metric for t in PAPER_BASE_AVERAGE}  # which number of each task enters the mean
     if missing:
-        return {"score": None, "tasks": list(PAPER_BASE_AVERAGE), "missing": missing}
+        return {"score": None, "tasks": list(PAPER_BASE_AVERAGE), "metrics": metrics, "missing": missing}
     scores = [tasks[t]["score"] for t in PAPER_BASE_AVERAGE]
-    return {"score": sum(scores) / len(scores), "tasks": list(PAPER_BASE_AVERAGE), "missing": []}
+    return {"score": sum(scores) / len(scores), "tasks": list(PAPER_BASE_AVERAGE), "metrics": metrics, "missing": []}
 
 
 def _write_samples(folder: Path, samples: dict) -> None:

@@ -1,63 +1,13 @@
-"""Answer extraction and scoring: plain functions, called by the task YAMLs and by the tests.
+"""Scoring of tpt's own competition protocol (AIME 2024, AMC 2023): pass@1 with math-verify.
 
-Each generative task's ``process_results(doc, results)`` lives here; lm-eval hands it the
-model's (filtered) generations for one document and averages the returned per-document values.
-Log-likelihood tasks (BoolQ, MMLU) use lm-eval's built-in ``acc`` and need nothing here.
+The tasks that mirror lm-eval's score as lm-eval does: GSM8K and MMLU-Pro with lm-eval's own regex
+filters and ``exact_match`` (named in their YAMLs), BoolQ and MMLU with its ``acc``, MATH with
+``tpt.evaluate.minerva`` (a checked copy of lm-eval's minerva_math scorer).
 """
 
 from __future__ import annotations
 
 import re
-
-# --------------------------------------------------------------------------- numbers (GSM8K)
-
-_GSM8K_STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
-# lm-eval's gsm8k "flexible-extract": the last number-looking span in the generation.
-_GSM8K_FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
-
-
-def normalize_number(text: str | None) -> str | None:
-    """'$1,234.' -> '1234'; '18.00' -> '18'; None when nothing numeric is left."""
-    if text is None:
-        return None
-    cleaned = text.replace(",", "").replace("$", "").strip().rstrip(".")
-    if not cleaned or not re.search(r"\d", cleaned):
-        return None
-    try:
-        value = float(cleaned)
-    except ValueError:
-        return cleaned
-    return str(int(value)) if value == int(value) else repr(value)
-
-
-def gsm8k_gold(doc: dict) -> str | None:
-    """The reference answer: the text after '####' in the GSM8K answer field."""
-    return normalize_number(doc["answer"].split("####")[-1])
-
-
-def extract_gsm8k_strict(generation: str) -> str | None:
-    """The number after '#### ' (the few-shot answers' format); None when absent."""
-    match = _GSM8K_STRICT.search(generation)
-    return normalize_number(match.group(1)) if match else None
-
-
-def extract_gsm8k_flexible(generation: str) -> str | None:
-    """The last number in the generation, whatever the format."""
-    spans = [a or b for a, b in _GSM8K_FLEXIBLE.findall(generation)]
-    for span in reversed(spans):
-        number = normalize_number(span)
-        if number is not None:
-            return number
-    return None
-
-
-def gsm8k_process_results(doc: dict, results: list[str]) -> dict[str, float]:
-    gold, generation = gsm8k_gold(doc), results[0]
-    return {
-        "exact_match_strict": float(extract_gsm8k_strict(generation) == gold),
-        "exact_match_flexible": float(extract_gsm8k_flexible(generation) == gold),
-    }
-
 
 # --------------------------------------------------------------------------- LaTeX answers (MATH, AIME, AMC)
 
@@ -117,10 +67,6 @@ def math_equivalent(predicted: str | None, gold: str) -> bool:
         return False
 
 
-def math_process_results(doc: dict, results: list[str]) -> dict[str, float]:
-    return {"math_verify": float(math_equivalent(extract_math_answer(results[0]), math_gold(doc)))}
-
-
 def pass_at_1_process_results(doc: dict, results: list[str]) -> dict[str, float]:
     """pass@1 = the fraction of the sampled generations (``--samples`` draws) that are right."""
     gold = math_gold(doc)
@@ -130,18 +76,4 @@ def pass_at_1_process_results(doc: dict, results: list[str]) -> dict[str, float]
     return {"pass@1": sum(correct) / len(correct)}
 
 
-# --------------------------------------------------------------------------- letters (MMLU-Pro)
-
-LETTERS = "ABCDEFGHIJ"
-_ANSWER_IS = re.compile(r"answer is \(?([A-J])(?:\)|\b)")
-_LEADING_LETTER = re.compile(r"^\s*\(?([A-J])\)?(?:[.):\s]|$)")
-
-
-def extract_choice_letter(generation: str) -> str | None:
-    """'... the answer is (C)' (the few-shot format), else a bare leading 'C.' / '(C)'."""
-    match = _ANSWER_IS.search(generation) or _LEADING_LETTER.search(generation)
-    return match.group(1) if match else None
-
-
-def mmlu_pro_process_results(doc: dict, results: list[str]) -> dict[str, float]:
-    return {"exact_match": float(extract_choice_letter(results[0]) == doc["answer"])}
+LETTERS = "ABCDEFGHIJ"  # MMLU-Pro's option letters

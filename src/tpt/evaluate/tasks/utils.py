@@ -1,8 +1,8 @@
 """The functions the task YAMLs name with ``!function tpt.evaluate.tasks.utils.<name>``.
 
 lm-eval resolves a dotted ``!function`` path by a plain import when no ``utils.py`` sits next to
-the YAML, so the rendered YAMLs (written per run under the output folder) call straight into this
-module; the scorers themselves are in ``tpt.evaluate.scoring``, the prompts in ``prompts``.
+the YAML, so the rendered YAMLs (written per run under the output folder) call straight into
+tpt's modules; this one holds what needs building per category, and the few-shot sampler.
 """
 
 from __future__ import annotations
@@ -10,23 +10,7 @@ from __future__ import annotations
 from lm_eval.api.samplers import SAMPLER_REGISTRY, ContextSampler
 
 from tpt.evaluate.catalog import MMLU_PRO_CATEGORIES, slug
-from tpt.evaluate.prompts import (
-    competition_doc_to_text,
-    gsm8k_doc_to_target,
-    gsm8k_doc_to_text,
-    math_doc_to_target,
-    math_doc_to_text,
-    minerva_fewshot_samples,
-    mmlu_pro_category_filter,
-    mmlu_pro_doc_to_target,
-    mmlu_pro_doc_to_text,
-)
-from tpt.evaluate.scoring import (
-    gsm8k_process_results,
-    math_process_results,
-    mmlu_pro_process_results,
-    pass_at_1_process_results,
-)
+from tpt.evaluate.prompts import mmlu_pro_category_filter
 
 # One named process_docs per MMLU-Pro category (a YAML can only name a function, not call one):
 # mmlu_pro_process_biology, ..., mmlu_pro_process_computer_science.
@@ -55,9 +39,4 @@ class FirstNExcludingSampler(ContextSampler):
 
 SAMPLER_REGISTRY.setdefault("tpt_first_n_excluding", FirstNExcludingSampler)
 
-__all__ = [  # what the YAMLs name
-    "competition_doc_to_text", "gsm8k_doc_to_target", "gsm8k_doc_to_text", "gsm8k_process_results",
-    "math_doc_to_target", "math_doc_to_text", "math_process_results", "minerva_fewshot_samples",
-    "mmlu_pro_doc_to_target", "mmlu_pro_doc_to_text", "mmlu_pro_process_results", "pass_at_1_process_results",
-    *(f"mmlu_pro_process_{slug(c)}" for c in MMLU_PRO_CATEGORIES),
-]
+__all__ = [f"mmlu_pro_process_{slug(c)}" for c in MMLU_PRO_CATEGORIES]  # what the YAMLs name
