@@ -32,3 +32,39 @@ def make_config(tmp_path: Path, inputs: list[str], **overrides) -> AugmentConfig
     )
     values.update(overrides)
     return AugmentConfig(**values)
+
+
+def lab_rows(n: int, seed: int = 3) -> list[dict]:
+    """Rows the lab-expert backend can think about (fast, no model): for whole-run tests."""
+    from tpt.lab import corpus
+    from tpt.lab.families import BUILTIN, load_family
+
+    families = {name: load_family(name, seed=seed) for name in BUILTIN}
+    return list(corpus.corpus_rows(families, [], n, seed=seed))
+
+
+def run_cli(argv: list[str], timeout: float = 300, env: dict | None = None):
+    """`python -m tpt augment ARGV` in a subprocess; returns the CompletedProcess (text)."""
+    import os
+    import subprocess
+    import sys
+
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    return subprocess.run([sys.executable, "-m", "tpt", "augment", *argv], capture_output=True, text=True, timeout=timeout,
+                          env=full_env)
+
+
+def start_cli(argv: list[str]):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "tpt", "augment", *argv], env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def record_keys(out: Path) -> list[tuple[str, int]]:
+    import pyarrow.parquet as pq
+
+    return [(r["id"], r["sample"]) for p in sorted((out / "data").glob("*.parquet"))
+            for r in pq.read_table(p, columns=["id", "sample"]).to_pylist()]
