@@ -28,7 +28,7 @@ def write_jsonl(path: Path, rows: list) -> Path:
 def make_config(tmp_path: Path, inputs: list[str], **overrides) -> AugmentConfig:
     values = dict(
         inputs=[str(p) for p in inputs], out=tmp_path / "run", backend="transformers", model="",
-        max_thinking_tokens=8, shard_size=4, progress=False, device="cpu", checkpoint_records=4,
+        max_thinking_tokens=8, shard_size=4, shard_bytes=300, progress=False, device="cpu", checkpoint_records=4,
     )
     values.update(overrides)
     return AugmentConfig(**values)

@@ -8,6 +8,7 @@ import os
 import socket
 import time
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -157,19 +158,37 @@ def test_scrub_removes_any_piece_of_a_secret():
     assert scrub("nothing secret here", [key]) == "nothing secret here"
 
 
-def test_read_only_out_is_one_line_and_exit_code_3(tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root ignores folder permissions")
-    corpus = write_jsonl(tmp_path / "corpus.jsonl", lab_rows(4))
-    out = tmp_path / "ro"
-    out.mkdir()
-    out.chmod(0o500)
+@contextmanager
+def tmpfs(path: Path, options: str):
+    """A small tmpfs at ``path`` (root only: skipped elsewhere), always unmounted."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    path.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
     try:
-        proc = run_cli(lab_argv(corpus, out))
+        yield path
     finally:
-        out.chmod(0o700)
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def test_read_only_out_is_one_line_and_exit_code_3(tmp_path):
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", lab_rows(4))
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as out:
+        proc = run_cli(lab_argv(corpus, out / "run"))
     assert proc.returncode == 3, proc.stderr
-    assert "Traceback" not in proc.stderr and str(out) in proc.stderr
+    assert "Traceback" not in proc.stderr and "Read-only file system" in proc.stderr and str(out) in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_disk_full_is_one_line_and_exit_code_3(tmp_path):
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", lab_rows(300))
+    with tmpfs(tmp_path / "full", "size=64k") as out:
+        proc = run_cli(lab_argv(corpus, out / "run", "--shard-bytes", "100000000"))
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr and "No space left on device" in proc.stderr and str(out) in proc.stderr
 
 
 def test_unhandled_errors_map_to_documented_exit_codes(monkeypatch, capsys):

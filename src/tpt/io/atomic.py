@@ -73,11 +73,25 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is None:  # pyarrow and others say "[errno 28] No space left" without the file
+            raise with_path(exc, path) from exc
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
     return path
+
+
+def with_path(exc: OSError, path: Path) -> OSError:
+    """The same OS error, naming ``path`` (errno recovered from the message when the raiser dropped it)."""
+    code = exc.errno
+    if code is None:
+        found = re.search(r"\[errno (\d+)\]", str(exc), re.IGNORECASE)
+        code = int(found.group(1)) if found else None
+    return OSError(code, os.strerror(code), str(path)) if code else OSError(None, str(exc), str(path))
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
