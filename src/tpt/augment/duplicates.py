@@ -8,7 +8,7 @@ than one shard, keeps the occurrence in the lowest shard and moves the others' r
 ``data/`` into ``rejected/shard-k.duplicates.parquet`` (a row each, saying where the first one is).
 Duplicates across shards therefore cost their generation, never a second record for one key.
 The step is idempotent (a kill -9 in the middle is redone from the id files) and ends with the
-marker ``RUN/state/duplicates.done``.
+marker ``RUN/state/duplicates.merged``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from tpt.io.writers import touch_marker, write_table
 from tpt.records import REJECTED_SCHEMA
 
 IDS_SCHEMA = pa.schema([("id", pa.string()), ("line", pa.int64()), ("relative", pa.bool_())])
-DONE = "duplicates.done"
+DONE = "duplicates.merged"  # not *.done: that glob means "finished shards"
 
 
 def ids_path(run_dir: Path, name: str) -> Path:
