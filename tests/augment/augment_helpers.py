@@ -11,7 +11,8 @@ TOPICS = ["derivatives", "primes", "photosynthesis", "boiling water", "mitochond
 
 
 def corpus_rows(n: int) -> list[dict]:
-    return [{"id": f"doc-{i}", "text": f"Document {i} explains {TOPICS[i % len(TOPICS)]} in a few words.", "n": i} for i in range(n)]
+    return [{"id": f"doc-{i}", "text": f"Document {i} explains {TOPICS[i % len(TOPICS)]} in a few words.", "n": i}
+            for i in range(n)]
 
 
 def write_jsonl(path: Path, rows: list) -> Path:
@@ -50,8 +51,8 @@ def run_cli(argv: list[str], timeout: float = 300, env: dict | None = None):
     import sys
 
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "tpt", "augment", *argv], capture_output=True, text=True, timeout=timeout,
-                          env=full_env)
+    return subprocess.run([sys.executable, "-m", "tpt", "augment", *argv], capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
 
 
 def start_cli(argv: list[str]):

@@ -20,7 +20,7 @@ def test_run_layout_and_records(tmp_path, small_corpus, tiny_model_dir, hf_backe
     cfg = make_config(tmp_path, [small_corpus], model=str(tiny_model_dir), samples=2, max_doc_tokens=6)
     summary = run_augment(cfg, backend=hf_backend)
     assert summary.exit_code == 0 and summary.records == 20
-    assert [p.name for p in data_files(cfg.out)] == ["shard-00000.parquet", "shard-00001.parquet", "shard-00002.parquet"]
+    assert [p.name for p in data_files(cfg.out)] == [f"shard-{i:05d}.parquet" for i in range(3)]
     assert keys(cfg.out) == sorted((f"doc-{i}", s) for i in range(10) for s in range(2))
     records = list(iter_records(cfg.out))
     assert all(r.doc_truncated and r.doc_tokens > 6 for r in records)  # every doc is longer than 6 tokens

@@ -56,9 +56,9 @@ def estimate(config: AugmentConfig) -> Estimate:
     mean = _pilot_mean(config.pilot)
     expected = None if mean is None else trajectories * mean
     hours = 3600.0 * config.tokens_per_second
-    return Estimate(len(plan["files"]), len(specs), total_rows, n_docs, exact, len(docs), prompt_tokens if exact else per_doc * n_docs,
-                    per_doc, tokenizer, trajectories, bound, expected, config.tokens_per_second, bound / hours,
-                    None if expected is None else expected / hours)
+    return Estimate(len(plan["files"]), len(specs), total_rows, n_docs, exact, len(docs),
+                    prompt_tokens if exact else per_doc * n_docs, per_doc, tokenizer, trajectories, bound, expected,
+                    config.tokens_per_second, bound / hours, None if expected is None else expected / hours)
 
 
 def _sample(specs, wanted: int):
@@ -125,9 +125,11 @@ def _pilot_mean(pilot: Optional[str]) -> Optional[float]:
 def format_estimate(e: Estimate) -> str:
     approx = "" if e.exact else "~"
     lines = [
-        f"plan: {e.files} files, {e.shards} shards, {approx}{e.rows:,.0f} input rows, {approx}{e.documents:,.0f} documents"
+        f"plan: {e.files} files, {e.shards} shards, {approx}{e.rows:,.0f} input rows, "
+        f"{approx}{e.documents:,.0f} documents"
         + ("" if e.exact else f" (estimated from {e.sampled_documents} sampled documents)"),
-        f"prompt tokens: {approx}{e.prompt_tokens:,.0f} ({e.prompt_tokens_per_document:,.1f} per document; {e.tokenizer})",
+        f"prompt tokens: {approx}{e.prompt_tokens:,.0f} "
+        f"({e.prompt_tokens_per_document:,.1f} per document; {e.tokenizer})",
         f"trajectories: {approx}{e.trajectories:,.0f}; thinking tokens at most {e.thinking_tokens_bound:,.0f}",
     ]
     if e.thinking_tokens_expected is not None:

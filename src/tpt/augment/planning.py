@@ -126,8 +126,9 @@ def specs_of(plan: dict, shard_range: Optional[str] = None) -> list[ShardSpec]:
     specs = []
     for index, shard in enumerate(plan["shards"]):
         entry = plan["files"][shard[0]]
-        specs.append(ShardSpec(index, entry["path"], entry["kind"], shard[1], shard[2], shard[3],
-                               shard[4] if len(shard) > 4 else -1, entry["text_field"], entry["id_field"], entry["size"]))
+        limit = shard[4] if len(shard) > 4 else -1
+        specs.append(ShardSpec(index, entry["path"], entry["kind"], shard[1], shard[2], shard[3], limit,
+                               entry["text_field"], entry["id_field"], entry["size"]))
     if shard_range:
         i, n = parse_shard_range(shard_range)
         specs = [s for s in specs if s.index % n == i]

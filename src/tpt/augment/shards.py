@@ -143,8 +143,8 @@ def parse_shard_rows(rows: list[RawRow], spec: ShardSpec, strict: bool = False
         if isinstance(item, Document):
             if item.id in first:
                 where = f"{first[item.id].source}:{first[item.id].line}"
-                item = Rejection(raw.source, raw.line, spec.id_field or "id", f"duplicate id: {item.id!r} (first at {where})",
-                                 item.text[:2000])
+                reason = f"duplicate id: {item.id!r} (first at {where})"
+                item = Rejection(raw.source, raw.line, spec.id_field or "id", reason, item.text[:2000])
             else:
                 first[item.id] = raw
         if isinstance(item, Rejection):
@@ -192,7 +192,8 @@ def _generate_pending(pending, spec: ShardSpec, ctx: ShardContext, chunk_no: int
     for i, res in stream_results(backend, requests, cfg.sampling()):
         request, doc_tokens, truncated = prepared[i]
         if res.error is not None:
-            failures.append({"id": request.doc.id, "sample": request.sample, "error": res.error, "attempts": res.attempts})
+            failures.append({"id": request.doc.id, "sample": request.sample, "error": res.error,
+                             "attempts": res.attempts})
         else:
             buffer.append(_record(request, res, doc_tokens, truncated, cfg, backend))
         result.prompt_tokens += res.prompt_tokens
@@ -221,7 +222,8 @@ def _prepare(pending, ctx: ShardContext) -> list[tuple[GenRequest, int, bool]]:
     unique = list({doc.id: doc for doc, _ in pending}.values())
     texts = [doc.text for doc in unique]
     batch = getattr(ctx.backend, "truncate_batch", None)
-    cuts = batch(texts, ctx.config.max_doc_tokens) if batch else [ctx.backend.truncate(t, ctx.config.max_doc_tokens) for t in texts]
+    limit = ctx.config.max_doc_tokens
+    cuts = batch(texts, limit) if batch else [ctx.backend.truncate(t, limit) for t in texts]
     by_id = {doc.id: (ctx.strategy.build(doc.id, cut), n, was_cut) for doc, (cut, n, was_cut) in zip(unique, cuts)}
     out = []
     for doc, sample in pending:

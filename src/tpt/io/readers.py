@@ -57,7 +57,8 @@ class RawRow:
 
     __slots__ = ("source", "payload", "_line", "_base")
 
-    def __init__(self, source: str, line: int, payload: Union[bytes, dict, ReadError], base: Optional[Callable[[], int]] = None):
+    def __init__(self, source: str, line: int, payload: Union[bytes, dict, ReadError],
+                 base: Optional[Callable[[], int]] = None):
         self.source, self.payload, self._line, self._base = source, payload, line, base
 
     @property
@@ -101,7 +102,7 @@ def file_kind(path: AnyPath) -> str:
 
 
 def is_hf_dataset_dir(path: AnyPath) -> bool:
-    return fs.is_dir(path) and fs.is_file(fs.join(path, "state.json")) and fs.is_file(fs.join(path, "dataset_info.json"))
+    return fs.is_dir(path) and all(fs.is_file(fs.join(path, n)) for n in ("state.json", "dataset_info.json"))
 
 
 def resolve_inputs(specs: list[str]) -> list[AnyPath]:
@@ -304,7 +305,8 @@ def _document(item: dict, raw: RawRow, text_field: str, id_field: Optional[str])
     if text_field not in item:
         return Rejection(raw.source, raw.line, text_field, "missing text field", _preview(item))
     if not isinstance(text, str):
-        return Rejection(raw.source, raw.line, text_field, f"text is {type(text).__name__}, not a string", _preview(item))
+        reason = f"text is {type(text).__name__}, not a string"
+        return Rejection(raw.source, raw.line, text_field, reason, _preview(item))
     if not text.strip():
         return Rejection(raw.source, raw.line, text_field, "empty document", _preview(item))
     bad = unstorable_field(item)
@@ -330,9 +332,9 @@ def unstorable_field(item: dict) -> Optional[tuple[str, str]]:
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError as exc:
-                char = text[exc.start]
-                return str(key).encode("utf-8", "backslashreplace").decode(), (
-                    f"lone surrogate {ascii(char)} at position {exc.start}: not valid Unicode text, cannot be stored or tokenized")
+                name = str(key).encode("utf-8", "backslashreplace").decode()
+                return name, (f"lone surrogate {ascii(text[exc.start])} at position {exc.start}: not valid Unicode "
+                              "text, cannot be stored or tokenized")
     return None
 
 
