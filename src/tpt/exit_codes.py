@@ -34,7 +34,7 @@ def secrets_in_env() -> list[str]:
     return [v for k, v in os.environ.items() if _SECRET_ENV.search(k) and len(v) >= 6]
 
 
-def one_line(stage: str, exc: BaseException) -> str:
+def one_line(stage: str, exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
     """``tpt STAGE: error: ...`` on one line, naming the path for OS errors, with secrets scrubbed."""
     from tpt.io.scrub import scrub
 
@@ -45,4 +45,4 @@ def one_line(stage: str, exc: BaseException) -> str:
         text += f" ({hint})" if hint else ""
     else:
         text = str(exc).strip() or type(exc).__name__
-    return scrub(f"tpt {stage}: error: {text}", secrets_in_env())
+    return scrub(f"tpt {stage}: error: {text}", [*secrets_in_env(), *secrets])

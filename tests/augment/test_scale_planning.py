@@ -34,12 +34,13 @@ def test_jsonl_byte_ranges_give_every_line_exactly_once(tmp_path):
         assert [n for n, _ in lines] == list(range(1, 58))  # lazily counted line numbers are right
 
 
-def test_parquet_shards_come_from_metadata_and_read_only_their_row_groups(tmp_path):
+def test_parquet_shards_are_whole_row_groups_from_metadata(tmp_path):
     table = pa.Table.from_pylist(corpus_rows(50))
     pq.write_table(table, tmp_path / "a.parquet", row_group_size=8)
     plan = compute_plan(make_config(tmp_path, [tmp_path / "a.parquet"], shard_size=12))
     assert plan["files"][0]["rows"] == 50
-    assert [s[1:3] for s in plan["shards"]] == [[0, 12], [12, 24], [24, 36], [36, 48], [48, 50]]
+    # whole row groups of 8, at least 12 rows per shard: a row group is read by one shard only
+    assert [s[1:3] for s in plan["shards"]] == [[0, 16], [16, 32], [32, 48], [48, 50]]
     ids = [r.payload["id"] for s in specs_of(plan) for r in load_rows(s)]
     assert ids == [f"doc-{i}" for i in range(50)]
 
@@ -173,6 +174,10 @@ def test_a_wrong_text_field_fails_before_the_model_loads(tmp_path):
     proc = run_cli([str(corpus), "--out", str(tmp_path / "run"), "--backend", "transformers",
                     "--model", str(tmp_path / "no-such-model"), "--no-progress"])
     assert proc.returncode == 2 and "no 'text' field" in proc.stderr and "body" in proc.stderr
+    pq.write_table(pa.table({"id": ["a"], "body": ["x"]}), tmp_path / "p.parquet")
+    proc = run_cli([str(tmp_path / "p.parquet"), "--out", str(tmp_path / "run2"), "--backend", "transformers",
+                    "--model", str(tmp_path / "no-such-model"), "--no-progress"])
+    assert proc.returncode == 2 and "no column 'text' (columns: id, body)" in proc.stderr
 
 
 def test_an_old_run_folder_is_refused_with_a_clear_message(tmp_path):

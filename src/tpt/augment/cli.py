@@ -24,16 +24,24 @@ def main(argv: list[str]) -> int:
             return _plan_only(config)
         summary = run_augment(config)
     except (ConfigMismatch, PlanMismatch, ValueError, FileNotFoundError) as exc:
-        print(one_line("augment", exc), file=sys.stderr)
+        print(one_line("augment", exc, _key(config)), file=sys.stderr)
         return EXIT_USAGE
     except LockHeld as exc:
-        print(one_line("augment", exc), file=sys.stderr)
+        print(one_line("augment", exc, _key(config)), file=sys.stderr)
         return EXIT_ENVIRONMENT
     except KeyboardInterrupt:
         print("tpt augment: interrupted; run the same command again to resume.", file=sys.stderr)
         return 130
     print_summary(config, summary)
     return summary.exit_code
+
+
+def _key(config: AugmentConfig) -> tuple[str, ...]:
+    """The run's API key (whatever its variable is called), scrubbed from every message."""
+    import os
+
+    value = os.environ.get(config.api_key_env, "")
+    return (value,) if value else ()
 
 
 def _dry_run(config: AugmentConfig) -> int:

@@ -61,7 +61,8 @@ class AugmentConfig:
     device: str = field("auto", help="transformers backend: cpu | cuda | auto")
     dtype: str = field("auto", help="transformers backend: auto | float32 | bfloat16 | float16")
     # --- execution
-    shard_size: int = field(1000, help="Parquet / HF dataset rows per shard (fixes the sharding: part of the run's identity)")
+    shard_size: int = field(1000, help="Parquet (whole row groups, at least this many rows) / HF dataset rows "
+                           "per shard (fixes the sharding: part of the run's identity)")
     shard_bytes: int = field(64 << 20, help="plain JSONL bytes per shard (a line belongs to the range holding its first byte; "
                              "compressed JSONL files are one shard each)")
     limit: Optional[int] = field(None, help="only the first N input rows (a trial run: its own fingerprint)")

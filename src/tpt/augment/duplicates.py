@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from tpt.augment.markers import file_sums, write_done_marker
 from tpt.io.fs import as_path
 from tpt.io.readers import _LineBase
 from tpt.io.writers import touch_marker, write_table
@@ -96,6 +97,7 @@ def merge_duplicates(run_dir: Path, specs) -> int:
             kept = table.filter(keep)
             if kept.num_rows != table.num_rows:
                 write_table(data, kept.to_pylist(), table.schema)
+            write_done_marker(run_dir, spec.name, file_sums(data))  # the shard's sums without the duplicates
         total += len(dups)
     touch_marker(run_dir / "state" / DONE, str(total))
     return total

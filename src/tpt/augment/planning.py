@@ -1,7 +1,7 @@
 """The plan: which shards a run has, from the structure of its input files alone.
 
-A shard is a pure function of (file, range): a Parquet or HF dataset file's rows ``[start, stop)``
-in blocks of ``--shard-size``; a plain JSONL file's bytes ``[start, stop)`` in blocks of
+A shard is a pure function of (file, range): a Parquet file's whole row groups, at least
+``--shard-size`` rows of them; an HF dataset's rows in blocks of ``--shard-size``; a plain JSONL file's bytes ``[start, stop)`` in blocks of
 ``--shard-bytes`` (a line belongs to the range that holds its first byte); a compressed JSONL file
 whole (it cannot be entered in the middle). Planning lists the files and reads their sizes and
 Parquet footers, never their rows, so any array task can plan by itself; ``RUN/plan.json`` is
@@ -69,7 +69,9 @@ def plan_files(config) -> list[dict]:
                      "text_field": text_field, "id_field": id_field}
             try:
                 if entry["kind"] == "parquet":
-                    entry["rows"] = _parquet(path).metadata.num_rows
+                    meta = _parquet(path).metadata
+                    entry["rows"] = meta.num_rows
+                    entry["row_groups"] = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
                 elif entry["kind"] == "hf":
                     entry["rows"] = hf_num_rows(path)
             except READ_ERRORS as exc:  # read again (and rejected by name) when its shard runs
@@ -90,10 +92,27 @@ def cut_shards(files: list[dict], shard_size: int, shard_bytes: int) -> list[lis
             shards.append([i, 0, -1, -1])
         elif entry["kind"] == "jsonl":
             shards += [[i, s, min(s + shard_bytes, entry["size"]), -1] for s in range(0, entry["size"], shard_bytes)]
+        elif entry["kind"] == "parquet":
+            shards += [[i, start, stop, stop - start] for start, stop in _group_blocks(entry["row_groups"], shard_size)]
         else:
             shards += [[i, s, min(s + shard_size, entry["rows"]), min(shard_size, entry["rows"] - s)]
                        for s in range(0, entry["rows"], shard_size)]
     return shards
+
+
+def _group_blocks(groups: list[int], shard_size: int) -> list[tuple[int, int]]:
+    """Row ranges made of whole row groups, each of at least ``shard_size`` rows (the last may be
+    smaller; one big row group is one shard): a row group is read by exactly one shard, never re-read
+    by several (Parquet cannot read part of a row group)."""
+    blocks, start, rows = [], 0, 0
+    for n in groups:
+        rows += n
+        if rows - start >= shard_size:
+            blocks.append((start, rows))
+            start = rows
+    if rows > start:
+        blocks.append((start, rows))
+    return blocks
 
 
 def compute_plan(config) -> dict:

@@ -23,9 +23,23 @@ from tpt.augment.backends.base import Backend, load_backend_factory
 from tpt.augment.config import FINGERPRINT_FIELDS, AugmentConfig
 from tpt.augment.duplicates import merge_duplicates
 from tpt.augment.executors import make_executor
-from tpt.augment.planning import PlanMismatch, ShardSpec, load_or_create_plan, parse_source, read_plan, specs_of
+from tpt.augment.markers import file_sums, is_done, marker_sums
+from tpt.augment.planning import (
+    PlanMismatch,
+    ShardSpec,
+    load_or_create_plan,
+    parse_source,
+    read_plan,
+    specs_of,
+)
 from tpt.augment.prompts import load_strategy
-from tpt.augment.shards import ShardContext, ShardResult, head_of, is_done, load_rows, parse_shard_rows
+from tpt.augment.shards import (
+    ShardContext,
+    ShardResult,
+    head_of,
+    load_rows,
+    parse_shard_rows,
+)
 from tpt.config import to_dict
 from tpt.io import fs
 from tpt.io.atomic import TEMP_MARK, remove_stale_temps
@@ -159,12 +173,16 @@ def run_augment(config: AugmentConfig, backend: Optional[Backend] = None) -> Run
 
 
 def check_inputs(config: AugmentConfig, todo: list[ShardSpec], rows_per_file: int = 5) -> None:
-    """The text field on the first rows of each input this process will read (all its rows with --strict)."""
+    """The text field in each input this process will read: in a Parquet file's schema, on the first
+    rows of other files (all its rows with --strict)."""
     seen: set[str] = set()
     for spec in todo:
         if spec.file in seen and not config.strict:
             continue
         seen.add(spec.file)
+        if spec.kind == "parquet" and not config.strict:
+            _check_parquet_schema(spec)
+            continue
         rows = load_rows(spec) if config.strict else load_rows(head_of(spec, rows_per_file))
         docs, _, rejections = parse_shard_rows(rows, spec, strict=config.strict)
         payloads = [r.payload for r in rows if isinstance(r.payload, dict)]
@@ -172,6 +190,20 @@ def check_inputs(config: AugmentConfig, todo: list[ShardSpec], rows_per_file: in
             fields = sorted({k for p in payloads for k in p}) or _json_fields(rows)
             raise InputError(f"{spec.file}: no {spec.text_field!r} field in its first {len(rows)} rows (fields: "
                              f"{', '.join(fields) or 'none'}); pass --text-field, or PATH:FIELD for this input")
+
+
+def _check_parquet_schema(spec: ShardSpec) -> None:
+    from tpt.io.readers import READ_ERRORS, _parquet
+
+    try:
+        names = _parquet(fs.as_path(spec.file)).schema_arrow.names
+    except READ_ERRORS:
+        return  # unreadable: its shard rejects it by name, and the run goes on
+    wanted = [spec.text_field] + ([spec.id_field] if spec.id_field else [])
+    missing = [name for name in wanted if name not in names]
+    if missing:
+        raise InputError(f"{spec.file}: no column {missing[0]!r} (columns: {', '.join(names)}); pass --text-field / "
+                         "--id-field, or PATH:TEXT_FIELD[:ID_FIELD] for this input")
 
 
 def _json_fields(rows) -> list[str]:
@@ -237,7 +269,7 @@ def finalize(config: AugmentConfig, results: list[ShardResult], started: float, 
 
 
 def _stats(out: Path, results: list[ShardResult], wall: float, complete: bool) -> dict:
-    data = _column_sums(sorted((out / "data").glob("*.parquet")))
+    data = _data_sums(out)
     by_reason, by_file = _rejections(sorted((out / "rejected").glob("*.parquet")))
     failed = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted((out / "failed").glob("*.parquet")))
     completion = sum(r.completion_tokens for r in results)
@@ -280,18 +312,15 @@ def _rejections(files: list[Path]) -> tuple[Counter, Counter]:
     return by_reason, by_file
 
 
-def _column_sums(files: list[Path]) -> dict:
-    """Sums over the records; distinct documents counted per shard (a document id lives in one shard)."""
-    sums = {"records": 0, "thinking_tokens": 0, "doc_tokens": 0, "truncated": 0, "length": 0, "documents": 0}
-    for path in files:
-        table = pq.read_table(path, columns=["id", "thinking_tokens", "doc_tokens", "doc_truncated", "finish_reason"])
-        sums["records"] += table.num_rows
-        sums["thinking_tokens"] += sum(table.column("thinking_tokens").to_pylist())
-        sums["doc_tokens"] += sum(table.column("doc_tokens").to_pylist())
-        sums["truncated"] += sum(table.column("doc_truncated").to_pylist())
-        sums["length"] += table.column("finish_reason").to_pylist().count("length")
-        sums["documents"] += len(set(table.column("id").to_pylist()))
-    return sums
+def _data_sums(out: Path) -> dict:
+    """Sums over every data file: from the done markers of finished shards (no data re-read), from the
+    file itself for unfinished ones (partly failed) and markers of an older tpt."""
+    total = dict.fromkeys(("records", "documents", "thinking_tokens", "doc_tokens", "truncated", "length"), 0)
+    for path in sorted((out / "data").glob("*.parquet")):
+        sums = marker_sums(out, path.stem) or file_sums(path)
+        for key in total:
+            total[key] += sums[key]
+    return total
 
 
 def print_summary(config: AugmentConfig, summary: RunSummary, stream=None) -> None:

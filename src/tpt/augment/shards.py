@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from tpt.augment.backends.base import Backend, GenRequest, GenResult
 from tpt.augment.config import AugmentConfig
 from tpt.augment.duplicates import write_ids
+from tpt.augment.markers import is_done, record_sums, write_done_marker
 from tpt.augment.planning import ShardSpec, parse_shard_range  # noqa: F401  (parse_shard_range: re-exported)
 from tpt.augment.prompts import PromptStrategy, stable_int, strip_thinking_tags
 from tpt.io import fs
@@ -38,7 +39,7 @@ from tpt.io.atomic import remove_stale_temps
 from tpt.io.lock import FileLock
 from tpt.io.readers import InputError, RawRow, Rejection, iter_range, parse_row
 from tpt.io.scrub import scrub_env
-from tpt.io.writers import touch_marker, write_table
+from tpt.io.writers import write_table
 from tpt.records import FAILED_SCHEMA, REJECTED_SCHEMA, THINKING_SCHEMA, Document
 
 
@@ -52,10 +53,6 @@ class ShardResult:
     prompt_tokens: int = 0  # this call
     completion_tokens: int = 0  # this call
     skipped: bool = False  # already done: nothing to do
-
-
-def is_done(run_dir: Path, spec: ShardSpec) -> bool:
-    return (run_dir / "state" / f"{spec.name}.done").exists()
 
 
 def parts_dir(run_dir: Path, spec: ShardSpec) -> Path:
@@ -118,9 +115,10 @@ def _run_locked(spec: ShardSpec, ctx: ShardContext, run_dir: Path, rows: Optiona
         failure["error"] = scrub_env(failure["error"], ctx.config.api_key_env, "OPENAI_API_KEY")[:2000]
     _write_or_remove(run_dir / "failed" / f"{spec.name}.parquet", failures, FAILED_SCHEMA)
     result.failed = len(failures)
-    result.records = _consolidate(run_dir, spec, docs, ctx.config.samples, fresh, first_new_chunk=next_chunk)
-    if not failures:
-        touch_marker(run_dir / "state" / f"{spec.name}.done", json.dumps({"records": result.records}))
+    records = _consolidate(run_dir, spec, docs, ctx.config.samples, fresh, first_new_chunk=next_chunk)
+    result.records = len(records)
+    if not failures:  # the marker carries the shard's sums: stats never re-read finished shards
+        write_done_marker(run_dir, spec.name, record_sums(records))
         shutil.rmtree(parts_dir(run_dir, spec), ignore_errors=True)
     return result
 
@@ -252,7 +250,7 @@ def _record(request: GenRequest, res: GenResult, doc_tokens: int, truncated: boo
 
 
 def _consolidate(run_dir: Path, spec: ShardSpec, docs: list[Document], samples: int, fresh: list[dict],
-                 first_new_chunk: int) -> int:
+                 first_new_chunk: int) -> list[dict]:
     """Merge the parts into data/shard-k.parquet in input order (one row per key).  Parts of earlier
     (killed or partly failed) runs are read back; this call's rows are already in ``fresh``."""
     folder = parts_dir(run_dir, spec)
@@ -269,7 +267,7 @@ def _consolidate(run_dir: Path, spec: ShardSpec, docs: list[Document], samples: 
         write_table(out, ordered, THINKING_SCHEMA)
     else:
         out.unlink(missing_ok=True)
-    return len(ordered)
+    return ordered
 
 
 def _write_or_remove(path: Path, rows: list[dict], schema) -> None:
