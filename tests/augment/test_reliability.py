@@ -261,3 +261,28 @@ def test_no_piece_of_the_api_key_reaches_the_failed_table(tmp_path, monkeypatch,
     for i in range(len(key) - 5):
         piece = key[i : i + 6]
         assert piece.encode() not in stored and not any(piece in e for e in errors), piece
+
+
+def test_a_shard_locked_by_another_process_is_passed_over_then_waited_for(tmp_path):
+    import threading
+
+    from tpt.augment.run import prepare_run
+    from tpt.io.lock import FileLock
+
+    rows = lab_rows(12)
+    cfg = make_config(tmp_path, [write_jsonl(tmp_path / "c.jsonl", rows)], backend="lab-expert", shard_bytes=400)
+    specs = prepare_run(cfg)
+    assert len(specs) >= 3
+    held = FileLock(cfg.out / "state" / "locks" / "shard-00000.lock").acquire()  # "another process" runs shard 0
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(summary=run_augment(cfg)))
+    worker.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list((cfg.out / "state").glob("shard-*.done"))) < len(specs) - 1:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert worker.is_alive() and not (cfg.out / "state" / "shard-00000.done").exists()  # waiting, not redoing
+    held.release()
+    worker.join(120)
+    assert result["summary"].records == 12 and result["summary"].stats["complete"]
+    assert sorted(record_keys(cfg.out)) == sorted((r["id"], 0) for r in rows)
