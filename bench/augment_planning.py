@@ -97,7 +97,8 @@ def peak_mb():
 
 
 def measure(script: str, *args: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", PEAK + script, *map(str, args)], capture_output=True, text=True, check=False)
+    argv = [sys.executable, "-c", PEAK + script, *map(str, args)]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if proc.returncode:
         raise SystemExit(f"measurement failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -126,7 +127,8 @@ def _line(r: dict) -> str:
     if ref:
         task_s = r["plan_s"] + r["shard_s"]
         text += (f" | reference global scan {ref['scan_s']:.1f}s, {ref['peak_rss_mb']:.0f} MB"
-                 f" -> time ratio {task_s / ref['scan_s']:.3f}, memory ratio {r['peak_rss_mb'] / ref['peak_rss_mb']:.2f}")
+                 f" -> time ratio {task_s / ref['scan_s']:.3f}, "
+                 f"memory ratio {r['peak_rss_mb'] / ref['peak_rss_mb']:.2f}")
     return text
 
 

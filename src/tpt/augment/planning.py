@@ -1,9 +1,9 @@
 """The plan: which shards a run has, from the structure of its input files alone.
 
 A shard is a pure function of (file, range): a Parquet file's whole row groups, at least
-``--shard-size`` rows of them; an HF dataset's rows in blocks of ``--shard-size``; a plain JSONL file's bytes ``[start, stop)`` in blocks of
-``--shard-bytes`` (a line belongs to the range that holds its first byte); a compressed JSONL file
-whole (it cannot be entered in the middle). Planning lists the files and reads their sizes and
+``--shard-size`` rows of them; an HF dataset's rows in blocks of ``--shard-size``; a plain JSONL
+file's bytes ``[start, stop)`` in blocks of ``--shard-bytes`` (a line belongs to the range that
+holds its first byte); a compressed JSONL file whole (it cannot be entered in the middle). Planning lists the files and reads their sizes and
 Parquet footers, never their rows, so any array task can plan by itself; ``RUN/plan.json`` is
 written once (atomically: concurrent planners compute the same plan and exactly one writes it) and
 every later process reads it. A task with ``--shard-range i/n`` then reads only its own ranges.
