@@ -43,7 +43,7 @@ from tpt.augment.shards import (
 from tpt.config import to_dict
 from tpt.io import fs
 from tpt.io.atomic import TEMP_MARK, remove_stale_temps
-from tpt.io.lock import FileLock
+from tpt.io.lock import FileLock, LockHeld
 from tpt.io.readers import InputError
 from tpt.io.writers import write_json
 
@@ -257,13 +257,22 @@ def validate(config: AugmentConfig) -> None:
 def finalize(config: AugmentConfig, results: list[ShardResult], started: float, nothing_to_do: bool) -> RunSummary:
     """Merge duplicates once every shard is done; stats.json recomputed from the files (reruns agree)."""
     out = Path(config.out)
-    with run_lock(out):
+    lock = run_lock(out)
+    locked = False
+    try:
+        locked = bool(lock.acquire())
+    except LockHeld as exc:  # another process is merging (a long step at scale): it writes stats.json
+        print(f"tpt augment: {exc}; reporting without writing stats.json", file=sys.stderr)
+    try:
         all_specs = specs_of(read_plan(out / "plan.json"))
         complete = all(is_done(out, s) for s in all_specs)
-        if complete:
+        if complete and locked:
             merge_duplicates(out, all_specs)
         stats = _stats(out, results, time.monotonic() - started, complete)
-        write_json(out / "stats.json", stats)
+        if locked:
+            write_json(out / "stats.json", stats)
+    finally:
+        lock.release()
     return RunSummary(stats["records"], stats["rejected"], stats["failed"], stats["this_run"]["new_records"],
                       nothing_to_do, stats)
 
