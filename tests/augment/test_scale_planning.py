@@ -178,6 +178,10 @@ def test_a_wrong_text_field_fails_before_the_model_loads(tmp_path):
     proc = run_cli([str(tmp_path / "p.parquet"), "--out", str(tmp_path / "run2"), "--backend", "transformers",
                     "--model", str(tmp_path / "no-such-model"), "--no-progress"])
     assert proc.returncode == 2 and "no column 'text' (columns: id, body)" in proc.stderr
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "a", "text": "fine"}, "{broken"])
+    proc = run_cli([str(bad), "--out", str(tmp_path / "run3"), "--backend", "transformers", "--strict",
+                    "--model", str(tmp_path / "no-such-model"), "--no-progress"])
+    assert proc.returncode == 2 and f"{bad}:2: field '': malformed JSON" in proc.stderr  # before any model load
 
 
 def test_an_old_run_folder_is_refused_with_a_clear_message(tmp_path):
