@@ -28,6 +28,7 @@ class Estimate:
     rows: float  # input rows (exact when `exact`)
     documents: float  # valid documents after rejections
     exact: bool  # the sample was the whole corpus
+    rows_exact: bool  # row count from metadata (Parquet, HF) or the whole sample
     sampled_documents: int
     prompt_tokens: float
     prompt_tokens_per_document: float
@@ -56,7 +57,8 @@ def estimate(config: AugmentConfig) -> Estimate:
     mean = _pilot_mean(config.pilot)
     expected = None if mean is None else trajectories * mean
     hours = 3600.0 * config.tokens_per_second
-    return Estimate(len(plan["files"]), len(specs), total_rows, n_docs, exact, len(docs),
+    rows_exact = exact or all(s.rows >= 0 for s in specs)
+    return Estimate(len(plan["files"]), len(specs), total_rows, n_docs, exact, rows_exact, len(docs),
                     prompt_tokens if exact else per_doc * n_docs, per_doc, tokenizer, trajectories, bound, expected,
                     config.tokens_per_second, bound / hours, None if expected is None else expected / hours)
 
@@ -125,7 +127,7 @@ def _pilot_mean(pilot: Optional[str]) -> Optional[float]:
 def format_estimate(e: Estimate) -> str:
     approx = "" if e.exact else "~"
     lines = [
-        f"plan: {e.files} files, {e.shards} shards, {approx}{e.rows:,.0f} input rows, "
+        f"plan: {e.files} files, {e.shards} shards, {'' if e.rows_exact else '~'}{e.rows:,.0f} input rows, "
         f"{approx}{e.documents:,.0f} documents"
         + ("" if e.exact else f" (estimated from {e.sampled_documents} sampled documents)"),
         f"prompt tokens: {approx}{e.prompt_tokens:,.0f} "
