@@ -63,8 +63,8 @@ class AugmentConfig:
     # --- execution
     shard_size: int = field(1000, help="Parquet (whole row groups, at least this many rows) / HF dataset rows "
                            "per shard (fixes the sharding: part of the run's identity)")
-    shard_bytes: int = field(64 << 20, help="plain JSONL bytes per shard (a line belongs to the range holding its first byte; "
-                             "compressed JSONL files are one shard each)")
+    shard_bytes: int = field(64 << 20, help="plain JSONL bytes per shard (a line belongs to the range holding its "
+                             "first byte; compressed JSONL files are one shard each)")
     limit: Optional[int] = field(None, help="only the first N input rows (a trial run: its own fingerprint)")
     shard_range: Optional[str] = field(None, help="i/n: this process does the shards whose index %% n == i")
     checkpoint_records: int = field(64, help="checkpoint in-shard progress every N records ...")
