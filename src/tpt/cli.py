@@ -2,13 +2,18 @@
 
 Stages are imported lazily (so `tpt --help` is instant and a stage's heavy imports only load
 when it runs).  Each stage's CLI module exposes ``main(argv: list[str]) -> int``; no stage's
-CLI imports another's.
+CLI imports another's.  Exit codes are the same for every stage (``tpt.exit_codes``): 0 ok, 1 rows
+set aside, 2 usage/input error, 3 environment error or crash, 130 interrupted; an OS error that a
+stage does not handle itself (disk full, read-only, permission) is one line naming the path.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+import traceback
+
+from tpt.exit_codes import EXIT_CODES_HELP, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_USAGE, one_line, secrets_in_env
 
 # name -> (module exposing main(argv), one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -28,7 +33,7 @@ def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: tpt <command> [options]   (tpt <command> --help for each)", "", "commands:"]
     lines += [f"  {name:<{width}}  {desc}" for name, (_, desc) in COMMANDS.items()]
-    return "\n".join(lines)
+    return "\n".join(lines + ["", EXIT_CODES_HELP])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,9 +49,27 @@ def main(argv: list[str] | None = None) -> int:
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"tpt: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
-        return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+        return EXIT_USAGE
+    return run_stage(name, rest)
+
+
+def run_stage(name: str, argv: list[str]) -> int:
+    """A stage's ``main``, with its unhandled errors turned into the documented exit codes."""
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+        return int(module.main(argv) or 0)
+    except KeyboardInterrupt:
+        print(f"tpt {name}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as exc:  # disk full, read-only, permission: the environment, not a bug
+        print(one_line(name, exc), file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    except Exception as exc:  # a crash: the traceback (secrets scrubbed) for the report, then code 3
+        from tpt.io.scrub import scrub
+
+        print(scrub(traceback.format_exc(), secrets_in_env()), file=sys.stderr, end="")
+        print(one_line(name, exc) + "  [crash: exit code 3]", file=sys.stderr)
+        return EXIT_ENVIRONMENT
 
 
 if __name__ == "__main__":

@@ -9,10 +9,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
-
-from tpt.io.readers import Rejection, content_id, iter_raw_rows, parse_row, resolve_inputs
-
 from augment_helpers import corpus_rows, write_jsonl
+
+from tpt.io.readers import (
+    Rejection,
+    content_id,
+    iter_raw_rows,
+    parse_row,
+    resolve_inputs,
+)
 
 
 def parse_all(specs, **kw):

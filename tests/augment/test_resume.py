@@ -19,8 +19,8 @@ from tpt.io.runs import iter_records
 def saved_records(out: Path) -> int:
     """Records on disk (monotonic while a run goes on): a finished shard's data file, else its parts."""
     total = 0
-    for shard in range(4):
-        name = f"shard-{shard:05d}"
+    names = {p.stem for p in out.glob("state/shard-*.done")} | {p.name for p in out.glob("data/.parts/shard-*")}
+    for name in names:
         files = [out / "data" / f"{name}.parquet"] if (out / "state" / f"{name}.done").exists() else \
             list(out.glob(f"data/.parts/{name}/chunk-*.parquet"))
         for path in files:
@@ -55,7 +55,7 @@ def test_kill_9_then_rerun_gives_exactly_one_record_per_key(tmp_path, openai_ser
     out = tmp_path / "run"
     argv = [str(corpus), "--out", str(out), "--backend", "openai", "--base-url", openai_server.base_url,
             "--model", openai_server.model, "--tokenizer", openai_server.model, "--samples", "2",
-            "--max-thinking-tokens", "8", "--shard-size", "4", "--checkpoint-records", "4", "--concurrency", "2",
+            "--max-thinking-tokens", "8", "--shard-bytes", "300", "--checkpoint-records", "4", "--concurrency", "2",
             "--server-sampling", "native", "--no-progress"]
     killed = [kill_after(start(argv), out, at_least=n) for n in (4, 16)]
     assert killed == [True, True], "the run finished before it could be killed; make the corpus larger"

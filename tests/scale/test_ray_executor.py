@@ -25,8 +25,9 @@ DOCS, SAMPLES, SHARD_SIZE = 8, 2, 4  # 2 shards of 8 trajectories, checkpointed 
 
 
 def augment_args(corpus: Path, out: Path, model: Path) -> list[str]:
+    line = len(corpus.read_bytes().split(b"\n", 1)[0]) + 1  # the corpus's lines are equally long (doc-0..9)
     return [str(corpus), "--out", str(out), "--model", str(model), "--max-thinking-tokens", "24",
-            "--shard-size", str(SHARD_SIZE), "--samples", str(SAMPLES), "--checkpoint-records", "2",
+            "--shard-bytes", str(SHARD_SIZE * line), "--samples", str(SAMPLES), "--checkpoint-records", "2",
             "--batch-size", "2", "--device", "cpu", "--no-progress"]
 
 

@@ -23,7 +23,9 @@ from tpt.config import field
 class AugmentConfig:
     """corpus -> thinking trajectories (resumable, exactly-once). See docs/augment.md."""
 
-    inputs: list[str] = field(help="JSONL(.gz/.zst) / Parquet files, globs, folders, HF save_to_disk folders", positional=True)
+    inputs: list[str] = field(
+        help="JSONL(.gz/.zst) / Parquet files, globs, folders, HF save_to_disk folders, fsspec URLs (s3://, gs://, hf://); "
+        "PATH:TEXT_FIELD[:ID_FIELD] overrides --text-field/--id-field for that source", positional=True)
     out: Path = field(Path("runs/augment"), help="run folder (data/, rejected/, failed/, manifest.json, stats.json)")
     # --- input
     text_field: str = field("text", help="field holding the document")
@@ -59,7 +61,11 @@ class AugmentConfig:
     device: str = field("auto", help="transformers backend: cpu | cuda | auto")
     dtype: str = field("auto", help="transformers backend: auto | float32 | bfloat16 | float16")
     # --- execution
-    shard_size: int = field(1000, help="input rows per shard (fixes the sharding: part of the run's identity)")
+    shard_size: int = field(1000, help="Parquet (whole row groups, at least this many rows) / HF dataset rows "
+                           "per shard (fixes the sharding: part of the run's identity)")
+    shard_bytes: int = field(64 << 20, help="plain JSONL bytes per shard (a line belongs to the range holding its "
+                             "first byte; compressed JSONL files are one shard each)")
+    limit: Optional[int] = field(None, help="only the first N input rows (a trial run: its own fingerprint)")
     shard_range: Optional[str] = field(None, help="i/n: this process does the shards whose index %% n == i")
     checkpoint_records: int = field(64, help="checkpoint in-shard progress every N records ...")
     checkpoint_seconds: float = field(10.0, help="... or every this many seconds, whichever first")
@@ -67,6 +73,11 @@ class AugmentConfig:
     ray_address: Optional[str] = field(None, help="--executor ray: cluster address (default: $RAY_ADDRESS, else a local Ray)")
     ray_workers: int = field(0, help="--executor ray: shard workers (0 = one per GPU for transformers, else one per CPU)")
     strict: bool = field(False, help="a rejected input row is fatal")
+    plan_only: bool = field(False, help="write manifest.json and plan.json (the shards), generate nothing")
+    dry_run: bool = field(False, help="print the plan and a cost estimate from a sample; writes nothing to --out")
+    dry_run_sample: int = field(1000, help="--dry-run: documents read and tokenized for the estimate")
+    tokens_per_second: float = field(930.0, help="--dry-run: generated tokens/s per GPU (default: the paper's ~930 per A100)")
+    pilot: Optional[str] = field(None, help="--dry-run: a finished (trial) run folder whose mean thinking length to use")
     progress: bool = field(True, help="show a progress bar")
 
     def sampling(self) -> SamplingParams:
@@ -82,4 +93,5 @@ class AugmentConfig:
 FINGERPRINT_FIELDS = (
     "inputs", "text_field", "id_field", "strategy", "max_doc_tokens", "raw_prompt", "temperature", "top_p",
     "max_thinking_tokens", "samples", "seed", "backend", "model", "api", "shard_size",
+    "shard_bytes", "limit",
 )

@@ -1,43 +1,55 @@
 """Executors run shards.  The contract: ``run(specs, ctx, total_rows) -> list[ShardResult]``; every
-shard goes through ``run_shard`` (idempotent, resumable), so executors differ only in *where*
-shards run.  ``local``: one pass over the input in this process, shards in order.
+shard goes through ``run_shard`` (idempotent, resumable, under the shard's lock), so executors differ
+only in *where* shards run.  ``local``: the shards one after the other in this process, each reading
+only its own range of its own file.
+
+Several processes on one run folder (a re-queued array task next to a manual rerun) share the work:
+a shard whose lock another process holds is passed over, and waited for at the end (the holder
+finishes it, or dies and this process takes it over), so every process's summary is complete.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Optional, Protocol
 
 from tpt.augment.shards import ShardContext, ShardResult, ShardSpec, is_done, run_shard
-from tpt.io.readers import iter_raw_rows, resolve_inputs
+from tpt.io.lock import LockHeld
 
 
 class Executor(Protocol):
-    def run(self, specs: list[ShardSpec], ctx: ShardContext, total_rows: int) -> list[ShardResult]: ...
+    def run(self, specs: list[ShardSpec], ctx: ShardContext, total_rows: Optional[int]) -> list[ShardResult]: ...
 
 
 class LocalExecutor:
-    def run(self, specs: list[ShardSpec], ctx: ShardContext, total_rows: int) -> list[ShardResult]:
+    def run(self, specs: list[ShardSpec], ctx: ShardContext, total_rows: Optional[int]) -> list[ShardResult]:
         out = Path(ctx.config.out)
-        todo = [s for s in specs if not is_done(out, s)]
         results = [run_shard(s, ctx) for s in specs if is_done(out, s)]  # cleans leftovers, counts records
+        todo = [s for s in specs if not is_done(out, s)]
         if not todo:
             return results
-        bar = _progress_bar(ctx, total_rows * ctx.config.samples)
+        bar = _progress_bar(ctx, None if total_rows is None else total_rows * ctx.config.samples)
+        held: list[tuple[ShardSpec, LockHeld]] = []
         try:
-            rows = iter_raw_rows(resolve_inputs(ctx.config.inputs), skip=todo[0].start)
-            position = todo[0].start
             for spec in todo:
-                for _ in range(spec.start - position):  # rows of shards another process owns
-                    next(rows)
-                shard_rows = [row for _, row in zip(range(spec.stop - spec.start), rows)]
-                position = spec.stop
-                results.append(run_shard(spec, ctx, shard_rows))
+                try:
+                    results.append(run_shard(spec, ctx, wait=0))
+                except LockHeld as exc:
+                    held.append((spec, exc))
+            for spec, exc in held:
+                print(f"tpt augment: {exc.path.stem} is being run by {_who(exc)}; waiting for it", file=sys.stderr)
+                results.append(run_shard(spec, ctx, wait=None))
         finally:
             if bar is not None:
                 bar.close()
         return results
+
+
+def _who(exc: LockHeld) -> str:
+    holder = exc.holder
+    return f"pid {holder.get('pid')} on {holder.get('host')}" if holder else "another process"
 
 
 def _progress_bar(ctx: ShardContext, total: int):

@@ -2,9 +2,9 @@
 
 Each worker is a Ray actor that opens its backend once (the in-process model on the GPU Ray gave
 it, or a client of the listed OpenAI-compatible servers) and runs whole shards through
-``run_shard``, so outputs, manifest and stats are those of a local run.  The driver reads the
-inputs once, in order (like the local executor), and ships each shard's rows through the object
-store; workers write into the run folder, which must be on storage every node sees.
+``run_shard``, so outputs, manifest and stats are those of a local run.  The driver only hands out
+shard specs (file, range); each worker reads its shard's own range of its own file (local, shared
+or fsspec storage) and writes into the run folder, which must be on storage every node sees.
 
 A worker that dies mid-shard (killed, OOM, node lost) costs only that shard's in-flight chunk:
 the shard goes back to the front of the queue and a fresh worker resumes it from the chunk files
@@ -20,15 +20,15 @@ import uuid
 from collections import Counter, deque
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Optional
 
 from tpt.augment.backends.base import load_backend_factory
 from tpt.augment.config import AugmentConfig
 from tpt.augment.prompts import PromptStrategy
 from tpt.augment.shards import ShardContext, ShardResult, ShardSpec, is_done, run_shard
-from tpt.io.readers import RawRow, iter_raw_rows, resolve_inputs
 
-INSTALL_HINT = "--executor ray needs Ray, an optional extra: pip install 'tpt[ray]'  (or: pip install 'ray[default]>=2.40')"
+INSTALL_HINT = ("--executor ray needs Ray, an optional extra: pip install 'tpt[ray]'  "
+                "(or: pip install 'ray[default]>=2.40')")
 MAX_ATTEMPTS = 3  # per shard: a shard whose workers keep dying is a problem to report, not to retry forever
 WORKER_PREFIX = "tpt-augment-worker"  # actor names: {prefix}-{run id}-{i}, in NAMESPACE
 NAMESPACE = "tpt-augment"
@@ -55,7 +55,8 @@ class ShardWorker:
 
     def __init__(self, config: AugmentConfig, strategy: PromptStrategy):
         backend = load_backend_factory(config.backend)(backend_config(config))
-        self.ctx = ShardContext(config=config, backend=backend, strategy=strategy)  # the driver's strategy: no file to find
+        # the driver's strategy: a worker has no file to find
+        self.ctx = ShardContext(config=config, backend=backend, strategy=strategy)
         self.current: Optional[str] = None
 
     def status(self) -> dict:
@@ -63,11 +64,10 @@ class ShardWorker:
 
         return {"pid": os.getpid(), "node": ray.util.get_node_ip_address(), "shard": self.current}
 
-    def run(self, spec: ShardSpec, rows: list[RawRow], duplicates: dict[int, str]) -> ShardResult:
+    def run(self, spec: ShardSpec) -> ShardResult:
         self.current = spec.name
-        self.ctx.duplicates = duplicates
         try:
-            return run_shard(spec, self.ctx, rows)
+            return run_shard(spec, self.ctx)
         finally:
             self.current = None
 
@@ -85,27 +85,6 @@ def backend_config(config: AugmentConfig) -> AugmentConfig:
     return replace(config, model=resolve(config.model), tokenizer=resolve(config.tokenizer_path()))
 
 
-class ShardRows:
-    """Reads the inputs once, in order, putting each wanted shard's rows in the object store."""
-
-    def __init__(self, ray, inputs: list[str], specs: list[ShardSpec]):
-        self.ray = ray
-        self.rows: Iterator[RawRow] = iter_raw_rows(resolve_inputs(inputs), skip=specs[0].start)
-        self.position = specs[0].start
-        self.refs: dict[int, Any] = {}  # shard index -> ObjectRef, kept until the shard succeeds
-
-    def ref(self, spec: ShardSpec):
-        if spec.index not in self.refs:
-            for _ in range(spec.start - self.position):  # rows of shards done or owned by another range
-                next(self.rows)
-            self.refs[spec.index] = self.ray.put([row for _, row in zip(range(spec.stop - spec.start), self.rows)])
-            self.position = spec.stop
-        return self.refs[spec.index]
-
-    def release(self, spec: ShardSpec) -> None:
-        self.refs.pop(spec.index, None)
-
-
 class RayExecutor:
     builds_own_backends = True  # run_augment opens no backend in the driver (only --serve servers)
 
@@ -114,7 +93,7 @@ class RayExecutor:
         self._worker_class = None  # ShardWorker as a Ray actor class, made once
         self.retried: list[str] = []  # shard names re-queued after a worker died (for logs and tests)
 
-    def run(self, specs: list[ShardSpec], ctx: ShardContext, total_rows: int) -> list[ShardResult]:
+    def run(self, specs: list[ShardSpec], ctx: ShardContext, total_rows: Optional[int]) -> list[ShardResult]:
         out = Path(ctx.config.out)
         results = [run_shard(s, ctx) for s in specs if is_done(out, s)]  # counts records; needs no backend
         todo = [s for s in specs if not is_done(out, s)]
@@ -135,7 +114,8 @@ class RayExecutor:
             return False
         env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
         self.ray.init(
-            address=config.ray_address, namespace=NAMESPACE, runtime_env={"env_vars": env} if env else None, log_to_driver=True
+            address=config.ray_address, namespace=NAMESPACE, runtime_env={"env_vars": env} if env else None,
+            log_to_driver=True,
         )
         return True
 
@@ -160,16 +140,16 @@ class RayExecutor:
         run_id = uuid.uuid4().hex[:8]
         names = [f"{WORKER_PREFIX}-{run_id}-{i}" for i in range(n_workers)]
         idle = deque((name, self._start_worker(ctx, options, name)) for name in names)
-        print(f"tpt augment: {len(todo)} shards on {n_workers} Ray workers ({options['num_gpus']} GPU each)", file=sys.stderr)
+        print(f"tpt augment: {len(todo)} shards on {n_workers} Ray workers ({options['num_gpus']} GPU each)",
+              file=sys.stderr)
         queue, running = deque(todo), {}  # ObjectRef -> (spec, name, actor)
-        rows, attempts, results = ShardRows(ray, config.inputs, todo), Counter(), []
-        bar = _ProgressBar(config, sum(s.stop - s.start for s in todo))
+        attempts, results = Counter(), []
+        bar = _ProgressBar(config, sum(max(0, s.rows) for s in todo))
         try:
             while queue or running:
                 while queue and idle:
                     spec, (name, actor) = queue.popleft(), idle.popleft()
-                    duplicates = {o: r for o, r in ctx.duplicates.items() if spec.start <= o < spec.stop}
-                    running[actor.run.remote(spec, rows.ref(spec), duplicates)] = (spec, name, actor)
+                    running[actor.run.remote(spec)] = (spec, name, actor)
                 done, _ = ray.wait(list(running), num_returns=1, timeout=5.0)
                 for ref in done:
                     spec, name, actor = running.pop(ref)
@@ -182,7 +162,6 @@ class RayExecutor:
                         idle.append((name, self._start_worker(ctx, options, f"{name}-r{attempts[spec.index]}")))
                         continue
                     results.append(result)
-                    rows.release(spec)
                     bar.update(spec, result, config.samples)
                     idle.append((name, actor))
         finally:
@@ -203,7 +182,7 @@ class RayExecutor:
             file=sys.stderr,
         )
         self.retried.append(spec.name)
-        queue.appendleft(spec)  # first in line: its rows are already in the object store
+        queue.appendleft(spec)  # first in line: its finished chunks are on disk
 
     def _stop_workers(self, actors: list) -> None:
         for actor in actors:
@@ -236,7 +215,7 @@ class _ProgressBar:
         if self.bar is None:
             return
         self.tokens += result.completion_tokens
-        self.bar.update((spec.stop - spec.start) * samples)
+        self.bar.update(max(0, spec.rows) * samples)
         self.bar.set_postfix_str(f"{self.tokens / max(1e-9, time.monotonic() - self.started):.0f} tok/s", refresh=False)
 
     def close(self) -> None:

@@ -1,6 +1,9 @@
-"""The augment run: check the manifest -> plan shards (pure) -> run them (executor) -> finalize.
+"""The augment run: check the folder and manifest -> plan shards (from file structure) -> check the
+inputs -> run the shards (executor) -> merge duplicates across shards -> finalize.
 
-``run_augment(config)`` is the importable entry point the CLI wraps.
+``run_augment(config)`` is the importable entry point the CLI wraps. Run-level files (manifest,
+plan, stats, the duplicate merge) are written under the run lock ``RUN/state/run.lock``, held only
+for those short steps; shards run under their own locks, so array tasks stay parallel.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +21,35 @@ import pyarrow.parquet as pq
 
 from tpt.augment.backends.base import Backend, load_backend_factory
 from tpt.augment.config import FINGERPRINT_FIELDS, AugmentConfig
+from tpt.augment.duplicates import merge_duplicates
 from tpt.augment.executors import make_executor
+from tpt.augment.markers import file_sums, is_done, marker_sums
+from tpt.augment.planning import (
+    PlanMismatch,
+    ShardSpec,
+    load_or_create_plan,
+    parse_source,
+    read_plan,
+    specs_of,
+)
 from tpt.augment.prompts import load_strategy
-from tpt.augment.shards import ShardContext, ShardResult, is_done, plan_shards
+from tpt.augment.shards import (
+    ShardContext,
+    ShardResult,
+    head_of,
+    load_rows,
+    parse_shard_rows,
+)
 from tpt.config import to_dict
-from tpt.io.readers import Document, iter_raw_rows, parse_row, resolve_inputs
+from tpt.io import fs
+from tpt.io.atomic import TEMP_MARK, remove_stale_temps
+from tpt.io.lock import FileLock, LockHeld
+from tpt.io.readers import InputError
 from tpt.io.writers import write_json
+
+RUN_LOCK_WAIT_S = 600.0  # run-level steps are short; a holder for longer than this is stuck
+# What an augment run folder may hold (anything else means the folder is not ours to write into).
+RUN_ENTRIES = {"manifest.json", "plan.json", "stats.json", "data", "state", "rejected", "failed"}
 
 
 class ConfigMismatch(RuntimeError):
@@ -67,36 +94,59 @@ def check_manifest(config: AugmentConfig, template: str) -> None:
     write_json(path, manifest)  # operational fields (concurrency, timeouts) are updated each run
 
 
-def make_plan(config: AugmentConfig) -> dict:
-    """Count input rows and find duplicate ids (kept in RUN/plan.json so reruns skip the scan)."""
-    path = Path(config.out) / "plan.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    first_seen: dict[str, str] = {}
-    duplicates: dict[str, str] = {}
-    n_rows = 0
-    for ordinal, raw in enumerate(iter_raw_rows(resolve_inputs(config.inputs))):
-        n_rows += 1
-        doc = parse_row(raw, config.text_field, config.id_field)
-        if not isinstance(doc, Document):
-            continue
-        where = f"{raw.source}:{raw.line}"
-        if doc.id in first_seen:
-            duplicates[str(ordinal)] = f"duplicate id {doc.id!r} (first at {first_seen[doc.id]})"
-        else:
-            first_seen[doc.id] = where
-    plan = {"n_rows": n_rows, "shard_size": config.shard_size, "duplicates": duplicates}
-    write_json(path, plan)
-    return plan
+def check_out_folder(config: AugmentConfig) -> None:
+    """Before anything is written: --out must not lie inside an input folder (its outputs would become
+    inputs), and a non-empty folder must be a tpt augment run."""
+    out = Path(config.out)
+    for source in config.inputs:
+        spec = parse_source(source, config.text_field, config.id_field)[0]
+        base = fs.as_path(_glob_base(spec))
+        if isinstance(base, Path) and base.is_dir() and fs.is_inside(out, base):
+            raise InputError(f"--out {out} is inside the input folder {base}: the run's own files would be read as "
+                             "input on the next run. Choose an --out outside the inputs.")
+    if out.is_dir() and any(out.iterdir()):
+        entries = {p.name for p in out.iterdir()}
+        stage = _manifest_stage(out)
+        foreign = sorted(n for n in entries - RUN_ENTRIES if TEMP_MARK not in n)
+        if stage not in (None, "augment") or (stage is None and foreign):
+            what = f"a tpt {stage} folder" if stage else f"not a tpt augment run (it holds {', '.join(foreign[:5])})"
+            raise InputError(f"--out {out} is {what}; refusing to write into it. Use an empty or new folder.")
 
 
-def remove_old_temp_files(out: Path, older_than_s: float = 600.0) -> None:
-    """Run-level temp files (manifest, plan, stats) left by a killed process.  Only old ones: another
-    process working on other shards of this run may be writing its own right now."""
-    now = time.time()
-    for tmp in out.glob(".*.tmp"):
-        if now - tmp.stat().st_mtime > older_than_s:
-            tmp.unlink(missing_ok=True)
+def _glob_base(spec: str) -> str:
+    """The folder part of a glob before its first wildcard (the path itself when there is none)."""
+    cut = min((spec.index(c) for c in "*?[" if c in spec), default=None)
+    if cut is None:
+        return spec
+    return spec[:cut].rsplit("/", 1)[0] if "/" in spec[:cut] else "."
+
+
+def _manifest_stage(out: Path) -> Optional[str]:
+    try:
+        return json.loads((out / "manifest.json").read_text()).get("stage", "?")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return "?"
+
+
+def run_lock(out: Path) -> FileLock:
+    return FileLock(out / "state" / "run.lock", what=f"run folder {out}", wait=RUN_LOCK_WAIT_S)
+
+
+def prepare_run(config: AugmentConfig) -> list[ShardSpec]:
+    """Folder checks, manifest and plan (under the run lock); this process's shards."""
+    validate(config)
+    check_out_folder(config)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out):
+        remove_stale_temps(out)
+        if (out / "plan.json").exists():
+            read_plan(out / "plan.json")  # an old run: say so before the manifest lists every changed field
+        check_manifest(config, load_strategy(config.strategy, config.seed).template)
+        plan = load_or_create_plan(config)
+    return specs_of(plan, config.shard_range)
 
 
 def load_backend(config: AugmentConfig) -> Backend:
@@ -104,34 +154,73 @@ def load_backend(config: AugmentConfig) -> Backend:
 
 
 def run_augment(config: AugmentConfig, backend: Optional[Backend] = None) -> RunSummary:
-    validate(config)
+    specs = prepare_run(config)
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    remove_old_temp_files(out)
-    check_manifest(config, load_strategy(config.strategy, config.seed).template)
-    plan = make_plan(config)
-    specs = plan_shards(plan["n_rows"], config.shard_size, config.shard_range)
     todo = [s for s in specs if not is_done(out, s)]
     started = time.monotonic()
     if not todo:
         return finalize(config, [], started, nothing_to_do=True)
+    check_inputs(config, todo)  # before any model or server starts: a wrong field fails in seconds
     executor = make_executor(config.executor)  # before any server starts: a missing Ray fails fast
     with ExitStack() as stack:
         if backend is None:
             # Executors whose workers open their own backends (Ray) need only the --serve servers here.
             backend = _open_backend(config, stack, build=not getattr(executor, "builds_own_backends", False))
-        ctx = shard_context(config, backend, plan)
-        results = executor.run(specs, ctx, total_rows=sum(s.stop - s.start for s in todo))
+        ctx = shard_context(config, backend)
+        known = [s.rows for s in todo]
+        results = executor.run(specs, ctx, total_rows=None if min(known) < 0 else sum(known))
     return finalize(config, results, started, nothing_to_do=False)
 
 
-def shard_context(config: AugmentConfig, backend: Backend, plan: Optional[dict] = None) -> ShardContext:
-    """Everything ``run_shard`` needs besides its rows; an executor's worker builds one per process
-    (after ``run_augment``'s driver has written manifest.json and plan.json)."""
-    plan = plan if plan is not None else json.loads((Path(config.out) / "plan.json").read_text())
-    duplicates = {int(k): v for k, v in plan["duplicates"].items()}
-    return ShardContext(config=config, backend=backend, strategy=load_strategy(config.strategy, config.seed),
-                        duplicates=duplicates)
+def check_inputs(config: AugmentConfig, todo: list[ShardSpec], rows_per_file: int = 5) -> None:
+    """The text field in each input this process will read: in a Parquet file's schema, on the first
+    rows of other files (all its rows with --strict)."""
+    seen: set[str] = set()
+    for spec in todo:
+        if spec.file in seen and not config.strict:
+            continue
+        seen.add(spec.file)
+        if spec.kind == "parquet" and not config.strict:
+            _check_parquet_schema(spec)
+            continue
+        rows = load_rows(spec) if config.strict else load_rows(head_of(spec, rows_per_file))
+        docs, _, rejections = parse_shard_rows(rows, spec, strict=config.strict)
+        payloads = [r.payload for r in rows if isinstance(r.payload, dict)]
+        if rows and not docs and any(r.field == spec.text_field for r in rejections):
+            fields = sorted({k for p in payloads for k in p}) or _json_fields(rows)
+            raise InputError(f"{spec.file}: no {spec.text_field!r} field in its first {len(rows)} rows (fields: "
+                             f"{', '.join(fields) or 'none'}); pass --text-field, or PATH:FIELD for this input")
+
+
+def _check_parquet_schema(spec: ShardSpec) -> None:
+    from tpt.io.readers import READ_ERRORS, _parquet
+
+    try:
+        names = _parquet(fs.as_path(spec.file)).schema_arrow.names
+    except READ_ERRORS:
+        return  # unreadable: its shard rejects it by name, and the run goes on
+    wanted = [spec.text_field] + ([spec.id_field] if spec.id_field else [])
+    missing = [name for name in wanted if name not in names]
+    if missing:
+        raise InputError(f"{spec.file}: no column {missing[0]!r} (columns: {', '.join(names)}); pass --text-field / "
+                         "--id-field, or PATH:TEXT_FIELD[:ID_FIELD] for this input")
+
+
+def _json_fields(rows) -> list[str]:
+    fields: set[str] = set()
+    for row in rows:
+        try:
+            item = json.loads(row.payload)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(item, dict):
+            fields.update(item)
+    return sorted(fields)
+
+
+def shard_context(config: AugmentConfig, backend: Optional[Backend]) -> ShardContext:
+    """Everything ``run_shard`` needs besides its rows; an executor's worker builds one per process."""
+    return ShardContext(config=config, backend=backend, strategy=load_strategy(config.strategy, config.seed))
 
 
 def _open_backend(config: AugmentConfig, stack: ExitStack, build: bool = True) -> Optional[Backend]:
@@ -153,65 +242,102 @@ def validate(config: AugmentConfig) -> None:
         problems.append("--samples must be >= 1")
     if config.max_doc_tokens < 1 or config.max_thinking_tokens < 1:
         problems.append("--max-doc-tokens and --max-thinking-tokens must be >= 1")
-    if config.shard_size < 1 or config.checkpoint_records < 1:
-        problems.append("--shard-size and --checkpoint-records must be >= 1")
+    if config.shard_size < 1 or config.shard_bytes < 1 or config.checkpoint_records < 1:
+        problems.append("--shard-size, --shard-bytes and --checkpoint-records must be >= 1")
+    if config.limit is not None and config.limit < 1:
+        problems.append("--limit must be >= 1")
     if not config.model and config.backend != "lab-expert":
         problems.append(f"--model is required for the {config.backend} backend")
+    if not config.inputs:
+        problems.append("no inputs given")
     if problems:
         raise ValueError("; ".join(problems))
 
 
 def finalize(config: AugmentConfig, results: list[ShardResult], started: float, nothing_to_do: bool) -> RunSummary:
-    """Merge per-shard outputs into stats.json (recomputed from the files, so reruns agree)."""
+    """Merge duplicates once every shard is done; stats.json recomputed from the files (reruns agree)."""
     out = Path(config.out)
-    data = _column_sums(sorted((out / "data").glob("*.parquet")))
-    rejected = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted((out / "rejected").glob("*.parquet")))
+    lock = run_lock(out)
+    locked = False
+    try:
+        locked = bool(lock.acquire())
+    except LockHeld as exc:  # another process is merging (a long step at scale): it writes stats.json
+        print(f"tpt augment: {exc}; reporting without writing stats.json", file=sys.stderr)
+    try:
+        all_specs = specs_of(read_plan(out / "plan.json"))
+        complete = all(is_done(out, s) for s in all_specs)
+        if complete and locked:
+            merge_duplicates(out, all_specs)
+        stats = _stats(out, results, time.monotonic() - started, complete)
+        if locked:
+            write_json(out / "stats.json", stats)
+    finally:
+        lock.release()
+    return RunSummary(stats["records"], stats["rejected"], stats["failed"], stats["this_run"]["new_records"],
+                      nothing_to_do, stats)
+
+
+def _stats(out: Path, results: list[ShardResult], wall: float, complete: bool) -> dict:
+    data = _data_sums(out)
+    by_reason, by_file = _rejections(sorted((out / "rejected").glob("*.parquet")))
     failed = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted((out / "failed").glob("*.parquet")))
-    wall = time.monotonic() - started
     completion = sum(r.completion_tokens for r in results)
-    stats = {
+    new = sum(r.new_records for r in results)
+    return {
         "records": data["records"],
         "documents": data["documents"],
-        "rejected": rejected,
+        "rejected": sum(by_reason.values()),
+        "rejected_by_reason": dict(by_reason.most_common()),
+        "rejected_by_file": dict(by_file.most_common(50)),
         "failed": failed,
+        "complete": complete,
         "thinking_tokens_total": data["thinking_tokens"],
         "doc_tokens_total": data["doc_tokens"],
         "truncated_rate": data["truncated"] / max(1, data["records"]),
         "length_finish_rate": data["length"] / max(1, data["records"]),
         "this_run": {
-            "new_records": sum(r.new_records for r in results),
+            "new_records": new,
             "shards_run": sum(1 for r in results if not r.skipped),
             "prompt_tokens": sum(r.prompt_tokens for r in results),
             "completion_tokens": completion,
             "wall_seconds": round(wall, 3),
             "completion_tokens_per_second": round(completion / wall, 2) if wall > 0 else 0.0,
-            "records_per_second": round(sum(r.new_records for r in results) / wall, 2) if wall > 0 else 0.0,
+            "records_per_second": round(new / wall, 2) if wall > 0 else 0.0,
         },
     }
-    write_json(out / "stats.json", stats)
-    return RunSummary(data["records"], rejected, failed, stats["this_run"]["new_records"], nothing_to_do, stats)
 
 
-def _column_sums(files: list[Path]) -> dict:
-    sums = {"records": 0, "thinking_tokens": 0, "doc_tokens": 0, "truncated": 0, "length": 0}
-    ids: set[str] = set()
+def reason_kind(reason: str) -> str:
+    """'malformed JSON: Expecting value...' -> 'malformed JSON' (the part before details)."""
+    return reason.split(":", 1)[0].split(" (", 1)[0]
+
+
+def _rejections(files: list[Path]) -> tuple[Counter, Counter]:
+    by_reason, by_file = Counter(), Counter()
     for path in files:
-        table = pq.read_table(path, columns=["id", "thinking_tokens", "doc_tokens", "doc_truncated", "finish_reason"])
-        sums["records"] += table.num_rows
-        sums["thinking_tokens"] += sum(table.column("thinking_tokens").to_pylist())
-        sums["doc_tokens"] += sum(table.column("doc_tokens").to_pylist())
-        sums["truncated"] += sum(table.column("doc_truncated").to_pylist())
-        sums["length"] += table.column("finish_reason").to_pylist().count("length")
-        ids.update(table.column("id").to_pylist())
-    sums["documents"] = len(ids)
-    return sums
+        table = pq.read_table(path, columns=["file", "reason"])
+        by_reason.update(reason_kind(r) for r in table.column("reason").to_pylist())
+        by_file.update(table.column("file").to_pylist())
+    return by_reason, by_file
+
+
+def _data_sums(out: Path) -> dict:
+    """Sums over every data file: from the done markers of finished shards (no data re-read), from the
+    file itself for unfinished ones (partly failed) and markers of an older tpt."""
+    total = dict.fromkeys(("records", "documents", "thinking_tokens", "doc_tokens", "truncated", "length"), 0)
+    for path in sorted((out / "data").glob("*.parquet")):
+        sums = marker_sums(out, path.stem) or file_sums(path)
+        for key in total:
+            total[key] += sums[key]
+    return total
 
 
 def print_summary(config: AugmentConfig, summary: RunSummary, stream=None) -> None:
     stream = stream or sys.stderr
     out = Path(config.out)
     if summary.nothing_to_do:
-        print(f"tpt augment: {out} is already complete; nothing to do.", file=stream)
+        print(f"tpt augment: {out} is already complete; nothing to do." if summary.stats.get("complete") else
+              f"tpt augment: this process's shards of {out} are done; nothing to do.", file=stream)
     s = summary.stats
     print(
         f"tpt augment: {summary.records} records ({summary.new_records} new) in {out}/data; "
@@ -220,5 +346,14 @@ def print_summary(config: AugmentConfig, summary: RunSummary, stream=None) -> No
         f"{s['this_run']['completion_tokens_per_second']} tok/s",
         file=stream,
     )
+    if summary.rejected:
+        reasons = ", ".join(f"{n} {k}" for k, n in list(s["rejected_by_reason"].items())[:8])
+        files = ", ".join(f"{n} in {f}" for f, n in list(s["rejected_by_file"].items())[:5])
+        print(f"tpt augment: rejected by reason: {reasons}; by file: {files}", file=stream)
     if summary.failed:
         print("tpt augment: failed generations are retried when you run the same command again.", file=stream)
+    if not s.get("complete", True):
+        print("tpt augment: other shards of the run are not done yet (other array tasks, or failures).", file=stream)
+
+
+__all__ = ["ConfigMismatch", "PlanMismatch", "RunSummary", "check_manifest", "prepare_run", "run_augment"]

@@ -1,17 +1,20 @@
 """Shards: the unit of work, of resumption and of distribution.
 
-A shard is a pure function of the input order: shard k holds input rows (valid or not) with
-ordinal in [k * shard_size, (k + 1) * shard_size).  ``run_shard`` is idempotent and
-self-contained, so any executor (local now, Ray later) can run any shard, any number of times:
+A shard is a piece of one input file (``tpt.augment.planning``: Parquet/HF rows, JSONL byte ranges,
+a compressed file whole). ``run_shard`` is idempotent and self-contained, so any executor (local,
+Ray, a Slurm array task) can run any shard, any number of times, from any number of processes:
 
     RUN/data/.parts/shard-00003/chunk-00005.parquet   finished records, one file per chunk (atomic)
     RUN/data/shard-00003.parquet                      the shard's records, consolidated (atomic)
     RUN/state/shard-00003.done                        completion marker, written after the above
+    RUN/state/ids/shard-00003.parquet                 the shard's ids, sorted (for the duplicate merge)
+    RUN/state/locks/shard-00003.lock                  held while a process works on the shard
     RUN/rejected/shard-00003.parquet                  unreadable input rows of this shard
     RUN/failed/shard-00003.parquet                    generations that failed; retried next run
 
-On resume, (id, sample) keys already in parts are skipped, so a ``kill -9`` costs at most the
-chunk in flight and never duplicates a record.
+A process holds the shard's lock for the whole of ``run_shard``, so two processes never work on one
+shard at once (the second waits, then finds it done); on resume, (id, sample) keys already in parts
+are skipped, so a ``kill -9`` costs at most the chunk in flight and never duplicates a record.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -27,21 +30,17 @@ import pyarrow.parquet as pq
 
 from tpt.augment.backends.base import Backend, GenRequest, GenResult
 from tpt.augment.config import AugmentConfig
+from tpt.augment.duplicates import write_ids
+from tpt.augment.markers import is_done, record_sums, write_done_marker
+from tpt.augment.planning import ShardSpec, parse_shard_range  # noqa: F401  (parse_shard_range: re-exported)
 from tpt.augment.prompts import PromptStrategy, stable_int, strip_thinking_tags
-from tpt.io.readers import RawRow, Rejection, iter_raw_rows, parse_row, resolve_inputs
-from tpt.io.writers import touch_marker, write_table
+from tpt.io import fs
+from tpt.io.atomic import remove_stale_temps
+from tpt.io.lock import FileLock
+from tpt.io.readers import InputError, RawRow, Rejection, iter_range, parse_row
+from tpt.io.scrub import scrub_env
+from tpt.io.writers import write_table
 from tpt.records import FAILED_SCHEMA, REJECTED_SCHEMA, THINKING_SCHEMA, Document
-
-
-@dataclass(frozen=True)
-class ShardSpec:
-    index: int
-    start: int  # first input-row ordinal (inclusive)
-    stop: int  # last input-row ordinal (exclusive)
-
-    @property
-    def name(self) -> str:
-        return f"shard-{self.index:05d}"
 
 
 @dataclass
@@ -56,95 +55,104 @@ class ShardResult:
     skipped: bool = False  # already done: nothing to do
 
 
-def plan_shards(n_rows: int, shard_size: int, shard_range: Optional[str] = None) -> list[ShardSpec]:
-    """All shards of an input of ``n_rows`` rows, or those with index % n == i for ``i/n``."""
-    specs = [ShardSpec(k, start, min(start + shard_size, n_rows)) for k, start in enumerate(range(0, n_rows, shard_size))]
-    if shard_range:
-        i, n = parse_shard_range(shard_range)
-        specs = [s for s in specs if s.index % n == i]
-    return specs
-
-
-def parse_shard_range(text: str) -> tuple[int, int]:
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise ValueError(f"--shard-range {text!r}: expected i/n, e.g. 0/4") from None
-    if not 0 <= i < n:
-        raise ValueError(f"--shard-range {text!r}: need 0 <= i < n")
-    return i, n
-
-
-def is_done(run_dir: Path, spec: ShardSpec) -> bool:
-    return (run_dir / "state" / f"{spec.name}.done").exists()
-
-
 def parts_dir(run_dir: Path, spec: ShardSpec) -> Path:
     return run_dir / "data" / ".parts" / spec.name
 
 
+def shard_lock(run_dir: Path, spec: ShardSpec, wait: Optional[float]) -> FileLock:
+    return FileLock(run_dir / "state" / "locks" / f"{spec.name}.lock", what=f"{spec.name} of {run_dir}", wait=wait)
+
+
 @dataclass
 class ShardContext:
-    """What a shard needs besides its rows: the run's config, backend and duplicate-id report."""
+    """What a shard needs besides its rows: the run's config, backend and prompt strategy."""
 
     config: AugmentConfig
-    backend: Backend
+    backend: Optional[Backend]
     strategy: PromptStrategy
-    duplicates: dict[int, str] = field(default_factory=dict)  # ordinal -> "duplicate id ... (first at ...)"
     on_progress: Callable[[int, int], None] = lambda docs, tokens: None
 
 
-def load_rows(config: AugmentConfig, spec: ShardSpec) -> list[RawRow]:
-    rows = iter_raw_rows(resolve_inputs(config.inputs), skip=spec.start)
-    return [row for _, row in zip(range(spec.stop - spec.start), rows)]
+def load_rows(spec: ShardSpec) -> list[RawRow]:
+    """The shard's rows: only its own range of its own file is read."""
+    path = fs.as_path(spec.file)
+    if spec.size >= 0 and fs.size(path) != spec.size:
+        raise InputError(f"{spec.file}: its size changed since the run was planned ({spec.size} -> {fs.size(path)} "
+                         "bytes); inputs must not change under a run: restore the file or start a new --out")
+    rows = iter_range(path, spec.kind, spec.start, spec.stop)
+    return list(rows) if spec.limit < 0 else [row for _, row in zip(range(spec.limit), rows)]
 
 
-def run_shard(spec: ShardSpec, ctx: ShardContext, rows: Optional[list[RawRow]] = None) -> ShardResult:
+def head_of(spec: ShardSpec, n: int) -> ShardSpec:
+    """The same shard, cut to its first ``n`` rows (for checks and samples)."""
+    return replace(spec, limit=n if spec.limit < 0 else min(n, spec.limit))
+
+
+def run_shard(spec: ShardSpec, ctx: ShardContext, rows: Optional[list[RawRow]] = None,
+              wait: Optional[float] = None) -> ShardResult:
+    """Run one shard under its lock (``wait``: seconds to wait for another holder; LockHeld after)."""
     run_dir = Path(ctx.config.out)
+    with shard_lock(run_dir, spec, wait):
+        return _run_locked(spec, ctx, run_dir, rows)
+
+
+def _run_locked(spec: ShardSpec, ctx: ShardContext, run_dir: Path, rows: Optional[list[RawRow]]) -> ShardResult:
     if is_done(run_dir, spec):
         shutil.rmtree(parts_dir(run_dir, spec), ignore_errors=True)  # a kill between marker and cleanup
         return ShardResult(spec, records=_count_rows(run_dir / "data" / f"{spec.name}.parquet"), skipped=True)
     remove_stale_temp_files(run_dir, spec)
-    rows = load_rows(ctx.config, spec) if rows is None else rows
-    docs, rejections = _parse_rows(rows, spec, ctx)
+    rows = load_rows(spec) if rows is None else rows
+    docs, doc_rows, rejections = parse_shard_rows(rows, spec, ctx.config.strict)
     _write_or_remove(run_dir / "rejected" / f"{spec.name}.parquet", [r.to_row() for r in rejections], REJECTED_SCHEMA)
+    write_ids(run_dir, spec, docs, doc_rows)
     result = ShardResult(spec, rejected=len(rejections))
     done_keys, next_chunk = _scan_parts(parts_dir(run_dir, spec))
     fresh: list[dict] = []  # rows generated by this call (also on disk as parts)
     pending = [(d, s) for d in docs for s in range(ctx.config.samples) if (d.id, s) not in done_keys]
     ctx.on_progress(len(done_keys) + len(rejections) * ctx.config.samples, 0)
     failures = _generate_pending(pending, spec, ctx, next_chunk, result, fresh)
+    for failure in failures:  # whatever backend made it, no piece of a key reaches disk
+        failure["error"] = scrub_env(failure["error"], ctx.config.api_key_env, "OPENAI_API_KEY")[:2000]
     _write_or_remove(run_dir / "failed" / f"{spec.name}.parquet", failures, FAILED_SCHEMA)
     result.failed = len(failures)
-    result.records = _consolidate(run_dir, spec, docs, ctx.config.samples, fresh, first_new_chunk=next_chunk)
-    if not failures:
-        touch_marker(run_dir / "state" / f"{spec.name}.done", json.dumps({"records": result.records}))
+    records = _consolidate(run_dir, spec, docs, ctx.config.samples, fresh, first_new_chunk=next_chunk)
+    result.records = len(records)
+    if not failures:  # the marker carries the shard's sums: stats never re-read finished shards
+        write_done_marker(run_dir, spec.name, record_sums(records))
         shutil.rmtree(parts_dir(run_dir, spec), ignore_errors=True)
     return result
 
 
 def remove_stale_temp_files(run_dir: Path, spec: ShardSpec) -> None:
-    """Temp files of this shard left by a killed process (only this shard's: others may be writing)."""
-    for folder in ("data", "state", "rejected", "failed"):
-        for tmp in (run_dir / folder).glob(f".{spec.name}.*.tmp"):
-            tmp.unlink(missing_ok=True)
-    for tmp in parts_dir(run_dir, spec).glob(".chunk-*.tmp"):
-        tmp.unlink(missing_ok=True)
+    """tpt's own temp files left by dead processes (never a live process's, nor anything not tpt's)."""
+    for folder in ("data", "state", "rejected", "failed", "state/ids"):
+        remove_stale_temps(run_dir / folder)
+    remove_stale_temps(parts_dir(run_dir, spec))
 
 
-def _parse_rows(rows: list[RawRow], spec: ShardSpec, ctx: ShardContext) -> tuple[list[Document], list[Rejection]]:
-    docs, rejections = [], []
-    for ordinal, raw in enumerate(rows, start=spec.start):
-        item = parse_row(raw, ctx.config.text_field, ctx.config.id_field)
-        if isinstance(item, Document) and ordinal in ctx.duplicates:
-            item = Rejection(raw.source, raw.line, ctx.config.id_field or "id", ctx.duplicates[ordinal], item.text[:2000])
+def parse_shard_rows(rows: list[RawRow], spec: ShardSpec, strict: bool = False
+                     ) -> tuple[list[Document], list[RawRow], list[Rejection]]:
+    """Documents (with the rows they came from) and rejections; a repeated id within the shard is
+    rejected (the first is kept)."""
+    docs, doc_rows, rejections = [], [], []
+    first: dict[str, RawRow] = {}
+    for raw in rows:
+        item = parse_row(raw, spec.text_field, spec.id_field)
+        if isinstance(item, Document):
+            if item.id in first:
+                where = f"{first[item.id].source}:{first[item.id].line}"
+                reason = f"duplicate id: {item.id!r} (first at {where})"
+                item = Rejection(raw.source, raw.line, spec.id_field or "id", reason, item.text[:2000])
+            else:
+                first[item.id] = raw
         if isinstance(item, Rejection):
-            if ctx.config.strict:
-                raise ValueError(f"{item.file}:{item.line}: field {item.field!r}: {item.reason} (--strict)")
+            if strict:
+                raise InputError(f"{item.file}:{item.line}: field {item.field!r}: {item.reason} (--strict)")
             rejections.append(item)
         else:
             docs.append(item)
-    return docs, rejections
+            doc_rows.append(raw)
+    return docs, doc_rows, rejections
 
 
 def _scan_parts(folder: Path) -> tuple[set[tuple[str, int]], int]:
@@ -182,7 +190,8 @@ def _generate_pending(pending, spec: ShardSpec, ctx: ShardContext, chunk_no: int
     for i, res in stream_results(backend, requests, cfg.sampling()):
         request, doc_tokens, truncated = prepared[i]
         if res.error is not None:
-            failures.append({"id": request.doc.id, "sample": request.sample, "error": res.error, "attempts": res.attempts})
+            failures.append({"id": request.doc.id, "sample": request.sample, "error": res.error,
+                             "attempts": res.attempts})
         else:
             buffer.append(_record(request, res, doc_tokens, truncated, cfg, backend))
         result.prompt_tokens += res.prompt_tokens
@@ -211,7 +220,8 @@ def _prepare(pending, ctx: ShardContext) -> list[tuple[GenRequest, int, bool]]:
     unique = list({doc.id: doc for doc, _ in pending}.values())
     texts = [doc.text for doc in unique]
     batch = getattr(ctx.backend, "truncate_batch", None)
-    cuts = batch(texts, ctx.config.max_doc_tokens) if batch else [ctx.backend.truncate(t, ctx.config.max_doc_tokens) for t in texts]
+    limit = ctx.config.max_doc_tokens
+    cuts = batch(texts, limit) if batch else [ctx.backend.truncate(t, limit) for t in texts]
     by_id = {doc.id: (ctx.strategy.build(doc.id, cut), n, was_cut) for doc, (cut, n, was_cut) in zip(unique, cuts)}
     out = []
     for doc, sample in pending:
@@ -240,7 +250,7 @@ def _record(request: GenRequest, res: GenResult, doc_tokens: int, truncated: boo
 
 
 def _consolidate(run_dir: Path, spec: ShardSpec, docs: list[Document], samples: int, fresh: list[dict],
-                 first_new_chunk: int) -> int:
+                 first_new_chunk: int) -> list[dict]:
     """Merge the parts into data/shard-k.parquet in input order (one row per key).  Parts of earlier
     (killed or partly failed) runs are read back; this call's rows are already in ``fresh``."""
     folder = parts_dir(run_dir, spec)
@@ -257,7 +267,7 @@ def _consolidate(run_dir: Path, spec: ShardSpec, docs: list[Document], samples: 
         write_table(out, ordered, THINKING_SCHEMA)
     else:
         out.unlink(missing_ok=True)
-    return len(ordered)
+    return ordered
 
 
 def _write_or_remove(path: Path, rows: list[dict], schema) -> None:

@@ -10,6 +10,7 @@ by the group on shared storage).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -72,6 +73,11 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is None:  # pyarrow and others say "[errno 28] No space left" without the file
+            raise with_path(exc, path) from exc
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -79,8 +85,58 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     return path
 
 
+def with_path(exc: OSError, path: Path) -> OSError:
+    """The same OS error, naming ``path`` (errno recovered from the message when the raiser dropped it)."""
+    code = exc.errno
+    if code is None:
+        found = re.search(r"\[errno (\d+)\]", str(exc), re.IGNORECASE)
+        code = int(found.group(1)) if found else None
+    return OSError(code, os.strerror(code), str(path)) if code else OSError(None, str(exc), str(path))
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def atomic_create_text(path: str | Path, text: str) -> bool:
+    """Write-once: create ``path`` with ``text`` unless it exists (then leave it and return False).
+
+    The complete temp file is hard-linked into place, and link() fails if the name exists, so of
+    several processes racing to create it exactly one wins and nobody ever sees a partial file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=temp_name(path) + "-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, default_file_mode())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError as exc:  # a filesystem without hard links: exclusive create, then fill
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV):
+                raise
+            return _create_exclusive(path, text)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return True
+
+
+def _create_exclusive(path: Path, text: str) -> bool:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, default_file_mode())
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return True
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

@@ -138,7 +138,7 @@ class OpenAIBackend(TokenizerOps):
                     result = self._parse(response.json())
                     result.attempts = attempt
                     return result
-                error = f"HTTP {response.status_code}: {response.text[:300]}"
+                error = f"HTTP {response.status_code}: {response.text}"  # truncated by _scrub, after scrubbing
                 if response.status_code not in RETRY_STATUS:
                     return GenResult(error=self._scrub(error), attempts=attempt)
                 delay = max(delay, _retry_after(response))
@@ -172,7 +172,9 @@ class OpenAIBackend(TokenizerOps):
         )
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+        from tpt.io.scrub import scrub
+
+        return scrub(text, [self._api_key])[:300]  # scrub first: a cut can leave a piece of the key
 
     # ---- does the server honour temperature?
     def _probe_sampling(self, sampling: SamplingParams) -> bool:
