@@ -14,33 +14,33 @@ import numpy as np
 
 from tpt.prepare.config import PrepareError
 from tpt.prepare.sources import Sample
-from tpt.prepare.tokenizer import missing_special_tokens
+from tpt.prepare.tokenizer import missing_special_tokens, template_special_tokens
 
 FIELDS = ("{text}", "{thinking}")
-_SPECIAL_LIKE = re.compile(r"<\|?/?[\w.-]+\|?>")
 # A sentence ends at . ! ? (or their CJK forms) followed by whitespace, a closing quote/bracket, or the end.
 _SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f][\"')\]]*(?=\s|$)")
 
 
-def template_special_tokens(template: str) -> list[str]:
-    return sorted(set(_SPECIAL_LIKE.findall(template)))
+def check_tokenizer(tokenizer, template: str, need_template: bool, where: str, add_missing: bool = False) -> list[str]:
+    """Clear errors, before any compute, for a tokenizer that cannot express the format.
 
-
-def check_tokenizer(tokenizer, template: str, need_template: bool, where: str) -> None:
-    """Clear errors, before any compute, for a tokenizer that cannot express the format."""
+    Returns the template's special tokens the tokenizer lacks (only when ``add_missing``: the
+    caller adds them; otherwise a lacking token is an error that says how to fix it)."""
     if tokenizer.eos_token_id is None:
-        raise PrepareError(f"tokenizer {where}: has no eos_token (needed between samples)")
+        raise PrepareError(f"--tokenizer {where}: has no eos_token (needed between samples)")
     if not need_template:
-        return
+        return []
     for f in FIELDS:
         if template.count(f) != 1:
             raise PrepareError(f"--template {template!r}: must contain {f} exactly once")
     missing = missing_special_tokens(tokenizer, template_special_tokens(template))
-    if missing:
+    if missing and not add_missing:
         raise PrepareError(
-            f"tokenizer {where}: lacks special token(s) {missing} used by --template {template!r} "
-            "(train one with `tpt tokenizer train`, or add them with tokenizer.add_special_tokens)"
+            f"--tokenizer {where}: lacks special token(s) {missing} used by --template {template!r}. Fix: rerun with "
+            "--add-think-tokens (adds them to the tokenizer saved with the data; `tpt train --init` then resizes the "
+            "model's embeddings), or use a template without them, or train a tokenizer with `tpt tokenizer train`"
         )
+    return missing
 
 
 def cut_at_sentence(text: str) -> str:
