@@ -107,7 +107,8 @@ def _base_model(arch: str, tok, hidden: int):
     if arch == "llama3":
         from transformers import LlamaConfig, LlamaForCausalLM
 
-        config = LlamaConfig(vocab_size=len(tok), tie_word_embeddings=False, rope_parameters=dict(LLAMA3_ROPE), **common)
+        config = LlamaConfig(vocab_size=len(tok), tie_word_embeddings=False, rope_parameters=dict(LLAMA3_ROPE),
+                             **{**common, "max_position_embeddings": 131072})
         return LlamaForCausalLM(config)
     if arch == "qwen2.5":
         from transformers import Qwen2Config, Qwen2ForCausalLM

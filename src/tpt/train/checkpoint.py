@@ -55,18 +55,17 @@ def save_hf(model: torch.nn.Module, tokenizer, folder: Path, state_dict: dict | 
 
     if dtype is not None:
         state_dict = {k: v.to(dtype) if v.is_floating_point() else v for k, v in (state_dict or model.state_dict()).items()}
-    trained_dtype = getattr(model.config, "dtype", None)
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # one "Writing model shards" bar per checkpoint is noise
     try:
-        if dtype is not None:
-            model.config.dtype = dtype
         model.save_pretrained(folder, state_dict=state_dict, safe_serialization=True)
     finally:
-        if dtype is not None:
-            model.config.dtype = trained_dtype
         if bars:
             hf_logging.enable_progress_bar()
+    if dtype is not None:  # save_pretrained records the dtype the model trained in; say what the file holds
+        config = json.loads((folder / "config.json").read_text())
+        config["dtype"] = str(dtype).removeprefix("torch.")
+        (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     tokenizer.save_pretrained(folder)
     if info is not None:
         (folder / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
@@ -162,13 +161,15 @@ def find_state(out: Path, repair: bool = True) -> tuple[Path, dict] | None:
             continue
         try:
             verify_state(folder)
-            return folder, load_trainer_state(folder)
+            found = folder, load_trainer_state(folder)
         except CheckpointError as e:
             errors.append(str(e))
             print(f"tpt train: warning: {e}; falling back to the previous state", file=sys.stderr, flush=True)
-            if repair and folder.name == STATE_DIR:
-                shutil.rmtree(out / CORRUPT_STATE_DIR, ignore_errors=True)
-                folder.rename(out / CORRUPT_STATE_DIR)
+            continue
+        if errors and repair:  # the corrupt one goes aside only once there is a good one to resume from
+            shutil.rmtree(out / CORRUPT_STATE_DIR, ignore_errors=True)
+            (out / STATE_DIR).rename(out / CORRUPT_STATE_DIR)  # the good one is state.prev
+        return found
     if errors:
         raise CheckpointError("no readable resumable state: " + "; ".join(errors) + f". Remove {out} to start over")
     return None
