@@ -23,7 +23,10 @@ def test_megatron_export_is_read_by_megatron_core(tmp_path, tok, tok_dir):
     raw = write_jsonl(tmp_path / "raw.jsonl", [{"id": f"r{i}", "text": f"water boils {i} times."} for i in range(7)])
     index = prepare(config(tok_dir, tmp_path / "mg", f"{run}:tpt:3", f"{raw}:vanilla:1", format="megatron"))
     tpt_src, vanilla_src = index["sources"]
-    assert index["format"] == "tpt-megatron-v1" and index["megatron_data_path"] == f"3 {tpt_src['prefix']} 1 {vanilla_src['prefix']}"
+    assert (
+        index["format"] == "tpt-megatron-v1"
+        and index["megatron_data_path"] == f"3 {tpt_src['prefix']} 1 {vanilla_src['prefix']}"
+    )
     ds = indexed.IndexedDataset(str(tmp_path / "mg" / tpt_src["prefix"]))
     assert len(ds) == 40 == tpt_src["documents"]  # one sequence per document, no packing
     assert len(ds.document_indices) == 41
@@ -33,7 +36,9 @@ def test_megatron_export_is_read_by_megatron_core(tmp_path, tok, tok_dir):
         assert ids.dtype == np.uint16 and ids[-1] == eos and eos not in ids[:-1]
         assert tok.decode(ids[:-1].tolist()) == f"{record['text']} <think> {record['thinking']} </think>"
     vanilla = indexed.IndexedDataset(str(tmp_path / "mg" / vanilla_src["prefix"]))
-    assert [tok.decode(vanilla[i][:-1].tolist()) for i in range(len(vanilla))] == [f"water boils {i} times." for i in range(7)]
+    assert [tok.decode(vanilla[i][:-1].tolist()) for i in range(len(vanilla))] == [
+        f"water boils {i} times." for i in range(7)
+    ]
 
 
 def test_megatron_export_refuses_packed_only_flags(tmp_path, tok_dir, tpt_run):
@@ -45,11 +50,18 @@ def test_megatron_export_refuses_packed_only_flags(tmp_path, tok_dir, tpt_run):
 
 
 def test_text_export_renders_the_template_with_provenance(tmp_path):
-    records = [{**r, "doc_truncated": i % 2 == 0, "thinking_tokens": 10 + i, "sample": 0} for i, r in enumerate(random_records(30))]
+    records = [
+        {**r, "doc_truncated": i % 2 == 0, "thinking_tokens": 10 + i, "sample": 0}
+        for i, r in enumerate(random_records(30))
+    ]
     run = write_run(tmp_path / "run", records)
     raw = write_jsonl(tmp_path / "raw.jsonl", [{"id": "r1", "text": "plain {thinking} text"}])
     template = "{text}\n\nThoughts: {thinking}"  # tag-free: no tokenizer needed at all
-    index = prepare(PrepareConfig(source=[f"{run}:tpt", f"{raw}:vanilla:0.5"], out=tmp_path / "txt", format="text", template=template))
+    index = prepare(
+        PrepareConfig(
+            source=[f"{run}:tpt", f"{raw}:vanilla:0.5"], out=tmp_path / "txt", format="text", template=template
+        )
+    )
     assert index["format"] == "tpt-text-v1" and [s["documents"] for s in index["sources"]] == [30, 1]
     rows = pq.read_table(sorted((tmp_path / "txt").glob("text-*.parquet"))).to_pylist()
     assert len(rows) == 31
@@ -59,7 +71,9 @@ def test_text_export_renders_the_template_with_provenance(tmp_path):
         assert row["text"] == f"{record['text']}\n\nThoughts: {record['thinking']}"
         assert (row["kind"], row["doc_truncated"], row["thinking_tokens"]) == ("tpt", i % 2 == 0, 10 + i)
         assert row["source"] == f"{run}:tpt:1"
-    assert by_id["r1"]["text"] == "plain {thinking} text" and by_id["r1"]["kind"] == "vanilla"  # fields substituted once
+    assert (
+        by_id["r1"]["text"] == "plain {thinking} text" and by_id["r1"]["kind"] == "vanilla"
+    )  # fields substituted once
 
 
 def test_text_export_is_loaded_by_hf_datasets(tmp_path, tpt_run):
@@ -77,5 +91,7 @@ def test_overwrite_never_replaces_a_folder_of_something_else(tmp_path, tok_dir, 
         prepare(config(tok_dir, target, f"{tpt_run}:tpt", format="megatron", overwrite=True))
     assert (target / "notes.txt").read_text() == "precious"
     prepare(config(tok_dir, tmp_path / "mg", f"{tpt_run}:tpt", format="megatron"))
-    index = prepare(config(tok_dir, tmp_path / "mg", f"{tpt_run}:tpt", format="megatron", overwrite=True))  # its own: replaced
+    index = prepare(
+        config(tok_dir, tmp_path / "mg", f"{tpt_run}:tpt", format="megatron", overwrite=True)
+    )  # its own: replaced
     assert json.loads((tmp_path / "mg" / "index.json").read_text())["format"] == index["format"]

@@ -21,7 +21,9 @@ from prepare_helpers import random_records, write_run
 
 
 def config(tok_dir, out, *sources, **kw) -> PrepareConfig:
-    return PrepareConfig(source=list(sources), tokenizer=str(tok_dir), out=out, **{"seq_len": 64, "val_sequences": 2, **kw})
+    return PrepareConfig(
+        source=list(sources), tokenizer=str(tok_dir), out=out, **{"seq_len": 64, "val_sequences": 2, **kw}
+    )
 
 
 def augment_layout(run, shards: int, done: int, shard_size: int = 10, failed: int = 0):
@@ -41,7 +43,9 @@ def augment_layout(run, shards: int, done: int, shard_size: int = 10, failed: in
 def test_incomplete_run_refused_unless_allowed(tmp_path, tok_dir, capsys):
     run = write_run(tmp_path / "run", random_records(40))
     augment_layout(run, shards=4, done=2)
-    with pytest.raises(PrepareError, match=r"incomplete: 2 of 4 shards done \(missing shard-00002, shard-00003\).*--allow-incomplete"):
+    with pytest.raises(
+        PrepareError, match=r"incomplete: 2 of 4 shards done \(missing shard-00002, shard-00003\).*--allow-incomplete"
+    ):
         prepare(config(tok_dir, tmp_path / "out", f"{run}:tpt"))
     assert not (tmp_path / "out").exists()
     index = prepare(config(tok_dir, tmp_path / "out", f"{run}:tpt", allow_incomplete=True))
@@ -61,7 +65,9 @@ def test_repeated_keys_refused_or_set_aside(tmp_path, tok_dir):
     assert index["sources"][0]["docs_read"] == 30 and index["rejected_rows"] == 5
     rejected = pq.read_table(tmp_path / "out" / "rejected.parquet").to_pylist()
     assert {r["raw"] for r in rejected} == {r["id"] for r in records[:5]}
-    assert all("duplicate (id, sample) key" in r["reason"] and r["file"].endswith("part-00001.parquet") for r in rejected)
+    assert all(
+        "duplicate (id, sample) key" in r["reason"] and r["file"].endswith("part-00001.parquet") for r in rejected
+    )
 
 
 def test_temp_folder_of_a_killed_run_is_removed_by_the_next(tmp_path, tok_dir, tpt_run):
@@ -104,7 +110,9 @@ def test_budget_repetition_and_under_use_are_warned(tmp_path, tok_dir, capsys):
     big_s, small_s = index["sources"]
     assert small_s["epochs_seen"] > 1 and f"source {small}:tpt:1: repeated {small_s['epochs_seen']:.2f}x" in err
     assert big_s["share_used"] < 0.5 and f"only {big_s['share_used']:.0%} of its training documents" in err
-    assert len(index["warnings"]) == 2 and all(k in big_s for k in ("tokens", "unique_docs", "share_used", "epochs_seen"))
+    assert len(index["warnings"]) == 2 and all(
+        k in big_s for k in ("tokens", "unique_docs", "share_used", "epochs_seen")
+    )
     index = prepare(config(tok_dir, tmp_path / "out2", f"{small}:tpt:x3"))  # asked for: no warning
     assert index["warnings"] == [] and "warning" not in capsys.readouterr().err
 

@@ -16,8 +16,17 @@ from tpt.train.loop import LOCK_FILE
 
 from .conftest import write_packed
 
-FAST = dict(model_preset="0.1m", batch_tokens="128", micro_batch=4, lr=3e-3, threads=1, progress=False, eval_every=0,
-            eval_sequences=4, log_every=1)
+FAST = dict(
+    model_preset="0.1m",
+    batch_tokens="128",
+    micro_batch=4,
+    lr=3e-3,
+    threads=1,
+    progress=False,
+    eval_every=0,
+    eval_sequences=4,
+    log_every=1,
+)
 
 
 def cut(path: Path, keep: float = 0.5) -> None:
@@ -38,7 +47,10 @@ def test_second_train_on_a_live_out_is_refused_without_touching_it(packed_dir, t
     with FileLock(out / LOCK_FILE, what=f"--out {out}"):  # the live run
         with pytest.raises(LockHeld, match=rf"--out {out} is in use by pid {os.getpid()}"):
             train(TrainConfig(data=packed_dir, out=out, tokens="512", **FAST))
-    assert (out / "metrics.jsonl").read_bytes() == before and sorted(p.name for p in out.iterdir()) == [LOCK_FILE, "metrics.jsonl"]
+    assert (out / "metrics.jsonl").read_bytes() == before and sorted(p.name for p in out.iterdir()) == [
+        LOCK_FILE,
+        "metrics.jsonl",
+    ]
 
 
 def test_previous_state_is_kept_and_a_cut_latest_one_falls_back(packed_dir, tmp_path, capsys):
@@ -64,7 +76,9 @@ def test_cut_trainer_state_and_nothing_to_fall_back_to_is_named(packed_dir, tmp_
     train(cfg)
     (out / "tpt_train_done.json").unlink()
     cut(out / STATE_DIR / STATE_FILE)
-    with pytest.raises(TrainInputError, match=rf"no readable resumable state: {out / STATE_DIR / STATE_FILE}: unreadable"):
+    with pytest.raises(
+        TrainInputError, match=rf"no readable resumable state: {out / STATE_DIR / STATE_FILE}: unreadable"
+    ):
         train(cfg)
     assert (out / STATE_DIR / STATE_FILE).exists()  # left where it is: a rerun says the same, never starts over
 
@@ -73,7 +87,15 @@ def test_init_checkpoint_that_cannot_be_loaded_is_named(packed_dir, tmp_path):
     first = train(TrainConfig(data=packed_dir, out=tmp_path / "base", tokens="128", save_every=0, **FAST))
     cut(first.checkpoint / "model.safetensors")
     with pytest.raises(TrainInputError, match=rf"{first.checkpoint / 'model.safetensors'}: cannot be loaded"):
-        train(TrainConfig(data=packed_dir, out=tmp_path / "mid", tokens="128", init=first.checkpoint, **{**FAST, "model_preset": ""}))
+        train(
+            TrainConfig(
+                data=packed_dir,
+                out=tmp_path / "mid",
+                tokens="128",
+                init=first.checkpoint,
+                **{**FAST, "model_preset": ""},
+            )
+        )
 
 
 def test_cut_starts_file_is_named_before_training(tokenizer_dir, tmp_path):

@@ -4,8 +4,9 @@ Same flags, thresholds and detail texts as ``quality.flag_record``; the work is 
 compute kernels (C++, GIL released) and numpy over the batch's columns instead of Python per
 record:
 
-* words: lower-case, CJK characters spaced apart, split on runs of non-word characters (RE2),
-  each distinct word of the batch numbered once (dictionary encoding);
+* words: lower-case, every non-word byte of ASCII records made a space by a table lookup (the
+  rare non-ASCII records go through quality.words), one whitespace split; each distinct word of
+  the batch numbered once (dictionary encoding);
 * n-grams: a 64-bit polynomial hash of n consecutive word numbers, kept where all n words are in
   the same record; ``repetition`` = 1 - distinct / all per record (hash set), ``copy`` = share of
   the thinking's n-grams in the document's set (hash lookup).  Hashes carry the record number in
@@ -26,11 +27,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tpt.analyze.quality import FLAGS, QualityConfig, non_space_chars, script_match
+from tpt.analyze.quality import FLAGS, QualityConfig, non_space_chars, script_match, words
 
 MAX_BATCH = 1 << 16  # record numbers live in the hashes' low 16 bits
-_CJK_RE2 = r"[\x{3040}-\x{30ff}\x{3400}-\x{4dbf}\x{4e00}-\x{9fff}\x{ac00}-\x{d7af}\x{f900}-\x{faff}]"
-_NON_WORD_RE2 = r"[^\pL\pN_]+"  # Python's \w for str: letters, numbers, underscore
 _PRIME = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -53,30 +52,38 @@ class BatchFlags:
         text = {
             "truncated": lambda: "finish_reason=length",
             "empty": lambda: f"{self.chars.get(row)} non-whitespace chars < {cfg.min_thinking_chars}",
-            "repetition": lambda: f"{self.repeat[row]:.3f} of {cfg.repeat_ngram}-grams repeated > {cfg.max_repeat_fraction}",
+            "repetition": lambda: (
+                f"{self.repeat[row]:.3f} of {cfg.repeat_ngram}-grams repeated > {cfg.max_repeat_fraction}"
+            ),
             "copy": lambda: f"{self.copy[row]:.3f} of {cfg.copy_ngram}-grams in the document > {cfg.max_copy_fraction}",
             "template": lambda: "contains " + ", ".join(repr(p) for p in self.template[row][:3]),
-            "script": lambda: (f"{self.script[row][1]:.3f} of letters in the document's script ({self.script[row][0]}) "
-                               f"< {cfg.min_script_match}"),
+            "script": lambda: (
+                f"{self.script[row][1]:.3f} of letters in the document's script ({self.script[row][0]}) "
+                f"< {cfg.min_script_match}"
+            ),
         }
         return {f: text[f]() for f in self.names(row)}
 
 
-def flag_batch(text: pa.Array, thinking: pa.Array, finish_reason: pa.Array, cfg: QualityConfig,
-               patterns: Iterable[str]) -> BatchFlags:
+def flag_batch(
+    text: pa.Array, thinking: pa.Array, finish_reason: pa.Array, cfg: QualityConfig, patterns: Iterable[str]
+) -> BatchFlags:
     n = len(thinking)
     if n > MAX_BATCH:
         raise ValueError(f"batch of {n} records: at most {MAX_BATCH} (use a smaller --batch-size)")
     text, thinking = pc.fill_null(text, ""), pc.fill_null(thinking, "")
-    think_words, think_rec, think_chars = _words(thinking)
+    think_words, think_rec, think_counts = _words(thinking)
     doc_words, doc_rec, _ = _words(text)
     codes = pa.concat_arrays([think_words, doc_words]).dictionary_encode().indices.to_numpy().astype(np.uint64)
-    think_codes, doc_codes = codes[: len(think_words)], codes[len(think_words):]
-    result = BatchFlags({}, _repeat_fraction(think_codes, think_rec, cfg.repeat_ngram, n),
-                        _copy_fraction(think_codes, think_rec, doc_codes, doc_rec, cfg.copy_ngram, n))
+    think_codes, doc_codes = codes[: len(think_words)], codes[len(think_words) :]
+    result = BatchFlags(
+        {},
+        _repeat_fraction(think_codes, think_rec, cfg.repeat_ngram, n),
+        _copy_fraction(think_codes, think_rec, doc_codes, doc_rec, cfg.copy_ngram, n),
+    )
     raised = result.raised
     raised["truncated"] = pc.fill_null(pc.equal(finish_reason, "length"), False).to_numpy(zero_copy_only=False)
-    raised["empty"] = _empty(thinking, think_chars, cfg.min_thinking_chars, result.chars)
+    raised["empty"] = _empty(thinking, think_counts, cfg.min_thinking_chars, result.chars)
     raised["repetition"] = result.repeat > cfg.max_repeat_fraction
     raised["copy"] = result.copy > cfg.max_copy_fraction
     raised["template"] = _template(text, thinking, list(patterns), result.template)
@@ -87,18 +94,43 @@ def flag_batch(text: pa.Array, thinking: pa.Array, finish_reason: pa.Array, cfg:
 
 
 def _words(column: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-    """-> (the batch's words back to back, record number of each word, word characters per record)."""
+    """-> (the batch's words back to back, record number of each word, words per record).
+
+    Exactly quality.words() per record: ASCII records are lower-cased and every byte outside
+    [a-z0-9_] becomes a space by one table lookup over the column's bytes; the rare records with
+    other characters are normalised by words() itself (CJK, Unicode letters and punctuation); then
+    one whitespace split serves all."""
     lower = pc.utf8_lower(column)
-    if not pc.all(pc.string_is_ascii(lower)).as_py():
-        lower = pc.replace_substring_regex(lower, pattern=f"({_CJK_RE2})", replacement=r" \1 ")
-    parts = pc.split_pattern_regex(lower, pattern=_NON_WORD_RE2)
-    words = pc.list_flatten(parts)
-    records = pc.list_parent_indices(parts)
-    lengths = pc.utf8_length(words)
-    keep = pc.greater(lengths, 0)  # a text that starts or ends with punctuation splits into empty ends
-    words, records = words.filter(keep), records.filter(keep).to_numpy()
-    chars = np.bincount(records, weights=lengths.filter(keep).to_numpy(), minlength=len(column))
-    return words, records, chars
+    ascii_rows = pc.string_is_ascii(lower).to_numpy(zero_copy_only=False)
+    if not ascii_rows.all():
+        rows = np.flatnonzero(~ascii_rows)
+        normal = pa.array([" ".join(words(t)) for t in lower.take(rows).to_pylist()], pa.string())
+        lower = pc.replace_with_mask(lower, pa.array(~ascii_rows), normal)
+    parts = pc.ascii_split_whitespace(pc.ascii_trim_whitespace(_ascii_word_bytes(lower)))
+    found, records = pc.list_flatten(parts), pc.list_parent_indices(parts)
+    keep = pc.greater(pc.binary_length(found), 0)  # an empty string splits into one empty word
+    found, records = found.filter(keep), records.filter(keep).to_numpy()
+    return found, records, np.bincount(records, minlength=len(column))
+
+
+# byte -> itself for [a-z0-9_] and every non-ASCII byte (parts of characters words() kept), else a space
+_WORD_BYTES = np.array(
+    [
+        b if (chr(b).isascii() and (chr(b).isalnum() and not chr(b).isupper() or b == 95)) or b >= 128 else 32
+        for b in range(256)
+    ],
+    dtype=np.uint8,
+)
+
+
+def _ascii_word_bytes(column: pa.Array) -> pa.Array:
+    """The same strings with every byte that is not part of a word replaced by a space (offsets kept)."""
+    column = pa.concat_arrays([column]) if column.offset else column  # buffers start at row 0
+    offsets = column.buffers()[1]
+    start, end = np.frombuffer(offsets, dtype=np.int32)[[0, len(column)]]
+    data = np.frombuffer(column.buffers()[2], dtype=np.uint8)[:end] if end else np.zeros(0, np.uint8)
+    mapped = _WORD_BYTES[data]
+    return pa.Array.from_buffers(pa.string(), len(column), [None, offsets, pa.py_buffer(mapped)])
 
 
 def _ngram_keys(codes: np.ndarray, records: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -131,10 +163,10 @@ def _copy_fraction(codes, records, doc_codes, doc_records, n: int, size: int) ->
     return np.where(total > 0, np.bincount(rec, weights=found, minlength=size) / np.maximum(total, 1), 0.0)
 
 
-def _empty(thinking: pa.Array, word_chars: np.ndarray, minimum: int, chars: dict[int, int]) -> np.ndarray:
-    """Word characters alone reaching the minimum settle most rows; the rest are counted exactly."""
+def _empty(thinking: pa.Array, word_counts: np.ndarray, minimum: int, chars: dict[int, int]) -> np.ndarray:
+    """A row of at least ``minimum`` words has that many non-space characters; the rest are counted exactly."""
     out = np.zeros(len(thinking), dtype=bool)
-    for row in np.flatnonzero(word_chars < minimum):
+    for row in np.flatnonzero(word_counts < minimum):
         count = non_space_chars(thinking[int(row)].as_py())
         if count < minimum:
             out[row], chars[int(row)] = True, count

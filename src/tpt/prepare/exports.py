@@ -72,8 +72,17 @@ def export_megatron(tmp: Path, specs: list[SourceSpec], caches: list, dtype: np.
         prefix = megatron_prefix(i, spec)
         shutil.move(tmp / "_cache" / f"source-{i}.bin", tmp / f"{prefix}.bin")
         write_megatron_index(tmp / f"{prefix}.idx", cache.lengths, dtype)
-        out.append({"source": spec.describe(), "prefix": prefix, "documents": cache.num_docs, "tokens": int(cache.offsets[-1]),
-                    "rejected_rows": cache.rejected, "length_dropped": cache.length.dropped, "length_cut": cache.length.cut})
+        out.append(
+            {
+                "source": spec.describe(),
+                "prefix": prefix,
+                "documents": cache.num_docs,
+                "tokens": int(cache.offsets[-1]),
+                "rejected_rows": cache.rejected,
+                "length_dropped": cache.length.dropped,
+                "length_cut": cache.length.cut,
+            }
+        )
     return out
 
 
@@ -95,8 +104,15 @@ class TemplateRenderer:
         return "".join(sample.text if p == FIELDS[0] else sample.thinking if p == FIELDS[1] else p for p in self.parts)
 
 
-def export_text(tmp: Path, specs: list[SourceSpec], rejected: list[Rejection], template: str, options: dict,
-                cutters: list, duplicates: list) -> list[dict]:
+def export_text(
+    tmp: Path,
+    specs: list[SourceSpec],
+    rejected: list[Rejection],
+    template: str,
+    options: dict,
+    cutters: list,
+    duplicates: list,
+) -> list[dict]:
     """Every usable record of each source, once, rendered, into ``text-NNNNN.parquet`` files."""
     render, files, out = TemplateRenderer(template), _TextFiles(tmp), []
     for spec, cutter, dups in zip(specs, cutters, duplicates):
@@ -105,15 +121,26 @@ def export_text(tmp: Path, specs: list[SourceSpec], rejected: list[Rejection], t
             kept = [k for s in batch if (k := apply_length_policy(s, options["on_length"], stats)) is not None]
             files.write(_text_table(kept, render, spec))
             rows += len(kept)
-        out.append({"source": spec.describe(), "path": str(spec.path), "kind": spec.kind, "weight": spec.weight,
-                    "documents": rows, "rejected_rows": len(rejected) - before,
-                    "length_dropped": stats.dropped, "length_cut": stats.cut})
+        out.append(
+            {
+                "source": spec.describe(),
+                "path": str(spec.path),
+                "kind": spec.kind,
+                "weight": spec.weight,
+                "documents": rows,
+                "rejected_rows": len(rejected) - before,
+                "length_dropped": stats.dropped,
+                "length_cut": stats.cut,
+            }
+        )
     files.close()
     return out
 
 
 def _batches(spec, rejected, options: dict, cutter, dups) -> Iterator[list[Sample]]:
-    batches = iter_sample_batches(spec, rejected, options["batch_docs"], options["text_field"], options["id_field"], dups)
+    batches = iter_sample_batches(
+        spec, rejected, options["batch_docs"], options["text_field"], options["id_field"], dups
+    )
     return map(cutter, batches) if cutter else batches
 
 
@@ -136,7 +163,9 @@ class _TextFiles:
     def write(self, table: pa.Table) -> None:
         while table.num_rows:
             if self.writer is None:
-                self.writer = pq.ParquetWriter(self.root / f"text-{self.count:05d}.parquet", TEXT_SCHEMA, compression="zstd")
+                self.writer = pq.ParquetWriter(
+                    self.root / f"text-{self.count:05d}.parquet", TEXT_SCHEMA, compression="zstd"
+                )
             take = min(table.num_rows, TEXT_ROWS_PER_FILE - self.rows)
             self.writer.write_table(table.slice(0, take))
             table, self.rows = table.slice(take), self.rows + take

@@ -32,14 +32,20 @@ def check_complete(spec: SourceSpec, allow: bool) -> Optional[dict]:
         return None
     if state["missing"]:
         shown = ", ".join(state["missing"][:5]) + (" ..." if len(state["missing"]) > 5 else "")
-        message = (f"source {spec.describe()}: the augment run is incomplete: {state['done']} of {state['shards']} shards "
-                   f"done (missing {shown})")
+        message = (
+            f"source {spec.describe()}: the augment run is incomplete: {state['done']} of {state['shards']} shards "
+            f"done (missing {shown})"
+        )
         if not allow:
-            raise PrepareError(f"{message}. Finish it (rerun the same `tpt augment` command) or pass --allow-incomplete")
+            raise PrepareError(
+                f"{message}. Finish it (rerun the same `tpt augment` command) or pass --allow-incomplete"
+            )
         warn(message + "; packing it anyway (--allow-incomplete)")
     if state["failed"]:
-        warn(f"source {spec.describe()}: {state['failed']} generation(s) failed and are not in the run "
-             f"({spec.path / 'failed'}); rerun `tpt augment` to retry them")
+        warn(
+            f"source {spec.describe()}: {state['failed']} generation(s) failed and are not in the run "
+            f"({spec.path / 'failed'}); rerun `tpt augment` to retry them"
+        )
     return state
 
 
@@ -62,8 +68,10 @@ def duplicate_keys(spec: SourceSpec, allow: bool) -> frozenset:
     extra = int(counts[counts > 1].sum() - len(repeated))
     message = f"source {spec.describe()}: {extra} record(s) repeat an (id, sample) key of another record"
     if not allow:
-        raise PrepareError(f"{message}; pass --allow-duplicates to keep the first of each and set the rest aside "
-                           "(listed in OUT/rejected.parquet)")
+        raise PrepareError(
+            f"{message}; pass --allow-duplicates to keep the first of each and set the rest aside "
+            "(listed in OUT/rejected.parquet)"
+        )
     warn(message + "; keeping the first of each (--allow-duplicates)")
     return frozenset(int(v) for v in repeated)
 
@@ -78,11 +86,15 @@ class DocCutter:
         self.max_tokens = config.get("max_doc_tokens")
         path = tokenizer or config.get("tokenizer") or config.get("model") or ""
         if not self.max_tokens:
-            raise PrepareError(f"--doc-cut prefix: {spec.path / 'manifest.json'} has no config.max_doc_tokens "
-                               "(not a run written by `tpt augment`); use --doc-cut full")
+            raise PrepareError(
+                f"--doc-cut prefix: {spec.path / 'manifest.json'} has no config.max_doc_tokens "
+                "(not a run written by `tpt augment`); use --doc-cut full"
+            )
         if not Path(path).is_dir():
-            raise PrepareError(f"--doc-cut prefix: the generator's tokenizer {path!r} (from {spec.path / 'manifest.json'}) "
-                               "is not a local folder; pass --doc-cut-tokenizer PATH")
+            raise PrepareError(
+                f"--doc-cut prefix: the generator's tokenizer {path!r} (from {spec.path / 'manifest.json'}) "
+                "is not a local folder; pass --doc-cut-tokenizer PATH"
+            )
         self.ops, self.path, self.cut = TokenizerOps(str(path)), path, 0
 
     def __call__(self, samples: list[Sample]) -> list[Sample]:
