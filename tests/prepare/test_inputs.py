@@ -147,3 +147,14 @@ def test_doc_cut_prefix_is_exactly_what_the_generator_saw(tmp_path, tok_dir):
 def test_doc_cut_prefix_needs_the_generator_tokenizer(tmp_path, tok_dir, tpt_run):
     with pytest.raises(PrepareError, match=r"manifest.json has no config.max_doc_tokens"):
         prepare(config(tok_dir, tmp_path / "out", f"{tpt_run}:tpt", doc_cut="prefix"))
+
+
+def test_cli_exit_codes_for_a_held_lock_and_bad_input(tmp_path, tok_dir, tpt_run, capsys):
+    from tpt.prepare.cli import main
+
+    out = tmp_path / "out"
+    with FileLock(lock_path(out), what=f"--out {out}"):
+        assert main(["--source", f"{tpt_run}:tpt", "--tokenizer", str(tok_dir), "--out", str(out)]) == 3
+    assert f"--out {out} is in use by pid {os.getpid()}" in capsys.readouterr().err
+    assert main(["--source", f"{tpt_run}:tpt", "--out", str(out)]) == 2  # no tokenizer for packed
+    assert "--tokenizer: needed for --format packed" in capsys.readouterr().err

@@ -129,7 +129,9 @@ def _filter_file(path: Path, out: Path, cfg: FilterConfig, patterns: list[str], 
         with pq.ParquetWriter(kept_tmp, THINKING_SCHEMA, compression="zstd") as kept_w, \
                 pq.ParquetWriter(removed_tmp, REMOVED_SCHEMA, compression="zstd") as removed_w:
             for batch, flags in _flagged_batches(parquet, cfg, patterns):
-                keep = ~np.logical_or.reduce([flags.raised[f] for f in cfg.remove]) if cfg.remove else np.ones(batch.num_rows, bool)
+                keep = np.ones(batch.num_rows, bool)
+                for name in cfg.remove:
+                    keep &= ~flags.raised[name]
                 kept_w.write_table(pa.Table.from_batches([batch.filter(pa.array(keep))]).cast(THINKING_SCHEMA))
                 removed_w.write_table(_removed_table(batch, flags, keep, cfg.quality))
                 _count(result, flags, keep, cfg.remove)
@@ -137,8 +139,10 @@ def _filter_file(path: Path, out: Path, cfg: FilterConfig, patterns: list[str], 
                     progress.update(batch.num_rows)
 
     # removed/ first, then data/: a shard counts as filtered once its data/ file exists
-    atomic_write(out / "data" / path.name, lambda kept_tmp: atomic_write(out / "removed" / path.name,
-                                                                         lambda removed_tmp: write(kept_tmp, removed_tmp)))
+    def write_removed_then_kept(kept_tmp: str) -> None:
+        atomic_write(out / "removed" / path.name, lambda removed_tmp: write(kept_tmp, removed_tmp))
+
+    atomic_write(out / "data" / path.name, write_removed_then_kept)
     return result
 
 

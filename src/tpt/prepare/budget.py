@@ -23,8 +23,9 @@ def budget_warnings(cfg, specs: list[SourceSpec], sources: list[dict], cap: Opti
             continue
         if s["epochs_seen"] > cfg.warn_epochs:
             out.append(
-                f"source {s['source']}: repeated {s['epochs_seen']:.2f}x (its share of the budget, {s['tokens']:,} tokens, "
-                f"exceeds its {s['pool_tokens']:,} unique training tokens); lower --tokens or its weight, or make it "
+                f"source {s['source']}: repeated {s['epochs_seen']:.2f}x (its share of the budget, "
+                f"{s['tokens']:,} tokens, exceeds its {s['pool_tokens']:,} unique training tokens); "
+                "lower --tokens or its weight, or make it "
                 f"explicit with :x{s['epochs_seen']:.2g} (threshold --warn-epochs {cfg.warn_epochs:g})"
             )
         elif s["share_used"] < cfg.warn_share:

@@ -56,8 +56,8 @@ def main(argv: list[str]) -> int:
 
 
 def summary(index: dict) -> dict:
-    keys = ("format", "seq_len", "vocab_size", "train", "val", "packing", "rejected_rows", "added_tokens", "megatron_data_path",
-            "warnings", "seconds")
+    keys = ("format", "seq_len", "vocab_size", "train", "val", "packing", "rejected_rows", "added_tokens",
+            "megatron_data_path", "warnings", "seconds")
     out = {k: index[k] for k in keys if index.get(k) not in (None, [], {})}
     wanted = ("source", "tokens", "share", "unique_docs", "share_used", "epochs_seen", "documents", "prefix")
     out["sources"] = [{k: s[k] for k in wanted if k in s} for s in index.get("sources", [])]

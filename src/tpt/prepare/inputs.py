@@ -104,7 +104,8 @@ class DocCutter:
         for s, (prefix, n, was_cut) in zip(todo, self.ops.truncate_batch([s.text for s in todo], self.max_tokens)):
             if not was_cut or (s.doc_tokens and n != s.doc_tokens):
                 raise PrepareError(
-                    f"--doc-cut prefix: {s.where}: the record says the generator saw {s.doc_tokens} document tokens, cut "
+                    f"--doc-cut prefix: {s.where}: the record says the generator saw {s.doc_tokens} document "
+                    "tokens, cut "
                     f"to {self.max_tokens}; tokenizer {self.path} counts {n}: not the generator's tokenizer "
                     "(pass the right one with --doc-cut-tokenizer)"
                 )

@@ -58,7 +58,7 @@ def prepare(cfg: PrepareConfig) -> dict:
                 manifest = _export_megatron(cfg, specs, caches, encoder, tmp, tokenizer, added)
             else:
                 manifest = _pack_all(cfg, specs, caches, budget, cap, shard_tokens, tmp, tokenizer, rejected, added)
-        manifest["inputs"] = {s.describe(): {**inp, "duplicates": len(inp["duplicates"])} for s, inp in zip(specs, inputs)}
+        manifest["inputs"] = {s.describe(): {**i, "duplicates": len(i["duplicates"])} for s, i in zip(specs, inputs)}
         for message in manifest.get("warnings", []):
             warn(message)
         # --format text: OUT/*.parquet must be the dataset alone (loaders glob it), so rejected rows go in a subfolder
@@ -78,7 +78,8 @@ def _pack_all(cfg, specs, caches, budget, cap, shard_tokens, tmp, tokenizer, rej
     pools = [training_pool(c, i, threshold, cfg.seed, cap) for i, c in enumerate(caches)]
     pool_tokens = [int(c.lengths[p].sum()) for c, p in zip(caches, pools)]
     targets, rows = assign_targets(specs, pool_tokens, budget, cfg.seq_len)
-    writer = dict(seq_len=cfg.seq_len, dtype=token_dtype(len(tokenizer)), shard_rows=max(1, shard_tokens // cfg.seq_len))
+    shard_rows = max(1, shard_tokens // cfg.seq_len)
+    writer = dict(seq_len=cfg.seq_len, dtype=token_dtype(len(tokenizer)), shard_rows=shard_rows)
     mixer = Mixer(caches, pools, targets, cfg.seed)
     train = _pack(SplitWriter(tmp, "train", rows=rows, **writer), mixer, len(specs))
     val = _pack_validation(tmp, caches, threshold, val_rows, cfg.seed, writer)
@@ -115,7 +116,8 @@ def _write_manifest(cfg, tmp: Path, tokenizer, manifest: dict) -> None:
         (tmp / "index.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
         return
     splits = manifest.pop("splits")
-    write_index(tmp, seq_len=cfg.seq_len, vocab_size=len(tokenizer), eos_id=int(tokenizer.eos_token_id), splits=splits, **manifest)
+    eos = int(tokenizer.eos_token_id)
+    write_index(tmp, seq_len=cfg.seq_len, vocab_size=len(tokenizer), eos_id=eos, splits=splits, **manifest)
 
 
 def _check_inputs(cfg: PrepareConfig, specs: list[SourceSpec]) -> list[dict]:
@@ -168,18 +170,22 @@ def _check_config(cfg: PrepareConfig) -> tuple[list[SourceSpec], Optional[int], 
 
 def _check_format(cfg: PrepareConfig, specs: list[SourceSpec]) -> None:
     if cfg.format not in FORMATS or cfg.doc_cut not in DOC_CUTS:
-        raise PrepareError(f"--format {cfg.format!r} / --doc-cut {cfg.doc_cut!r}: expected one of {FORMATS} / {DOC_CUTS}")
+        raise PrepareError(f"--format {cfg.format!r} / --doc-cut {cfg.doc_cut!r}: expected {FORMATS} / {DOC_CUTS}")
     if cfg.format != "text" and not cfg.tokenizer:
         raise PrepareError(f"--tokenizer: needed for --format {cfg.format} (only --format text works without one)")
     if cfg.format == "packed":
         return
     if cfg.tokens or cfg.pool_tokens:
-        raise PrepareError(f"--tokens / --pool-tokens: apply to --format packed only; a --format {cfg.format} export holds "
-                           "every document once and the trainer mixes (Megatron: --data-path weights; see docs/exports.md)")
+        raise PrepareError(
+            f"--tokens / --pool-tokens: apply to --format packed only; a --format {cfg.format} export holds every "
+            "document once and the trainer mixes (Megatron: --data-path weights; see docs/exports.md)"
+        )
     repeated = [s.describe() for s in specs if s.epochs is not None]
     if repeated:
-        raise PrepareError(f"--source {repeated[0]}: xN epochs apply to --format packed only; give a weight (the export "
-                           "records it for the trainer's blending)")
+        raise PrepareError(
+            f"--source {repeated[0]}: xN epochs apply to --format packed only; give a weight (the export records it "
+            "for the trainer's blending)"
+        )
 
 
 def _load_checked_tokenizer(cfg: PrepareConfig, specs: list[SourceSpec]):
@@ -252,6 +258,7 @@ def _write_rejected(path: Path, rejected: list[Rejection]) -> None:
 def _manifest(cfg, tokenizer, specs, caches, pools, targets, mixer, train, val, rejected) -> dict:
     sources = []
     pool_tokens = [mixer.progress[i].pool_tokens for i in range(len(specs))]
+    held_out = val["docs_per_source"] if val else [0] * len(specs)
     for i, (spec, cache) in enumerate(zip(specs, caches)):
         written = train["tokens_per_source"][i]
         sources.append({
@@ -262,7 +269,7 @@ def _manifest(cfg, tokenizer, specs, caches, pools, targets, mixer, train, val, 
             "pool_docs": len(pools[i]), "pool_tokens": pool_tokens[i], "target_tokens": round(targets[i], 1),
             "tokens": written, "share": round(written / train["tokens"], 6),
             "unique_docs": mixer.unique_docs(i), "epochs_seen": round(written / pool_tokens[i], 6),
-            "share_used": round(mixer.unique_docs(i) / max(1, cache.num_docs - (val["docs_per_source"][i] if val else 0)), 6),
+            "share_used": round(mixer.unique_docs(i) / max(1, cache.num_docs - held_out[i]), 6),
         })  # fmt: skip
     slots = train["sequences"] * cfg.seq_len
     return {

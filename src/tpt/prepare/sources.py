@@ -60,7 +60,9 @@ def check_source(spec: SourceSpec, text_field: str = "text") -> list[Path]:
         elif not (path.name.endswith(readers.JSONL_SUFFIXES) or readers.is_hf_dataset_dir(path)):
             raise PrepareError(f"source {spec.describe()}: {path}: unsupported file (expected .jsonl[.gz|.zst] or .parquet)")
     if is_run_folder(spec.path) and rows == 0:
-        raise PrepareError(f"source {spec.describe()}: 0 records in {spec.path / 'data'} (filtered to nothing?); drop the source")
+        raise PrepareError(
+            f"source {spec.describe()}: 0 records in {spec.path / 'data'} (filtered to nothing?); drop the source"
+        )
     return files
 
 
@@ -119,7 +121,8 @@ def _run_samples(spec: SourceSpec, rejected: list[Rejection], duplicates: frozen
                 if problem:
                     rejected.append(Rejection(str(path), line, problem[0], problem[1], str(doc_id)))
                 elif tpt:
-                    yield Sample(doc_id, row[2], row[3], row[4], sample or 0, row[5] or 0, row[6] or 0, bool(row[7]), f"{path}:{line}")
+                    yield Sample(doc_id, row[2], row[3], row[4], sample or 0, row[5] or 0, row[6] or 0, bool(row[7]),
+                                 f"{path}:{line}")
                 elif doc_id not in seen:
                     seen.add(doc_id)
                     yield Sample(doc_id, row[2], where=f"{path}:{line}")

@@ -139,8 +139,10 @@ def check_out(out: Path, overwrite: bool) -> None:
         ours = False
     if not ours and any(out.iterdir()):
         first = sorted(p.name for p in out.iterdir())[:3]
-        raise PrepareError(f"--out {out}: holds files that are not a tpt prepare output ({', '.join(first)} ...; no "
-                           f"{index.name} of a tpt format); refusing to replace it even with --overwrite: choose another --out")
+        raise PrepareError(
+            f"--out {out}: holds files that are not a tpt prepare output ({', '.join(first)} ...; no {index.name} "
+            "of a tpt format); refusing to replace it even with --overwrite: choose another --out"
+        )
 
 
 def _remove_legacy_temps(out: Path) -> None:

@@ -54,7 +54,8 @@ def save_hf(model: torch.nn.Module, tokenizer, folder: Path, state_dict: dict | 
     from transformers.utils import logging as hf_logging
 
     if dtype is not None:
-        state_dict = {k: v.to(dtype) if v.is_floating_point() else v for k, v in (state_dict or model.state_dict()).items()}
+        source = state_dict or model.state_dict()
+        state_dict = {k: v.to(dtype) if v.is_floating_point() else v for k, v in source.items()}
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # one "Writing model shards" bar per checkpoint is noise
     try:

@@ -11,7 +11,9 @@ import json
 from pathlib import Path
 
 from tpt.prepare.packed import PackedDataset
-from tpt.prepare.tokenizer import EOS, IM_END, IM_START, THINK_CLOSE, THINK_OPEN, missing_special_tokens, template_special_tokens
+from tpt.prepare.tokenizer import (
+    EOS, IM_END, IM_START, THINK_CLOSE, THINK_OPEN, missing_special_tokens, template_special_tokens,
+)
 
 from .data import max_token_id
 
@@ -82,8 +84,10 @@ def check_tokenizer(tok, path: Path, index: dict, mode: str) -> None:
     needed = [IM_START, IM_END] if mode == "sft" else (template_tokens(index) if data_has_thinking(index) else [])
     missing = missing_special_tokens(tok, needed) if needed else []
     if missing:
-        raise TrainInputError(f"tokenizer {path}: lacks special tokens {missing} needed for {mode} data (each must be one token; "
-                              "`tpt prepare --add-think-tokens` adds them)")
+        raise TrainInputError(
+            f"tokenizer {path}: lacks special tokens {missing} needed for {mode} data (each must be one token; "
+            "`tpt prepare --add-think-tokens` adds them)"
+        )
 
 
 def template_tokens(index: dict) -> list[str]:
@@ -130,9 +134,9 @@ def check_doc_starts(ds: PackedDataset) -> None:
         try:
             starts = np.load(path, mmap_mode="r")
         except (OSError, ValueError) as e:
-            raise TrainInputError(f"{path}: unreadable document starts ({e}); rerun `tpt prepare` for {ds.root}") from None
+            raise TrainInputError(f"{path}: unreadable document starts ({e}); rerun `tpt prepare`") from None
         if starts.ndim != 1 or (len(starts) and (starts[-1] >= shard.num_sequences * ds.seq_len or starts[0] < 0)):
-            raise TrainInputError(f"{path}: document starts outside the shard's {shard.num_sequences} rows; rerun `tpt prepare`")
+            raise TrainInputError(f"{path}: document starts outside the shard's {shard.num_sequences} rows")
 
 
 # Text that exercises what pre-tokenizers disagree on: digits after spaces, runs of digits,

@@ -69,7 +69,8 @@ def build_model(plan: RunPlan, cfg: TrainConfig, resume_dir: Path | None, device
     try:
         model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32, local_files_only=True)
     except Exception as e:  # transformers / safetensors raise many types for a cut or foreign file
-        raise TrainInputError(f"{checks.weights_file(Path(source))}: cannot be loaded ({type(e).__name__}: {e})") from None
+        where = checks.weights_file(Path(source))
+        raise TrainInputError(f"{where}: cannot be loaded ({type(e).__name__}: {e})") from None
     if resume_dir is None and plan.added_token_ids:
         extend_embeddings(model, plan.vocab_size, plan.added_token_ids)
     return model.to(device)
@@ -85,7 +86,8 @@ def extend_embeddings(model: torch.nn.Module, vocab_size: int, new_ids: list[int
         model.resize_token_embeddings(vocab_size, mean_resizing=False)
     known = [i for i in range(min(old, vocab_size)) if i not in set(new_ids)]
     with torch.no_grad():
-        for layer in {id(m): m for m in (model.get_input_embeddings(), model.get_output_embeddings()) if m is not None}.values():
+        layers = (model.get_input_embeddings(), model.get_output_embeddings())
+        for layer in {id(m): m for m in layers if m is not None}.values():  # once when tied
             layer.weight[new_ids] = layer.weight[known].mean(dim=0, keepdim=True)
 
 

@@ -160,7 +160,9 @@ def make_plan(cfg: TrainConfig, dist: Dist) -> RunPlan:
     checks.check_tokenizer(tok, tok_path, train.index, cfg.mode)
     model_config, source = resolve_model_config(cfg, train, tok)
     added = checks.added_tokens(train.index, tok, tok_path)
-    vocab = max(int(model_config.vocab_size), len(tok)) if cfg.init is not None and added else int(model_config.vocab_size)
+    vocab = int(model_config.vocab_size)
+    if cfg.init is not None and added:  # rows for the added tokens (the checkpoint may already have them)
+        vocab = max(vocab, len(tok))
     checks.check_model_fits(model_config, train, source, vocab)
     checks.check_checkpoint_tokenizer(tok, tok_path, model_config, train)
     if cfg.init is not None:
@@ -203,5 +205,5 @@ def make_plan(cfg: TrainConfig, dist: Dist) -> RunPlan:
 def warn_epochs(sequences: int, train_rows: int, data_root: Path) -> None:
     """Say so when the budget goes past one pass over the data (the data repeats)."""
     if sequences > train_rows:
-        print(f"tpt train: warning: the budget is {sequences / train_rows:.2f} epochs over {data_root}'s {train_rows:,} "
-              "training sequences: every sequence is seen more than once", file=sys.stderr, flush=True)
+        print(f"tpt train: warning: the budget is {sequences / train_rows:.2f} epochs over {data_root}'s "
+              f"{train_rows:,} training sequences: every sequence is seen more than once", file=sys.stderr, flush=True)
