@@ -110,3 +110,18 @@ def test_budget_past_one_epoch_is_warned(tokenizer_dir, tmp_path, capsys):
     data = write_packed(tmp_path / "data", tokenizer_dir, repeat=1)
     train(TrainConfig(data=data, out=tmp_path / "out", epochs=2.0, **FAST))
     assert "tpt train: warning: the budget is 2.0" in capsys.readouterr().err
+
+
+def test_cli_os_error_and_held_lock_are_one_line_with_exit_code_3(packed_dir, tmp_path, capsys):
+    from tpt.train.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    args = ["--data", str(packed_dir), "--tokens", "128", "--model-preset", "0.1m", "--batch-tokens", "128", "--no-progress"]
+    assert main([*args, "--out", str(blocker / "out")]) == 3
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"tpt train: error: {blocker / 'out'}") and "\n" not in err and "Traceback" not in err
+    out = tmp_path / "live"
+    with FileLock(out / LOCK_FILE, what=f"--out {out}"):
+        assert main([*args, "--out", str(out)]) == 3
+    assert "is in use by pid" in capsys.readouterr().err
