@@ -7,6 +7,7 @@ so a document that happens to contain "<think>" or "<|endoftext|>" cannot forge 
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -103,19 +104,23 @@ class SampleEncoder:
         return self._encode(texts, add_special_tokens=False)
 
     def assemble(self, samples: list[Sample], encodings: list) -> tuple[np.ndarray, np.ndarray]:
-        """The Python part: template literals + encodings + EOS, flattened."""
+        """The Python part: template literals + encodings + EOS, flattened.
+
+        The pieces (id lists) are chained straight into one numpy array of known size: no
+        intermediate Python list of every token (that copy was a fifth of prepare's CPU time)."""
         encoded = iter(encodings)
-        flat: list[int] = []
+        pieces: list[list[int]] = []
         lengths = np.empty(len(samples), dtype=np.int64)
+        eos = [self.eos_id]
         for i, s in enumerate(samples):
-            start = len(flat)
             text_ids = next(encoded).ids
             if s.thinking is None:
-                flat.extend(text_ids)
+                parts = [text_ids, eos]
             else:
                 thinking_ids = next(encoded).ids
-                for part in self._parts:
-                    flat.extend(text_ids if part == "{text}" else thinking_ids if part == "{thinking}" else part)
-            flat.append(self.eos_id)
-            lengths[i] = len(flat) - start
-        return np.array(flat, dtype=self.dtype), lengths
+                parts = [text_ids if p == "{text}" else thinking_ids if p == "{thinking}" else p for p in self._parts]
+                parts.append(eos)
+            pieces.extend(parts)
+            lengths[i] = sum(map(len, parts))
+        total = int(lengths.sum())
+        return np.fromiter(itertools.chain.from_iterable(pieces), dtype=self.dtype, count=total), lengths
