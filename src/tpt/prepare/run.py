@@ -58,7 +58,7 @@ def prepare(cfg: PrepareConfig) -> dict:
                 manifest = _export_megatron(cfg, specs, caches, encoder, tmp, tokenizer, added)
             else:
                 manifest = _pack_all(cfg, specs, caches, budget, cap, shard_tokens, tmp, tokenizer, rejected, added)
-        manifest["inputs"] = {s.describe(): {**i, "duplicates": len(i["duplicates"])} for s, i in zip(specs, inputs)}
+        manifest["inputs"] = {s.describe(): _input_summary(i) for s, i in zip(specs, inputs)}
         for message in manifest.get("warnings", []):
             warn(message)
         # --format text: OUT/*.parquet must be the dataset alone (loaders glob it), so rejected rows go in a subfolder
@@ -129,6 +129,12 @@ def _check_inputs(cfg: PrepareConfig, specs: list[SourceSpec]) -> list[dict]:
         cutter = DocCutter(spec, cfg.doc_cut_tokenizer) if cfg.doc_cut == "prefix" and spec.kind == "tpt" else None
         out.append({"completion": state, "duplicates": duplicates, "cutter": cutter, "doc_cut": cfg.doc_cut})
     return out
+
+
+def _input_summary(inp: dict) -> dict:
+    """What index.json says about a source's checks: completion, repeated keys, the document cut."""
+    cut = inp["cutter"].cut if inp["cutter"] else 0
+    return {"completion": inp["completion"], "duplicates": len(inp["duplicates"]), "doc_cut": inp["doc_cut"], "docs_cut": cut}
 
 
 def _tokenize_all(cfg: PrepareConfig, specs: list[SourceSpec], encoder: SampleEncoder, tmp: Path, rejected: list,
