@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from tpt.config import to_dict
+from tpt.io.atomic import atomic_write_text
 from tpt.io.lock import FileLock
 
 from . import checkpoint as ckpt
@@ -357,7 +358,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             describe = {"config": to_dict(cfg), "plan": {"model": plan.model_source, "parameters": trainer.parameters,
                         "global_batch": plan.layout.global_batch, "micro_batch": plan.layout.micro, "accum": plan.layout.accum,
                         "world": dist.world, "parallel": trainer.kind, "total_steps": plan.total_steps, "seq_len": plan.seq_len}}
-            (out / "train_config.json").write_text(json.dumps(describe, indent=2) + "\n")
+            atomic_write_text(out / "train_config.json", json.dumps(describe, indent=2) + "\n")
             print(f"tpt train: {plan.model_source}, {trainer.parameters / 1e6:.2f}M parameters, {plan.total_steps} steps x "
                   f"{plan.tokens_per_step} tokens (global batch {plan.layout.global_batch} = {dist.world} x {plan.layout.accum} "
                   f"x {plan.layout.micro} sequences of {plan.seq_len})", flush=True)
