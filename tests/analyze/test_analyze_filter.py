@@ -173,3 +173,5 @@ def test_batch_flags_equal_flag_record_on_varied_text():
     for row, (doc, think, reason) in enumerate(zip(docs, thinks, reasons)):
         assert batch.details(row, cfg) == flag_record(doc, think, reason, cfg, patterns), (row, think[:80])
     assert all(batch.raised[f].any() for f in ("truncated", "empty", "repetition", "copy", "template", "script"))
+    part = flag_batch(pa.array(docs).slice(150), pa.array(thinks).slice(150), pa.array(reasons).slice(150), cfg, patterns)
+    assert [part.details(r, cfg) for r in range(250)] == [batch.details(r, cfg) for r in range(150, 400)]  # slices too

@@ -125,12 +125,10 @@ _WORD_BYTES = np.array(
 
 def _ascii_word_bytes(column: pa.Array) -> pa.Array:
     """The same strings with every byte that is not part of a word replaced by a space (offsets kept)."""
-    column = pa.concat_arrays([column]) if column.offset else column  # buffers start at row 0
-    offsets = column.buffers()[1]
-    start, end = np.frombuffer(offsets, dtype=np.int32)[[0, len(column)]]
-    data = np.frombuffer(column.buffers()[2], dtype=np.uint8)[:end] if end else np.zeros(0, np.uint8)
-    mapped = _WORD_BYTES[data]
-    return pa.Array.from_buffers(pa.string(), len(column), [None, offsets, pa.py_buffer(mapped)])
+    _, offsets, data = column.buffers()
+    end = int(np.frombuffer(offsets, dtype=np.int32)[column.offset + len(column)])
+    mapped = _WORD_BYTES[np.frombuffer(data, dtype=np.uint8, count=end)] if end else np.zeros(0, np.uint8)
+    return pa.Array.from_buffers(pa.string(), len(column), [None, offsets, pa.py_buffer(mapped)], offset=column.offset)
 
 
 def _ngram_keys(codes: np.ndarray, records: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
