@@ -85,11 +85,14 @@ def extend_embeddings(model: torch.nn.Module, vocab_size: int, new_ids: list[int
     old = model.get_input_embeddings().weight.shape[0]
     if vocab_size > old:
         model.resize_token_embeddings(vocab_size, mean_resizing=False)
-    known = [i for i in range(min(old, vocab_size)) if i not in set(new_ids)]
+    # rows of the new ids that the checkpoint already had (padding) are not part of the mean
+    padded = [i for i in new_ids if i < old]
+    layers = (model.get_input_embeddings(), model.get_output_embeddings())
     with torch.no_grad():
-        layers = (model.get_input_embeddings(), model.get_output_embeddings())
         for layer in {id(m): m for m in layers if m is not None}.values():  # once when tied
-            layer.weight[new_ids] = layer.weight[known].mean(dim=0, keepdim=True)
+            weight = layer.weight
+            total = weight[:old].sum(dim=0, dtype=torch.float64) - weight[padded].sum(dim=0, dtype=torch.float64)
+            weight[new_ids] = (total / (old - len(padded))).to(weight.dtype)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
