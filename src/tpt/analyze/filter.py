@@ -128,15 +128,18 @@ def _filter_file(path: Path, out: Path, cfg: FilterConfig, patterns: list[str], 
     def write(kept_tmp: str, removed_tmp: str) -> None:
         with pq.ParquetWriter(kept_tmp, THINKING_SCHEMA, compression="zstd") as kept_w, \
                 pq.ParquetWriter(removed_tmp, REMOVED_SCHEMA, compression="zstd") as removed_w:
+            kept, removed = _RowGroups(kept_w), _RowGroups(removed_w)
             for batch, flags in _flagged_batches(parquet, cfg, patterns):
                 keep = np.ones(batch.num_rows, bool)
                 for name in cfg.remove:
                     keep &= ~flags.raised[name]
-                kept_w.write_table(pa.Table.from_batches([batch.filter(pa.array(keep))]).cast(THINKING_SCHEMA))
-                removed_w.write_table(_removed_table(batch, flags, keep, cfg.quality))
+                kept.add(pa.Table.from_batches([batch.filter(pa.array(keep))]).cast(THINKING_SCHEMA))
+                removed.add(_removed_table(batch, flags, keep, cfg.quality))
                 _count(result, flags, keep, cfg.remove)
                 if progress is not None:
                     progress.update(batch.num_rows)
+            kept.flush()
+            removed.flush()
 
     # removed/ first, then data/: a shard counts as filtered once its data/ file exists
     def write_removed_then_kept(kept_tmp: str) -> None:
@@ -144,6 +147,28 @@ def _filter_file(path: Path, out: Path, cfg: FilterConfig, patterns: list[str], 
 
     atomic_write(out / "data" / path.name, write_removed_then_kept)
     return result
+
+
+class _RowGroups:
+    """Collects small filtered tables into row groups of about ROW_GROUP rows: flags are computed
+    on small batches (their hash sets stay in cache), but readers of the clean run want larger row
+    groups.  4096 rows, as before: memory stays a few thousand records."""
+
+    ROW_GROUP = 4096
+
+    def __init__(self, writer: pq.ParquetWriter):
+        self.writer, self.tables, self.rows = writer, [], 0
+
+    def add(self, table: pa.Table) -> None:
+        self.tables.append(table)
+        self.rows += table.num_rows
+        if self.rows >= self.ROW_GROUP:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.tables:
+            self.writer.write_table(pa.concat_tables(self.tables), row_group_size=self.ROW_GROUP)
+        self.tables, self.rows = [], 0
 
 
 def _flagged_batches(parquet: pq.ParquetFile, cfg: FilterConfig, patterns: list[str]):
