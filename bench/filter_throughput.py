@@ -123,7 +123,8 @@ def main() -> int:
             ("tpt filter (read + flag + write)", filter_s, filter_cpu, n),
         )
         for name, wall, cpu, count in rows:
-            print(f"  {name:<40} {wall:7.3f} s wall {count / wall:>9,.0f} rec/s  {cpu:7.3f} s CPU {count / cpu:>9,.0f} rec/CPU-s")
+            rates = f"{count / wall:>9,.0f} rec/s  {cpu:7.3f} s CPU {count / cpu:>9,.0f} rec/CPU-s"
+            print(f"  {name:<40} {wall:7.3f} s wall {rates}")
         wall_ratio, cpu_ratio = (n / filter_s) / (ref_n / ref_s), (n / filter_cpu) / (ref_n / ref_cpu)
         print(f"ratio tpt filter / reference: {wall_ratio:.1f}x wall-clock, {cpu_ratio:.1f}x per CPU-second")
         per_cpu = n / filter_cpu
