@@ -95,3 +95,15 @@ def test_overwrite_never_replaces_a_folder_of_something_else(tmp_path, tok_dir, 
         config(tok_dir, tmp_path / "mg", f"{tpt_run}:tpt", format="megatron", overwrite=True)
     )  # its own: replaced
     assert json.loads((tmp_path / "mg" / "index.json").read_text())["format"] == index["format"]
+
+
+def test_megatron_index_for_large_vocabularies_reads_as_int32(tmp_path):
+    """Vocabularies over 65,535 ids: prepare's uint32 cache is declared int32, Megatron's own choice."""
+    indexed = pytest.importorskip("megatron.core.datasets.indexed_dataset", reason="pip install 'tpt[export]'")
+    from tpt.prepare.exports import write_megatron_index
+
+    docs = [np.array([151_000, 7, 151_643], np.uint32), np.array([65_536, 1], np.uint32), np.array([3], np.uint32)]
+    np.concatenate(docs).tofile(tmp_path / "big.bin")
+    write_megatron_index(tmp_path / "big.idx", [len(d) for d in docs], np.dtype(np.uint32))
+    ds = indexed.IndexedDataset(str(tmp_path / "big"))
+    assert len(ds) == 3 and all(ds[i].dtype == np.int32 and ds[i].tolist() == d.tolist() for i, d in enumerate(docs))
