@@ -140,3 +140,38 @@ def test_stats_quality_counts_the_same_flags_as_the_filter(make_run, tmp_path, c
     assert groups["bio"]["flags"] == {"truncated": 0, "empty": 1, "repetition": 1, "copy": 1, "template": 0, "script": 0}
     assert analyze_main(["stats", str(src), "--quality", "--out", str(tmp_path / "r")]) == 0
     assert "Quality flags" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_batch_flags_equal_flag_record_on_varied_text():
+    """quality_batch (what `tpt filter` runs) gives exactly flag_record's flags and details."""
+    import random
+
+    import pyarrow as pa
+
+    from tpt.analyze.quality_batch import flag_batch
+
+    rng = random.Random(3)
+    vocab = [f"w{i}" for i in range(300)] + ["Énergie", "naïve", "Straße", "x_1", "42", "don't", "e-mail"]
+    cjk = "能量守恒定律说明能量不会凭空产生也不会凭空消失只会从一种形式转化为另一种形式"
+    docs, thinks, reasons = [], [], []
+    for i in range(400):
+        doc = " ".join(rng.choice(vocab) for _ in range(rng.randint(0, 60)))
+        kind = i % 8
+        think = {0: " ".join(rng.choice(vocab) for _ in range(rng.randint(5, 120))),
+                 1: " ".join([" ".join(rng.choice(vocab) for _ in range(8))] * rng.randint(2, 9)),
+                 2: doc + " " + " ".join(rng.choice(vocab) for _ in range(rng.randint(0, 30))),
+                 3: "Мы внимательно анализируем этот документ, " * rng.randint(1, 4),
+                 4: cjk[: rng.randint(5, len(cjk))] + "。" + cjk,
+                 5: "  \t\n " + "ok. " * rng.randint(0, 20),
+                 6: CLEAN + " <|im_end|> " + rng.choice(["## End of the context", ""]),
+                 7: "—«" + " ".join(rng.choice(vocab) for _ in range(40)) + "»!"}[kind]
+        docs.append(cjk if kind == 4 and i % 16 == 4 else doc)
+        thinks.append(think)
+        reasons.append(rng.choice(["stop", "stop", "length"]))
+    cfg, patterns = QualityConfig(), template_patterns(QualityConfig())
+    batch = flag_batch(pa.array(docs), pa.array(thinks), pa.array(reasons), cfg, patterns)
+    for row, (doc, think, reason) in enumerate(zip(docs, thinks, reasons)):
+        assert batch.details(row, cfg) == flag_record(doc, think, reason, cfg, patterns), (row, think[:80])
+    assert all(batch.raised[f].any() for f in ("truncated", "empty", "repetition", "copy", "template", "script"))
+    part = flag_batch(pa.array(docs).slice(150), pa.array(thinks).slice(150), pa.array(reasons).slice(150), cfg, patterns)
+    assert [part.details(r, cfg) for r in range(250)] == [batch.details(r, cfg) for r in range(150, 400)]  # slices too

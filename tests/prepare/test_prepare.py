@@ -161,7 +161,8 @@ def test_config_that_does_not_fit_leaves_no_folder(tmp_path, tok_dir, tpt_run):
         prepare(config(tok_dir, tmp_path / "out", f"{tpt_run}:tpt:x1", tokens="10M"))
     with pytest.raises(PrepareError, match="validation split needs"):
         prepare(config(tok_dir, tmp_path / "out", f"{tpt_run}:tpt:1", val_sequences=10_000))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no output, no temp folder
+    # no output, no temp folder; the lock file stays
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.tpt-lock", "run"]
 
 
 def test_existing_output_needs_overwrite(tmp_path, tok_dir, tpt_run):

@@ -7,22 +7,27 @@ Output layout (a valid augment run for every later stage)::
     OUT/manifest.json                             the source's manifest + a "filter" section
     OUT/stats.json                                records in / kept / removed, counts per flag
 
-Files are written under a temporary name and renamed when complete, so a crash never leaves a
-half-written shard that looks finished.  Memory holds one record batch at a time.
+Files are written under a temporary name and renamed when complete (tpt.io.atomic), so a crash
+never leaves a half-written shard that looks finished.  Memory holds a few record batches at a
+time.  The flags are computed per batch with pyarrow compute and numpy (quality_batch.py), two
+batches at once in threads (the kernels release the GIL): corpus-scale, not per-record Python.
 """
 
 from __future__ import annotations
 
 import json
-import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tpt.analyze.quality import FLAGS, QualityConfig, flag_rows, template_patterns
+from tpt.analyze.quality import FLAGS, QualityConfig, template_patterns
+from tpt.analyze.quality_batch import MAX_BATCH, BatchFlags, flag_batch
 from tpt.config import field, to_dict
+from tpt.io.atomic import atomic_write, atomic_write_text
 from tpt.io.runs import data_files, read_manifest
 from tpt.records import THINKING_SCHEMA
 
@@ -39,8 +44,8 @@ class FilterConfig:
     out: Path = field(help="folder for the clean run (must not exist, or be empty, unless --overwrite)")
     remove: list[str] = field(default_factory=lambda: list(FLAGS), help=f"flags that remove a record; others are only counted (choices: {', '.join(FLAGS)})")
     overwrite: bool = field(False, help="replace an existing non-empty --out folder's files")
-    batch_size: int = field(4096, help="records per Arrow batch (memory bound)")
-    workers: int = field(1, help="processes filtering shard files in parallel (the text checks are CPU-bound Python)")
+    batch_size: int = field(512, help="records per Arrow batch: small batches keep the n-gram hash sets in cache")
+    workers: int = field(1, help="processes filtering shard files in parallel (each also runs 2 threads)")
     quality: QualityConfig = field(default_factory=QualityConfig, help="quality thresholds")
 
 
@@ -69,6 +74,8 @@ def filter_run(cfg: FilterConfig, progress=None) -> FilterResult:
     unknown = sorted(set(cfg.remove) - set(FLAGS))
     if unknown:
         raise ValueError(f"--remove: unknown flag(s) {', '.join(unknown)} (choices: {', '.join(FLAGS)})")
+    if not 0 < cfg.batch_size <= MAX_BATCH:
+        raise ValueError(f"--batch-size {cfg.batch_size}: must be in 1..{MAX_BATCH}")
     source, out = Path(cfg.run), Path(cfg.out)
     files = data_files(source)
     _prepare_out(source, out, cfg.overwrite)
@@ -112,53 +119,98 @@ def _empty_result(cfg: FilterConfig) -> FilterResult:
 
 def _filter_file(path: Path, out: Path, cfg: FilterConfig, patterns: list[str], progress) -> FilterResult:
     """Filter one shard into OUT/data and OUT/removed (same file name); returns its counts."""
-    result = _empty_result(cfg)
     parquet = pq.ParquetFile(path)
     missing = [c for c in THINKING_SCHEMA.names if c not in parquet.schema_arrow.names]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (not a thinking-record shard?)")
-    kept_path, removed_path = out / "data" / path.name, out / "removed" / path.name
-    remove = set(cfg.remove)
-    with pq.ParquetWriter(str(kept_path) + ".tmp", THINKING_SCHEMA, compression="zstd") as kept_w, \
-            pq.ParquetWriter(str(removed_path) + ".tmp", REMOVED_SCHEMA, compression="zstd") as removed_w:
-        for batch in parquet.iter_batches(batch_size=cfg.batch_size, columns=THINKING_SCHEMA.names):
-            cols = batch.select(["text", "thinking", "finish_reason"]).to_pydict()
-            flags = flag_rows(cols, cfg.quality, patterns)
-            keep = [not (set(f) & remove) for f in flags]
-            kept_w.write_table(pa.Table.from_batches([batch.filter(pa.array(keep))]).cast(THINKING_SCHEMA))
-            removed_w.write_table(_removed_table(batch, flags, keep))
-            _count(result, flags, keep, remove)
-            if progress is not None:
-                progress.update(batch.num_rows)
-    os.replace(str(kept_path) + ".tmp", kept_path)
-    os.replace(str(removed_path) + ".tmp", removed_path)
+    result = _empty_result(cfg)
+
+    def write(kept_tmp: str, removed_tmp: str) -> None:
+        with pq.ParquetWriter(kept_tmp, THINKING_SCHEMA, compression="zstd") as kept_w, \
+                pq.ParquetWriter(removed_tmp, REMOVED_SCHEMA, compression="zstd") as removed_w:
+            kept, removed = _RowGroups(kept_w), _RowGroups(removed_w)
+            for batch, flags in _flagged_batches(parquet, cfg, patterns):
+                keep = np.ones(batch.num_rows, bool)
+                for name in cfg.remove:
+                    keep &= ~flags.raised[name]
+                kept.add(pa.Table.from_batches([batch.filter(pa.array(keep))]).cast(THINKING_SCHEMA))
+                removed.add(_removed_table(batch, flags, keep, cfg.quality))
+                _count(result, flags, keep, cfg.remove)
+                if progress is not None:
+                    progress.update(batch.num_rows)
+            kept.flush()
+            removed.flush()
+
+    # removed/ first, then data/: a shard counts as filtered once its data/ file exists
+    def write_removed_then_kept(kept_tmp: str) -> None:
+        atomic_write(out / "removed" / path.name, lambda removed_tmp: write(kept_tmp, removed_tmp))
+
+    atomic_write(out / "data" / path.name, write_removed_then_kept)
     return result
 
 
-def _removed_table(batch: pa.RecordBatch, flags: list[dict[str, str]], keep: list[bool]) -> pa.Table:
-    ids, samples = batch.column("id").to_pylist(), batch.column("sample").to_pylist()
-    rows = [
-        {"id": ids[i], "sample": samples[i], "flags": sorted(f), "detail": "; ".join(f"{k}: {v}" for k, v in sorted(f.items()))}
-        for i, f in enumerate(flags) if not keep[i]
-    ]
+class _RowGroups:
+    """Collects small filtered tables into row groups of about ROW_GROUP rows: flags are computed
+    on small batches (their hash sets stay in cache), but readers of the clean run want larger row
+    groups.  4096 rows, as before: memory stays a few thousand records."""
+
+    ROW_GROUP = 4096
+
+    def __init__(self, writer: pq.ParquetWriter):
+        self.writer, self.tables, self.rows = writer, [], 0
+
+    def add(self, table: pa.Table) -> None:
+        self.tables.append(table)
+        self.rows += table.num_rows
+        if self.rows >= self.ROW_GROUP:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.tables:
+            self.writer.write_table(pa.concat_tables(self.tables), row_group_size=self.ROW_GROUP)
+        self.tables, self.rows = [], 0
+
+
+def _flagged_batches(parquet: pq.ParquetFile, cfg: FilterConfig, patterns: list[str]):
+    """(batch, BatchFlags) in file order; two batches are flagged at once in threads."""
+    def flag(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, BatchFlags]:
+        cols = [batch.column(name) for name in ("text", "thinking", "finish_reason")]
+        return batch, flag_batch(*cols, cfg.quality, patterns)
+
+    batches = parquet.iter_batches(batch_size=cfg.batch_size, columns=THINKING_SCHEMA.names)
+    with ThreadPoolExecutor(2) as pool:
+        pending = []
+        for batch in batches:
+            pending.append(pool.submit(flag, batch))
+            if len(pending) > 2:  # bounded: at most three batches in memory
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()
+
+
+def _removed_table(batch: pa.RecordBatch, flags: BatchFlags, keep: np.ndarray, quality: QualityConfig) -> pa.Table:
+    gone = np.flatnonzero(~keep)
+    ids, samples = batch.column("id").take(gone).to_pylist(), batch.column("sample").take(gone).to_pylist()
+    rows = []
+    for row, doc_id, sample in zip(gone.tolist(), ids, samples):
+        detail = flags.details(row, quality)
+        rows.append({"id": doc_id, "sample": sample, "flags": sorted(detail),
+                     "detail": "; ".join(f"{k}: {v}" for k, v in sorted(detail.items()))})
     return pa.Table.from_pylist(rows, schema=REMOVED_SCHEMA)
 
 
-def _count(result: FilterResult, flags: list[dict[str, str]], keep: list[bool], remove: set[str]) -> None:
-    for f, k in zip(flags, keep):
-        result.records += 1
-        result.kept += k
-        result.removed += not k
-        for name in f:
-            result.flagged[name] += 1
-            if name in remove:
-                result.removed_by[name] += 1
+def _count(result: FilterResult, flags: BatchFlags, keep: np.ndarray, remove: list[str]) -> None:
+    result.records += len(keep)
+    result.kept += int(keep.sum())
+    result.removed += int((~keep).sum())
+    for name in FLAGS:
+        result.flagged[name] += int(flags.raised[name].sum())
+    for name in remove:
+        result.removed_by[name] += int(flags.raised[name].sum())
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str))
 
 
 def read_removed(out: str | Path) -> pa.Table:

@@ -34,3 +34,24 @@ def iter_records(run_dir: str | Path) -> Iterator[ThinkingRecord]:
     for batch in iter_record_batches(run_dir):
         for row in batch.to_pylist():
             yield ThinkingRecord.from_row(row)
+
+
+def completion(run_dir: str | Path) -> dict | None:
+    """How complete an augment run is, from its own markers: {"shards", "done", "missing", "failed"}.
+
+    ``shards`` = the shards its plan (plan.json rows, manifest shard_size) cuts the input into,
+    ``done`` = completion markers in RUN/state, ``missing`` = names of shards without one,
+    ``failed`` = rows in RUN/failed (generations to retry).  None when the folder has no plan
+    (a filtered copy, or a run written by another tool): completeness is then unknown.
+    """
+    run = Path(run_dir)
+    plan_path = run / "plan.json"
+    try:
+        n_rows = int(json.loads(plan_path.read_text())["n_rows"])
+        shard_size = int(read_manifest(run)["config"]["shard_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    names = [f"shard-{k:05d}" for k in range(-(-n_rows // max(1, shard_size)))]
+    missing = [n for n in names if not (run / "state" / f"{n}.done").exists()]
+    failed = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted((run / "failed").glob("*.parquet")))
+    return {"shards": len(names), "done": len(names) - len(missing), "missing": missing, "failed": failed}

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -88,10 +88,16 @@ def tokenize_source(
     batch_docs: int = 1024,
     text_field: str = "text",
     id_field: str | None = None,
+    duplicates: frozenset = frozenset(),
+    cutter: Callable[[list], list] | None = None,
 ) -> SourceCache:
-    """Stream ``spec`` through ``encoder`` into ``path`` (raw ids of ``encoder.dtype``)."""
+    """Stream ``spec`` through ``encoder`` into ``path`` (raw ids of ``encoder.dtype``).
+
+    ``duplicates``: repeated (id, sample) key hashes to set aside; ``cutter``: applied to each batch
+    (``--doc-cut prefix``)."""
     stats, rejected_before = LengthStats(), len(rejected)
-    batches = prefetch(iter_sample_batches(spec, rejected, batch_docs, text_field, id_field))
+    batches = iter_sample_batches(spec, rejected, batch_docs, text_field, id_field, duplicates)
+    batches = prefetch(map(cutter, batches) if cutter else batches)
     pending = None  # (samples, future encodings): batch k+1 is encoded in Rust while Python packs batch k
     with _CacheFile(path, encoder, seed) as cache, ThreadPoolExecutor(1) as rust, \
             tqdm(desc=f"tokenize {spec.describe()}", unit=" docs", leave=False) as bar:  # fmt: skip

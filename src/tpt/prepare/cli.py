@@ -42,6 +42,7 @@ def main(argv: list[str]) -> int:
     cfg = parse(PrepareConfig, merge_repeated(list(argv), "--source"), "tpt prepare", (PrepareConfig.__doc__ or "") + "\n\n" + EPILOG_EXAMPLE)
     # the Rust tokenizer's own thread pool; we never fork after using it
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    from tpt.io.lock import LockHeld
     from tpt.prepare.run import prepare
 
     try:
@@ -49,14 +50,21 @@ def main(argv: list[str]) -> int:
     except PrepareError as e:
         print(f"tpt prepare: error: {e}", file=sys.stderr)
         return 2
+    except LockHeld as e:
+        print(f"tpt prepare: error: {e}", file=sys.stderr)
+        return 3
+    except OSError as e:  # disk full, read-only or unwritable --out: one line naming the path
+        print(f"tpt prepare: error: {e.filename or cfg.out}: {e.strerror or e}", file=sys.stderr)
+        return 3
     print(json.dumps(summary(index), indent=2))
     return 0
 
 
 def summary(index: dict) -> dict:
-    keys = ("seq_len", "vocab_size", "train", "val", "packing", "rejected_rows", "seconds")
-    out = {k: index[k] for k in keys if k in index}
-    wanted = ("source", "tokens", "share", "unique_docs", "epochs_seen")
+    keys = ("format", "seq_len", "vocab_size", "train", "val", "packing", "rejected_rows", "added_tokens",
+            "megatron_data_path", "warnings", "seconds")
+    out = {k: index[k] for k in keys if index.get(k) not in (None, [], {})}
+    wanted = ("source", "tokens", "share", "unique_docs", "share_used", "epochs_seen", "documents", "prefix")
     out["sources"] = [{k: s[k] for k in wanted if k in s} for s in index.get("sources", [])]
     out.update({k: index[k] for k in ("conversations", "truncated") if k in index})  # SFT
     return out

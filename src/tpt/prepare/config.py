@@ -18,6 +18,8 @@ from tpt.config import field
 from tpt.config import parse_count as shared_parse_count
 
 KINDS = ("tpt", "vanilla")
+FORMATS = ("packed", "megatron", "text")
+DOC_CUTS = ("full", "prefix")
 DEFAULT_TEMPLATE = "{text} <think> {thinking} </think>"
 
 
@@ -82,8 +84,32 @@ class PrepareConfig:
         help="PATH:KIND[:WEIGHT] (repeatable). KIND tpt|vanilla; WEIGHT a budget share (default 1) or xN epochs. "
         "With --sft: chat-format JSONL files (PATH only)"
     )
-    tokenizer: str = field(help="a local HF tokenizer folder (or model folder), e.g. one from `tpt tokenizer train`")
     out: Path = field(help="output folder (written atomically: a temp folder renamed at the end)")
+    tokenizer: str = field("", help="a local HF tokenizer folder (or model folder); needed except for --format text")
+    format: Literal["packed", "megatron", "text"] = field(
+        "packed",
+        help="packed: tpt train's shards; megatron: Megatron-LM .bin/.idx per source, one sample per "
+        "document; text: Parquet with the rendered sample in `text` + provenance columns (see docs/exports.md)",
+    )
+    add_think_tokens: bool = field(
+        False,
+        help="add the template's special tokens (<think>, </think>) the tokenizer lacks; the extended "
+        "tokenizer is saved in OUT/tokenizer and `tpt train --init` resizes the model's embeddings to it",
+    )
+    doc_cut: Literal["full", "prefix"] = field(
+        "full",
+        help="d in a TPT sample: the full document, or exactly the prefix the generator saw "
+        "(--max-doc-tokens of its tokenizer; see docs/prepare.md)",
+    )
+    doc_cut_tokenizer: str = field(
+        "", help="--doc-cut prefix: the generator's tokenizer folder (default: the run manifest's)"
+    )
+    allow_incomplete: bool = field(False, help="pack an augment run whose shards are not all done (default: refuse)")
+    allow_duplicates: bool = field(
+        False, help="keep the first of repeated (id, sample) records and set the rest aside (default: refuse)"
+    )
+    warn_epochs: float = field(1.0, help="warn when a weighted source is repeated more than this many times")
+    warn_share: float = field(0.5, help="warn when less than this share of a weighted source's documents is used")
     seq_len: int = field(2048, help="tokens per packed sequence")
     tokens: Optional[str] = field(
         None, help="total training-token budget (50M, 1.5B, ...); default: the largest budget that repeats no weighted source"

@@ -22,6 +22,9 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = "tpt-packed-v1"
+# index.json "format" of the exports (prepare/exports.py): other trainers' layouts, not read by tpt train.
+MEGATRON_FORMAT = "tpt-megatron-v1"
+TEXT_FORMAT = "tpt-text-v1"
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -122,7 +125,11 @@ class PackedDataset:
     def doc_starts(self, i: int) -> np.ndarray:
         """Positions (0..seq_len-1) in row i where a new document starts (for per-document attention)."""
         shard, row = self._locate(i)
-        starts = np.load(self.root / f"{self.shards[shard].name}.starts.npy", mmap_mode="r")
+        path = self.root / f"{self.shards[shard].name}.starts.npy"
+        try:
+            starts = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{path}: unreadable document starts ({e})") from None
         lo, hi = row * self.seq_len, (row + 1) * self.seq_len
         a, b = np.searchsorted(starts, [lo, hi])
         return np.asarray(starts[a:b]) - lo

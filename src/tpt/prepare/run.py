@@ -20,14 +20,17 @@ from tqdm import tqdm
 
 from tpt.config import to_dict
 from tpt.io.readers import Rejection
+from tpt.prepare.budget import budget_warnings, empty_source_message
 from tpt.prepare.cache import SourceCache, tokenize_source
-from tpt.prepare.config import PrepareConfig, PrepareError, SourceSpec, parse_count, parse_source
+from tpt.prepare.config import DOC_CUTS, FORMATS, PrepareConfig, PrepareError, SourceSpec, parse_count, parse_source
+from tpt.prepare.exports import export_megatron, export_text, megatron_data_path
 from tpt.prepare.formatting import SampleEncoder, check_tokenizer
+from tpt.prepare.inputs import DocCutter, check_complete, duplicate_keys, warn
 from tpt.prepare.mixing import Mixer, assign_targets, is_val, training_pool, val_threshold
-from tpt.prepare.packed import token_dtype, write_index
+from tpt.prepare.packed import MEGATRON_FORMAT, TEXT_FORMAT, token_dtype, write_index
 from tpt.prepare.sources import check_source
-from tpt.prepare.tokenizer import load_tokenizer
-from tpt.prepare.writer import SplitWriter, atomic_folder
+from tpt.prepare.tokenizer import add_special_tokens, load_tokenizer
+from tpt.prepare.writer import SplitWriter, check_out, output_folder
 from tpt.records import REJECTED_SCHEMA
 
 
@@ -39,33 +42,114 @@ def prepare(cfg: PrepareConfig) -> dict:
         out = prepare_sft(cfg.source, cfg.tokenizer, cfg.seq_len, cfg.out, val_sequences=cfg.val_sequences, seed=cfg.seed, overwrite=cfg.overwrite)
         return json.loads((out / "index.json").read_text())
     specs, budget, cap, shard_tokens = _check_config(cfg)
-    tokenizer = _load_checked_tokenizer(cfg.tokenizer, cfg.template, need_template=any(s.kind == "tpt" for s in specs))
+    inputs = _check_inputs(cfg, specs)
+    tokenizer, added = (None, {}) if cfg.format == "text" else _load_checked_tokenizer(cfg, specs)
     started = time.perf_counter()
-    with atomic_folder(Path(cfg.out), cfg.overwrite) as tmp:
+    with output_folder(Path(cfg.out), cfg.overwrite) as tmp:
         rejected: list[Rejection] = []
-        caches = _tokenize_all(cfg, specs, SampleEncoder(tokenizer, cfg.template, token_dtype(len(tokenizer))), tmp, rejected)
-        val_rows, threshold = _plan_validation(cfg, caches)
-        pools = [training_pool(c, i, threshold, cfg.seed, cap) for i, c in enumerate(caches)]
-        pool_tokens = [int(c.lengths[p].sum()) for c, p in zip(caches, pools)]
-        targets, rows = assign_targets(specs, pool_tokens, budget, cfg.seq_len)
-        writer = dict(seq_len=cfg.seq_len, dtype=token_dtype(len(tokenizer)), shard_rows=max(1, shard_tokens // cfg.seq_len))
-        mixer = Mixer(caches, pools, targets, cfg.seed)
-        train = _pack(SplitWriter(tmp, "train", rows=rows, **writer), mixer, len(specs))
-        val = _pack_validation(tmp, caches, threshold, val_rows, cfg.seed, writer)
-        _write_rejected(tmp / "rejected.parquet", rejected)
-        shutil.rmtree(tmp / "_cache")
-        manifest = _manifest(cfg, tokenizer, specs, caches, pools, targets, mixer, train, val, rejected)
+        if cfg.format == "text":
+            manifest = _export_text(cfg, specs, inputs, tmp, rejected)
+        else:
+            if added:  # saved with the data: train and eval read this tokenizer, not the original
+                tokenizer.save_pretrained(tmp / ADDED_TOKENIZER_DIR)
+            encoder = SampleEncoder(tokenizer, cfg.template, token_dtype(len(tokenizer)))
+            caches = _tokenize_all(cfg, specs, encoder, tmp, rejected, inputs)
+            if cfg.format == "megatron":
+                manifest = _export_megatron(cfg, specs, caches, encoder, tmp, tokenizer, added)
+            else:
+                manifest = _pack_all(cfg, specs, caches, budget, cap, shard_tokens, tmp, tokenizer, rejected, added)
+        manifest["inputs"] = {s.describe(): _input_summary(i) for s, i in zip(specs, inputs)}
+        for message in manifest.get("warnings", []):
+            warn(message)
+        # --format text: OUT/*.parquet must be the dataset alone (loaders glob it), so rejected rows go in a subfolder
+        _write_rejected(tmp / ("rejected/rejected.parquet" if cfg.format == "text" else "rejected.parquet"), rejected)
+        shutil.rmtree(tmp / "_cache", ignore_errors=True)
         manifest["seconds"] = round(time.perf_counter() - started, 3)
-        splits = {"train": train["shards"], **({"val": val["shards"]} if val else {})}
-        write_index(tmp, seq_len=cfg.seq_len, vocab_size=len(tokenizer), eos_id=int(tokenizer.eos_token_id), splits=splits, **manifest)
+        _write_manifest(cfg, tmp, tokenizer, manifest)
     return json.loads((Path(cfg.out) / "index.json").read_text())
 
 
-def _tokenize_all(cfg: PrepareConfig, specs: list[SourceSpec], encoder: SampleEncoder, tmp: Path, rejected: list) -> list[SourceCache]:
+ADDED_TOKENIZER_DIR = "tokenizer"
+
+
+def _pack_all(cfg, specs, caches, budget, cap, shard_tokens, tmp, tokenizer, rejected, added) -> dict:
+    """Pass 2 of --format packed: validation split, per-source pools and targets, mix and pack."""
+    val_rows, threshold = _plan_validation(cfg, caches)
+    pools = [training_pool(c, i, threshold, cfg.seed, cap) for i, c in enumerate(caches)]
+    pool_tokens = [int(c.lengths[p].sum()) for c, p in zip(caches, pools)]
+    targets, rows = assign_targets(specs, pool_tokens, budget, cfg.seq_len)
+    shard_rows = max(1, shard_tokens // cfg.seq_len)
+    writer = dict(seq_len=cfg.seq_len, dtype=token_dtype(len(tokenizer)), shard_rows=shard_rows)
+    mixer = Mixer(caches, pools, targets, cfg.seed)
+    train = _pack(SplitWriter(tmp, "train", rows=rows, **writer), mixer, len(specs))
+    val = _pack_validation(tmp, caches, threshold, val_rows, cfg.seed, writer)
+    manifest = _manifest(cfg, tokenizer, specs, caches, pools, targets, mixer, train, val, rejected)
+    manifest["warnings"] = budget_warnings(cfg, specs, manifest["sources"], cap)
+    manifest["splits"] = {"train": train["shards"], **({"val": val["shards"]} if val else {})}
+    manifest.update(_tokenizer_fields(cfg, tokenizer, added))
+    return manifest
+
+
+def _export_megatron(cfg, specs, caches, encoder, tmp, tokenizer, added) -> dict:
+    exported = export_megatron(tmp, specs, caches, encoder.dtype)
+    return {"format": MEGATRON_FORMAT, "sources": exported, "megatron_data_path": megatron_data_path(specs, exported),
+            "dtype": encoder.dtype.name, "vocab_size": len(tokenizer), "eos_id": int(tokenizer.eos_token_id),
+            "template": cfg.template, **_tokenizer_fields(cfg, tokenizer, added), "config": to_dict(cfg)}
+
+
+def _export_text(cfg, specs, inputs, tmp, rejected) -> dict:
+    options = dict(on_length=cfg.on_length, batch_docs=cfg.batch_docs, text_field=cfg.text_field, id_field=cfg.id_field)
+    sources = export_text(tmp, specs, rejected, cfg.template, options, [i["cutter"] for i in inputs],
+                          [i["duplicates"] for i in inputs])
+    for source, inp in zip(sources, inputs):
+        source["doc_cut"] = inp["cutter"].cut if inp["cutter"] else 0
+    return {"format": TEXT_FORMAT, "sources": sources, "template": cfg.template, "config": to_dict(cfg)}
+
+
+def _tokenizer_fields(cfg, tokenizer, added: dict) -> dict:
+    path = ADDED_TOKENIZER_DIR if added else str(Path(cfg.tokenizer).resolve())  # relative: resolved against the data
+    return {"tokenizer": path, "added_tokens": added, "base_tokenizer": str(Path(cfg.tokenizer).resolve())}
+
+
+def _write_manifest(cfg, tmp: Path, tokenizer, manifest: dict) -> None:
+    if manifest.get("format") in (MEGATRON_FORMAT, TEXT_FORMAT):
+        (tmp / "index.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+        return
+    splits = manifest.pop("splits")
+    eos = int(tokenizer.eos_token_id)
+    write_index(tmp, seq_len=cfg.seq_len, vocab_size=len(tokenizer), eos_id=eos, splits=splits, **manifest)
+
+
+def _check_inputs(cfg: PrepareConfig, specs: list[SourceSpec]) -> list[dict]:
+    """Completeness, duplicate keys and the document cut of each source, before any compute."""
+    out = []
+    for spec in specs:
+        state = check_complete(spec, cfg.allow_incomplete)
+        duplicates = duplicate_keys(spec, cfg.allow_duplicates)
+        cutter = DocCutter(spec, cfg.doc_cut_tokenizer) if cfg.doc_cut == "prefix" and spec.kind == "tpt" else None
+        out.append({"completion": state, "duplicates": duplicates, "cutter": cutter, "doc_cut": cfg.doc_cut})
+    return out
+
+
+def _input_summary(inp: dict) -> dict:
+    """What index.json says about a source's checks: completion, repeated keys, the document cut."""
+    cut = inp["cutter"].cut if inp["cutter"] else 0
+    return {"completion": inp["completion"], "duplicates": len(inp["duplicates"]), "doc_cut": inp["doc_cut"], "docs_cut": cut}
+
+
+def _tokenize_all(cfg: PrepareConfig, specs: list[SourceSpec], encoder: SampleEncoder, tmp: Path, rejected: list,
+                  inputs: list[dict]) -> list[SourceCache]:
     """Pass 1: every source through the tokenizer once, into ``tmp/_cache``."""
     (tmp / "_cache").mkdir()
     options = dict(seed=cfg.seed, on_length=cfg.on_length, batch_docs=cfg.batch_docs, text_field=cfg.text_field, id_field=cfg.id_field)
-    return [tokenize_source(s, encoder, tmp / "_cache" / f"source-{i}.bin", rejected, **options) for i, s in enumerate(specs)]
+    caches = []
+    for i, (spec, inp) in enumerate(zip(specs, inputs)):
+        cache = tokenize_source(spec, encoder, tmp / "_cache" / f"source-{i}.bin", rejected, **options,
+                                duplicates=inp["duplicates"], cutter=inp["cutter"])
+        if cache.num_docs == 0:
+            raise PrepareError(empty_source_message(spec, cache))
+        caches.append(cache)
+    return caches
 
 
 def _check_config(cfg: PrepareConfig) -> tuple[list[SourceSpec], Optional[int], Optional[int], int]:
@@ -81,8 +165,8 @@ def _check_config(cfg: PrepareConfig) -> tuple[list[SourceSpec], Optional[int], 
         raise PrepareError("--val-sequences must be >= 0 and --val-fraction in (0, 1)")
     if cfg.on_length not in ("keep", "drop", "cut"):
         raise PrepareError(f"--on-length {cfg.on_length!r}: expected keep, drop or cut")
-    if Path(cfg.out).exists() and not cfg.overwrite:
-        raise PrepareError(f"--out {cfg.out}: already exists (pass --overwrite to replace it)")
+    _check_format(cfg, specs)
+    check_out(Path(cfg.out), cfg.overwrite)
     for spec in specs:
         check_source(spec, cfg.text_field)
     budget = parse_count(cfg.tokens, "--tokens")
@@ -90,13 +174,35 @@ def _check_config(cfg: PrepareConfig) -> tuple[list[SourceSpec], Optional[int], 
     return specs, budget, cap, parse_count(cfg.shard_tokens, "--shard-tokens")
 
 
-def _load_checked_tokenizer(path: str, template: str, need_template: bool):
+def _check_format(cfg: PrepareConfig, specs: list[SourceSpec]) -> None:
+    if cfg.format not in FORMATS or cfg.doc_cut not in DOC_CUTS:
+        raise PrepareError(f"--format {cfg.format!r} / --doc-cut {cfg.doc_cut!r}: expected {FORMATS} / {DOC_CUTS}")
+    if cfg.format != "text" and not cfg.tokenizer:
+        raise PrepareError(f"--tokenizer: needed for --format {cfg.format} (only --format text works without one)")
+    if cfg.format == "packed":
+        return
+    if cfg.tokens or cfg.pool_tokens:
+        raise PrepareError(
+            f"--tokens / --pool-tokens: apply to --format packed only; a --format {cfg.format} export holds every "
+            "document once and the trainer mixes (Megatron: --data-path weights; see docs/exports.md)"
+        )
+    repeated = [s.describe() for s in specs if s.epochs is not None]
+    if repeated:
+        raise PrepareError(
+            f"--source {repeated[0]}: xN epochs apply to --format packed only; give a weight (the export records it "
+            "for the trainer's blending)"
+        )
+
+
+def _load_checked_tokenizer(cfg: PrepareConfig, specs: list[SourceSpec]):
+    """-> (tokenizer, {added token: id}); with --add-think-tokens the template's lacking tokens are added."""
     try:
-        tokenizer = load_tokenizer(path)
+        tokenizer = load_tokenizer(cfg.tokenizer)
     except ValueError as e:
-        raise PrepareError(str(e)) from e
-    check_tokenizer(tokenizer, template, need_template, path)
-    return tokenizer
+        raise PrepareError(f"--tokenizer: {e}") from e
+    need = any(s.kind == "tpt" for s in specs)
+    missing = check_tokenizer(tokenizer, cfg.template, need, cfg.tokenizer, add_missing=cfg.add_think_tokens)
+    return tokenizer, add_special_tokens(tokenizer, missing) if missing else {}
 
 
 def _plan_validation(cfg: PrepareConfig, caches: list[SourceCache]) -> tuple[int, Optional[int]]:
@@ -150,6 +256,7 @@ def _pack_validation(tmp: Path, caches: list[SourceCache], threshold: Optional[i
 
 
 def _write_rejected(path: Path, rejected: list[Rejection]) -> None:
+    path.parent.mkdir(exist_ok=True)
     table = pa.Table.from_pylist([r.to_row() for r in rejected], schema=REJECTED_SCHEMA)
     pq.write_table(table, path, compression="zstd")
 
@@ -157,6 +264,7 @@ def _write_rejected(path: Path, rejected: list[Rejection]) -> None:
 def _manifest(cfg, tokenizer, specs, caches, pools, targets, mixer, train, val, rejected) -> dict:
     sources = []
     pool_tokens = [mixer.progress[i].pool_tokens for i in range(len(specs))]
+    held_out = val["docs_per_source"] if val else [0] * len(specs)
     for i, (spec, cache) in enumerate(zip(specs, caches)):
         written = train["tokens_per_source"][i]
         sources.append({
@@ -167,10 +275,10 @@ def _manifest(cfg, tokenizer, specs, caches, pools, targets, mixer, train, val, 
             "pool_docs": len(pools[i]), "pool_tokens": pool_tokens[i], "target_tokens": round(targets[i], 1),
             "tokens": written, "share": round(written / train["tokens"], 6),
             "unique_docs": mixer.unique_docs(i), "epochs_seen": round(written / pool_tokens[i], 6),
+            "share_used": round(mixer.unique_docs(i) / max(1, cache.num_docs - held_out[i]), 6),
         })  # fmt: skip
     slots = train["sequences"] * cfg.seq_len
     return {
-        "tokenizer": str(Path(cfg.tokenizer).resolve()),
         "pad_id": tokenizer.pad_token_id,
         "template": cfg.template,
         "seed": cfg.seed,

@@ -24,7 +24,7 @@ from tpt.io.readers import Rejection
 from tpt.prepare.config import PrepareError
 from tpt.prepare.packed import token_dtype, write_index
 from tpt.prepare.tokenizer import load_tokenizer
-from tpt.prepare.writer import SplitWriter, atomic_folder
+from tpt.prepare.writer import SplitWriter, output_folder
 from tpt.records import REJECTED_SCHEMA
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -112,7 +112,7 @@ def prepare_sft(
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     dtype, rejected = token_dtype(len(tok)), []
     stats = {"conversations": 0, "truncated": 0, "assistant_tokens": 0, "real_tokens": 0}
-    with atomic_folder(out, overwrite) as tmp:
+    with output_folder(out, overwrite) as tmp:
         writers = {s: SplitWriter(tmp, s, seq_len, dtype, None, 1 << 16, with_mask=True) for s in ("train", "val")}
         for raw in tqdm(readers.iter_raw_rows(files), desc="sft rows", unit=" rows", leave=False):
             row = _encode_row(tok, raw, messages_field, seq_len, pad_id, stats)

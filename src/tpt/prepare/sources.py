@@ -17,7 +17,7 @@ from tpt.io import readers, runs
 from tpt.io.readers import Rejection
 from tpt.prepare.config import PrepareError, SourceSpec
 
-RUN_COLUMNS = ["id", "text", "thinking", "finish_reason"]
+RUN_COLUMNS = ["id", "sample", "text", "thinking", "finish_reason", "doc_tokens", "thinking_tokens", "doc_truncated"]
 
 
 @dataclass
@@ -26,6 +26,11 @@ class Sample:
     text: str
     thinking: Optional[str] = None  # None for vanilla samples
     finish_reason: Optional[str] = None
+    sample: int = 0
+    doc_tokens: int = 0  # with the generator's tokenizer (thinking records only)
+    thinking_tokens: int = 0
+    doc_truncated: bool = False  # the generator saw only a prefix of text
+    where: str = ""  # FILE:ROW, for error messages
 
 
 def is_run_folder(path: Path) -> bool:
@@ -48,22 +53,30 @@ def check_source(spec: SourceSpec, text_field: str = "text") -> list[Path]:
         except FileNotFoundError as e:
             raise PrepareError(f"source {spec.describe()}: {e}") from e
         needed = [text_field]
+    rows = 0
     for path in files:
         if path.name.endswith(readers.PARQUET_SUFFIXES):
-            _check_parquet(path, needed)
+            rows += _check_parquet(path, needed)
         elif not (path.name.endswith(readers.JSONL_SUFFIXES) or readers.is_hf_dataset_dir(path)):
             raise PrepareError(f"source {spec.describe()}: {path}: unsupported file (expected .jsonl[.gz|.zst] or .parquet)")
+    if is_run_folder(spec.path) and rows == 0:
+        raise PrepareError(
+            f"source {spec.describe()}: 0 records in {spec.path / 'data'} (filtered to nothing?); drop the source"
+        )
     return files
 
 
-def _check_parquet(path: Path, columns: list[str]) -> None:
+def _check_parquet(path: Path, columns: list[str]) -> int:
+    """-> the file's row count (from its footer)."""
     try:
-        names = pq.ParquetFile(path).schema_arrow.names
+        parquet = pq.ParquetFile(path)
+        names = parquet.schema_arrow.names
     except Exception as e:  # pyarrow raises several types for truncated / garbage files
         raise PrepareError(f"{path}: corrupt or unreadable Parquet shard ({e})") from e
     missing = [c for c in columns if c not in names]
     if missing:
         raise PrepareError(f"{path}: missing column(s) {missing} (has {names})")
+    return parquet.metadata.num_rows
 
 
 def iter_sample_batches(
@@ -72,10 +85,11 @@ def iter_sample_batches(
     batch_size: int = 1024,
     text_field: str = "text",
     id_field: Optional[str] = None,
+    duplicates: frozenset = frozenset(),
 ) -> Iterator[list[Sample]]:
     """Batches of valid samples of one source; bad rows are appended to ``rejected``."""
     if is_run_folder(spec.path):
-        rows = _run_samples(spec, rejected)
+        rows = _run_samples(spec, rejected, duplicates)
     else:
         rows = _raw_samples(spec, rejected, text_field, id_field)
     batch: list[Sample] = []
@@ -88,23 +102,38 @@ def iter_sample_batches(
         yield batch
 
 
-def _run_samples(spec: SourceSpec, rejected: list[Rejection]) -> Iterator[Sample]:
-    """Thinking records; for a vanilla source each document once (a run may hold several samples)."""
+def _run_samples(spec: SourceSpec, rejected: list[Rejection], duplicates: frozenset = frozenset()) -> Iterator[Sample]:
+    """Thinking records; for a vanilla source each document once (a run may hold several samples).
+
+    ``duplicates``: hashes of (id, sample) keys that occur more than once (``inputs.duplicate_keys``);
+    every occurrence after the first is set aside as a rejected row."""
     tpt = spec.kind == "tpt"
-    seen: set[str] = set()
+    seen: set = set()
     for path in runs.data_files(spec.path):
         line = 0
         for cols in _column_batches(path):
-            for doc_id, text, thinking, reason in zip(cols["id"], cols["text"], cols["thinking"], cols["finish_reason"]):
+            for row in zip(*(cols[c] for c in RUN_COLUMNS)):
                 line += 1
-                problem = _record_problem(doc_id, text, thinking, tpt)
+                doc_id, sample = row[0], row[1]
+                problem = _record_problem(doc_id, row[2], row[3], tpt)
+                if not problem and tpt and hash((doc_id, sample)) in duplicates:
+                    problem = _repeated((doc_id, sample), seen)
                 if problem:
                     rejected.append(Rejection(str(path), line, problem[0], problem[1], str(doc_id)))
                 elif tpt:
-                    yield Sample(doc_id, text, thinking, reason)
+                    yield Sample(doc_id, row[2], row[3], row[4], sample or 0, row[5] or 0, row[6] or 0, bool(row[7]),
+                                 f"{path}:{line}")
                 elif doc_id not in seen:
                     seen.add(doc_id)
-                    yield Sample(doc_id, text)
+                    yield Sample(doc_id, row[2], where=f"{path}:{line}")
+
+
+def _repeated(key: tuple, seen: set) -> Optional[tuple[str, str]]:
+    """The problem of a repeated (id, sample) key: every occurrence after the first is set aside."""
+    if key in seen:
+        return "id", f"duplicate (id, sample) key {key}: its first record was kept"
+    seen.add(key)
+    return None
 
 
 def _column_batches(path: Path) -> Iterator[dict]:

@@ -6,6 +6,7 @@ ChatML chat template so the same tokenizer serves pre-training, SFT and chat ser
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -36,8 +37,13 @@ def qwen2_pretokenize_regex() -> str:
     return PRETOKENIZE_REGEX
 
 
-def train_tokenizer(texts: Iterable[str], out: str | Path, vocab_size: int = 8192, min_frequency: int = 2) -> Path:
-    """Train a byte-level BPE on ``texts`` and save an HF tokenizer folder at ``out``."""
+def train_tokenizer(
+    texts: Iterable[str], out: str | Path, vocab_size: int = 8192, min_frequency: int = 2, think_tokens: bool = True
+) -> Path:
+    """Train a byte-level BPE on ``texts`` and save an HF tokenizer folder at ``out``.
+
+    ``think_tokens=False`` leaves out ``<think>``/``</think>``, as real base tokenizers do (tests
+    of ``--add-think-tokens`` use it)."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -54,10 +60,11 @@ def train_tokenizer(texts: Iterable[str], out: str | Path, vocab_size: int = 819
     )
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    specials = SPECIAL_TOKENS if think_tokens else [t for t in SPECIAL_TOKENS if t not in (THINK_OPEN, THINK_CLOSE)]
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -67,13 +74,32 @@ def train_tokenizer(texts: Iterable[str], out: str | Path, vocab_size: int = 819
         eos_token=EOS,
         bos_token=EOS,
         pad_token=PAD,
-        additional_special_tokens=[THINK_OPEN, THINK_CLOSE, IM_START, IM_END],
+        additional_special_tokens=[t for t in specials if t not in (EOS, PAD)],
     )
     fast.chat_template = CHAT_TEMPLATE
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     fast.save_pretrained(out)
     return out
+
+
+# What a template's literal special tokens look like: <think>, </think>, <|im_start|>, <|x|>.
+_SPECIAL_LIKE = re.compile(r"<\|?/?[\w.-]+\|?>")
+
+
+def template_special_tokens(template: str) -> list[str]:
+    """The special-token-like literals of a sample template (each must be one token of the tokenizer)."""
+    return sorted(set(_SPECIAL_LIKE.findall(template)))
+
+
+def add_special_tokens(tokenizer, tokens: Iterable[str]) -> dict[str, int]:
+    """Add ``tokens`` to ``tokenizer`` as special tokens (new ids at the end); -> {token: id}.
+
+    Special, so the Rust tokenizer never splits them and decoding can skip them, as for the
+    tokens of ``tpt tokenizer train``."""
+    tokens = list(tokens)
+    tokenizer.add_tokens(tokens, special_tokens=True)
+    return {t: int(tokenizer.convert_tokens_to_ids(t)) for t in tokens}
 
 
 def missing_special_tokens(tokenizer, needed: Iterable[str] = (THINK_OPEN, THINK_CLOSE)) -> list[str]:

@@ -3,7 +3,7 @@ tokens, cut into shard files, with document starts (and optionally a loss mask).
 
 from __future__ import annotations
 
-import os
+import json
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +11,8 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from tpt.io.atomic import atomic_folder, pid_alive, recover_folder, remove_stale_temps
+from tpt.io.lock import FileLock
 from tpt.prepare.config import PrepareError
 
 BUFFER = 1 << 22  # write buffer per open file: few large writes instead of one per document
@@ -97,24 +99,55 @@ class SplitWriter:
         return self.shards
 
 
+def lock_path(out: Path) -> Path:
+    """The lock of an output folder lives beside it: the folder itself is swapped as a whole."""
+    return out.parent / f".{out.name}.tpt-lock"
+
+
 @contextmanager
-def atomic_folder(out: Path, overwrite: bool) -> Iterator[Path]:
-    """Yield a temp folder next to ``out``; rename it to ``out`` only if the block succeeds."""
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+def output_folder(out: Path, overwrite: bool) -> Iterator[Path]:
+    """Lock ``out`` (a second prepare refuses, naming the holder), put back a folder a crash left
+    mid-swap, delete temp folders of dead prepare runs, and yield a temp folder that replaces
+    ``out`` only when the block succeeds (tpt.io.atomic)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(lock_path(out), what=f"--out {out}"):
+        recover_folder(out)
+        remove_stale_temps(out.parent)
+        _remove_legacy_temps(out)
+        check_out(out, overwrite)
+        try:
+            with atomic_folder(out, replace=overwrite) as tmp:
+                yield tmp
+        except FileExistsError as e:
+            raise PrepareError(f"--out {out}: appeared while preparing; not replaced ({e})") from None
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """``out`` must not exist, or (with ``overwrite``) be an earlier tpt prepare output or empty:
+    never replace a folder of something else."""
+    if not out.exists():
+        return
+    if not overwrite:
+        raise PrepareError(f"--out {out}: already exists (pass --overwrite to replace it)")
+    if not out.is_dir():
+        raise PrepareError(f"--out {out}: is a file, not a folder; refusing to replace it")
+    index = out / "index.json"
     try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        if not overwrite:
+        ours = str(json.loads(index.read_text()).get("format", "")).startswith("tpt-")
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    if not ours and any(out.iterdir()):
+        first = sorted(p.name for p in out.iterdir())[:3]
+        raise PrepareError(
+            f"--out {out}: holds files that are not a tpt prepare output ({', '.join(first)} ...; no {index.name} "
+            "of a tpt format); refusing to replace it even with --overwrite: choose another --out"
+        )
+
+
+def _remove_legacy_temps(out: Path) -> None:
+    """``.NAME.tmp-PID`` folders of dead processes, left by tpt versions before tpt.io.atomic."""
+    for tmp in out.parent.glob(f".{out.name}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if tmp.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(tmp, ignore_errors=True)
-            raise PrepareError(f"--out {out}: appeared while preparing; not replaced")
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(out)

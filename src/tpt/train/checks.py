@@ -11,7 +11,9 @@ import json
 from pathlib import Path
 
 from tpt.prepare.packed import PackedDataset
-from tpt.prepare.tokenizer import EOS, IM_END, IM_START, THINK_CLOSE, THINK_OPEN, missing_special_tokens
+from tpt.prepare.tokenizer import (
+    EOS, IM_END, IM_START, THINK_CLOSE, THINK_OPEN, missing_special_tokens, template_special_tokens,
+)
 
 from .data import max_token_id
 
@@ -49,7 +51,7 @@ def tokenizer_dir(ds: PackedDataset) -> Path:
     if not value:
         raise TrainInputError(f"{ds.root}/index.json: field 'tokenizer' is missing (the tokenizer folder the data was made with)")
     path = Path(value)
-    if not path.is_absolute() and not path.exists():
+    if not path.is_absolute() and (ds.root / path).is_dir():  # saved with the data (prepare --add-think-tokens)
         path = ds.root / path
     if not path.is_dir():
         raise TrainInputError(f"{ds.root}/index.json: field 'tokenizer' = {value!r}: no such folder")
@@ -79,10 +81,62 @@ def check_tokenizer(tok, path: Path, index: dict, mode: str) -> None:
     eos_id = index.get("eos_id")
     if eos_id is not None and tok.convert_tokens_to_ids(EOS) != eos_id and tok.eos_token_id != eos_id:
         raise TrainInputError(f"tokenizer {path}: EOS id {tok.eos_token_id} differs from index.json field eos_id={eos_id}")
-    needed = [IM_START, IM_END] if mode == "sft" else ([THINK_OPEN, THINK_CLOSE] if data_has_thinking(index) else [])
+    needed = [IM_START, IM_END] if mode == "sft" else (template_tokens(index) if data_has_thinking(index) else [])
     missing = missing_special_tokens(tok, needed) if needed else []
     if missing:
-        raise TrainInputError(f"tokenizer {path}: lacks special tokens {missing} needed for {mode} data (each must be one token)")
+        raise TrainInputError(
+            f"tokenizer {path}: lacks special tokens {missing} needed for {mode} data (each must be one token; "
+            "`tpt prepare --add-think-tokens` adds them)"
+        )
+
+
+def template_tokens(index: dict) -> list[str]:
+    """The special tokens of the template the data was made with (index.json ``template``), so a
+    tag-free template needs none; data without a recorded template used <think> / </think>."""
+    template = index.get("template")
+    return template_special_tokens(template) if isinstance(template, str) else [THINK_OPEN, THINK_CLOSE]
+
+
+def added_tokens(index: dict, tok, path: Path) -> dict[str, int]:
+    """{token: id} that `tpt prepare --add-think-tokens` added (index.json ``added_tokens``), checked
+    against the tokenizer saved with the data."""
+    added = index.get("added_tokens") or {}
+    wrong = [t for t, i in added.items() if tok.convert_tokens_to_ids(t) != i]
+    if wrong:
+        raise TrainInputError(f"tokenizer {path}: ids of {wrong} differ from index.json field added_tokens={added}")
+    return {t: int(i) for t, i in added.items()}
+
+
+def weights_file(folder: Path) -> Path:
+    """The weights file of an HF folder, for error messages."""
+    for name in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"):
+        if (folder / name).exists():
+            return folder / name
+    return folder
+
+
+def model_dtype(config):
+    """The dtype an HF config declares (bf16 for most released checkpoints); None when it names none."""
+    import torch
+
+    value = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    if isinstance(value, str):
+        value = getattr(torch, value, None)
+    return value if isinstance(value, torch.dtype) else None
+
+
+def check_doc_starts(ds: PackedDataset) -> None:
+    """--doc-attention reads every shard's starts.npy: a cut or corrupt one is named before training."""
+    import numpy as np
+
+    for shard in ds.shards:
+        path = ds.root / f"{shard.name}.starts.npy"
+        try:
+            starts = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as e:
+            raise TrainInputError(f"{path}: unreadable document starts ({e}); rerun `tpt prepare`") from None
+        if starts.ndim != 1 or (len(starts) and (starts[-1] >= shard.num_sequences * ds.seq_len or starts[0] < 0)):
+            raise TrainInputError(f"{path}: document starts outside the shard's {shard.num_sequences} rows")
 
 
 # Text that exercises what pre-tokenizers disagree on: digits after spaces, runs of digits,
@@ -117,9 +171,10 @@ def check_checkpoint_tokenizer(tok, path: Path, model_config, train: PackedDatas
             )
 
 
-def check_model_fits(config, train: PackedDataset, source: str) -> None:
-    """The model's embedding covers every token id of the data; its positions cover seq_len."""
-    vocab = int(config.vocab_size)
+def check_model_fits(config, train: PackedDataset, source: str, vocab: int | None = None) -> None:
+    """The model's embedding (``vocab`` rows once added tokens are in) covers every token id of the
+    data; its positions cover seq_len."""
+    vocab = int(config.vocab_size) if vocab is None else vocab
     if int(train.index["vocab_size"]) > vocab:
         raise TrainInputError(
             f"{source}: vocab_size={vocab} is smaller than the data's ({train.root}/index.json vocab_size={train.index['vocab_size']})"
@@ -132,14 +187,16 @@ def check_model_fits(config, train: PackedDataset, source: str) -> None:
         raise TrainInputError(f"{source}: max_position_embeddings={positions} < the data's seq_len={train.seq_len}")
 
 
-def check_init_tokenizer(init: Path, data_tok, data_tok_path: Path) -> None:
-    """An --init checkpoint with its own tokenizer must use the data's tokenizer (same vocabulary)."""
+def check_init_tokenizer(init: Path, data_tok, data_tok_path: Path, added: dict | None = None) -> None:
+    """An --init checkpoint with its own tokenizer must use the data's tokenizer (same vocabulary,
+    apart from the tokens prepare added to it: ``added``)."""
     has_tokenizer = any((init / name).exists() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json"))
     if not has_tokenizer:
         return
     init_tok = load_tokenizer(init)
-    if init_tok.get_vocab() != data_tok.get_vocab():
-        diff = len(set(init_tok.get_vocab().items()) ^ set(data_tok.get_vocab().items()))
+    data_vocab = {t: i for t, i in data_tok.get_vocab().items() if t not in (added or {})}
+    if init_tok.get_vocab() != data_vocab:
+        diff = len(set(init_tok.get_vocab().items()) ^ set(data_vocab.items()))
         raise TrainInputError(
             f"--init {init}: its tokenizer differs from the data's ({data_tok_path}): {diff} vocabulary entries differ; "
             "prepare the data with the checkpoint's tokenizer"

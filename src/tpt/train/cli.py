@@ -20,6 +20,8 @@ examples:
 
 def main(argv: list[str]) -> int:
     cfg = parse(TrainConfig, argv, prog="tpt train", description=(TrainConfig.__doc__ or "") + EPILOG_EXAMPLES)
+    from tpt.io.lock import LockHeld
+
     from .checks import TrainInputError
     from .loop import TrainingDiverged, train
 
@@ -28,6 +30,12 @@ def main(argv: list[str]) -> int:
     except TrainInputError as e:
         print(f"tpt train: error: {e}", file=sys.stderr)
         return 2
+    except LockHeld as e:
+        print(f"tpt train: error: {e}", file=sys.stderr)
+        return 3
+    except OSError as e:  # disk full, read-only or unwritable --out: one line naming the path
+        print(f"tpt train: error: {e.filename or cfg.out}: {e.strerror or e}", file=sys.stderr)
+        return 3
     except TrainingDiverged as e:
         print(f"tpt train: diverged: {e}", file=sys.stderr)
         return 1

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from tpt.config import to_dict
+from tpt.io.atomic import atomic_write_text
+from tpt.io.lock import FileLock
 
 from . import checkpoint as ckpt
 from . import checks
@@ -30,6 +32,9 @@ from .config import TrainConfig, format_count
 from .data import read_batch
 from .metrics import MetricsLog
 from .plan import RunPlan, make_plan
+
+
+LOCK_FILE = ".tpt-lock"
 
 
 class TrainingDiverged(RuntimeError):
@@ -59,12 +64,35 @@ def build_model(plan: RunPlan, cfg: TrainConfig, resume_dir: Path | None, device
     from transformers import AutoModelForCausalLM
 
     source = resume_dir or cfg.init
-    if source is not None:
-        model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32, local_files_only=True)
-    else:
+    if source is None:
         torch.manual_seed(cfg.seed)  # same initial weights on every process
-        model = AutoModelForCausalLM.from_config(plan.model_config, dtype=torch.float32)
+        return AutoModelForCausalLM.from_config(plan.model_config, dtype=torch.float32).to(device)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32, local_files_only=True)
+    except Exception as e:  # transformers / safetensors raise many types for a cut or foreign file
+        where = checks.weights_file(Path(source))
+        raise TrainInputError(f"{where}: cannot be loaded ({type(e).__name__}: {e})") from None
+    if resume_dir is None and plan.added_token_ids:
+        extend_embeddings(model, plan.vocab_size, plan.added_token_ids)
     return model.to(device)
+
+
+def extend_embeddings(model: torch.nn.Module, vocab_size: int, new_ids: list[int]) -> None:
+    """Embedding rows for tokens `tpt prepare --add-think-tokens` added: grow the matrices to
+    ``vocab_size`` when needed, and set the new tokens' rows (input and, when untied, output) to
+    the mean of the existing rows, so they start as an "average token" rather than noise (and,
+    in checkpoints padded past their tokenizer such as Qwen2.5's, not as an untrained row)."""
+    old = model.get_input_embeddings().weight.shape[0]
+    if vocab_size > old:
+        model.resize_token_embeddings(vocab_size, mean_resizing=False)
+    # rows of the new ids that the checkpoint already had (padding) are not part of the mean
+    padded = [i for i in new_ids if i < old]
+    layers = (model.get_input_embeddings(), model.get_output_embeddings())
+    with torch.no_grad():
+        for layer in {id(m): m for m in layers if m is not None}.values():  # once when tied
+            weight = layer.weight
+            total = weight[:old].sum(dim=0, dtype=torch.float64) - weight[padded].sum(dim=0, dtype=torch.float64)
+            weight[new_ids] = (total / (old - len(padded))).to(weight.dtype)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
@@ -158,12 +186,15 @@ class Trainer:
 
     # -- resume -------------------------------------------------------------------------------
     def _resume_dir(self) -> Path | None:
-        state = ckpt.find_state(self.out, repair=self.dist.is_main) if self.out.exists() else None
-        if state is None:
+        try:
+            found = ckpt.find_state(self.out, repair=self.dist.is_main) if self.out.exists() else None
+        except ckpt.CheckpointError as e:
+            raise TrainInputError(f"--out {self.out}: {e}") from None
+        if found is None:
             return None
+        state, saved = found
         if not self.cfg.resume:
             raise TrainInputError(f"--out {self.out}: holds a checkpoint ({state}); remove it or drop --no-resume to continue it")
-        saved = ckpt.load_trainer_state(state)
         # States written before --doc-attention existed trained without it.
         diffs = ckpt.config_differences({"doc_attention": False, **saved["fingerprint"]}, self.fingerprint)
         if diffs:
@@ -253,7 +284,7 @@ class Trainer:
             model_state = D.full_model_state(self.model, self.kind)
             info = {"step": p.step, "tokens_seen": p.tokens_seen, "requested_tokens": target}
             if self.dist.is_main:
-                ckpt.write_folder_atomically(folder, lambda tmp: ckpt.save_hf(self.base, self.plan.tokenizer, tmp, model_state, info))
+                ckpt.save_snapshot(folder, self.base, self.plan.tokenizer, model_state, info, self.plan.save_dtype)
             self.snapshots.append(folder)
 
     def run(self) -> TrainResult:
@@ -290,7 +321,7 @@ class Trainer:
         info = {"step": p.step, "tokens_seen": p.tokens_seen, "val_loss": self.val_loss, "parameters": self.parameters}
         model_state = D.full_model_state(self.model, self.kind)
         if self.dist.is_main:
-            ckpt.save_final(self.out, self.base, self.plan.tokenizer, model_state, info)
+            ckpt.save_final(self.out, self.base, self.plan.tokenizer, model_state, info, self.plan.save_dtype)
         D.barrier(self.dist)
         return TrainResult(self.out, metrics, self.val_loss, p.step, p.tokens_seen, self.snapshots, self.parameters)
 
@@ -303,7 +334,7 @@ def already_done(out: Path, total_steps: int) -> TrainResult | None:
     info = json.loads(done.read_text())
     if info.get("step") != total_steps:
         return None
-    snapshots = sorted(d for d in out.glob("tokens-*") if d.is_dir() and not d.name.endswith((".tmp", ".old")))
+    snapshots = sorted(d for d in out.glob("tokens-*") if d.is_dir())
     return TrainResult(out, out / "metrics.jsonl", info.get("val_loss"), info["step"], info["tokens_seen"], snapshots, info.get("parameters", 0))
 
 
@@ -312,7 +343,13 @@ def train(cfg: TrainConfig) -> TrainResult:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     dist = D.setup(cfg.device)
+    # One run per --out: a second process is refused (naming the holder) before it reads or
+    # writes anything there (metrics.jsonl, state).  The main process holds the lock.
+    lock = FileLock(Path(cfg.out) / LOCK_FILE, what=f"--out {cfg.out}") if dist.is_main else None
     try:
+        if lock is not None:
+            lock.acquire()
+            ckpt.clean_leftovers(Path(cfg.out))
         plan = make_plan(cfg, dist)
         out = Path(cfg.out)
         trainer = Trainer(cfg, plan, dist)  # checks a resumable state's settings before anything else
@@ -324,10 +361,12 @@ def train(cfg: TrainConfig) -> TrainResult:
             describe = {"config": to_dict(cfg), "plan": {"model": plan.model_source, "parameters": trainer.parameters,
                         "global_batch": plan.layout.global_batch, "micro_batch": plan.layout.micro, "accum": plan.layout.accum,
                         "world": dist.world, "parallel": trainer.kind, "total_steps": plan.total_steps, "seq_len": plan.seq_len}}
-            (out / "train_config.json").write_text(json.dumps(describe, indent=2) + "\n")
+            atomic_write_text(out / "train_config.json", json.dumps(describe, indent=2) + "\n")
             print(f"tpt train: {plan.model_source}, {trainer.parameters / 1e6:.2f}M parameters, {plan.total_steps} steps x "
                   f"{plan.tokens_per_step} tokens (global batch {plan.layout.global_batch} = {dist.world} x {plan.layout.accum} "
                   f"x {plan.layout.micro} sequences of {plan.seq_len})", flush=True)
         return trainer.run()
     finally:
+        if lock is not None:
+            lock.release()
         D.teardown(dist)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,9 @@ class RunPlan:
     schedule: Schedule
     use_mask: bool  # SFT: loss on masked tokens only
     doc_attention: bool  # per-document attention and positions (see data.read_batch)
+    vocab_size: int = 0  # embedding rows the model needs (> the --init model's when tokens were added)
+    added_token_ids: list = field(default_factory=list)  # ids `tpt prepare --add-think-tokens` added: new rows
+    save_dtype: object = None  # the --init model's own dtype: final model and snapshots are saved in it
 
     @property
     def counts_targets(self) -> bool:
@@ -155,10 +159,16 @@ def make_plan(cfg: TrainConfig, dist: Dist) -> RunPlan:
     tok = checks.load_tokenizer(tok_path)
     checks.check_tokenizer(tok, tok_path, train.index, cfg.mode)
     model_config, source = resolve_model_config(cfg, train, tok)
-    checks.check_model_fits(model_config, train, source)
+    added = checks.added_tokens(train.index, tok, tok_path)
+    vocab = int(model_config.vocab_size)
+    if cfg.init is not None and added:  # rows for the added tokens (the checkpoint may already have them)
+        vocab = max(vocab, len(tok))
+    checks.check_model_fits(model_config, train, source, vocab)
     checks.check_checkpoint_tokenizer(tok, tok_path, model_config, train)
     if cfg.init is not None:
-        checks.check_init_tokenizer(Path(cfg.init), tok, tok_path)
+        checks.check_init_tokenizer(Path(cfg.init), tok, tok_path, added)
+    if cfg.doc_attention:
+        checks.check_doc_starts(train)
 
     train_rows, eval_rows, from_val = split_heldout(train, val, cfg.eval_sequences)
     if len(train_rows) == 0:
@@ -168,6 +178,8 @@ def make_plan(cfg: TrainConfig, dist: Dist) -> RunPlan:
         raise TrainInputError(f"--micro-batch {cfg.micro_batch}: must be >= 1")
     layout = BatchLayout.plan(cfg.global_batch_sequences(train.seq_len), cfg.micro_batch, dist.world)
     steps = total_steps(cfg, len(train_rows), train.seq_len, layout)
+    if dist.is_main:
+        warn_epochs(steps * layout.global_batch, len(train_rows), data_root)
     warmup = int(cfg.warmup * steps) if cfg.warmup < 1 else int(cfg.warmup)
     return RunPlan(
         data_root=data_root,
@@ -184,4 +196,14 @@ def make_plan(cfg: TrainConfig, dist: Dist) -> RunPlan:
         schedule=Schedule(cfg.lr, cfg.min_lr_ratio, min(warmup, steps), steps),
         use_mask=use_mask,
         doc_attention=cfg.doc_attention,
+        vocab_size=vocab,
+        added_token_ids=sorted(added.values()),
+        save_dtype=checks.model_dtype(model_config) if cfg.init is not None else None,
     )
+
+
+def warn_epochs(sequences: int, train_rows: int, data_root: Path) -> None:
+    """Say so when the budget goes past one pass over the data (the data repeats)."""
+    if sequences > train_rows:
+        print(f"tpt train: warning: the budget is {sequences / train_rows:.2f} epochs over {data_root}'s "
+              f"{train_rows:,} training sequences: every sequence is seen more than once", file=sys.stderr, flush=True)
