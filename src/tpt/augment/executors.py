@@ -17,6 +17,7 @@ from typing import Optional, Protocol
 
 from tpt.augment.shards import ShardContext, ShardResult, ShardSpec, is_done, run_shard
 from tpt.io.lock import LockHeld
+from tpt.registry import Registry
 
 
 class Executor(Protocol):
@@ -76,10 +77,10 @@ def _ray_executor() -> Executor:
     return RayExecutor()
 
 
-EXECUTORS = {"local": LocalExecutor, "ray": _ray_executor}
+# name -> a zero-argument factory returning an Executor; plugins: entry points in group tpt.executors,
+# or --executor module.path:factory.
+EXECUTORS = Registry("executor", "--executor", {"local": LocalExecutor, "ray": _ray_executor})
 
 
 def make_executor(name: str) -> Executor:
-    if name not in EXECUTORS:
-        raise ValueError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
-    return EXECUTORS[name]()
+    return EXECUTORS.load(name)()
