@@ -14,6 +14,7 @@ from tqdm import tqdm
 from tpt.analyze.argv import merge_list_flags
 from tpt.analyze.quality import QualityConfig
 from tpt.config import field, parse, to_dict
+from tpt.formats import is_run_folder
 
 USAGE = """usage: tpt analyze <action> [options]   (tpt analyze <action> --help for each)
 
@@ -75,7 +76,7 @@ def parse_orders(specs: list[str], by: list[str]) -> dict[str, list[str]]:
 def run_stats(cfg: StatsConfig) -> dict:
     from tpt.analyze.stats import compute_stats, count_records
 
-    if cfg.out is not None and (cfg.out / "data").is_dir():
+    if cfg.out is not None and is_run_folder(cfg.out):
         raise ValueError(f"--out {cfg.out}: is an augment run (has data/); its stats.json would be overwritten")
     orders = parse_orders(cfg.order, cfg.by)
     unknown = sorted(set(orders) - set(cfg.by))
