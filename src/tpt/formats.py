@@ -140,7 +140,9 @@ def write_eval_result(out: str | Path, model_name: str, result: dict) -> Path:
 
 def is_eval_result(obj: Any) -> bool:
     """A tpt eval result: tagged, or (written before the tag) untagged with a ``scores`` object."""
-    return isinstance(obj, dict) and (EVAL_RESULT.is_tagged(obj) or (FORMAT_KEY not in obj and isinstance(obj.get(EVAL_SCORES), dict)))
+    if not isinstance(obj, dict):
+        return False
+    return EVAL_RESULT.is_tagged(obj) or (FORMAT_KEY not in obj and isinstance(obj.get(EVAL_SCORES), dict))
 
 
 # --- augment run folder ------------------------------------------------------------------------------

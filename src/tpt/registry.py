@@ -101,7 +101,8 @@ def _load(target: Any, what: str) -> Any:
     try:
         obj = importlib.import_module(module)
     except ModuleNotFoundError as err:
-        if err.name is not None and (module == err.name or module.startswith(err.name + ".")):  # the plugin's module itself is missing
+        # the plugin's module (or a package above it) is missing, not one of the plugin's own imports
+        if err.name is not None and (module == err.name or module.startswith(err.name + ".")):
             raise PluginNotFound(f"{what}: no module named {module!r}") from None
         raise  # a dependency the plugin needs: its own message says what to install
     for part in attr.split(".") if attr else []:

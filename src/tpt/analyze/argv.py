@@ -7,7 +7,7 @@ all of those into one ``--by domain audience`` before parsing.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from tpt.formats import is_run_folder  # a run folder after a list flag is a positional, not the flag's value
 

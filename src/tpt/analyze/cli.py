@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
-from tqdm import tqdm
-
 from tpt.analyze.argv import merge_list_flags
 from tpt.analyze.quality import QualityConfig
 from tpt.config import field, parse, to_dict
 from tpt.formats import is_run_folder
+from tpt.progress import progress_bar
 
 USAGE = """usage: tpt analyze <action> [options]   (tpt analyze <action> --help for each)
 
@@ -39,6 +38,7 @@ class StatsConfig:
     max_groups: int = field(50, help="at most this many groups per field; later labels are pooled as '(other)'")
     batch_size: int = field(65536, help="records per Arrow batch")
     workers: int = field(1, help="processes reading shard files in parallel (1: in this process)")
+    progress: bool = field(True, help="show a progress bar (on a terminal only)")
     quality: bool = field(False, help="also count quality flags (reads text and thinking: much slower)")
     thresholds: QualityConfig = field(default_factory=QualityConfig, help="quality thresholds (with --quality)")
 
@@ -83,7 +83,7 @@ def run_stats(cfg: StatsConfig) -> dict:
     if unknown:
         raise ValueError(f"--order names field(s) not in --by: {', '.join(unknown)}")
     quality = cfg.thresholds if cfg.quality else None
-    with tqdm(total=count_records(cfg.runs), unit="rec", desc="stats", disable=None) as bar:
+    with progress_bar(count_records(cfg.runs), "stats", "rec", cfg.progress) as bar:
         stats = compute_stats(cfg.runs, cfg.by, orders, cfg.max_groups, cfg.batch_size, bar, cfg.workers, quality)
     result = stats.to_dict()
     _emit_stats(cfg, stats, result)

@@ -6,8 +6,8 @@ The folder's layout is a format (``tpt.formats.RunLayout``); this module only re
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow.parquet as pq
 
