@@ -36,7 +36,8 @@ class StatsConfig:
     json: bool = field(False, help="print the statistics as JSON on stdout (instead of the Markdown report)")
     plots: bool = field(True, help="write PNG plots (with --out)")
     max_groups: int = field(50, help="at most this many groups per field; later labels are pooled as '(other)'")
-    batch_size: int = field(65536, help="records per Arrow batch")
+    # not --batch-size: that is sequences per forward pass in augment and eval; this is a read size
+    batch_records: int = field(65536, help="records per Arrow batch (memory bound)")
     workers: int = field(1, help="processes reading shard files in parallel (1: in this process)")
     progress: bool = field(True, help="show a progress bar (on a terminal only)")
     quality: bool = field(False, help="also count quality flags (reads text and thinking: much slower)")
@@ -84,7 +85,7 @@ def run_stats(cfg: StatsConfig) -> dict:
         raise ValueError(f"--order names field(s) not in --by: {', '.join(unknown)}")
     quality = cfg.thresholds if cfg.quality else None
     with progress_bar(count_records(cfg.runs), "stats", "rec", cfg.progress) as bar:
-        stats = compute_stats(cfg.runs, cfg.by, orders, cfg.max_groups, cfg.batch_size, bar, cfg.workers, quality)
+        stats = compute_stats(cfg.runs, cfg.by, orders, cfg.max_groups, cfg.batch_records, bar, cfg.workers, quality)
     result = stats.to_dict()
     _emit_stats(cfg, stats, result)
     return result

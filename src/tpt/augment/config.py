@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from tpt.augment.backends.base import SamplingParams
-from tpt.config import field
+from tpt.config import device, field
 
 
 @dataclass
@@ -59,7 +59,7 @@ class AugmentConfig:
     max_retries: int = field(5, help="retries on 429, 5xx, timeouts, dropped connections")
     retry_backoff: float = field(1.0, help="first retry delay in seconds (doubles, with jitter)")
     batch_size: int = field(8, help="transformers: sequences per generate() call; transformers-slots: KV-cache slots (256 on an H200 for a 1.5B model); transformers-cb: requests fed at once")
-    device: str = field("auto", help="transformers backend: cpu | cuda | auto")
+    device: str = field("auto", parse=device, help="transformers backends: auto | cpu | cuda | cuda:N")
     dtype: str = field("auto", help="transformers backend: auto | float32 | bfloat16 | float16")
     # --- execution
     shard_size: int = field(1000, help="Parquet (whole row groups, at least this many rows) / HF dataset rows "
