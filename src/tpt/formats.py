@@ -189,4 +189,5 @@ def is_run_folder(path: str | Path) -> bool:
     return RunLayout(Path(path)).is_run()
 
 
-RUN_ENTRIES = ("manifest.json", "plan.json", "stats.json", "data", "state", "rejected", "failed")
+# Everything an augment run folder may hold: anything else in --out means it is not (only) a run.
+RUN_ENTRIES = frozenset({"manifest.json", "plan.json", "stats.json", "data", "state", "rejected", "failed"})
