@@ -117,7 +117,7 @@ def read_checkpoint_info(folder: str | Path) -> CheckpointInfo | None:
 
 # --- metrics rows: one JSON object per line, appended while training --------------------------------
 METRICS_FILE = "metrics.jsonl"
-METRICS_ROW = Format("tpt.metrics_row", 1)  # not stamped per row: the file name says it
+# Version 1; rows are not stamped (one tag per line would be noise): a v2 gets a new file name.
 METRICS_TOKENS = "tokens"  # required: training tokens seen so far
 METRICS_STEP = "step"  # optimizer step
 METRICS_DOCS = "unique_docs"  # distinct documents seen so far (the lab's runs log it)
