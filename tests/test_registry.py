@@ -92,6 +92,8 @@ def test_unknown_names_list_the_known_ones():
         make_executor("slurm")
     with pytest.raises(PluginNotFound, match="no module named 'no_such_pkg.mod'"):
         load_strategy("no_such_pkg.mod:make")
+    with pytest.raises(ValueError, match="local takes no ':ARGUMENT'"):
+        make_executor("local:4")
     with pytest.raises(PluginNotFound, match="has no attribute 'nope'"):
         make_executor("tpt.augment.executors:nope")
 

@@ -63,8 +63,8 @@ class Registry:
 
     def resolve(self, spec: str) -> tuple[Any, Spec]:
         """The plugin object a spec names, and the parsed spec (its argument included)."""
-        name, _, arg = spec.partition(":")
-        parsed = Spec(name, arg if _ else None)
+        name, sep, arg = spec.partition(":")
+        parsed = Spec(name, arg if sep else None)
         if name in self.builtins:
             return _load(self.builtins[name], self._what(name)), parsed
         for ep in self._entry_points():
@@ -72,16 +72,20 @@ class Registry:
                 return _load(ep.value, f"{self._what(name)} (entry point in {self.group})"), parsed
         module, _, rest = spec.partition(":")
         if rest and _looks_like_module(module):
-            attr, _, arg = rest.partition(":")
-            return _load(f"{module}:{attr}", self._what(f"{module}:{attr}")), Spec(f"{module}:{attr}", arg or None)
+            attr, sep, arg = rest.partition(":")
+            target = f"{module}:{attr}"
+            return _load(target, self._what(target)), Spec(target, arg if sep else None)
         raise PluginNotFound(
             f"unknown {self.flag} {spec!r}; known: {', '.join(self.names())} "
             f"(or module.path:object, or an entry point in group {self.group!r})"
         )
 
     def load(self, spec: str) -> Any:
-        """The plugin object a spec names (its argument, if any, ignored)."""
-        return self.resolve(spec)[0]
+        """The plugin object a spec names, for kinds whose plugins take no argument."""
+        plugin, parsed = self.resolve(spec)
+        if parsed.arg is not None:
+            raise ValueError(f"{self.flag} {spec!r}: {parsed.name} takes no ':ARGUMENT'")
+        return plugin
 
     def _what(self, name: str) -> str:
         return f"{self.flag} {name!r}"
