@@ -154,7 +154,8 @@ def place_by_step(evals: list[tuple[str, Point]], metrics: list[Point], problems
         row = by_step.get(point.step)
         if point.tokens is None:
             if row is None:
-                why = "missing, and no step" if point.step is None else f"missing, and step {point.step} is not in the metrics"
+                why = "missing, and no step" if point.step is None else \
+                    f"missing, and step {point.step} is not in the metrics"
                 problems.append(Problem(path, 0, "tokens", why))
                 continue
             point.tokens = row.tokens
