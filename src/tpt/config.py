@@ -52,6 +52,8 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
 def _converter(tp: Any, meta: dict | None = None):
     if meta and meta.get("count"):
         return _count_arg
+    if meta and meta.get("parse"):  # a field's own checker: ValueError -> argparse's usage error
+        return _checked(meta["parse"])
     if tp is Path:
         return Path
     if tp in (int, float, str):
@@ -64,6 +66,24 @@ def _count_arg(value: str) -> int:
         return parse_count(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _checked(check):
+    def convert(value: str) -> Any:
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = check.__name__  # argparse names it in "invalid <name> value"
+    return convert
+
+
+def device(value: str) -> str:
+    """``--device`` in every stage: auto | cpu | cuda | cuda:N (use with ``field(..., parse=device)``)."""
+    if re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", value):
+        return value
+    raise ValueError(f"{value!r}: expected auto, cpu, cuda or cuda:N")
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, group_title: str | None = None) -> None:

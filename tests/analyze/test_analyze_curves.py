@@ -51,9 +51,26 @@ def test_eval_reader_understands_lm_eval_results(tmp_path):
     assert point.step == 3 and point.tokens is None
     assert point.values == {"gsm8k": 0.25, "arc": 0.6, "mmlu": 0.4}
     assert read_eval(path, [], metric="acc").values == {"arc": 0.5, "mmlu": 0.4}
-    nested = tmp_path / "nested.json"
-    nested.write_text(json.dumps({"checkpoint": {"tokens": 1e9, "step": 7}, "training": "not an object", "scores": {"a": 1}}))
+    nested = tmp_path / "nested.json"  # what tpt eval writes: the checkpoint's info, tpt train's field names
+    nested.write_text(json.dumps({"format": "tpt.eval_result/1", "checkpoint": {"tokens_seen": 10**9, "step": 7},
+                                  "scores": {"a": 1}}))
     assert (read_eval(nested, []).tokens, read_eval(nested, []).step) == (1e9, 7)
+
+
+def test_tpt_files_are_read_by_their_format_not_by_guessed_aliases(tmp_path):
+    guessed = tmp_path / "guessed.json"  # "tokens" is a metrics-row field, not a checkpoint-info one
+    guessed.write_text(json.dumps({"scores": {"a": 0.5}, "checkpoint": {"tokens": 100, "step": 1}}))
+    problems = []
+    assert read_eval(guessed, problems).tokens is None
+    assert problems[0].field == "checkpoint" and "'tokens_seen' must be an integer" in problems[0].reason
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps({"format": "tpt.eval_result/2", "scores": {"a": 0.5}}))
+    problems = []
+    assert read_eval(newer, problems) is None and "newer than this tpt reads" in problems[0].reason
+    metrics = tmp_path / "m.jsonl"
+    metrics.write_text(json.dumps({"train_tokens": 5, "loss": 1.0}) + "\n")
+    problems = []
+    assert read_metrics(metrics, problems) == [] and str(problems[0]).endswith("field 'tokens': missing")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"model": "m"}))
     problems = []
@@ -65,8 +82,8 @@ def test_eval_results_placed_by_step_and_compared(tmp_path):
     for folder, curve in ((base_dir, BASELINE), (method_dir, METHOD)):
         (folder / "eval").mkdir(parents=True)
         write_metrics(folder / "metrics.jsonl", curve)
-        for step, (_, y) in enumerate(curve):  # the eval files carry only a step and per-task scores
-            (folder / "eval" / f"step{step}.json").write_text(json.dumps({"step": step, "scores": {"a": y, "b": y}}))
+        for step, (_, y) in enumerate(curve):  # lm-eval files that carry only a step and per-task scores
+            (folder / "eval" / f"step{step}.json").write_text(json.dumps({"step": step, "results": {"a": y, "b": y}}))
         (folder / "config.json").write_text(json.dumps({"hidden_size": 8}))  # not an eval result: ignored
     problems = []
     runs = load_runs([f"vanilla={base_dir}", f"tpt={method_dir}"], None, problems)

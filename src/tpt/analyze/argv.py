@@ -7,13 +7,9 @@ all of those into one ``--by domain audience`` before parsing.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
-
-def is_run_folder(arg: str) -> bool:
-    """An augment run folder given after a list flag is a positional argument, not the flag's value."""
-    return Path(arg, "data").is_dir()
+from tpt.formats import is_run_folder  # a run folder after a list flag is a positional, not the flag's value
 
 
 def merge_list_flags(argv: list[str], flags: set[str], split_commas: set[str] = frozenset(),

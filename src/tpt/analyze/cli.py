@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
-from tqdm import tqdm
-
 from tpt.analyze.argv import merge_list_flags
 from tpt.analyze.quality import QualityConfig
 from tpt.config import field, parse, to_dict
+from tpt.formats import is_run_folder
+from tpt.progress import progress_bar
 
 USAGE = """usage: tpt analyze <action> [options]   (tpt analyze <action> --help for each)
 
@@ -36,8 +36,10 @@ class StatsConfig:
     json: bool = field(False, help="print the statistics as JSON on stdout (instead of the Markdown report)")
     plots: bool = field(True, help="write PNG plots (with --out)")
     max_groups: int = field(50, help="at most this many groups per field; later labels are pooled as '(other)'")
-    batch_size: int = field(65536, help="records per Arrow batch")
+    # not --batch-size: that is sequences per forward pass in augment and eval; this is a read size
+    batch_records: int = field(65536, help="records per Arrow batch (memory bound)")
     workers: int = field(1, help="processes reading shard files in parallel (1: in this process)")
+    progress: bool = field(True, help="show a progress bar (on a terminal only)")
     quality: bool = field(False, help="also count quality flags (reads text and thinking: much slower)")
     thresholds: QualityConfig = field(default_factory=QualityConfig, help="quality thresholds (with --quality)")
 
@@ -75,15 +77,15 @@ def parse_orders(specs: list[str], by: list[str]) -> dict[str, list[str]]:
 def run_stats(cfg: StatsConfig) -> dict:
     from tpt.analyze.stats import compute_stats, count_records
 
-    if cfg.out is not None and (cfg.out / "data").is_dir():
+    if cfg.out is not None and is_run_folder(cfg.out):
         raise ValueError(f"--out {cfg.out}: is an augment run (has data/); its stats.json would be overwritten")
     orders = parse_orders(cfg.order, cfg.by)
     unknown = sorted(set(orders) - set(cfg.by))
     if unknown:
         raise ValueError(f"--order names field(s) not in --by: {', '.join(unknown)}")
     quality = cfg.thresholds if cfg.quality else None
-    with tqdm(total=count_records(cfg.runs), unit="rec", desc="stats", disable=None) as bar:
-        stats = compute_stats(cfg.runs, cfg.by, orders, cfg.max_groups, cfg.batch_size, bar, cfg.workers, quality)
+    with progress_bar(count_records(cfg.runs), "stats", "rec", cfg.progress) as bar:
+        stats = compute_stats(cfg.runs, cfg.by, orders, cfg.max_groups, cfg.batch_records, bar, cfg.workers, quality)
     result = stats.to_dict()
     _emit_stats(cfg, stats, result)
     return result

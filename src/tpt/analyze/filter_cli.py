@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import sys
 
-from tqdm import tqdm
-
 from tpt.analyze.argv import merge_list_flags
 from tpt.analyze.filter import FilterConfig, filter_run
 from tpt.analyze.stats import count_records
 from tpt.config import parse
+from tpt.progress import progress_bar
 
 DESCRIPTION = """Write a clean copy of an augment run without the trajectories that raise quality flags.
 
@@ -25,7 +24,7 @@ def main(argv: list[str]) -> int:
     argv = merge_list_flags(argv, {"--remove", "--template-pattern"}, split_commas={"--remove"})
     cfg = parse(FilterConfig, argv, "tpt filter", DESCRIPTION)
     try:
-        with tqdm(total=count_records([cfg.run]), unit="rec", desc="filter", disable=None) as bar:
+        with progress_bar(count_records([cfg.run]), "filter", "rec") as bar:
             result = filter_run(cfg, progress=bar)
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"tpt filter: {e}", file=sys.stderr)

@@ -1,24 +1,22 @@
-"""Tolerant readers for training metrics (JSONL) and evaluation results (JSON).
+"""Readers for training metrics (JSONL) and evaluation results (JSON), for learning curves.
 
-Neither format belongs to this module, so both readers accept what the trainer and `tpt eval`
-are likely to write and say exactly what they could not use.
+The files tpt writes follow ``tpt.formats`` (metrics rows v1, eval result v1 with the checkpoint's
+info): their fields are read by name, never guessed.  lm-evaluation-harness's own results files are
+read too (``results: {task: {"acc,none": ...}}``), placed by a top-level ``step`` / ``tokens`` /
+``unique_docs`` the user adds (the metrics rows' names).
 
-Metrics JSONL (one object per line; fields read):
-  tokens        REQUIRED  training tokens seen so far (aliases: train_tokens, tokens_seen)
+Metrics JSONL (``tpt.formats`` metrics rows; fields read):
+  tokens        REQUIRED  training tokens seen so far
   step          optional  optimizer step (used to place eval results that carry only a step)
-  loss          optional  training loss
-  val_loss      optional  held-out loss
-  unique_docs   optional  distinct documents seen so far (aliases: docs, documents, unique_documents)
-  score         optional  a benchmark score logged by the trainer itself
+  unique_docs   optional  distinct documents seen so far
+  any other number        a measurement: loss, val_loss, score (a benchmark score logged by a trainer), ...
 A line that is not JSON or lacks ``tokens`` is set aside as a Problem (file, line, field,
 reason), counted and reported; it never stops the report.
 
-Eval JSON (one file per evaluated checkpoint, e.g. OUT/<model>.json; fields read):
-  scores: {task: number}  or  results: {task: number | {metric: number}}  (lm-eval style; the
-      metric is --metric if given, else the first of acc_norm, acc, exact_match, score, then
-      any number; lm-eval's ",none" filter suffix is ignored)
-  tokens / step / unique_docs at the top level or under "checkpoint" or "training": where the
-      checkpoint sits on the curve; a file with only a step is placed via the metrics' tokens.
+Eval JSON: a tpt eval result (``scores: {task: number}``, placed by ``checkpoint.step`` /
+``checkpoint.tokens_seen``), or an lm-eval results file (the metric is --metric if given, else the
+first of acc_norm, acc, exact_match, score, then any number; lm-eval's ",none" filter suffix is
+ignored).  A file with only a step is placed via the metrics' tokens.
 """
 
 from __future__ import annotations
@@ -29,9 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TOKENS_KEYS = ("tokens", "train_tokens", "tokens_seen")
-DOCS_KEYS = ("unique_docs", "docs", "documents", "unique_documents")
+from tpt import formats as F
+
 METRIC_PREFERENCE = ("acc_norm", "acc", "exact_match", "score")
+PLACEMENT = (F.METRICS_TOKENS, F.METRICS_STEP, F.METRICS_DOCS)
 
 
 @dataclass
@@ -56,13 +55,6 @@ class Point:
     values: dict[str, float] = field(default_factory=dict)  # loss, val_loss, score, task scores
 
 
-def _first(obj: dict, keys: tuple[str, ...]) -> tuple[str | None, Any]:
-    for key in keys:
-        if key in obj and obj[key] is not None:
-            return key, obj[key]
-    return None, None
-
-
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -84,16 +76,13 @@ def read_metrics(path: str | Path, problems: list[Problem]) -> list[Point]:
             if not isinstance(row, dict):
                 problems.append(Problem(str(path), lineno, "-", "not a JSON object"))
                 continue
-            key, tokens = _first(row, TOKENS_KEYS)
+            tokens = row.get(F.METRICS_TOKENS)
             if _number(tokens) is None:
-                why = "missing" if key is None else f"not a number ({tokens!r})"
-                problems.append(Problem(str(path), lineno, "tokens", why))
+                why = "missing" if tokens is None else f"not a number ({tokens!r})"
+                problems.append(Problem(str(path), lineno, F.METRICS_TOKENS, why))
                 continue
-            _, docs = _first(row, DOCS_KEYS)
-            step = row.get("step")
-            values = {k: float(v) for k, v in row.items()
-                      if k not in TOKENS_KEYS + DOCS_KEYS + ("step",) and _number(v) is not None}
-            points.append(Point(float(tokens), int(step) if _number(step) is not None else None, _number(docs), values))
+            values = {k: float(v) for k, v in row.items() if k not in PLACEMENT and _number(v) is not None}
+            points.append(_placed(row, values))
     return points
 
 
@@ -110,6 +99,12 @@ def pick_metric(task_result: Any, metric: str | None) -> float | None:
     return None if metric else (float(next(iter(plain.values()))) if plain else None)
 
 
+def _placed(where: dict, values: dict[str, float]) -> Point:
+    step = where.get(F.METRICS_STEP)
+    step = int(step) if _number(step) is not None else None
+    return Point(_number(where.get(F.METRICS_TOKENS)), step, _number(where.get(F.METRICS_DOCS)), values)
+
+
 def read_eval(path: str | Path, problems: list[Problem], metric: str | None = None) -> Point | None:
     """One checkpoint's scores; None (with a Problem) if the file has no usable score."""
     try:
@@ -117,25 +112,38 @@ def read_eval(path: str | Path, problems: list[Problem], metric: str | None = No
     except (OSError, json.JSONDecodeError) as e:
         problems.append(Problem(str(path), 0, "-", f"unreadable ({e})"))
         return None
-    if not isinstance(obj, dict):
-        problems.append(Problem(str(path), 0, "-", "not a JSON object"))
+    if F.is_eval_result(obj):
+        return _tpt_eval(path, obj, problems)
+    if not isinstance(obj, dict) or not isinstance(obj.get("results"), dict):
+        problems.append(Problem(str(path), 0, F.EVAL_SCORES,
+                                "missing (expected a tpt eval result, or lm-eval's 'results': {task: ...})"))
         return None
-    table = obj.get("scores") if isinstance(obj.get("scores"), dict) else obj.get("results")
-    if not isinstance(table, dict):
-        problems.append(Problem(str(path), 0, "scores", "missing (expected 'scores' or 'results': {task: ...})"))
-        return None
-    scores = {task: s for task, r in table.items() if (s := pick_metric(r, metric)) is not None}
+    scores = {task: s for task, r in obj["results"].items() if (s := pick_metric(r, metric)) is not None}
     if not scores:
         problems.append(Problem(str(path), 0, "results", f"no task has a numeric {metric or 'score'}"))
         return None
-    where = dict(obj)
-    for section in ("training", "checkpoint"):  # nested placement info, when it is an object
-        if isinstance(obj.get(section), dict):
-            where.update(obj[section])
-    _, tokens = _first(where, TOKENS_KEYS)
-    _, docs = _first(where, DOCS_KEYS)
-    step = where.get("step")
-    return Point(_number(tokens), int(step) if _number(step) is not None else None, _number(docs), scores)
+    return _placed(obj, scores)
+
+
+def _tpt_eval(path: str | Path, obj: dict, problems: list[Problem]) -> Point | None:
+    try:
+        F.EVAL_RESULT.check(obj, path)
+    except F.FormatError as err:
+        problems.append(Problem(str(path), 0, F.FORMAT_KEY, str(err)))
+        return None
+    scores = {task: float(v) for task, v in obj[F.EVAL_SCORES].items() if _number(v) is not None}
+    if not scores:
+        problems.append(Problem(str(path), 0, F.EVAL_SCORES, "no task has a numeric score"))
+        return None
+    info = obj.get(F.EVAL_CHECKPOINT)
+    try:  # a model tpt train did not write has no checkpoint info: placed by step via the metrics, or not at all
+        info = F.CheckpointInfo.from_dict(info, path) if isinstance(info, dict) and "error" not in info else None
+    except F.FormatError as err:
+        problems.append(Problem(str(path), 0, F.EVAL_CHECKPOINT, str(err)))
+        info = None
+    if info is None:
+        return Point(None, None, None, scores)
+    return Point(float(info.tokens_seen), info.step, None, scores)
 
 
 def place_by_step(evals: list[tuple[str, Point]], metrics: list[Point], problems: list[Problem]) -> list[Point]:
@@ -146,7 +154,8 @@ def place_by_step(evals: list[tuple[str, Point]], metrics: list[Point], problems
         row = by_step.get(point.step)
         if point.tokens is None:
             if row is None:
-                why = "missing, and no step" if point.step is None else f"missing, and step {point.step} is not in the metrics"
+                why = "missing, and no step" if point.step is None else \
+                    f"missing, and step {point.step} is not in the metrics"
                 problems.append(Problem(path, 0, "tokens", why))
                 continue
             point.tokens = row.tokens

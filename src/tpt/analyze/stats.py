@@ -26,6 +26,7 @@ from tpt.analyze.histograms import CountHistogram, LogHistogram
 from tpt.analyze.ordinal import spearman_from_histograms
 from tpt.analyze.quality import FLAGS, QualityConfig, flag_rows, template_patterns
 from tpt.io.runs import data_files, read_manifest
+from tpt.parallel import fork_map
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
 
@@ -244,20 +245,16 @@ def compute_stats(runs: list[str | Path], by: list[str] = (), orders: dict[str, 
         for path, run_name, patterns in jobs:
             stats.add_file(path, run_name, batch_size, progress, patterns)
         return stats
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     work = [(path, run_name, patterns, stats.by, max_groups, batch_size, quality) for path, run_name, patterns in jobs]
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        for (path, _, _), part in zip(jobs, pool.map(_file_stats, work)):
-            stats.merge(part)
-            if progress is not None:
-                progress.update(pq.ParquetFile(path).metadata.num_rows)
+    for (path, _, _), part in zip(jobs, fork_map(_file_stats, work, workers)):
+        stats.merge(part)
+        if progress is not None:
+            progress.update(pq.ParquetFile(path).metadata.num_rows)
     return stats
 
 
-def _file_stats(job: tuple) -> RunStats:
-    path, run_name, patterns, by, max_groups, batch_size, quality = job
+def _file_stats(path: Path, run_name: str, patterns: list[str], by: list[str], max_groups: int, batch_size: int,
+                quality: QualityConfig | None) -> RunStats:
     part = RunStats(by, max_groups, quality=quality)
     part.add_file(path, run_name, batch_size, patterns=patterns)
     return part

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from tpt.augment.backends.base import SamplingParams
-from tpt.config import field
+from tpt.config import device, field
 
 
 @dataclass
@@ -31,7 +31,8 @@ class AugmentConfig:
     text_field: str = field("text", help="field holding the document")
     id_field: Optional[str] = field(None, help="field holding the id (default: 'id' when present, else a content hash)")
     # --- prompt
-    strategy: str = field("default", help="default | random-focus | back-thinking[:PATH] (docs/generators.md) | file:PATH (template with {context})")
+    strategy: str = field("default", help="default | random-focus | back-thinking[:PATH] (docs/generators.md) | "
+                          "file:PATH (template with {context}) | a plugin: module.path:factory or an entry point (tpt.strategies)")
     max_doc_tokens: int = field(2048, help="documents are cut to this many tokens of the generator's tokenizer")
     raw_prompt: bool = field(False, help="send the prompt as-is (no chat template); completions API / in-process only")
     # --- sampling
@@ -58,7 +59,7 @@ class AugmentConfig:
     max_retries: int = field(5, help="retries on 429, 5xx, timeouts, dropped connections")
     retry_backoff: float = field(1.0, help="first retry delay in seconds (doubles, with jitter)")
     batch_size: int = field(8, help="transformers: sequences per generate() call; transformers-slots: KV-cache slots (256 on an H200 for a 1.5B model); transformers-cb: requests fed at once")
-    device: str = field("auto", help="transformers backend: cpu | cuda | auto")
+    device: str = field("auto", parse=device, help="transformers backends: auto | cpu | cuda | cuda:N")
     dtype: str = field("auto", help="transformers backend: auto | float32 | bfloat16 | float16")
     # --- execution
     shard_size: int = field(1000, help="Parquet (whole row groups, at least this many rows) / HF dataset rows "
@@ -69,7 +70,8 @@ class AugmentConfig:
     shard_range: Optional[str] = field(None, help="i/n: this process does the shards whose index %% n == i")
     checkpoint_records: int = field(64, help="checkpoint in-shard progress every N records ...")
     checkpoint_seconds: float = field(10.0, help="... or every this many seconds, whichever first")
-    executor: Literal["local", "ray"] = field("local", help="how shards are run: local | ray (needs pip install 'tpt[ray]')")
+    executor: str = field("local", help="how shards are run: local | ray (needs pip install 'tpt[ray]') | a plugin: "
+                          "module.path:factory or an entry point (tpt.executors)")
     ray_address: Optional[str] = field(None, help="--executor ray: cluster address (default: $RAY_ADDRESS, else a local Ray)")
     ray_workers: int = field(0, help="--executor ray: shard workers (0 = one per GPU for transformers, else one per CPU)")
     strict: bool = field(False, help="a rejected input row is fatal")

@@ -11,20 +11,21 @@ finishes it, or dies and this process takes it over), so every process's summary
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Protocol
 
 from tpt.augment.shards import ShardContext, ShardResult, ShardSpec, is_done, run_shard
 from tpt.io.lock import LockHeld
+from tpt.progress import Throughput, progress_bar
+from tpt.registry import Registry
 
 
 class Executor(Protocol):
-    def run(self, specs: list[ShardSpec], ctx: ShardContext, total_rows: Optional[int]) -> list[ShardResult]: ...
+    def run(self, specs: list[ShardSpec], ctx: ShardContext, total_rows: int | None) -> list[ShardResult]: ...
 
 
 class LocalExecutor:
-    def run(self, specs: list[ShardSpec], ctx: ShardContext, total_rows: Optional[int]) -> list[ShardResult]:
+    def run(self, specs: list[ShardSpec], ctx: ShardContext, total_rows: int | None) -> list[ShardResult]:
         out = Path(ctx.config.out)
         results = [run_shard(s, ctx) for s in specs if is_done(out, s)]  # cleans leftovers, counts records
         todo = [s for s in specs if not is_done(out, s)]
@@ -42,8 +43,7 @@ class LocalExecutor:
                 print(f"tpt augment: {exc.path.stem} is being run by {_who(exc)}; waiting for it", file=sys.stderr)
                 results.append(run_shard(spec, ctx, wait=None))
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         return results
 
 
@@ -52,21 +52,10 @@ def _who(exc: LockHeld) -> str:
     return f"pid {holder.get('pid')} on {holder.get('host')}" if holder else "another process"
 
 
-def _progress_bar(ctx: ShardContext, total: int):
-    if not ctx.config.progress:
-        return None
-    from tqdm import tqdm
-
+def _progress_bar(ctx: ShardContext, total: int | None):
     unit = "doc" if ctx.config.samples == 1 else "traj"
-    bar = tqdm(total=total, unit=unit, desc="augment", dynamic_ncols=True, smoothing=0.1)
-    started, tokens = time.monotonic(), [0]
-
-    def update(done: int, new_tokens: int) -> None:
-        tokens[0] += new_tokens
-        bar.update(done)
-        bar.set_postfix_str(f"{tokens[0] / max(1e-9, time.monotonic() - started):.0f} tok/s", refresh=False)
-
-    ctx.on_progress = update
+    bar = progress_bar(total, "augment", unit, ctx.config.progress, smoothing=0.1)
+    ctx.on_progress = Throughput(bar).add
     return bar
 
 
@@ -76,10 +65,10 @@ def _ray_executor() -> Executor:
     return RayExecutor()
 
 
-EXECUTORS = {"local": LocalExecutor, "ray": _ray_executor}
+# name -> a zero-argument factory returning an Executor; plugins: entry points in group tpt.executors,
+# or --executor module.path:factory.
+EXECUTORS = Registry("executor", "--executor", {"local": LocalExecutor, "ray": _ray_executor})
 
 
 def make_executor(name: str) -> Executor:
-    if name not in EXECUTORS:
-        raise ValueError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
-    return EXECUTORS[name]()
+    return EXECUTORS.load(name)()

@@ -3,8 +3,9 @@
 ``default`` and ``random-focus`` are the paper's prompts, verbatim; ``file:PATH`` reads a template
 with a ``{context}`` placeholder; ``back-thinking[:PATH]`` renders the document as the *response*
 of the back-thinking template a generator was fine-tuned on (see ``tpt.augment.back_thinking``).
-Every choice that involves chance is drawn from a seeded RNG keyed by the document id, so reruns
-(and resumed runs) build the same prompts.
+Strategies are plugins (``tpt.registry``): ``--strategy mypkg.prompts:make`` or an entry point in
+group ``tpt.strategies`` adds one without touching tpt.  Every choice that involves chance is drawn
+from a seeded RNG keyed by the document id, so reruns (and resumed runs) build the same prompts.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import hashlib
 import random
 from dataclasses import dataclass
 from pathlib import Path
+
+from tpt.registry import Registry
 
 DEFAULT_TEMPLATE = (
     "{{CONTEXT}}\n\n## End of the context\n\n"
@@ -37,12 +40,16 @@ def stable_int(*parts: object) -> int:
 
 @dataclass(frozen=True)
 class PromptStrategy:
-    name: str  # "default" | "random-focus" | "file:PATH" | "back-thinking[:PATH]"
+    """What ``--strategy`` resolves to.  A plugin strategy may be any object with ``name``, ``template``
+    (recorded in the manifest: a different template is a different run) and ``build(doc_id, context)``."""
+
+    name: str  # the --strategy spec: "default" | "random-focus" | "file:PATH" | "back-thinking[:PATH]" | a plugin's
     template: str  # contains {{CONTEXT}}
     seed: int = 0
+    focus: bool = False  # random-focus: a focus mark at a seeded word boundary
 
     def build(self, doc_id: str, context: str) -> str:
-        if self.name == "random-focus":
+        if self.focus:
             context = insert_focus(context, random.Random(stable_int("focus", self.seed, doc_id)))
         # str.replace, not format(): documents are full of braces.
         return self.template.replace("{{CONTEXT}}", context)
@@ -55,24 +62,56 @@ def insert_focus(context: str, rng: random.Random) -> str:
     return context[:at] + FOCUS_MARK + context[at:]
 
 
-def load_strategy(spec: str, seed: int = 0) -> PromptStrategy:
-    if spec == "default":
-        return PromptStrategy("default", DEFAULT_TEMPLATE, seed)
-    if spec == "random-focus":
-        return PromptStrategy("random-focus", RANDOM_FOCUS_TEMPLATE, seed)
-    if spec.startswith("file:"):
-        path = Path(spec[5:])
-        if not path.is_file():
-            raise ValueError(f"--strategy {spec}: no such template file {path}")
-        text = path.read_text(encoding="utf-8")
-        if "{context}" not in text:
-            raise ValueError(f"--strategy {spec}: template {path} has no {{context}} placeholder")
-        return PromptStrategy(spec, text.replace("{context}", "{{CONTEXT}}"), seed)
-    if spec.split(":", 1)[0] == "back-thinking":
-        from tpt.augment import back_thinking as bt
+# A strategy factory takes (argument after "NAME:" or None, seed) and returns a strategy.
+def _no_argument(name: str, arg: str | None) -> None:
+    if arg is not None:
+        raise ValueError(f"--strategy {name}:{arg}: {name} takes no argument")
 
-        return PromptStrategy(spec, bt.document_template(bt.load_template(bt.template_path_of(spec))), seed)
-    raise ValueError(f"unknown --strategy {spec!r}; use default, random-focus, back-thinking[:PATH] or file:PATH")
+
+def default_strategy(arg: str | None, seed: int) -> PromptStrategy:
+    _no_argument("default", arg)
+    return PromptStrategy("default", DEFAULT_TEMPLATE, seed)
+
+
+def random_focus_strategy(arg: str | None, seed: int) -> PromptStrategy:
+    _no_argument("random-focus", arg)
+    return PromptStrategy("random-focus", RANDOM_FOCUS_TEMPLATE, seed, focus=True)
+
+
+def file_strategy(arg: str | None, seed: int) -> PromptStrategy:
+    spec, path = f"file:{arg or ''}", Path(arg or "")
+    if not arg or not path.is_file():
+        raise ValueError(f"--strategy {spec}: no such template file {path}")
+    text = path.read_text(encoding="utf-8")
+    if "{context}" not in text:
+        raise ValueError(f"--strategy {spec}: template {path} has no {{context}} placeholder")
+    return PromptStrategy(spec, text.replace("{context}", "{{CONTEXT}}"), seed)
+
+
+def back_thinking_strategy(arg: str | None, seed: int) -> PromptStrategy:
+    from tpt.augment import back_thinking as bt  # lazily: only this strategy needs its template files
+
+    spec = bt.STRATEGY_NAME if arg is None else f"{bt.STRATEGY_NAME}:{arg}"
+    return PromptStrategy(spec, bt.document_template(bt.load_template(bt.template_path_of(spec))), seed)
+
+
+STRATEGIES = Registry("strategy", "--strategy", {
+    "default": default_strategy,
+    "random-focus": random_focus_strategy,
+    "back-thinking": back_thinking_strategy,
+    "file": file_strategy,
+})
+
+
+def load_strategy(spec: str, seed: int = 0):
+    """The prompt strategy ``--strategy SPEC`` names: built-in, entry point (tpt.strategies) or module:object."""
+    factory, parsed = STRATEGIES.resolve(spec)
+    strategy = factory(parsed.arg, seed)
+    missing = [a for a in ("name", "template", "build") if not hasattr(strategy, a)]
+    if missing:
+        raise ValueError(f"--strategy {spec}: {parsed.name} returned {type(strategy).__name__}, "
+                         f"which lacks {', '.join(missing)} (see tpt.augment.prompts.PromptStrategy)")
+    return strategy
 
 
 def strip_thinking_tags(text: str) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import uuid
 from collections import Counter, deque
 from dataclasses import replace
@@ -26,6 +25,7 @@ from tpt.augment.backends.base import load_backend_factory
 from tpt.augment.config import AugmentConfig
 from tpt.augment.prompts import PromptStrategy
 from tpt.augment.shards import ShardContext, ShardResult, ShardSpec, is_done, run_shard
+from tpt.progress import Throughput, progress_bar
 
 INSTALL_HINT = ("--executor ray needs Ray, an optional extra: pip install 'tpt[ray]'  "
                 "(or: pip install 'ray[default]>=2.40')")
@@ -203,21 +203,12 @@ class _ProgressBar:
     """Per-shard progress in the driver (documents or trajectories, and generated tokens/s)."""
 
     def __init__(self, config: AugmentConfig, rows: int):
-        self.bar = None
-        self.started, self.tokens = time.monotonic(), 0
-        if config.progress:
-            from tqdm import tqdm
-
-            unit = "doc" if config.samples == 1 else "traj"
-            self.bar = tqdm(total=rows * config.samples, unit=unit, desc="augment (ray)", dynamic_ncols=True)
+        unit = "doc" if config.samples == 1 else "traj"
+        self.bar = progress_bar(rows * config.samples, "augment (ray)", unit, config.progress)
+        self.rate = Throughput(self.bar)
 
     def update(self, spec: ShardSpec, result: ShardResult, samples: int) -> None:
-        if self.bar is None:
-            return
-        self.tokens += result.completion_tokens
-        self.bar.update(max(0, spec.rows) * samples)
-        self.bar.set_postfix_str(f"{self.tokens / max(1e-9, time.monotonic() - self.started):.0f} tok/s", refresh=False)
+        self.rate.add(max(0, spec.rows) * samples, result.completion_tokens)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.bar.close()

@@ -41,6 +41,7 @@ from tpt.augment.shards import (
     parse_shard_rows,
 )
 from tpt.config import to_dict
+from tpt.formats import RUN_ENTRIES
 from tpt.io import fs
 from tpt.io.atomic import TEMP_MARK, remove_stale_temps
 from tpt.io.lock import FileLock, LockHeld
@@ -48,8 +49,6 @@ from tpt.io.readers import InputError
 from tpt.io.writers import write_json
 
 RUN_LOCK_WAIT_S = 600.0  # run-level steps are short; a holder for longer than this is stuck
-# What an augment run folder may hold (anything else means the folder is not ours to write into).
-RUN_ENTRIES = {"manifest.json", "plan.json", "stats.json", "data", "state", "rejected", "failed"}
 
 
 class ConfigMismatch(RuntimeError):

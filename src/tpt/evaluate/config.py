@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
-from tpt.config import field
+from tpt.config import device, field
 
 
 @dataclass
@@ -32,7 +32,7 @@ class EvalConfig:
                                   "allows boolq/mmlu over --base-url; transformers serve does not")
     chat: bool = field(False, help="wrap prompts in the model's chat template (SFT models)")
     batch_size: int = field(8, help="sequences per forward pass (hf/vllm); concurrent requests (server)")
-    device: str = field("auto", help="hf: cpu | cuda | cuda:N | auto")
+    device: str = field("auto", parse=device, help="hf: auto | cpu | cuda | cuda:N")
     dtype: str = field("auto", help="hf/vllm: auto | bfloat16 | float16 | float32")
     seed: int = field(1234, help="seeds python, numpy, torch and the few-shot sampler")
     # --- subsets and logs

@@ -14,6 +14,7 @@ from tpt.evaluate.config import EvalConfig, split_list
 from tpt.evaluate.models import ModelTarget, check_server_tasks, model_targets
 from tpt.evaluate.render import RenderOptions, render_tasks
 from tpt.evaluate.report import compare
+from tpt.formats import FormatError, read_checkpoint_info, write_eval_result
 
 
 def _offline() -> None:
@@ -40,7 +41,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, dict]:
     results = {}
     for target in targets:
         result = evaluate_model(cfg, target, specs, task_dir)
-        (cfg.out / f"{target.name}.json").write_text(json.dumps(result, indent=2, default=str))
+        write_eval_result(cfg.out, target.name, result)
         results[target.name] = result
     table = compare(list(results.values()))
     (cfg.out / "comparison.md").write_text(table + "\n")
@@ -99,18 +100,13 @@ def evaluate_model(cfg: EvalConfig, target: ModelTarget, specs: list[TaskSpec], 
     }
 
 
-# Written by tpt train into every checkpoint folder: step, tokens_seen, ... (where it sits on the curve).
-CHECKPOINT_INFO_FILE = "tpt_checkpoint.json"
-
-
 def checkpoint_info(source: str) -> dict | None:
-    path = Path(source) / CHECKPOINT_INFO_FILE
-    if not path.is_file():
-        return None
+    """Where the checkpoint sits on its training curve (tpt train's info file); None for other models."""
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        return {"error": f"{path}: not valid JSON ({err.msg})"}
+        info = read_checkpoint_info(source)
+    except FormatError as err:  # recorded, not fatal: the scores are still worth having
+        return {"error": str(err)}
+    return None if info is None else info.to_dict()
 
 
 def _number(value) -> float | None:

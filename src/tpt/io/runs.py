@@ -1,26 +1,30 @@
-"""Read the output of an augment run: ``RUN/data/*.parquet`` (+ manifest.json, stats.json)."""
+"""Read the output of an augment run: ``RUN/data/*.parquet`` (+ manifest.json, stats.json).
+
+The folder's layout is a format (``tpt.formats.RunLayout``); this module only reads it.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow.parquet as pq
 
+from tpt.formats import RunLayout, is_run_folder  # noqa: F401  (re-exported: readers import it from here)
 from tpt.records import ThinkingRecord
 
 
 def data_files(run_dir: str | Path) -> list[Path]:
     """The finished thinking-record shards of a run, in shard order."""
-    run = Path(run_dir)
-    if not (run / "data").is_dir():
-        raise FileNotFoundError(f"{run}: not an augment run (no data/ folder)")
-    return sorted((run / "data").glob("*.parquet"))
+    layout = RunLayout(Path(run_dir))
+    if not layout.is_run():
+        raise FileNotFoundError(f"{layout.root}: not an augment run (no data/ folder)")
+    return sorted(layout.data.glob("*.parquet"))
 
 
 def read_manifest(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / "manifest.json"
+    path = RunLayout(Path(run_dir)).manifest
     return json.loads(path.read_text()) if path.exists() else {}
 
 

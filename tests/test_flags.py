@@ -1,0 +1,36 @@
+"""Same flag, same meaning: --device takes the same values in every stage that has it, and a bad
+value fails at parse time naming the flag (before any model is loaded)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tpt.analyze.cli import StatsConfig
+from tpt.augment.config import AugmentConfig
+from tpt.config import parse
+from tpt.evaluate.config import EvalConfig
+
+
+@pytest.mark.parametrize("cls, first", [(AugmentConfig, "corpus.jsonl"), (EvalConfig, "model")])
+def test_device_values_are_the_same_everywhere(cls, first, capsys):
+    for value in ("auto", "cpu", "cuda", "cuda:1"):
+        assert parse(cls, [first, "--device", value], "tpt x").device == value
+    with pytest.raises(SystemExit) as exit_info:
+        parse(cls, [first, "--device", "gpu"], "tpt x")
+    assert exit_info.value.code == 2
+    assert "argument --device: 'gpu': expected auto, cpu, cuda or cuda:N" in capsys.readouterr().err
+
+
+def test_device_from_a_config_file_is_checked_too(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text("device: tpu\n")
+    with pytest.raises(SystemExit) as exit_info:
+        parse(AugmentConfig, ["corpus.jsonl", "--config", str(path)], "tpt augment")
+    assert "expected auto, cpu, cuda or cuda:N" in f"{exit_info.value.code} {capsys.readouterr().err}"
+
+
+def test_analyze_read_size_is_not_called_batch_size(tmp_path):
+    cfg = parse(StatsConfig, [str(tmp_path), "--batch-records", "128", "--no-progress"], "tpt analyze stats")
+    assert cfg.batch_records == 128 and cfg.progress is False
+    with pytest.raises(SystemExit):
+        parse(StatsConfig, [str(tmp_path), "--batch-size", "128"], "tpt analyze stats")
