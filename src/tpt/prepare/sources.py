@@ -13,6 +13,7 @@ from typing import Iterator, Optional
 
 import pyarrow.parquet as pq
 
+from tpt.formats import is_run_folder  # noqa: F401 (re-exported for prepare.inputs, tokenizer_cli)
 from tpt.io import readers, runs
 from tpt.io.readers import Rejection
 from tpt.prepare.config import PrepareError, SourceSpec
@@ -31,10 +32,6 @@ class Sample:
     thinking_tokens: int = 0
     doc_truncated: bool = False  # the generator saw only a prefix of text
     where: str = ""  # FILE:ROW, for error messages
-
-
-def is_run_folder(path: Path) -> bool:
-    return path.is_dir() and (path / "data").is_dir()
 
 
 def check_source(spec: SourceSpec, text_field: str = "text") -> list[Path]:

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from tpt import formats
+
 from tpt.io.atomic import atomic_folder, atomic_write_text, recover_folder, remove_stale_temps, temp_name
 
 STATE_DIR = "state"
@@ -37,7 +39,7 @@ PREV_STATE_DIR = "state.prev"
 CORRUPT_STATE_DIR = "state.corrupt"  # a state found unreadable, kept for inspection
 STATE_FILE = "trainer_state.pt"
 WEIGHTS_FILE = "model.safetensors"
-INFO_FILE = "tpt_checkpoint.json"
+INFO_FILE = formats.CHECKPOINT_INFO_FILE
 DONE_FILE = "tpt_train_done.json"
 
 
@@ -69,7 +71,7 @@ def save_hf(model: torch.nn.Module, tokenizer, folder: Path, state_dict: dict | 
         (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     tokenizer.save_pretrained(folder)
     if info is not None:
-        (folder / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        formats.write_checkpoint_info(folder, formats.CheckpointInfo.from_dict(info, folder / INFO_FILE))
 
 
 def save_snapshot(folder: Path, model, tokenizer, state_dict: dict | None, info: dict, dtype=None) -> Path:
@@ -89,7 +91,7 @@ def save_final(out: Path, model: torch.nn.Module, tokenizer, state_dict: dict | 
     for path in tmp.iterdir():
         os.replace(path, out / path.name)
     tmp.rmdir()
-    atomic_write_text(out / DONE_FILE, json.dumps(info, indent=2) + "\n")
+    formats.write_json(out / DONE_FILE, info, formats.CHECKPOINT_INFO)
 
 
 def clean_leftovers(out: Path) -> None:
