@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from tpt.analyze.quality import FLAGS, QualityConfig, template_patterns
 from tpt.analyze.quality_batch import MAX_BATCH, BatchFlags, flag_batch
 from tpt.config import field, to_dict
+from tpt.parallel import fork_map
 from tpt.io.atomic import atomic_write, atomic_write_text
 from tpt.io.runs import data_files, read_manifest
 from tpt.records import THINKING_SCHEMA
@@ -82,19 +83,12 @@ def filter_run(cfg: FilterConfig, progress=None) -> FilterResult:
     manifest = read_manifest(source)
     patterns = template_patterns(cfg.quality, manifest)
     result = _empty_result(cfg)
-    if cfg.workers <= 1 or len(files) <= 1:
-        for path in files:
-            result.merge(_filter_file(path, out, cfg, patterns, progress))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        jobs = [(path, out, cfg, patterns, None) for path in files]
-        with ProcessPoolExecutor(cfg.workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            for part in pool.map(_filter_file, *zip(*jobs)):
-                result.merge(part)
-                if progress is not None:
-                    progress.update(part.records)
+    inline = cfg.workers <= 1 or len(files) <= 1  # in this process: the bar can follow each batch
+    jobs = [(path, out, cfg, patterns, progress if inline else None) for path in files]
+    for part in fork_map(_filter_file, jobs, cfg.workers):
+        result.merge(part)
+        if not inline and progress is not None:
+            progress.update(part.records)
     manifest["filter"] = {"source": str(source.resolve()), "config": to_dict(cfg), "template_patterns": patterns,
                           "result": result.to_dict()}
     _write_json(out / "manifest.json", manifest)

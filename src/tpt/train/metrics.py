@@ -6,6 +6,8 @@ import json
 import time
 from pathlib import Path
 
+from tpt.progress import progress_bar
+
 
 class MetricsLog:
     """Appends one JSON object per line; only the main process writes."""
@@ -16,11 +18,7 @@ class MetricsLog:
         self.tokens_per_step = tokens_per_step
         self._file = open(path, "a") if enabled else None
         self._tb = _tensorboard(path.parent) if enabled else None
-        self._bar = None
-        if enabled and progress:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True, desc="train")
+        self._bar = progress_bar(total_steps, "train", "step", enabled and progress, initial=start_step)
         self._t0, self._step0 = time.perf_counter(), start_step
 
     def tokens_per_second(self, step: int) -> float:
@@ -42,15 +40,12 @@ class MetricsLog:
                     self._tb.add_scalar(key, value, record["step"])
 
     def advance(self, steps: int, loss: float | None = None, tokens_per_s: float | None = None) -> None:
-        if self._bar is None:
-            return
         self._bar.update(steps)
         if loss is not None:
             self._bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
+        self._bar.close()
         if self._file is not None:
             self._file.close()
         if self._tb is not None:
