@@ -4,7 +4,7 @@ Each stage owns small config dataclasses; its CLI is derived from them, so defau
 live in one place.  Field metadata understood here:
 
   help="..."           the --help text (otherwise the field's docstring-less name is shown)
-  positional=True      a positional argument (list types take one or more values)
+  positional=True      a positional argument (a list takes one or more values; zero if it has a default)
   flag="--out"         override the flag name (default: --field-name)
   short="-o"           an extra short flag
   choices=[...]        allowed values (Literal types get this for free)
@@ -125,7 +125,7 @@ def _add_field(parser: Any, f: dataclasses.Field, tp: Any) -> None:
     elif is_list:
         inner = get_args(tp)[0] if get_args(tp) else str
         kwargs["type"] = _converter(inner, meta)
-        kwargs["nargs"] = "+" if required or meta.get("positional") else "*"
+        kwargs["nargs"] = "+" if required else "*"  # a list with a default may be left empty
     elif tp is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from tpt.config import from_namespace, make_parser
+from tpt.config import parse as parse_config
 from tpt.evaluate.catalog import SUITES, TASKS, UNAVAILABLE, UnknownTask
 from tpt.evaluate.config import EvalConfig
 from tpt.evaluate.datacheck import BadDataFile
@@ -17,12 +17,7 @@ EPILOG = "tasks:\n" + "\n".join(f"  {name:<9} {spec.summary}" for name, spec in 
 
 
 def parse(argv: list[str]) -> EvalConfig:
-    parser = make_parser("tpt eval", EvalConfig.__doc__ or "", EvalConfig)
-    parser.epilog = EPILOG
-    for action in parser._actions:  # MODELS may be empty (with --base-url); tpt.config makes lists '+'
-        if action.dest == "models":
-            action.nargs = "*"
-    return from_namespace(EvalConfig, parser.parse_args(argv))
+    return parse_config(EvalConfig, argv, "tpt eval", (EvalConfig.__doc__ or "") + "\n\n" + EPILOG)
 
 
 def main(argv: list[str]) -> int:
