@@ -15,7 +15,7 @@ from typing import Optional
 
 import pyarrow.parquet as pq
 
-from tpt.augment.backends.base import Backend, load_backend_factory
+from tpt.augment.backends.base import Backend, backend_needs_model, load_backend_factory
 from tpt.augment.config import FINGERPRINT_FIELDS, AugmentConfig
 from tpt.augment.executors import make_executor
 from tpt.augment.prompts import load_strategy
@@ -155,7 +155,7 @@ def validate(config: AugmentConfig) -> None:
         problems.append("--max-doc-tokens and --max-thinking-tokens must be >= 1")
     if config.shard_size < 1 or config.checkpoint_records < 1:
         problems.append("--shard-size and --checkpoint-records must be >= 1")
-    if not config.model and config.backend != "lab-expert":
+    if not config.model and backend_needs_model(config.backend):
         problems.append(f"--model is required for the {config.backend} backend")
     if problems:
         raise ValueError("; ".join(problems))
