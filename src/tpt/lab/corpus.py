@@ -27,16 +27,18 @@ def identity(family: TaskFamily, problem: dict) -> set[tuple[str, str]]:
     return {(family.name, text) for text in family.identity(problem)}
 
 
-def draw_heldout(families: dict[str, TaskFamily], per_level: int, seed: int) -> list[HeldOut]:
-    """``per_level`` problems for every (family, difficulty), no two sharing any identity text."""
+def draw_heldout(families: dict[str, TaskFamily], per_level: int | dict[str, int], seed: int) -> list[HeldOut]:
+    """``per_level`` (one count, or one per family) problems for every (family, difficulty), no
+    two sharing any identity text."""
     rng = random.Random(f"heldout-{seed}")
     out: list[HeldOut] = []
     for name, family in families.items():
+        wanted = per_level[name] if isinstance(per_level, dict) else per_level
         for level in family.difficulties:
             taken: set[tuple[str, str]] = set()
             drawn = 0
-            for _ in range(per_level * 50):  # small spaces may hold fewer than asked
-                if drawn == per_level:
+            for _ in range(wanted * 50):  # small spaces may hold fewer than asked
+                if drawn == wanted:
                     break
                 problem = family.sample(rng, level)
                 ident = identity(family, problem)
