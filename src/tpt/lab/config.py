@@ -44,7 +44,7 @@ PROFILES: dict[str, Profile] = {
     # the default (`make demo`): <= 10 minutes on an idle 2-core CPU for 3 test seeds (docs/lab.md,
     # "Budget").  Two families: chain_mod10 (where TPT's steps can work at this size) and
     # divisibility (which vanilla learns directly): signal per second.  vanilla reads 4 x B.
-    "default": Profile(tokens=1_500_000, fractions=(0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0), model_preset="0.1m",
+    "default": Profile(tokens=1_000_000, fractions=(0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0), model_preset="0.1m",
                        seq_len=256, batch_tokens="512", lr=4e-3, heldout_per_family=64, families=("chain_mod10", "divisibility")),
     # `--full`: sized for one GPU (5m preset); batch 4K / lr 4e-3 from an earlier H200 run (docs/lab.md)
     "full": Profile(tokens=8_000_000, fractions=(0.0625, 0.125, 0.25, 0.5, 0.75, 1.0, 2.0, 3.0, 4.0), model_preset="5m",

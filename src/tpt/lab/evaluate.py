@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tpt.lab.families import TaskFamily
-from tpt.lab.families.base import ANSWER_RE, ANSWER_PREFIX
+from tpt.lab.families.base import ANSWER_PREFIX, ANSWER_RE
 
 HEADLINE_MODE = "reflect"  # fixed in advance for every pre-trained arm (see the module docstring)
 MODES = ("reflect", "direct")  # what a pre-trained checkpoint is asked; "think" on request

@@ -28,7 +28,7 @@ from tpt.lab.families import TaskFamily, load_family
 
 BACKGROUND_SHARE = 0.05  # token share of background facts in every arm
 ARMS = ("vanilla", "tpt")
-MIN_DOC_TOKENS = 25  # lab documents are >= ~25 tokens: sizes the raw corpus so vanilla never repeats one
+TOKENIZER_DOCS = 3000  # documents (with trajectories) the seed's tokenizer is trained on
 
 
 def log(msg: str) -> None:
@@ -72,16 +72,21 @@ def prepare_seed(lab: LabConfig, prof: Profile, seed: int) -> list[Job]:
     started = time.perf_counter()
     heldout = corpus.draw_heldout(families, per_level_count(prof, families), seed)
     corpus.write_heldout(root / "heldout.jsonl", heldout, families)
-    vanilla_tokens = int(prof.tokens * prof.vanilla_multiple)
-    docs = vanilla_tokens // MIN_DOC_TOKENS + 500
-    log(f"seed {seed}: {len(heldout)} held-out problems, corpus of {docs} documents")
-    corpus.write_jsonl(root / "corpus.jsonl", corpus.corpus_rows(families, heldout, docs, seed))
-    # TPT reads a prefix of the same stream: its samples are longer, so it needs fewer documents
-    corpus.write_jsonl(root / "corpus-tpt.jsonl", corpus.corpus_rows(families, heldout, prof.tokens // MIN_DOC_TOKENS + 500, seed))
     background = corpus.background_rows(families)
     if background:
         corpus.write_jsonl(root / "background.jsonl", background)
-    tokenizer = make_tokenizer(root, prof)
+    # one stream of training documents: the tokenizer learns on its first rows, which also tell
+    # how long documents and trajectories are, so each arm's corpus is just large enough
+    stream = corpus.corpus_rows(families, heldout, 10**9, seed)
+    rows = [next(stream) for _ in range(TOKENIZER_DOCS)]
+    tokenizer = make_tokenizer(root, rows, families, prof)
+    doc_len, sample_len = mean_lengths(tokenizer, rows, families)
+    vanilla_tokens = int(prof.tokens * prof.vanilla_multiple)
+    sizes = {"vanilla": int(1.15 * vanilla_tokens / doc_len) + 200, "tpt": int(1.15 * prof.tokens / sample_len) + 200}
+    rows += [next(stream) for _ in range(max(sizes.values()) - len(rows))]
+    log(f"seed {seed}: {len(heldout)} held-out problems; corpora of {sizes['vanilla']:,} (vanilla) and {sizes['tpt']:,} (TPT) documents")
+    corpus.write_jsonl(root / "corpus.jsonl", rows[: sizes["vanilla"]])
+    corpus.write_jsonl(root / "corpus-tpt.jsonl", rows[: sizes["tpt"]])  # TPT reads a prefix of the same stream
     augment(root, tokenizer)
     manifests = {arm: prepare_arm(root, arm, tokenizer, prof, seed, vanilla_tokens if arm == "vanilla" else prof.tokens) for arm in ARMS}
     think = think_tokens_needed(tokenizer, heldout, families)
@@ -101,20 +106,29 @@ def curve_points(prof: Profile, arm: str) -> list[int]:
     return [int(prof.tokens * f) for f in prof.fractions if f <= limit + 1e-9]
 
 
-def make_tokenizer(root: Path, prof: Profile) -> Path:
+def make_tokenizer(root: Path, rows: list[dict], families: dict[str, TaskFamily], prof: Profile) -> Path:
     """A small BPE trained on the seed's own training text (written to tokenizer_text.txt, which
-    the leakage scan reads): the first 3,000 documents with their trajectories, and the background."""
+    the leakage scan reads): the first documents of the stream with their trajectories, and the background."""
     from tpt.prepare.tokenizer import train_tokenizer
 
-    texts = []
-    families = families_for(prof, int(root.name.split("-")[1]))
-    with (root / "corpus-tpt.jsonl").open(encoding="utf-8") as f:
-        for _, line in zip(range(3000), f):
-            row = json.loads(line)
-            texts.append(row["text"] + " " + families[row["family"]].trajectory(row["problem"]))
+    texts = [row["text"] + " " + families[row["family"]].trajectory(row["problem"]) for row in rows]
     texts += [r["text"] for r in corpus.background_rows(families)]
+    root.mkdir(parents=True, exist_ok=True)
     (root / "tokenizer_text.txt").write_text("\n".join(texts), encoding="utf-8")
     return train_tokenizer(texts, root / "tokenizer", vocab_size=prof.vocab_size, min_frequency=2)
+
+
+def mean_lengths(tokenizer: Path, rows: list[dict], families: dict[str, TaskFamily]) -> tuple[float, float]:
+    """Mean tokens of a document and of a TPT sample "d <think> t </think>" (plus EOS each)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer)
+
+    def mean_tokens(texts: list[str]) -> float:
+        return sum(len(ids) + 1 for ids in tok(texts, add_special_tokens=False)["input_ids"]) / len(texts)
+
+    samples = [f"{r['text']} <think> {families[r['family']].trajectory(r['problem'])} </think>" for r in rows]
+    return mean_tokens([r["text"] for r in rows]), mean_tokens(samples)
 
 
 def augment(root: Path, tokenizer: Path, name: str = "augment", backend: str = "lab-expert") -> Path:
@@ -232,14 +246,40 @@ def data_facts(manifest: dict) -> dict:
     return {k: main[k] for k in keys} | {"train_tokens": manifest["train"]["tokens"]}
 
 
-def run_jobs(jobs: list[Job], prof: Profile, lab: LabConfig) -> dict[tuple[int, str], list[dict]]:
-    """Every (seed, arm) training run, largest first, on ``workers`` processes."""
-    order = sorted(jobs, key=lambda j: -j.budget)
+def run_seeds(lab: LabConfig, prof: Profile, seeds: list[int]) -> tuple[list[Job], dict[tuple[int, str], list[dict]]]:
+    """Prepare every seed and run every (seed, arm) training job on ``workers`` processes: a
+    seed's jobs are queued as soon as its data is ready (largest first), so every core stays busy."""
+    from concurrent.futures import as_completed
+
     if prof.workers <= 1:
-        return {(j.seed, j.arm): run_job(j, prof, lab, j.seed) for j in order}
+        jobs = [j for seed in seeds for j in all_jobs(lab, prof, seed)]
+        return jobs, {(j.seed, j.arm): run_job(j, prof, lab, j.seed) for j in jobs}
     with ProcessPoolExecutor(max_workers=prof.workers, mp_context=get_context("spawn")) as pool:
-        futures = {(j.seed, j.arm): pool.submit(run_job, j, prof, lab, j.seed) for j in order}
-        return {key: f.result() for key, f in futures.items()}
+        preps = [pool.submit(all_jobs, lab, prof, seed) for seed in seeds]
+        jobs, futures = [], {}
+        for done in as_completed(preps):
+            for j in sorted(done.result(), key=lambda j: -j.budget):
+                jobs.append(j)
+                futures[(j.seed, j.arm)] = pool.submit(run_job, j, prof, lab, j.seed)
+        return jobs, {key: f.result() for key, f in futures.items()}
+
+
+def all_jobs(lab: LabConfig, prof: Profile, seed: int) -> list[Job]:
+    jobs = prepare_seed(lab, prof, seed)
+    if lab.ablations:
+        from tpt.lab.ablations import prepare_ablations
+
+        jobs += prepare_ablations(Path(lab.out) / f"seed-{seed}", prof, seed, jobs[0].think_budget)
+    return jobs
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the workers): divided by the cores, the
+    wall time an otherwise idle machine would need (docs/lab.md, "Budget")."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def run_lab(lab: LabConfig) -> dict[str, Any]:
@@ -252,24 +292,20 @@ def run_lab(lab: LabConfig) -> dict[str, Any]:
     started = time.perf_counter()
     log(f"{'DEV seed' if lab.dev else 'test seeds'} {seeds}; families {', '.join(prof.families)}; TPT {prof.tokens:,} tokens, "
         f"vanilla {int(prof.tokens * prof.vanilla_multiple):,}; {prof.workers} worker(s)")
-    jobs = [job for seed in seeds for job in prepare_seed(lab, prof, seed)]
-    if lab.ablations:
-        from tpt.lab.ablations import prepare_ablations
-
-        jobs += [a for seed in seeds for a in prepare_ablations(Path(lab.out) / f"seed-{seed}", prof, seed, jobs[0].think_budget)]
-    prepared = time.perf_counter() - started
-    curves = run_jobs(jobs, prof, lab)
+    _, curves = run_seeds(lab, prof, seeds)
     for (seed, arm), curve in curves.items():
         root = Path(lab.out) / f"seed-{seed}"
         facts = json.loads((root / ("prepared.json" if arm in ARMS else "ablations.json")).read_text())["data"][arm]
         for point in curve:
             point["unique_docs"] = unique_docs_at(facts, point["tokens"])
-    trained = time.perf_counter() - started - prepared
+    trained = time.perf_counter() - started
     leakage = {seed: scan(Path(lab.out) / f"seed-{seed}") for seed in seeds}
     for seed, found in leakage.items():
         log(f"seed {seed}: leakage scan of {found['texts']:,} training texts for {found['patterns']:,} held-out strings: {len(found['hits'])} hits")
     wall = time.perf_counter() - started
-    timing = {"prepare_seconds": round(prepared, 1), "train_eval_seconds": round(trained, 1), "scan_seconds": round(wall - prepared - trained, 1)}
+    cpu = cpu_seconds()
+    timing = {"prepare_train_eval_seconds": round(trained, 1), "scan_report_seconds": round(wall - trained, 1), "cpu_seconds": round(cpu, 1),
+              "idle_2core_estimate_seconds": round(cpu / 2, 1)}  # fmt: skip
     results = write_report(Path(lab.out), lab, prof, seeds, curves, leakage, wall, timing)
     log(f"done in {wall:.0f} s: {Path(lab.out) / 'report.md'}")
     return results
