@@ -108,3 +108,17 @@ def test_cli_errors(capsys, tmp_path):
     assert "dev seed" in capsys.readouterr().err
     assert LabConfig().seeds(PROFILES["default"]) == [1, 2, 3] and PROFILES["default"].dev_seed not in PROFILES["default"].test_seeds
     assert not math.isnan(PROFILES["default"].vanilla_multiple) and PROFILES["default"].vanilla_multiple >= 4
+
+
+def test_ablations_run_every_arm_without_leakage(tmp_path):
+    out = tmp_path / "abl"
+    assert main(["run", "--quick", "--ablations", "--workers", "1", "--families", "chain_mod10", "divisibility", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    arms = {"vanilla", "tpt", "vanilla-pool", "tpt-noisy10", "tpt-noisy30", "tpt-other", "tpt-filler"}
+    assert set(results["curves"]) == arms and set(results["ablations_vs_tpt_at_B"]) == arms - {"vanilla", "tpt"}
+    # the pool arm repeats TPT's raw documents: never more unique documents than TPT read
+    assert results["curves"]["vanilla-pool"][-1]["unique_docs"] <= 1.05 * results["curves"]["tpt"][-1]["unique_docs"]
+    assert results["leakage"]["1"]["hit_count"] == 0  # noisy slips never state a held-out sub-result
+    assert "augment-noisy30" in results["leakage"]["1"]["sources"] and "augment-filler" in results["leakage"]["1"]["sources"]
+    assert (out / "seed-1" / "analyze" / "stats.json").exists()  # tpt analyze stats on the lab's own augment run
+    assert (out / "plots" / "constrained_data.png").exists()

@@ -17,7 +17,9 @@ whitespace-separated words.  A trajectory over the thinking budget is cut and re
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 from typing import Any
 
 from tpt.augment.backends.base import GenRequest, GenResult, SamplingParams
@@ -30,8 +32,15 @@ class LabExpert:
     name = "lab-expert"
     parallelism = 1024  # requests per generate() call: the expert is pure Python, batches only amortise tokenizer calls
 
-    def __init__(self, tokenizer_path: str | None = None, variant: str = "clean"):
+    def __init__(self, tokenizer_path: str | None = None, variant: str = "clean", heldout: Path | None = None):
         self.variant = variant
+        # family -> identity texts of the seed's held-out problems (heldout.jsonl next to the
+        # corpus): what a noisy trajectory must not state by accident
+        self.blocked: dict[str, list[str]] = {}
+        if heldout is not None and heldout.exists():
+            for line in heldout.read_text(encoding="utf-8").splitlines():
+                row = json.loads(line)
+                self.blocked.setdefault(row["family"], []).extend(row["identity"])
         self._families: dict[tuple[str, int], TaskFamily] = {}
         self._tokenizer = None
         self._template_counts: dict[str, int] = {}
@@ -85,8 +94,7 @@ class LabExpert:
         if self.variant == "clean":
             return family.trajectory(problem)
         if self.variant.startswith("noisy"):
-            rate = int(self.variant[len("noisy") :]) / 100
-            return family.noisy_trajectory(problem, random.Random(f"noise-{request.doc.id}-{request.sample}"), rate)
+            return self.noisy_trajectory(family, problem, random.Random(f"noise-{request.doc.id}-{request.sample}"))
         if self.variant == "other":
             if not isinstance(meta.get("other"), dict):
                 raise ValueError(f"document {request.doc.id}: the 'other' variant needs meta field 'other' (another training problem)")
@@ -94,6 +102,17 @@ class LabExpert:
         if self.variant == "filler":  # as many tokens as the real trajectory, none of its content
             return " ".join(["."] * self.count_tokens(family.trajectory(problem)))
         raise ValueError(f"lab-expert: unknown variant {self.variant!r}")
+
+    def noisy_trajectory(self, family: TaskFamily, problem: dict, rng: random.Random) -> str:
+        """A slip can make a training trajectory state a held-out sub-result by accident (a wrong
+        value that happens to start a held-out chain): such a draw is redrawn, and after 20 tries
+        the clean trajectory (which never states one) is written."""
+        rate = int(self.variant[len("noisy") :]) / 100
+        for _ in range(20):
+            text = family.noisy_trajectory(problem, rng, rate)
+            if not any(blocked in text for blocked in self.blocked.get(family.name, ())):
+                return text
+        return family.trajectory(problem)
 
     def _count_many(self, texts: list[str]) -> list[int]:
         if self._tokenizer is not None:  # one batched call: the Rust tokenizer encodes in parallel
@@ -149,7 +168,8 @@ def make_backend(config) -> LabExpert:
 
 def _variant(name: str):
     def factory(config) -> LabExpert:
-        return LabExpert(tokenizer_path=config.tokenizer_path(), variant=name)
+        heldout = Path(config.inputs[0]).parent / "heldout.jsonl" if config.inputs else None
+        return LabExpert(tokenizer_path=config.tokenizer_path(), variant=name, heldout=heldout)
 
     factory.needs_model = False  # type: ignore[attr-defined]
     return factory

@@ -64,6 +64,7 @@ class Evidence:
         self.resamplers = stats.resamplers(self.sizes)
 
     def correct(self, arm: str, point: int, family: str, mode: str = HEADLINE_MODE) -> np.ndarray:
+        """0/1 per held-out problem of ``family`` (all seeds), at curve point ``point`` of ``arm``."""
         strings = [self.curves[(seed, arm)][point]["eval"][mode]["correct"] for seed in self.seeds]
         return np.array([float(strings[s][p]) for s, p in self.index[family]])
 
@@ -127,16 +128,23 @@ def write_report(out: Path, lab, prof, seeds: list[int], curves: dict, leakage: 
         for i, point in enumerate(curves[(seeds[0], arm)]):
             row = {"tokens": point["tokens"], "unique_docs": float(np.mean([curves[(s, arm)][i]["unique_docs"] for s in seeds]))}
             arms[arm].append(row | accuracy_table(ev, arm, i, chance))
+    for arm in sorted({a for _, a in curves} - set(arms)):  # ablation arms, when run
+        arms[arm] = []
+        for i, point in enumerate(curves[(seeds[0], arm)]):
+            row = {"tokens": point["tokens"], "unique_docs": float(np.mean([curves[(s, arm)][i]["unique_docs"] for s in seeds]))}
+            arms[arm].append(row | accuracy_table(ev, arm, i, chance))
     b_index = {arm: max(i for i, p in enumerate(curves[(seeds[0], arm)]) if p["tokens"] <= prof.tokens) for arm in arms}
     comparisons = {f: {"tpt_minus_vanilla_at_B": difference(ev, ("tpt", b_index["tpt"]), ("vanilla", b_index["vanilla"]), f),
                        "tpt_at_B_minus_vanilla_at_end": difference(ev, ("tpt", b_index["tpt"]), ("vanilla", len(arms["vanilla"]) - 1), f)}
                    for f in families}  # fmt: skip
+    ablations = {arm: {f: difference(ev, (arm, b_index[arm]), ("tpt", b_index["tpt"]), f) for f in families}
+                 for arm in arms if arm not in ("vanilla", "tpt")}  # fmt: skip
     prepared = {s: json.loads((out / f"seed-{s}" / "prepared.json").read_text()) for s in seeds}
     results: dict[str, Any] = {
         "split": "dev" if lab.dev else "test", "dev_seed": prof.dev_seed, "test_seeds": [] if lab.dev else seeds, "seeds": seeds,
         "mode": {arm: HEADLINE_MODE for arm in arms}, "families": families,
         "config": to_dict(lab), "profile": to_dict(prof), "versions": versions(), "wall_seconds": round(wall, 1), "timing": timing,
-        "chance": chance, "curves": arms, "comparisons": comparisons,
+        "chance": chance, "curves": arms, "comparisons": comparisons, "ablations_vs_tpt_at_B": ablations,
         "data_efficiency": {f: efficiency(ev, f, chance[f]["ci"][1]) for f in families},
         "leakage": {str(s): {"patterns": r["patterns"], "texts": r["texts"], "sources": r["sources"], "hits": r["hits"][:50], "hit_count": len(r["hits"])}
                     for s, r in leakage.items()},

@@ -69,6 +69,14 @@ def render_markdown(results: dict, plots: list[str]) -> str:
             vt = f"{e['vanilla_tokens']:,.0f}" if e["vanilla_tokens"] else "not reached"
             mt = f"{e['tpt_tokens']:,.0f}" if e["tpt_tokens"] else "not reached"
             lines.append(f"| {fam} | {e['target']:.3f} | {vt} | {mt} | {mult_cell(e)} |")
+    if results.get("ablations_vs_tpt_at_B"):
+        lines += ["", "## Ablations: each arm − TPT, both at B (paired; vanilla-pool at its point nearest B)", "",
+                  "vanilla-pool: TPT's raw documents repeated (its later points are more epochs; see the curves above); "
+                  "tpt-noisy10/30: an expert whose steps are wrong with probability 0.1/0.3 (errors propagate); "
+                  "tpt-other: [d; another document's trajectory]; tpt-filler: [d; filler of the trajectory's length].", "",
+                  "| arm | " + " | ".join(fams) + " |", "|---|" + "---:|" * len(fams)]  # fmt: skip
+        for arm, row in results["ablations_vs_tpt_at_B"].items():
+            lines.append(f"| {arm} | " + " | ".join(ci(row[f], "diff") for f in fams) + " |")
     lines += ["", "## Leakage scan", "", "Every held-out question, trajectory and multi-step sub-result searched verbatim in every "
               "text any arm trained on (tpt.lab.leakage).", "", "| seed | strings | training texts | hits |", "|---|---:|---:|---:|"]  # fmt: skip
     for seed, scan in results["leakage"].items():
