@@ -151,9 +151,8 @@ def test_chain_mod10_is_aligned_in_the_lab_tokenizer(tmp_path):
 
     prof = PROFILES["default"]
     families = {name: load_family(name, 0) for name in prof.families}
-    root = tmp_path / "seed-0"
-    corpus.write_jsonl(root / "corpus-tpt.jsonl", corpus.corpus_rows(families, [], 3000, 0))
-    path = make_tokenizer(root, prof)
+    rows = list(corpus.corpus_rows(families, [], 3000, 0))
+    path = make_tokenizer(tmp_path / "seed-0", rows, families, prof)
     tok = AutoTokenizer.from_pretrained(path)
     chain, rng = families["chain_mod10"], random.Random(3)
     question_lengths, step_lengths = set(), set()

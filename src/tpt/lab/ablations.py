@@ -29,7 +29,7 @@ def prepare_ablations(root: Path, prof: Profile, seed: int, think_budget: int) -
 
     ready = root / "ablations.json"
     if ready.exists():
-        return [Job(**(j | {"root": Path(j["root"])})) for j in json.loads(ready.read_text())["jobs"]]
+        return [Job(**(j | {"root": root})) for j in json.loads(ready.read_text())["jobs"]]
     tokenizer = root / "tokenizer"
     facts = json.loads((root / "prepared.json").read_text())["data"]
     manifests = {}

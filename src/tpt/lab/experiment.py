@@ -65,7 +65,7 @@ def prepare_seed(lab: LabConfig, prof: Profile, seed: int) -> list[Job]:
     ready = root / "prepared.json"
     if ready.exists():
         log(f"seed {seed}: reusing its prepared data")
-        return [Job(**(j | {"root": Path(j["root"])})) for j in json.loads(ready.read_text())["jobs"]]
+        return [Job(**(j | {"root": root})) for j in json.loads(ready.read_text())["jobs"]]  # root: the folder may have moved
     if root.exists():  # a seed whose preparation did not finish: start it clean (redrawn identically)
         shutil.rmtree(root)
     families = families_for(prof, seed)
