@@ -122,3 +122,22 @@ def test_ablations_run_every_arm_without_leakage(tmp_path):
     assert "augment-noisy30" in results["leakage"]["1"]["sources"] and "augment-filler" in results["leakage"]["1"]["sources"]
     assert (out / "seed-1" / "analyze" / "stats.json").exists()  # tpt analyze stats on the lab's own augment run
     assert (out / "plots" / "constrained_data.png").exists()
+
+
+def test_evaluate_saved_reports_an_interrupted_run(quick_run, tmp_path):
+    """An arm killed after its 2 x B snapshot: --evaluate-saved evaluates what was saved, cuts the
+    curves to the points every seed reached, and the report says the run is partial."""
+    import shutil
+
+    out, _ = quick_run
+    copy = tmp_path / "partial"
+    shutil.copytree(out, copy)
+    vanilla = copy / "seed-1" / "train" / "vanilla"
+    (vanilla / "curve.json").unlink()
+    (vanilla / "config.json").unlink()  # the final model was never written
+    shutil.rmtree(vanilla / "tokens-32K")  # nor the 2 x B snapshot
+    assert main(["run", "--quick", "--evaluate-saved", "--out", str(copy)]) == 0
+    results = json.loads((copy / "results.json").read_text())
+    assert [p["tokens"] for p in results["curves"]["vanilla"]] == [8_000, 16_000]
+    assert results["timing"]["last_point"]["vanilla"] == 16_000
+    assert "Partial run" in (copy / "report.md").read_text()

@@ -61,6 +61,7 @@ class LabConfig:
     quick: bool = field(False, help="smoke-test size (numbers are noise)")
     full: bool = field(False, help="GPU size: larger model and budgets, all four families")
     dev: bool = field(False, help="run the dev seed only (for choosing settings); its report is marked DEV and is not a result")
+    evaluate_saved: bool = field(False, help="no training: evaluate the checkpoints an interrupted run saved and report them (the curves stop where the arms stopped; the report says so)")
     ablations: bool = field(False, help="also the ablation arms: constrained-data curve, noisy experts, [d; t_other], [d; filler] (docs/lab.md)")
     families: Optional[list[str]] = field(None, help="task families: built-in names or module paths (default: the profile's)")
     test_seeds: Optional[list[int]] = field(None, help="test seeds (default: the profile's; the dev seed is refused)")

@@ -169,6 +169,8 @@ def run_job(job: Job, prof: Profile, lab: LabConfig, families_seed: int) -> list
     to the checkpoints, so a rerun after a crash only redoes unfinished arms."""
     if job.curve_file.exists():
         return json.loads(job.curve_file.read_text())
+    if lab.evaluate_saved:
+        return evaluate_saved(job, prof, lab, families_seed)
     import torch
 
     if lab.threads > 0:
@@ -189,6 +191,39 @@ def run_job(job: Job, prof: Profile, lab: LabConfig, families_seed: int) -> list
     curve[-1]["eval_seconds"] = round(time.perf_counter() - started - trained, 1)
     job.curve_file.write_text(json.dumps(curve))
     return curve
+
+
+def evaluate_saved(job: Job, prof: Profile, lab: LabConfig, families_seed: int) -> list[dict]:
+    """``--evaluate-saved``: no training; evaluate the checkpoints an interrupted arm already
+    saved (kept in curve-saved.json, so a rerun does not redo them)."""
+    cache = job.out / "curve-saved.json"
+    done = {p["tokens"]: p for p in json.loads(cache.read_text())} if cache.exists() else {}
+    families = families_for(prof, families_seed)
+    heldout = corpus.read_heldout(job.root / "heldout.jsonl")
+    curve = []
+    for tokens in job.points:
+        ckpt = job.out if tokens >= job.budget else job.out / f"tokens-{format_tokens(tokens)}"
+        if tokens not in done and not (ckpt / "config.json").exists():
+            continue
+        if tokens not in done:
+            done[tokens] = {"tokens": tokens, "eval": evaluate_checkpoint(ckpt, heldout, families, max_new_tokens_think=job.think_budget, device=lab.device)}
+            log(f"  seed {job.seed} {job.arm} @ {tokens:,} tokens (saved): reflect accuracy {done[tokens]['eval']['reflect']['accuracy']:.3f}")
+            cache.write_text(json.dumps(sorted(done.values(), key=lambda p: p["tokens"])))
+        curve.append(done[tokens])
+    return curve
+
+
+def common_points(curves: dict[tuple[int, str], list[dict]]) -> dict[str, int]:
+    """Cut every arm's curves to the token counts all its seeds reached (an --evaluate-saved run
+    has uneven ones); returns arm -> its last common point."""
+    last = {}
+    for arm in {a for _, a in curves}:
+        keys = [k for k in curves if k[1] == arm]
+        common = set.intersection(*({p["tokens"] for p in curves[k]} for k in keys))
+        for k in keys:
+            curves[k] = [p for p in curves[k] if p["tokens"] in common]
+        last[arm] = max(common) if common else 0
+    return last
 
 
 def format_tokens(n: int) -> str:
@@ -293,6 +328,7 @@ def run_lab(lab: LabConfig) -> dict[str, Any]:
     log(f"{'DEV seed' if lab.dev else 'test seeds'} {seeds}; families {', '.join(prof.families)}; TPT {prof.tokens:,} tokens, "
         f"vanilla {int(prof.tokens * prof.vanilla_multiple):,}; {prof.workers} worker(s)")
     _, curves = run_seeds(lab, prof, seeds)
+    reached = common_points(curves)
     for (seed, arm), curve in curves.items():
         root = Path(lab.out) / f"seed-{seed}"
         facts = json.loads((root / ("prepared.json" if arm in ARMS else "ablations.json")).read_text())["data"][arm]
@@ -306,6 +342,7 @@ def run_lab(lab: LabConfig) -> dict[str, Any]:
     cpu = cpu_seconds()
     timing = {"prepare_train_eval_seconds": round(trained, 1), "scan_report_seconds": round(wall - trained, 1), "cpu_seconds": round(cpu, 1),
               "idle_2core_estimate_seconds": round(cpu / 2, 1)}  # fmt: skip
+    timing["last_point"] = reached  # the budget each arm's curve reaches (less than planned only with --evaluate-saved)
     results = write_report(Path(lab.out), lab, prof, seeds, curves, leakage, wall, timing)
     log(f"done in {wall:.0f} s: {Path(lab.out) / 'report.md'}")
     return results

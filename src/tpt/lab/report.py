@@ -98,7 +98,7 @@ def efficiency(ev: Evidence, family: str, chance_hi: float) -> list[dict]:
     tokens = {arm: [p["tokens"] for p in pts] for arm, pts in points.items()}
     correct = {arm: [ev.correct(arm, i, family) for i in range(len(pts))] for arm, pts in points.items()}
     budget = tokens["tpt"][-1]
-    at_b = max(c.mean() for arm in ("vanilla", "tpt") for t, c in zip(tokens[arm], correct[arm]) if t == budget)
+    at_b = max((c.mean() for arm in ("vanilla", "tpt") for t, c in zip(tokens[arm], correct[arm]) if t == budget), default=0.0)
     if at_b <= chance_hi:
         return []
     out = []
@@ -149,7 +149,7 @@ def write_report(out: Path, lab, prof, seeds: list[int], curves: dict, leakage: 
         "leakage": {str(s): {"patterns": r["patterns"], "texts": r["texts"], "sources": r["sources"], "hits": r["hits"][:50], "hit_count": len(r["hits"])}
                     for s, r in leakage.items()},
         "throughput": {f"seed-{s}/{arm}": {k: curves[(s, arm)][-1].get(k) for k in ("train_seconds", "tokens_per_second", "eval_seconds")}
-                       for s, arm in curves},
+                       for s, arm in curves if curves[(s, arm)] and "train_seconds" in curves[(s, arm)][-1]},
         "trajectory_lengths": prepared[seeds[0]]["trajectory_lengths"],
         "data": {str(s): p["data"] for s, p in prepared.items()},
         "per_seed": {f"seed-{s}/{arm}": [{"tokens": p["tokens"], "eval": p["eval"]} for p in c] for (s, arm), c in curves.items()},

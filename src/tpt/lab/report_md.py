@@ -33,6 +33,12 @@ def render_markdown(results: dict, plots: list[str]) -> str:
     keys = ["overall", *fams]
     dev = results["split"] == "dev"
     lines = ["# tpt lab report" + (" — DEV SEED (for choosing settings; not a result)" if dev else ""), ""]
+    planned = {"vanilla": prof["tokens"] * prof["vanilla_multiple"], "tpt": prof["tokens"]}
+    short = {arm: t for arm, t in results["timing"].get("last_point", {}).items() if t < planned.get(arm, 0)}
+    if short:
+        lines += ["**Partial run** (`--evaluate-saved`): training was interrupted; curves stop at " +
+                  ", ".join(f"{arm} {t:,} tokens (planned {planned[arm]:,.0f})" for arm, t in short.items()) +
+                  ".  Multipliers' lower bounds are relative to those last points.", ""]  # fmt: skip
     lines += [
         f"Seeds: {'dev seed ' + str(results['dev_seed']) if dev else 'test seeds ' + ', '.join(map(str, results['test_seeds']))} "
         f"(dev seed {results['dev_seed']}: every setting was chosen on it; it is not in this report{' — except here' if dev else ''}). "
