@@ -92,11 +92,11 @@ def test_dev_run_uses_only_the_dev_seed(tmp_path):
     assert "DEV SEED" in (out / "report.md").read_text()
 
 
-def test_rerun_reuses_finished_work(quick_run, capsys):
+def test_rerun_reuses_finished_work(quick_run, capfd):
     out, _ = quick_run
     trained = {p: p.stat().st_mtime_ns for p in (out / "seed-1" / "train").glob("*/model.safetensors")}
     assert main(["run", "--quick", "--out", str(out)]) == 0
-    assert "reusing" in capsys.readouterr().out
+    assert "reusing" in capfd.readouterr().out  # printed by the worker process that prepares the seed
     assert trained and trained == {p: p.stat().st_mtime_ns for p in (out / "seed-1" / "train").glob("*/model.safetensors")}  # nothing retrained
 
 

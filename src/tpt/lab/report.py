@@ -98,7 +98,11 @@ def efficiency(ev: Evidence, family: str, chance_hi: float) -> list[dict]:
     tokens = {arm: [p["tokens"] for p in pts] for arm, pts in points.items()}
     correct = {arm: [ev.correct(arm, i, family) for i in range(len(pts))] for arm, pts in points.items()}
     budget = tokens["tpt"][-1]
-    at_b = max((c.mean() for arm in ("vanilla", "tpt") for t, c in zip(tokens[arm], correct[arm]) if t == budget), default=0.0)
+    # the better arm at B, and only if its interval clears chance's: a target read off noise
+    # (e.g. 0.015 [0.000, 0.040] against a chance interval of [0, 0]) would be a multiplier of noise
+    at_b = [(c.mean(), stats.interval(ev.resamplers[family].accuracy(c))[0])
+            for arm in ("vanilla", "tpt") for t, c in zip(tokens[arm], correct[arm]) if t == budget]  # fmt: skip
+    at_b = max((acc for acc, lo in at_b if lo > chance_hi), default=0.0)
     if at_b <= chance_hi:
         return []
     out = []

@@ -65,12 +65,12 @@ def render_markdown(results: dict, plots: list[str]) -> str:
         lines.append(f"| {fam} | {ci(comp['tpt_minus_vanilla_at_B'], 'diff')} | {ci(comp['tpt_at_B_minus_vanilla_at_end'], 'diff')} |")
     lines += ["", "## Data-efficiency multiplier (vanilla tokens / TPT tokens to reach a target accuracy)", "",
               "Targets lie above the family's chance interval: halfway from its top to the better arm's accuracy at B, and at that "
-              "accuracy.  Read off the curves by interpolation (tpt.analyze.curves); interval over the bootstrap replicates "
+              "accuracy, provided that accuracy's interval clears the chance interval.  Read off the curves by interpolation (tpt.analyze.curves); interval over the bootstrap replicates "
               "(∞: in some replicates vanilla never reaches the target).", "",
               "| family | target | vanilla tokens | TPT tokens | multiplier [95%] |", "|---|---:|---:|---:|---|"]  # fmt: skip
     for fam, effs in results["data_efficiency"].items():
         if not effs:
-            lines.append(f"| {fam} | — | | | no target: neither arm is above chance at B |")
+            lines.append(f"| {fam} | — | | | no target: neither arm's interval at B clears chance |")
         for e in effs:
             vt = f"{e['vanilla_tokens']:,.0f}" if e["vanilla_tokens"] else "not reached"
             mt = f"{e['tpt_tokens']:,.0f}" if e["tpt_tokens"] else "not reached"
