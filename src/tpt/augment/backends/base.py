@@ -94,5 +94,6 @@ def load_backend_factory(name: str) -> Any:
 
 
 def backend_needs_model(name: str) -> bool:
-    """Model backends need --model; a programmatic plugin says otherwise with ``needs_model = False``."""
-    return bool(getattr(load_backend_factory(name), "needs_model", True))
+    """Model backends need --model; a programmatic plugin says otherwise with ``needs_model = False``.
+    Built-in backends all need one (and are not imported here: validation stays light)."""
+    return name in BACKENDS or bool(getattr(load_backend_factory(name), "needs_model", True))
