@@ -49,3 +49,29 @@ def test_expert_reports_errors_and_length(tmp_path):
     assert expert.truncate("one two three", 2) == ("one two", 3, True)
     expert.close()
     json.dumps(full.__dict__)  # plain data
+
+
+def test_expert_variants_noise_other_filler(tmp_path):
+    from tpt.lab.expert import LabExpert
+
+    fam = load_family("chain_mod10")
+    heldout = corpus.draw_heldout({"chain_mod10": fam}, 40, seed=1)
+    rows = list(corpus.corpus_rows({"chain_mod10": fam}, heldout, 400, seed=1))
+    docs = [Document(r["id"], r["text"], {k: r[k] for k in ("family", "problem", "difficulty", "other")}) for r in rows]
+    reqs = [GenRequest(doc=d, sample=0, prompt=d.text, seed=0) for d in docs]
+    sampling = SamplingParams(max_tokens=1000)
+    clean = [r.text for r in LabExpert().generate(reqs, sampling)]
+    noisy = {v: [r.text for r in LabExpert(variant=v).generate(reqs, sampling)] for v in ("noisy10", "noisy30")}
+    wrong = {v: sum(not fam.check(r["problem"], t) for r, t in zip(rows, texts)) / len(rows) for v, texts in noisy.items()}
+    # a step is wrong with probability p and errors propagate: 2-5 steps, so 1-(1-p)^d of answers are wrong (about)
+    assert 0.1 < wrong["noisy10"] < 0.5 < wrong["noisy30"] < 0.95, wrong
+    assert all(len(n.split()) == len(c.split()) for n, c in zip(noisy["noisy30"], clean))  # same shape, other values
+    other = [r.text for r in LabExpert(variant="other").generate(reqs, sampling)]
+    assert all(t == fam.trajectory(r["other"]) for r, t in zip(rows, other)) and other[1:] == clean[:-1]
+    filler = [r.text for r in LabExpert(variant="filler").generate(reqs, sampling)]
+    assert all(set(f.split()) == {"."} and len(f.split()) == len(c.split()) for f, c in zip(filler, clean))
+    # a noisy trajectory never states a held-out sub-result, even by accident
+    corpus.write_heldout(tmp_path / "heldout.jsonl", heldout, {"chain_mod10": fam})
+    blocked = corpus.heldout_identity({"chain_mod10": fam}, heldout)
+    guarded = LabExpert(variant="noisy30", heldout=tmp_path / "heldout.jsonl").generate(reqs, sampling)
+    assert not [t for r in guarded for _, t in blocked if t in r.text]

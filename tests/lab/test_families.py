@@ -65,14 +65,41 @@ def test_trajectory_length_grows_with_difficulty(name):
 def test_heldout_never_in_training_or_sft():
     families = {n: load_family(n, seed=5) for n in FAMILIES}
     heldout = corpus.draw_heldout(families, per_level=10, seed=5)
-    held_keys = {corpus.problem_key(families[h.family], h.problem) for h in heldout}
+    held = corpus.heldout_identity(families, heldout)
     held_questions = {families[h.family].question(h.problem) for h in heldout}
-    assert len(held_keys) == len(heldout)  # distinct within the split too
+    assert len(held_questions) == len(heldout)  # distinct within the split too
     rows = list(corpus.corpus_rows(families, heldout, 3000, seed=5))
-    assert rows and all(corpus.problem_key(families[r["family"]], r["problem"]) not in held_keys for r in rows)
-    assert all(not any(q in r["text"] for q in held_questions if len(q) > 30) for r in rows[:300])
+    assert rows and all(not corpus.identity(families[r["family"]], r["problem"]) & held for r in rows)
+    assert all(not any(q in r["text"] for q in held_questions) for r in rows[:300])
     sft = list(corpus.sft_rows(families, heldout, 300, seed=5))
     assert all(m["messages"][0]["content"] not in held_questions for m in sft)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_sub_results_are_what_the_trajectory_states(name):
+    """Every identity text of a problem is stated verbatim by its own trajectory or question, and
+    a longer problem that contains a shorter one's steps shares an identity text with it."""
+    family = load_family(name, seed=1)
+    rng = random.Random(2)
+    for level in family.difficulties:
+        for _ in range(30):
+            problem = family.sample(rng, level)
+            said = family.question(problem) + " " + family.trajectory(problem)
+            assert all(text in said for text in family.identity(problem)), problem
+
+
+def test_identity_catches_the_leaks_the_issue_found():
+    chain = load_family("chain_mod10")
+    held = {"start": 7, "ops": [["mul", 3], ["add", 4]]}  # 7 *3 =1 +4 =5
+    inside = {"start": 5, "ops": [["add", 2], ["mul", 3], ["add", 4], ["sub", 2]]}  # 5 +2 =7 *3 =1 +4 =5 -2 =3
+    assert chain.identity(held) & chain.identity(inside)
+    mult = load_family("multiply")
+    assert mult.identity({"a": 37, "b": 2}) & mult.identity({"a": 372, "b": 2})  # 37 x 2's steps inside 372 x 2's
+    hop = load_family("two_hop", seed=0)
+    a = hop.people[0]
+    b = hop.world["boss"][a]
+    held2 = {"person": b, "path": ["mentor", "boss"]}
+    assert hop.identity(held2) & hop.identity({"person": a, "path": ["boss", "mentor", "boss"]})  # its walk, one hop in
 
 
 def test_held_out_split_covers_every_level():
@@ -122,8 +149,10 @@ def test_chain_mod10_is_aligned_in_the_lab_tokenizer(tmp_path):
     from tpt.lab.config import PROFILES
     from tpt.lab.experiment import make_tokenizer
 
-    families = {name: load_family(name, 0) for name in FAMILIES}
-    path = make_tokenizer(tmp_path, families, PROFILES["default"], 0, heldout=[])
+    prof = PROFILES["default"]
+    families = {name: load_family(name, 0) for name in prof.families}
+    rows = list(corpus.corpus_rows(families, [], 3000, 0))
+    path = make_tokenizer(tmp_path / "seed-0", rows, families, prof)
     tok = AutoTokenizer.from_pretrained(path)
     chain, rng = families["chain_mod10"], random.Random(3)
     question_lengths, step_lengths = set(), set()

@@ -42,7 +42,7 @@ class AugmentConfig:
     samples: int = field(1, help="trajectories per document")
     seed: int = field(0, help="seeds the random-focus positions and per-(document, sample) generation seeds")
     # --- backend
-    backend: str = field("transformers", help="openai | transformers | transformers-slots (tpt continuous batching, built for GPUs) | transformers-cb | lab-expert")
+    backend: str = field("transformers", help="openai | transformers | transformers-slots (tpt continuous batching, built for GPUs) | transformers-cb | a plugin (entry point in group tpt.backends, or module:factory)")
     model: str = field("", help="model name (openai) or local model folder (transformers)")
     tokenizer: Optional[str] = field(None, help="local tokenizer folder (default: --model when it is a folder)")
     base_url: Optional[str] = field(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1; several, comma-separated, are balanced by load")

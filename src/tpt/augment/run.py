@@ -19,7 +19,7 @@ from typing import Optional
 
 import pyarrow.parquet as pq
 
-from tpt.augment.backends.base import Backend, load_backend_factory
+from tpt.augment.backends.base import Backend, backend_needs_model, load_backend_factory
 from tpt.augment.config import FINGERPRINT_FIELDS, AugmentConfig
 from tpt.augment.duplicates import merge_duplicates
 from tpt.augment.executors import make_executor
@@ -245,7 +245,7 @@ def validate(config: AugmentConfig) -> None:
         problems.append("--shard-size, --shard-bytes and --checkpoint-records must be >= 1")
     if config.limit is not None and config.limit < 1:
         problems.append("--limit must be >= 1")
-    if not config.model and config.backend != "lab-expert":
+    if not config.model and backend_needs_model(config.backend):
         problems.append(f"--model is required for the {config.backend} backend")
     if not config.inputs:
         problems.append("no inputs given")

@@ -2,7 +2,9 @@
 
 Written files (all JSONL, one row per line):
 
-  heldout.jsonl      {"family", "difficulty", "problem"}        evaluation only, never trained on
+  heldout.jsonl      {"family", "difficulty", "problem", "question", "answer", "trajectory", "identity"}
+                     evaluation only: no training text states its question, any of its
+                     sub-results (``identity``) or its trajectory (rescan with tpt.lab.leakage)
   corpus.jsonl       {"id", "text", "family", "difficulty", "problem", "world_seed"}
                      the raw documents; the extra fields become ``doc.meta`` in `tpt augment`,
                      which is how the lab-expert backend reads each problem's structure
@@ -21,46 +23,60 @@ from tpt.lab.evaluate import HeldOut
 from tpt.lab.families import TaskFamily
 
 
-def problem_key(family: TaskFamily, problem: dict) -> tuple[str, str]:
-    return family.name, family.key(problem)
+def identity(family: TaskFamily, problem: dict) -> set[tuple[str, str]]:
+    return {(family.name, text) for text in family.identity(problem)}
 
 
-def draw_heldout(families: dict[str, TaskFamily], per_level: int, seed: int) -> list[HeldOut]:
-    """``per_level`` distinct problems for every (family, difficulty)."""
+def draw_heldout(families: dict[str, TaskFamily], per_level: int | dict[str, int], seed: int) -> list[HeldOut]:
+    """``per_level`` (one count, or one per family) problems for every (family, difficulty), no
+    two sharing any identity text."""
     rng = random.Random(f"heldout-{seed}")
     out: list[HeldOut] = []
     for name, family in families.items():
+        wanted = per_level[name] if isinstance(per_level, dict) else per_level
         for level in family.difficulties:
-            seen: set[tuple[str, str]] = set()
-            for _ in range(per_level * 50):  # small spaces (e.g. 1-hop facts) may hold fewer than asked
-                if len(seen) == per_level:
+            taken: set[tuple[str, str]] = set()
+            drawn = 0
+            for _ in range(wanted * 50):  # small spaces may hold fewer than asked
+                if drawn == wanted:
                     break
                 problem = family.sample(rng, level)
-                key = problem_key(family, problem)
-                if key not in seen:
-                    seen.add(key)
+                ident = identity(family, problem)
+                if not ident & taken:
+                    taken |= ident
+                    drawn += 1
                     out.append(HeldOut(name, level, problem))
     return out
+
+
+def heldout_identity(families: dict[str, TaskFamily], heldout: list[HeldOut]) -> set[tuple[str, str]]:
+    return set().union(*(identity(families[h.family], h.problem) for h in heldout)) if heldout else set()
 
 
 def training_problems(
     families: dict[str, TaskFamily], excluded: set[tuple[str, str]], seed: int
 ) -> Iterator[tuple[TaskFamily, int, dict]]:
     """An endless stream of (family, difficulty, problem), uniform over families and levels,
-    skipping every held-out problem (by key)."""
+    skipping every problem that shares any identity text with a held-out one."""
     rng = random.Random(f"train-{seed}")
     names = sorted(families)
     while True:
         family = families[rng.choice(names)]
         level = rng.choice(family.difficulties)
         problem = family.sample(rng, level)
-        if problem_key(family, problem) not in excluded:
+        if not identity(family, problem) & excluded:
             yield family, level, problem
 
 
 def corpus_rows(families: dict[str, TaskFamily], heldout: list[HeldOut], n_docs: int, seed: int) -> Iterator[dict]:
-    excluded = {problem_key(families[h.family], h.problem) for h in heldout}
-    stream = training_problems(families, excluded, seed)
+    stream = training_problems(families, heldout_identity(families, heldout), seed)
+    # "other": the previous training problem of the same family (the [d; t_other] control's
+    # trajectory); a separate stream seeds it, so the documents are the same with or without it
+    other_stream = training_problems(families, heldout_identity(families, heldout), seed + 104729)
+    last: dict[str, dict] = {}
+    while len(last) < len(families):
+        family, _, problem = next(other_stream)
+        last.setdefault(family.name, problem)
     for i in range(n_docs):
         family, level, problem = next(stream)
         yield {
@@ -70,13 +86,14 @@ def corpus_rows(families: dict[str, TaskFamily], heldout: list[HeldOut], n_docs:
             "difficulty": level,
             "problem": problem,
             "world_seed": seed,
+            "other": last[family.name],
         }
+        last[family.name] = problem
 
 
 def sft_rows(families: dict[str, TaskFamily], heldout: list[HeldOut], n_examples: int, seed: int) -> Iterator[dict]:
     """Think-then-answer chat examples (the post-training set both arms get), disjoint from held-out."""
-    excluded = {problem_key(families[h.family], h.problem) for h in heldout}
-    stream = training_problems(families, excluded, seed + 7919)  # a different stream from the corpus
+    stream = training_problems(families, heldout_identity(families, heldout), seed + 7919)  # a different stream from the corpus
     for _ in range(n_examples):
         family, _, problem = next(stream)
         reply = f"<think> {family.trajectory(problem)} </think> The answer is {family.answer(problem)}."
@@ -98,8 +115,17 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
 
 
 def read_heldout(path: Path) -> list[HeldOut]:
-    return [HeldOut(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [HeldOut(r["family"], r["difficulty"], r["problem"]) for r in rows]
 
 
-def write_heldout(path: Path, heldout: list[HeldOut]) -> int:
-    return write_jsonl(path, ({"family": h.family, "difficulty": h.difficulty, "problem": h.problem} for h in heldout))
+def write_heldout(path: Path, heldout: list[HeldOut], families: dict[str, TaskFamily]) -> int:
+    """One row per held-out problem with everything a leakage scan needs: its question, answer,
+    the expert's full trajectory and the sub-results it must not share with any training text."""
+
+    def row(h: HeldOut) -> dict:
+        fam = families[h.family]
+        return {"family": h.family, "difficulty": h.difficulty, "problem": h.problem, "question": fam.question(h.problem),
+                "answer": fam.answer(h.problem), "trajectory": fam.trajectory(h.problem), "identity": sorted(fam.identity(h.problem))}  # fmt: skip
+
+    return write_jsonl(path, (row(h) for h in heldout))

@@ -1,21 +1,26 @@
 """Accuracy of a checkpoint on held-out lab problems, by batched greedy generation.
 
-Each problem is asked three ways (the best is reported per model and family, so neither arm is
-judged by a format it never saw):
+The headline mode is fixed before any test seed runs, and is the same for every pre-trained arm:
 
-  direct       "<question> The answer is"        -> the next few tokens are the answer
-  think-first  "<question><sep><think>"           -> the model writes steps, ends with "answer is X"
-  reflect      "<question> The answer is"        -> the model may state a guess, open <think> and
-                                                    reason; the thinking's final answer counts
-                                                    (its guess when it does not think)
+  reflect      "<question> The answer is"        -> the model states a guess and may then open
+                                                    <think> and reason; the thinking's final
+                                                    answer counts (its guess when it does not think)
 
-"reflect" is think-first in the shape a TPT-pretrained model has seen: its training samples are
-``d <think> t </think>`` and ``d`` already ends with an answer, so thinking right after an
-unanswered question is new to it, thinking after a (possibly wrong) stated answer is not.
+It is the shape of every training sample (``d`` ends with its answer; TPT's ``d <think> t
+</think>`` then reasons), so neither arm is asked in a format it never saw: a vanilla model
+answers after "The answer is" and stops, a TPT model may think.  Two diagnostics are recorded
+but never reported as the headline (choosing the better of several modes per family on the test
+problems is oracle selection):
+
+  direct       "<question> The answer is"        -> the next few tokens only
+  think        "<question><sep><think>"           -> the model writes steps, ends with "answer is X"
+
+Models after SFT are asked inside the chat template and answer as trained ("chat": the reply
+may think first; its last "answer is X" counts).  Every mode's per-problem correctness is kept
+(``correct``: a "0"/"1" string in held-out order), so the report can bootstrap over problems.
 
 Checkpoints are loaded exactly as `tpt train` saved them (an HF folder, via transformers).
-Why not lm-evaluation-harness here: see docs/lab.md ("Evaluation") — dozens of tiny checkpoints
-times two prompt formats would spend most of the 10-minute budget on per-invocation start-up.
+Why not lm-evaluation-harness here: see docs/lab.md ("Evaluation").
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tpt.lab.families import TaskFamily
-from tpt.lab.families.base import ANSWER_RE, ANSWER_PREFIX
+from tpt.lab.families.base import ANSWER_PREFIX, ANSWER_RE
 
-MODES = ("direct", "think", "reflect")
-THINKING_MODES = ("think", "reflect")
+HEADLINE_MODE = "reflect"  # fixed in advance for every pre-trained arm (see the module docstring)
+MODES = ("reflect", "direct")  # what a pre-trained checkpoint is asked; "think" on request
+THINKING_MODES = ("think", "reflect", "chat")
 
 
 @dataclass
@@ -42,11 +48,11 @@ class HeldOut:
 
 
 def prompts_for(family: TaskFamily, problem: dict, mode: str, think_separator: str, chat_prefix=None) -> str:
-    """The prompt text; ``chat_prefix(question)`` (SFT models) wraps the question as a user turn
-    and opens the assistant turn, whose reply starts with "<think>" or "The answer is"."""
+    """The prompt text; ``chat_prefix(question)`` (mode "chat") wraps the question as a user turn
+    and opens the assistant turn, whose reply the model writes whole."""
     question = family.question(problem)
-    if chat_prefix is not None:
-        return chat_prefix(question) + ("<think>" if mode == "think" else ANSWER_PREFIX)
+    if mode == "chat":
+        return chat_prefix(question)
     if mode in ("direct", "reflect"):
         return f"{question} {ANSWER_PREFIX}"
     return f"{question}{think_separator}<think>"
@@ -79,10 +85,9 @@ def evaluate_checkpoint(
     max_new_tokens_think: int = 96,
     batch_size: int = 256,
     modes: Sequence[str] = MODES,
-    chat: bool = False,
     device: str = "auto",
 ) -> dict[str, Any]:
-    """{mode: {"accuracy", "by_family": {fam: {"accuracy", "by_difficulty": {d: acc}}}}, "best": ...}."""
+    """{mode: {"accuracy", "by_family": {fam: {"accuracy", "by_difficulty": {d: acc}}}, "correct": "0110..."}}."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -90,25 +95,27 @@ def evaluate_checkpoint(
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).to(device).eval()
-    chat_prefix = None
-    if chat:
-        def chat_prefix(q: str) -> str:
-            return tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False)
+
+    def chat_prefix(q: str) -> str:
+        return tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False)
+
     stop_ids = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("</think>")]
     result: dict[str, Any] = {}
     for mode in modes:
         prompts = [prompts_for(families[p.family], p.problem, mode, think_separator, chat_prefix) for p in problems]
-        budget = max_new_tokens_direct if mode == "direct" else max_new_tokens_think + (8 if mode == "reflect" else 0)
-        completions = _generate(model, tokenizer, prompts, budget, batch_size, stop_ids)
+        budget = max_new_tokens_direct if mode == "direct" else max_new_tokens_think + 8
+        # a chat reply closes its thinking and then answers: stop only at the end of the turn
+        stops = [tokenizer.eos_token_id] if mode == "chat" else stop_ids
+        completions = _generate(model, tokenizer, prompts, budget + (8 if mode == "chat" else 0), batch_size, stops)
         answered = [answer_text(text, mode) for text in completions]
         correct = [families[p.family].check(p.problem, text) for p, text in zip(problems, answered)]
         result[mode] = summarize(problems, correct)
+        result[mode]["correct"] = "".join("1" if ok else "0" for ok in correct)
         if mode in THINKING_MODES:  # diagnostic: how much of the expert's reasoning the model reproduces
             result[mode]["steps_reproduced"] = steps_by_family(problems, families, [thinking_text(t) for t in completions])
         result[mode]["examples"] = [
             {"prompt": pr, "completion": c, "correct": ok} for pr, c, ok in list(zip(prompts, completions, correct))[:3]
         ]
-    result["best"] = best_of(result, modes)
     return result
 
 
@@ -121,6 +128,8 @@ def thinking_text(completion: str) -> str:
 def answer_text(completion: str, mode: str) -> str:
     """The part of a completion that states the answer: in "reflect" mode the thinking, when the
     model thought and concluded, else its stated guess; otherwise everything before </think>."""
+    if mode == "chat":  # the reply's last "answer is X", inside or after its thinking
+        return completion
     text = completion.split("</think>")[0]
     if mode != "reflect":
         return text
@@ -166,15 +175,3 @@ def steps_by_family(problems: Sequence[HeldOut], families: dict[str, TaskFamily]
     for p, text in zip(problems, completions):
         shares[p.family].append(steps_reproduced(families[p.family], p.problem, text))
     return {fam: sum(v) / len(v) for fam, v in sorted(shares.items())}
-
-
-def best_of(result: dict[str, Any], modes: Sequence[str]) -> dict[str, Any]:
-    """Per family, the better prompt mode (chosen per family, reported with which it was)."""
-    families = result[modes[0]]["by_family"]
-    best: dict[str, Any] = {"by_family": {}}
-    for fam in families:
-        mode = max(modes, key=lambda m: result[m]["by_family"][fam]["accuracy"])
-        best["by_family"][fam] = dict(result[mode]["by_family"][fam], mode=mode)
-    accs = [v["accuracy"] for v in best["by_family"].values()]
-    best["accuracy"] = sum(accs) / max(len(accs), 1)  # macro average over families
-    return best

@@ -1,12 +1,13 @@
 """The lab experiment: corpus -> augment (lab-expert) -> prepare -> train -> evaluate, per seed.
 
-Arms (one training run each, checkpoints at several token counts = the learning curve):
-  vanilla       abundant data: fresh documents d, budget B
-  tpt           abundant data: fresh [d; t] samples, budget B (sees fewer unique documents)
-  vanilla-pool  constrained data: only the raw documents TPT saw, repeated to fill B
-                (TPT saw each of them once: the paper's constrained-data comparison)
-  *+sft         both final models fine-tuned on the same small think-then-answer chat set
-Every arm gets the same background facts (the two-hop knowledge base) at the same token share.
+Arms (one training run each; checkpoints along it are the learning curve):
+  vanilla   fresh documents d, to vanilla_multiple x B tokens (4 x B by default)
+  tpt       fresh [d; t] samples, B tokens (so it sees fewer unique documents)
+Both get the same background documents (the two-hop knowledge base) at the same token share.
+
+Seeds: a run is either the dev seed (``--dev``, for choosing settings) or the test seeds (the
+default), never both.  Training runs go to a pool of ``workers`` processes (one CPU thread each:
+these models are too small for intra-op parallelism to pay).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tpt.lab import corpus
 from tpt.lab.config import LabConfig, Profile
@@ -24,106 +27,229 @@ from tpt.lab.evaluate import HeldOut, evaluate_checkpoint
 from tpt.lab.families import TaskFamily, load_family
 
 BACKGROUND_SHARE = 0.05  # token share of background facts in every arm
-PRETRAIN_ARMS = ("vanilla", "tpt", "vanilla-pool")
-
-
-@dataclass
-class SeedRun:
-    """Everything one seed produced, as plain data for the report."""
-
-    seed: int
-    curves: dict[str, list[dict]] = field(default_factory=dict)  # arm -> [{"tokens", "unique_docs", "eval"}]
-    sft: dict[str, dict] = field(default_factory=dict)  # arm -> eval
-    trajectory_lengths: dict[str, dict[str, float]] = field(default_factory=dict)  # family -> difficulty -> mean tokens
-    data: dict[str, Any] = field(default_factory=dict)  # per-arm prepare facts
-    seconds: dict[str, float] = field(default_factory=dict)
+ARMS = ("vanilla", "tpt")
+TOKENIZER_DOCS = 3000  # documents (with trajectories) the seed's tokenizer is trained on
 
 
 def log(msg: str) -> None:
     print(f"[tpt lab {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def timed(run: SeedRun, name: str, fn: Callable[[], Any]) -> Any:
+@dataclass
+class Job:
+    """One arm of one seed: train to ``budget`` tokens, evaluate every checkpoint."""
+
+    seed: int
+    root: Path
+    arm: str
+    budget: int
+    points: list[int]
+    think_budget: int
+
+    @property
+    def out(self) -> Path:
+        return self.root / "train" / self.arm
+
+    @property
+    def curve_file(self) -> Path:
+        return self.out / "curve.json"
+
+
+def families_for(prof: Profile, seed: int) -> dict[str, TaskFamily]:
+    return {name: load_family(name, seed) for name in prof.families}
+
+
+def prepare_seed(lab: LabConfig, prof: Profile, seed: int) -> list[Job]:
+    """Corpus, tokenizer, augment run and packed data of one seed (kept when already complete)."""
+    root = Path(lab.out) / f"seed-{seed}"
+    ready = root / "prepared.json"
+    if ready.exists():
+        log(f"seed {seed}: reusing its prepared data")
+        return [Job(**(j | {"root": root})) for j in json.loads(ready.read_text())["jobs"]]  # root: the folder may have moved
+    if root.exists():  # a seed whose preparation did not finish: start it clean (redrawn identically)
+        shutil.rmtree(root)
+    families = families_for(prof, seed)
     started = time.perf_counter()
-    result = fn()
-    run.seconds[name] = run.seconds.get(name, 0.0) + round(time.perf_counter() - started, 2)
-    return result
-
-
-def make_corpus(root: Path, families: dict[str, TaskFamily], prof: Profile, seed: int, docs: int) -> list[HeldOut]:
-    heldout = corpus.draw_heldout(families, prof.heldout_per_level, seed)
-    corpus.write_heldout(root / "heldout.jsonl", heldout)
-    corpus.write_jsonl(root / "corpus.jsonl", corpus.corpus_rows(families, heldout, docs, seed))
+    heldout = corpus.draw_heldout(families, per_level_count(prof, families), seed)
+    corpus.write_heldout(root / "heldout.jsonl", heldout, families)
     background = corpus.background_rows(families)
-    if background:  # families without a shared world have no background documents
+    if background:
         corpus.write_jsonl(root / "background.jsonl", background)
-    corpus.write_jsonl(root / "sft.jsonl", corpus.sft_rows(families, heldout, prof.sft_examples, seed))
-    return heldout
+    # one stream of training documents: the tokenizer learns on its first rows, which also tell
+    # how long documents and trajectories are, so each arm's corpus is just large enough
+    stream = corpus.corpus_rows(families, heldout, 10**9, seed)
+    rows = [next(stream) for _ in range(TOKENIZER_DOCS)]
+    tokenizer = make_tokenizer(root, rows, families, prof)
+    doc_len, sample_len = mean_lengths(tokenizer, rows, families)
+    vanilla_tokens = int(prof.tokens * prof.vanilla_multiple)
+    sizes = {"vanilla": int(1.15 * vanilla_tokens / doc_len) + 200, "tpt": int(1.15 * prof.tokens / sample_len) + 200}
+    rows += [next(stream) for _ in range(max(sizes.values()) - len(rows))]
+    log(f"seed {seed}: {len(heldout)} held-out problems; corpora of {sizes['vanilla']:,} (vanilla) and {sizes['tpt']:,} (TPT) documents")
+    corpus.write_jsonl(root / "corpus.jsonl", rows[: sizes["vanilla"]])
+    corpus.write_jsonl(root / "corpus-tpt.jsonl", rows[: sizes["tpt"]])  # TPT reads a prefix of the same stream
+    augment(root, tokenizer)
+    manifests = {arm: prepare_arm(root, arm, tokenizer, prof, seed, vanilla_tokens if arm == "vanilla" else prof.tokens) for arm in ARMS}
+    think = think_tokens_needed(tokenizer, heldout, families)
+    jobs = [Job(seed, root, arm, int(m["train"]["tokens_budget"]), curve_points(prof, arm), think) for arm, m in manifests.items()]
+    facts = {"jobs": [j.__dict__ | {"root": str(j.root)} for j in jobs], "seconds": round(time.perf_counter() - started, 1),
+             "data": {arm: data_facts(m) for arm, m in manifests.items()}, "trajectory_lengths": trajectory_lengths(root / "augment")}  # fmt: skip
+    ready.write_text(json.dumps(facts, indent=1))
+    return jobs
 
 
-def make_tokenizer(root: Path, families: dict[str, TaskFamily], prof: Profile, seed: int, heldout: list[HeldOut]) -> Path:
-    """A small BPE trained on a sample of the lab's own documents and trajectories (never held-out ones)."""
+def per_level_count(prof: Profile, families: dict[str, TaskFamily]) -> dict[str, int]:
+    return {name: -(-prof.heldout_per_family // len(fam.difficulties)) for name, fam in families.items()}
+
+
+def curve_points(prof: Profile, arm: str) -> list[int]:
+    limit = prof.vanilla_multiple if arm == "vanilla" else 1.0
+    return [int(prof.tokens * f) for f in prof.fractions if f <= limit + 1e-9]
+
+
+def make_tokenizer(root: Path, rows: list[dict], families: dict[str, TaskFamily], prof: Profile) -> Path:
+    """A small BPE trained on the seed's own training text (written to tokenizer_text.txt, which
+    the leakage scan reads): the first documents of the stream with their trajectories, and the background."""
     from tpt.prepare.tokenizer import train_tokenizer
 
-    rows = corpus.corpus_rows(families, heldout, 3000, seed + 1)
-    texts = [r["text"] + " " + families[r["family"]].trajectory(r["problem"]) for r in rows]
+    texts = [row["text"] + " " + families[row["family"]].trajectory(row["problem"]) for row in rows]
     texts += [r["text"] for r in corpus.background_rows(families)]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "tokenizer_text.txt").write_text("\n".join(texts), encoding="utf-8")
     return train_tokenizer(texts, root / "tokenizer", vocab_size=prof.vocab_size, min_frequency=2)
 
 
-def augment(root: Path, tokenizer: Path) -> Path:
+def mean_lengths(tokenizer: Path, rows: list[dict], families: dict[str, TaskFamily]) -> tuple[float, float]:
+    """Mean tokens of a document and of a TPT sample "d <think> t </think>" (plus EOS each)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer)
+
+    def mean_tokens(texts: list[str]) -> float:
+        return sum(len(ids) + 1 for ids in tok(texts, add_special_tokens=False)["input_ids"]) / len(texts)
+
+    samples = [f"{r['text']} <think> {families[r['family']].trajectory(r['problem'])} </think>" for r in rows]
+    return mean_tokens([r["text"] for r in rows]), mean_tokens(samples)
+
+
+def augment(root: Path, tokenizer: Path, name: str = "augment", backend: str = "lab-expert") -> Path:
     from tpt.augment.config import AugmentConfig
     from tpt.augment.run import run_augment
 
-    cfg = AugmentConfig(inputs=[str(root / "corpus.jsonl")], out=root / "augment", backend="lab-expert", tokenizer=str(tokenizer),
-                        shard_size=20_000, progress=False, max_doc_tokens=4096, checkpoint_records=20_000, checkpoint_seconds=600.0)  # fmt: skip
+    cfg = AugmentConfig(inputs=[str(root / "corpus-tpt.jsonl")], out=root / name, backend=backend, tokenizer=str(tokenizer),
+                        shard_size=50_000, progress=False, max_doc_tokens=4096, checkpoint_records=50_000, checkpoint_seconds=600.0)  # fmt: skip
     summary = run_augment(cfg)
     if summary.failed or summary.rejected:
         raise RuntimeError(f"{cfg.out}: augment left {summary.failed} failed and {summary.rejected} rejected rows (see its failed/ and rejected/)")
     return cfg.out
 
 
-def prepare_arm(root: Path, arm: str, tokenizer: Path, prof: Profile, seed: int, pool_tokens: int | None = None) -> dict:
+def prepare_arm(root: Path, arm: str, tokenizer: Path, prof: Profile, seed: int, tokens: int, pool_tokens: int | None = None,
+                source: Path | None = None) -> dict:  # fmt: skip
+    """Packed data of one arm: vanilla reads the raw corpus, TPT-like arms an augment run, the
+    pool arm TPT's augment run as plain documents (so its pool is the documents TPT read)."""
     from tpt.prepare.config import PrepareConfig
     from tpt.prepare.run import prepare
 
-    kind = "tpt" if arm == "tpt" else "vanilla"
-    bg = 1.0 * BACKGROUND_SHARE / (1 - BACKGROUND_SHARE)
-    sources = [f"{root / 'augment'}:{kind}:1"]
+    if arm == "vanilla":
+        main = f"{root / 'corpus.jsonl'}:vanilla:1"
+    else:
+        main = f"{source or root / 'augment'}:{'vanilla' if arm == 'vanilla-pool' else 'tpt'}:1"
+    sources = [main]
     if (root / "background.jsonl").exists():
-        sources.append(f"{root / 'background.jsonl'}:vanilla:{bg:.6f}")
-    cfg = PrepareConfig(source=sources, tokenizer=str(tokenizer), out=root / "data" / arm, seq_len=prof.seq_len, tokens=str(prof.tokens),
+        sources.append(f"{root / 'background.jsonl'}:vanilla:{BACKGROUND_SHARE / (1 - BACKGROUND_SHARE):.6f}")
+    cfg = PrepareConfig(source=sources, tokenizer=str(tokenizer), out=root / "data" / arm, seq_len=prof.seq_len, tokens=str(tokens),
                         pool_tokens=str(pool_tokens) if pool_tokens else None, seed=seed, overwrite=True)  # fmt: skip
-    return prepare(cfg)
+    manifest = prepare(cfg)
+    manifest["train"]["tokens_budget"] = tokens
+    return manifest
 
 
-def train_arm(data: Path, out: Path, prof: Profile, lab: LabConfig, seed: int, init: Path | None = None, tokens: int | None = None) -> Path:
+def run_job(job: Job, prof: Profile, lab: LabConfig, families_seed: int) -> list[dict]:
+    """Train one arm and evaluate its checkpoints (in a worker process); the curve is saved next
+    to the checkpoints, so a rerun after a crash only redoes unfinished arms."""
+    if job.curve_file.exists():
+        return json.loads(job.curve_file.read_text())
+    if lab.evaluate_saved:
+        return evaluate_saved(job, prof, lab, families_seed)
+    import torch
+
+    if lab.threads > 0:
+        torch.set_num_threads(lab.threads)
+    started = time.perf_counter()
+    final = train_arm(job.root / "data" / job.arm, job.out, prof, lab, job.seed, job.budget, [p for p in job.points if p < job.budget])
+    trained = time.perf_counter() - started
+    families = families_for(prof, families_seed)
+    heldout = corpus.read_heldout(job.root / "heldout.jsonl")
+    curve = []
+    for tokens in job.points:
+        ckpt = final if tokens >= job.budget else job.out / f"tokens-{format_tokens(tokens)}"
+        result = evaluate_checkpoint(ckpt, heldout, families, max_new_tokens_think=job.think_budget, device=lab.device)
+        curve.append({"tokens": tokens, "eval": result})
+        log(f"  seed {job.seed} {job.arm} @ {tokens:,} tokens: reflect accuracy {result['reflect']['accuracy']:.3f}")
+    curve[-1]["train_seconds"] = round(trained, 1)
+    curve[-1]["tokens_per_second"] = round(job.budget / trained, 1)
+    curve[-1]["eval_seconds"] = round(time.perf_counter() - started - trained, 1)
+    job.curve_file.write_text(json.dumps(curve))
+    return curve
+
+
+def evaluate_saved(job: Job, prof: Profile, lab: LabConfig, families_seed: int) -> list[dict]:
+    """``--evaluate-saved``: no training; evaluate the checkpoints an interrupted arm already
+    saved (kept in curve-saved.json, so a rerun does not redo them)."""
+    cache = job.out / "curve-saved.json"
+    done = {p["tokens"]: p for p in json.loads(cache.read_text())} if cache.exists() else {}
+    families = families_for(prof, families_seed)
+    heldout = corpus.read_heldout(job.root / "heldout.jsonl")
+    curve = []
+    for tokens in job.points:
+        ckpt = job.out if tokens >= job.budget else job.out / f"tokens-{format_tokens(tokens)}"
+        if tokens not in done and not (ckpt / "config.json").exists():
+            continue
+        if tokens not in done:
+            done[tokens] = {"tokens": tokens, "eval": evaluate_checkpoint(ckpt, heldout, families, max_new_tokens_think=job.think_budget, device=lab.device)}
+            log(f"  seed {job.seed} {job.arm} @ {tokens:,} tokens (saved): reflect accuracy {done[tokens]['eval']['reflect']['accuracy']:.3f}")
+            cache.write_text(json.dumps(sorted(done.values(), key=lambda p: p["tokens"])))
+        curve.append(done[tokens])
+    return curve
+
+
+def common_points(curves: dict[tuple[int, str], list[dict]]) -> dict[str, int]:
+    """Cut every arm's curves to the token counts all its seeds reached (an --evaluate-saved run
+    has uneven ones); returns arm -> its last common point."""
+    last = {}
+    for arm in {a for _, a in curves}:
+        keys = [k for k in curves if k[1] == arm]
+        common = set.intersection(*({p["tokens"] for p in curves[k]} for k in keys))
+        for k in keys:
+            curves[k] = [p for p in curves[k] if p["tokens"] in common]
+        last[arm] = max(common) if common else 0
+    return last
+
+
+def format_tokens(n: int) -> str:
+    from tpt.config import format_count
+
+    return format_count(n)
+
+
+def train_arm(data: Path, out: Path, prof: Profile, lab: LabConfig, seed: int, budget: int, save_at: list[int]) -> Path:
     from tpt.train.config import TrainConfig
     from tpt.train.loop import train
 
-    budget = tokens or prof.tokens
-    save_at = [] if init else [str(int(budget * f)) for f in prof.fractions if f < 1]
-    cfg = TrainConfig(data=data, out=out, mode="sft" if init else "pretrain", model_preset=prof.model_preset, init=init,
-                      rope_theta=None if init else prof.rope_theta,
-                      tokens=str(budget), batch_tokens=prof.batch_tokens, micro_batch=16, lr=prof.lr * (prof.sft_lr_scale if init else 1),
-                      warmup=0.05, seed=seed, device=lab.device, eval_every=0, eval_sequences=8, save_every=0, save_at=save_at,
-                      log_every=50, progress=False, threads=lab.threads, doc_attention=lab.doc_attention)  # fmt: skip
+    cfg = TrainConfig(data=data, out=out, mode="pretrain", model_preset=prof.model_preset, rope_theta=prof.rope_theta,
+                      tokens=str(budget), batch_tokens=prof.batch_tokens, micro_batch=16, lr=prof.lr,
+                      warmup=0.05, seed=seed, device=lab.device, eval_every=0, eval_sequences=8, save_every=0,
+                      save_at=[str(t) for t in save_at], log_every=200, progress=False, threads=lab.threads,
+                      doc_attention=lab.doc_attention)  # fmt: skip
     return train(cfg).checkpoint
 
 
-def checkpoints(run_dir: Path, prof: Profile) -> list[tuple[int, Path]]:
-    from tpt.config import format_count
-
-    points = [(int(prof.tokens * f), run_dir / f"tokens-{format_count(int(prof.tokens * f))}") for f in prof.fractions if f < 1]
-    return points + [(prof.tokens, run_dir)]
-
-
-def unique_docs_at(manifest: dict, tokens: int) -> float:
-    """Unique lab documents seen after ``tokens`` training tokens: the lab source's share of the
-    stream, at its pool's documents per token, capped by its pool (a repeated pool adds nothing new)."""
-    main = manifest["sources"][0]
-    share = main["tokens"] / manifest["train"]["tokens"]
-    return min(float(main["unique_docs"]), tokens * share * main["pool_docs"] / max(main["pool_tokens"], 1))
+def unique_docs_at(facts: dict, tokens: int) -> float:
+    """Unique lab documents seen after ``tokens`` training tokens (``facts``: data_facts of the
+    arm): the lab source's share of the stream, at its pool's documents per token, capped by its
+    pool (a repeated pool adds nothing new)."""
+    share = facts["tokens"] / max(facts["train_tokens"], 1)
+    return min(float(facts["unique_docs"]), tokens * share * facts["pool_docs"] / max(facts["pool_tokens"], 1))
 
 
 def trajectory_lengths(augment_dir: Path) -> dict[str, dict[str, float]]:
@@ -139,56 +265,8 @@ def trajectory_lengths(augment_dir: Path) -> dict[str, dict[str, float]]:
     return out
 
 
-def run_seed(lab: LabConfig, prof: Profile, seed: int) -> SeedRun:
-    """One seed end to end; its results are kept in seed-N/seed_run.json (a rerun reuses them)."""
-    root = Path(lab.out) / f"seed-{seed}"
-    done = root / "seed_run.json"
-    if done.exists():
-        log(f"seed {seed}: reusing {done} (delete it to rerun the seed)")
-        return SeedRun(**json.loads(done.read_text()))
-    if root.exists():  # a seed that did not finish: start it clean (its corpus is redrawn identically)
-        shutil.rmtree(root)
-    run = _run_seed(lab, prof, seed, root)
-    done.write_text(json.dumps(asdict(run), default=str))
-    return run
-
-
-def _run_seed(lab: LabConfig, prof: Profile, seed: int, root: Path) -> SeedRun:
-    families = {name: load_family(name, seed) for name in lab.families}
-    run = SeedRun(seed)
-    docs = prof.tokens // 30 + 500  # more than any arm reads: lab documents are >= 30 tokens (mean ~40)
-    log(f"seed {seed}: corpus of {docs} documents, {prof.heldout_per_level} held-out problems per level")
-    heldout = timed(run, "corpus", lambda: make_corpus(root, families, prof, seed, docs))
-    tokenizer = timed(run, "tokenizer", lambda: make_tokenizer(root, families, prof, seed, heldout))
-    log("augment (lab-expert backend)")
-    timed(run, "augment", lambda: augment(root, tokenizer))
-    run.trajectory_lengths = trajectory_lengths(root / "augment")
-    think_budget = think_tokens_needed(tokenizer, heldout, families)
-    manifests: dict[str, dict] = {}
-    for arm in PRETRAIN_ARMS:
-        if arm == "vanilla-pool":
-            if not lab.constrained:
-                continue
-            pool = pool_tokens_for(manifests["vanilla"], manifests["tpt"])
-        else:
-            pool = None
-        log(f"prepare {arm}")
-        manifests[arm] = timed(run, "prepare", lambda: prepare_arm(root, arm, tokenizer, prof, seed, pool))
-        run.data[arm] = data_facts(manifests[arm])
-        log(f"train {arm}: {prof.tokens} tokens, {prof.model_preset} preset")
-        final = timed(run, "train", lambda: train_arm(root / "data" / arm, root / "train" / arm, prof, lab, seed))
-        run.curves[arm] = []
-        for tokens, ckpt in checkpoints(final, prof):
-            result = timed(run, "eval", lambda: evaluate_checkpoint(ckpt, heldout, families, max_new_tokens_think=think_budget, device=lab.device))
-            run.curves[arm].append({"tokens": tokens, "unique_docs": unique_docs_at(manifests[arm], tokens), "eval": result})
-            log(f"  {arm} @ {tokens} tokens: accuracy {result['best']['accuracy']:.3f}")
-    if lab.sft:
-        run_sft(lab, prof, run, root, tokenizer, heldout, families, think_budget)
-    return run
-
-
 def think_tokens_needed(tokenizer: Path, heldout: list[HeldOut], families: dict[str, TaskFamily]) -> int:
-    """Generation budget for think-first answers: the longest expert trajectory among the held-out
+    """Generation budget for thinking answers: the longest expert trajectory among the held-out
     problems (in this tokenizer's tokens) plus slack, so no correct trajectory is cut off."""
     from transformers import AutoTokenizer
 
@@ -197,46 +275,74 @@ def think_tokens_needed(tokenizer: Path, heldout: list[HeldOut], families: dict[
     return int(longest * 1.25) + 8
 
 
-def run_sft(lab: LabConfig, prof: Profile, run: SeedRun, root: Path, tokenizer: Path, heldout, families, think_budget: int) -> None:
-    from tpt.prepare.config import PrepareConfig
-    from tpt.prepare.run import prepare
-
-    data = root / "data" / "sft"
-    cfg = PrepareConfig(source=[str(root / "sft.jsonl")], tokenizer=str(tokenizer), out=data, seq_len=prof.seq_len, sft=True,
-                        val_sequences=2, seed=run.seed, overwrite=True)  # fmt: skip
-    timed(run, "prepare", lambda: prepare(cfg))
-    for arm in ("vanilla", "tpt"):
-        log(f"sft {arm}")
-        ckpt = timed(run, "train", lambda: train_arm(data, root / "train" / f"{arm}+sft", prof, lab, run.seed, init=root / "train" / arm, tokens=prof.sft_tokens))
-        result = timed(run, "eval", lambda: evaluate_checkpoint(ckpt, heldout, families, max_new_tokens_think=think_budget + 8, chat=True, device=lab.device))
-        run.sft[arm] = result
-        log(f"  {arm}+sft: accuracy {result['best']['accuracy']:.3f}")
-
-
-def pool_tokens_for(vanilla: dict, tpt: dict) -> int:
-    """Vanilla tokens of as many raw documents as TPT read once (the constrained pool)."""
-    v, t = vanilla["sources"][0], tpt["sources"][0]
-    tokens_per_doc = v["docs_tokens"] / max(v["docs_read"], 1)
-    return max(1, int(t["unique_docs"] * tokens_per_doc))
-
-
 def data_facts(manifest: dict) -> dict:
     main = manifest["sources"][0]
-    return {k: main[k] for k in ("unique_docs", "pool_docs", "pool_tokens", "tokens", "epochs_seen")} | {"train_tokens": manifest["train"]["tokens"]}
+    keys = ("unique_docs", "pool_docs", "pool_tokens", "tokens", "epochs_seen", "docs_read", "docs_tokens")
+    return {k: main[k] for k in keys} | {"train_tokens": manifest["train"]["tokens"]}
 
 
-def run_lab(lab: LabConfig) -> dict:
-    """Run every seed, then write the report; returns results.json's content."""
+def run_seeds(lab: LabConfig, prof: Profile, seeds: list[int]) -> tuple[list[Job], dict[tuple[int, str], list[dict]]]:
+    """Prepare every seed and run every (seed, arm) training job on ``workers`` processes: a
+    seed's jobs are queued as soon as its data is ready (largest first), so every core stays busy."""
+    from concurrent.futures import as_completed
+
+    if prof.workers <= 1:
+        jobs = [j for seed in seeds for j in all_jobs(lab, prof, seed)]
+        return jobs, {(j.seed, j.arm): run_job(j, prof, lab, j.seed) for j in jobs}
+    with ProcessPoolExecutor(max_workers=prof.workers, mp_context=get_context("spawn")) as pool:
+        preps = [pool.submit(all_jobs, lab, prof, seed) for seed in seeds]
+        jobs, futures = [], {}
+        for done in as_completed(preps):
+            for j in sorted(done.result(), key=lambda j: -j.budget):
+                jobs.append(j)
+                futures[(j.seed, j.arm)] = pool.submit(run_job, j, prof, lab, j.seed)
+        return jobs, {key: f.result() for key, f in futures.items()}
+
+
+def all_jobs(lab: LabConfig, prof: Profile, seed: int) -> list[Job]:
+    jobs = prepare_seed(lab, prof, seed)
+    if lab.ablations:
+        from tpt.lab.ablations import prepare_ablations
+
+        jobs += prepare_ablations(Path(lab.out) / f"seed-{seed}", prof, seed, jobs[0].think_budget)
+    return jobs
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the workers): divided by the cores, the
+    wall time an otherwise idle machine would need (docs/lab.md, "Budget")."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_lab(lab: LabConfig) -> dict[str, Any]:
+    """Prepare every seed, train and evaluate every arm, scan for leakage, write the report."""
+    from tpt.lab.leakage import scan
     from tpt.lab.report import write_report
 
     prof = lab.profile()
-    if lab.threads > 0:
-        import torch
-
-        torch.set_num_threads(lab.threads)
+    seeds = lab.seeds(prof)
     started = time.perf_counter()
-    runs = [run_seed(lab, prof, seed) for seed in range(prof.seeds)]
+    log(f"{'DEV seed' if lab.dev else 'test seeds'} {seeds}; families {', '.join(prof.families)}; TPT {prof.tokens:,} tokens, "
+        f"vanilla {int(prof.tokens * prof.vanilla_multiple):,}; {prof.workers} worker(s)")
+    _, curves = run_seeds(lab, prof, seeds)
+    reached = common_points(curves)
+    for (seed, arm), curve in curves.items():
+        root = Path(lab.out) / f"seed-{seed}"
+        facts = json.loads((root / ("prepared.json" if arm in ARMS else "ablations.json")).read_text())["data"][arm]
+        for point in curve:
+            point["unique_docs"] = unique_docs_at(facts, point["tokens"])
+    trained = time.perf_counter() - started
+    leakage = {seed: scan(Path(lab.out) / f"seed-{seed}") for seed in seeds}
+    for seed, found in leakage.items():
+        log(f"seed {seed}: leakage scan of {found['texts']:,} training texts for {found['patterns']:,} held-out strings: {len(found['hits'])} hits")
     wall = time.perf_counter() - started
-    results = write_report(Path(lab.out), lab, prof, runs, wall)
+    cpu = cpu_seconds()
+    timing = {"prepare_train_eval_seconds": round(trained, 1), "scan_report_seconds": round(wall - trained, 1), "cpu_seconds": round(cpu, 1),
+              "idle_2core_estimate_seconds": round(cpu / 2, 1)}  # fmt: skip
+    timing["last_point"] = reached  # the budget each arm's curve reaches (less than planned only with --evaluate-saved)
+    results = write_report(Path(lab.out), lab, prof, seeds, curves, leakage, wall, timing)
     log(f"done in {wall:.0f} s: {Path(lab.out) / 'report.md'}")
     return results

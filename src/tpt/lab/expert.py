@@ -5,6 +5,11 @@ It reads each document's problem structure from its metadata (the lab corpus car
 augment stage keeps in ``doc.meta``) and writes the family's step-by-step trajectory.  It is
 deterministic: sampling settings other than the thinking budget do not change what it writes.
 
+Variants for the ablations (``--backend tpt.lab.expert:make_noisy10`` etc., plugins like any other):
+``noisy10`` / ``noisy30`` (each step wrong with probability 0.1 / 0.3, errors propagate),
+``other`` (the trajectory of another training document of the same family, ``meta["other"]``)
+and ``filler`` (as many filler tokens as the real trajectory has): content vs length.
+
 Tokens are counted with ``--tokenizer`` when given (an HF tokenizer folder), else as
 whitespace-separated words.  A trajectory over the thinking budget is cut and reported as
 ``finish_reason="length"``, exactly as a model backend would.
@@ -12,6 +17,9 @@ whitespace-separated words.  A trajectory over the thinking budget is cut and re
 
 from __future__ import annotations
 
+import json
+import random
+from pathlib import Path
 from typing import Any
 
 from tpt.augment.backends.base import GenRequest, GenResult, SamplingParams
@@ -24,7 +32,15 @@ class LabExpert:
     name = "lab-expert"
     parallelism = 1024  # requests per generate() call: the expert is pure Python, batches only amortise tokenizer calls
 
-    def __init__(self, tokenizer_path: str | None = None):
+    def __init__(self, tokenizer_path: str | None = None, variant: str = "clean", heldout: Path | None = None):
+        self.variant = variant
+        # family -> identity texts of the seed's held-out problems (heldout.jsonl next to the
+        # corpus): what a noisy trajectory must not state by accident
+        self.blocked: dict[str, list[str]] = {}
+        if heldout is not None and heldout.exists():
+            for line in heldout.read_text(encoding="utf-8").splitlines():
+                row = json.loads(line)
+                self.blocked.setdefault(row["family"], []).extend(row["identity"])
         self._families: dict[tuple[str, int], TaskFamily] = {}
         self._tokenizer = None
         self._template_counts: dict[str, int] = {}
@@ -75,6 +91,27 @@ class LabExpert:
             raise ValueError(f"document {request.doc.id}: meta field 'problem' must be an object, got {type(problem).__name__}")
         if family.question(problem) not in request.doc.text:
             raise ValueError(f"document {request.doc.id}: text does not state its problem ({family.name})")
+        if self.variant == "clean":
+            return family.trajectory(problem)
+        if self.variant.startswith("noisy"):
+            return self.noisy_trajectory(family, problem, random.Random(f"noise-{request.doc.id}-{request.sample}"))
+        if self.variant == "other":
+            if not isinstance(meta.get("other"), dict):
+                raise ValueError(f"document {request.doc.id}: the 'other' variant needs meta field 'other' (another training problem)")
+            return family.trajectory(meta["other"])
+        if self.variant == "filler":  # as many tokens as the real trajectory, none of its content
+            return " ".join(["."] * self.count_tokens(family.trajectory(problem)))
+        raise ValueError(f"lab-expert: unknown variant {self.variant!r}")
+
+    def noisy_trajectory(self, family: TaskFamily, problem: dict, rng: random.Random) -> str:
+        """A slip can make a training trajectory state a held-out sub-result by accident (a wrong
+        value that happens to start a held-out chain): such a draw is redrawn, and after 20 tries
+        the clean trajectory (which never states one) is written."""
+        rate = int(self.variant[len("noisy") :]) / 100
+        for _ in range(20):
+            text = family.noisy_trajectory(problem, rng, rate)
+            if not any(blocked in text for blocked in self.blocked.get(family.name, ())):
+                return text
         return family.trajectory(problem)
 
     def _count_many(self, texts: list[str]) -> list[int]:
@@ -124,5 +161,19 @@ class LabExpert:
 
 
 def make_backend(config) -> LabExpert:
-    """Factory named in ``tpt.augment.backends.base.BACKENDS['lab-expert']``."""
+    """The ``lab-expert`` backend, registered as a plugin (pyproject.toml: entry point group
+    ``tpt.backends``), exactly as a third-party backend would be."""
     return LabExpert(tokenizer_path=config.tokenizer_path())
+
+
+def _variant(name: str):
+    def factory(config) -> LabExpert:
+        heldout = Path(config.inputs[0]).parent / "heldout.jsonl" if config.inputs else None
+        return LabExpert(tokenizer_path=config.tokenizer_path(), variant=name, heldout=heldout)
+
+    factory.needs_model = False  # type: ignore[attr-defined]
+    return factory
+
+
+make_backend.needs_model = False  # type: ignore[attr-defined]  # a programmatic expert: no --model
+make_noisy10, make_noisy30, make_other, make_filler = (_variant(v) for v in ("noisy10", "noisy30", "other", "filler"))

@@ -16,7 +16,7 @@ def _plt():
     return plt
 
 
-def _curve_grid(path: Path, curves: dict, keys: list[str], x: str, arms: list[str], xlabel: str) -> str:
+def _curve_grid(path: Path, curves: dict, chance: dict, keys: list[str], x: str, arms: list[str], xlabel: str) -> str:
     plt = _plt()
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3), squeeze=False)
     for ax, key in zip(axes[0], keys):
@@ -25,8 +25,11 @@ def _curve_grid(path: Path, curves: dict, keys: list[str], x: str, arms: list[st
                 continue
             pts = curves[arm]
             color, label = ARM_STYLE.get(arm, (None, arm))
-            xs, ys, sd = [p[x] for p in pts], [p[key]["mean"] for p in pts], [p[key]["std"] for p in pts]
-            ax.errorbar(xs, ys, yerr=sd, marker="o", color=color, label=label, capsize=2)
+            xs, ys = [p[x] for p in pts], [p[key]["acc"] for p in pts]
+            err = [[y - p[key]["ci"][0] for y, p in zip(ys, pts)], [p[key]["ci"][1] - y for y, p in zip(ys, pts)]]
+            ax.errorbar(xs, ys, yerr=err, marker="o", color=color, label=label, capsize=2)
+        if key in chance:  # the family's majority-baseline interval
+            ax.axhspan(*chance[key]["ci"], color="grey", alpha=0.25, label="chance (majority)")
         ax.set_title(key)
         ax.set_xlabel(xlabel)
         ax.set_xscale("log")
@@ -54,35 +57,13 @@ def _trajectory_lengths(path: Path, lengths: dict) -> str:
     return str(path)
 
 
-def _sft_bars(path: Path, results: dict, keys: list[str]) -> str:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(1.2 * len(keys) + 2, 3))
-    rows = [(f"{arm} (pre-trained)", results["curves"][arm][-1]) for arm in ("vanilla", "tpt")]
-    rows += [(f"{arm}+sft", row) for arm, row in results["sft"].items()]
-    width = 0.8 / len(rows)
-    for i, (label, row) in enumerate(rows):
-        ax.bar([k + i * width for k in range(len(keys))], [row[key]["mean"] for key in keys], width, label=label)
-    ax.set_xticks([k + 0.4 - width / 2 for k in range(len(keys))], keys, fontsize=7)
-    ax.set_ylabel("held-out accuracy")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return str(path)
-
-
 def write_plots(folder: Path, results: dict, families: list[str]) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     keys = ["overall", *families]
-    curves = results["curves"]
-    paths = [
-        _curve_grid(folder / "accuracy_vs_tokens.png", curves, keys, "tokens", ["vanilla", "tpt"], "training tokens"),
-        _curve_grid(folder / "accuracy_vs_unique_docs.png", curves, keys, "unique_docs", ["vanilla", "tpt", "vanilla-pool"], "unique documents"),
+    curves, chance = results["curves"], results["chance"]
+    return [
+        _curve_grid(folder / "accuracy_vs_tokens.png", curves, chance, keys, "tokens", ["vanilla", "tpt"], "training tokens"),
+        _curve_grid(folder / "accuracy_vs_unique_docs.png", curves, chance, keys, "unique_docs", ["vanilla", "tpt"], "unique documents"),
         _trajectory_lengths(folder / "trajectory_length_vs_difficulty.png", results["trajectory_lengths"]),
-    ]
-    if "vanilla-pool" in curves:
-        paths.append(_curve_grid(folder / "constrained_data.png", curves, keys, "tokens", ["vanilla-pool", "tpt"], "training tokens"))
-    if results["sft"]:
-        paths.append(_sft_bars(folder / "sft.png", results, keys))
-    return paths
+    ] + ([_curve_grid(folder / "constrained_data.png", curves, chance, keys, "tokens", ["vanilla-pool", "tpt", "vanilla"], "training tokens")]
+         if "vanilla-pool" in curves else [])  # fmt: skip

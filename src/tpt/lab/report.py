@@ -1,180 +1,168 @@
 """The lab report: DIR/results.json, DIR/report.md and DIR/plots/*.png.
 
-Accuracy is the held-out accuracy under the best of the three prompt modes (direct,
-think-first, reflect: see tpt.lab.evaluate), chosen per family
-(macro-averaged over families for "overall").  Across seeds: mean and standard deviation.
-The data-efficiency multiplier comes from the shared implementation in tpt.analyze.curves.
+Accuracy is held-out accuracy in the one prompt mode fixed in advance ("reflect", see
+tpt.lab.evaluate), per family; "overall" is the mean over families.  Every accuracy, difference
+and multiplier carries a 95% interval from the paired two-level bootstrap over seeds x problems
+(tpt.lab.stats), and every accuracy is compared with its family's majority baseline.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import statistics
+import platform
+from collections import Counter
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from tpt.analyze.curves import data_efficiency
+import numpy as np
+
 from tpt.config import to_dict
+from tpt.lab import corpus, stats
+from tpt.lab.evaluate import HEADLINE_MODE
+from tpt.lab.families import load_family
 
-NEAR_CHANCE = 0.15  # below this a family-averaged accuracy is within guessing range (chain_mod10 guesses 0.1)
-TARGET_FRACTIONS = (0.5, 0.75, 1.0)  # targets = these fractions of vanilla's final accuracy
 ARM_STYLE = {"vanilla": ("tab:blue", "vanilla (d)"), "tpt": ("tab:red", "TPT ([d; t])"), "vanilla-pool": ("tab:green", "vanilla, TPT's pool repeated")}
+TARGET_STEPS = (0.5, 1.0)  # targets: these fractions of the way from the chance interval's top to the better arm's accuracy at B
+VERSIONED = ("torch", "transformers", "tokenizers", "numpy", "pyarrow", "matplotlib", "tpt")
 
 
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
 
-
-def accuracy(result: dict, family: str | None) -> float:
-    best = result["best"]
-    return best["accuracy"] if family is None else best["by_family"][family]["accuracy"]
-
-
-def aggregate_curves(runs, families: list[str]) -> dict[str, list[dict]]:
-    """arm -> points with mean/std accuracy over seeds, overall and per family."""
-    out: dict[str, list[dict]] = {}
-    for arm in runs[0].curves:
-        points = []
-        for i, point in enumerate(runs[0].curves[arm]):
-            evals = [r.curves[arm][i]["eval"] for r in runs]
-            row = {"tokens": point["tokens"], "unique_docs": statistics.fmean(r.curves[arm][i]["unique_docs"] for r in runs)}
-            for fam in [None, *families]:
-                m, s = mean_std([accuracy(e, fam) for e in evals])
-                row[fam or "overall"] = {"mean": m, "std": s}
-            row["mode"] = {fam: evals[0]["best"]["by_family"][fam]["mode"] for fam in families}
-            points.append(row)
-        out[arm] = points
+    out = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
     return out
 
 
-def efficiency(curves: dict[str, list[dict]], key: str, baseline: str = "vanilla", method: str = "tpt") -> list[dict]:
-    """Tokens the baseline needs / tokens TPT needs, at fractions of the baseline's final accuracy."""
-    base = [(p["tokens"], p[key]["mean"]) for p in curves[baseline]]
-    meth = [(p["tokens"], p[key]["mean"]) for p in curves[method]]
-    final = base[-1][1]
-    # rounded *down*: rounding 100% of the final accuracy up would put the target above the very
-    # point it was read from, and the baseline would "never reach" its own final accuracy
-    targets = sorted({math.floor(final * f * 1e4) / 1e4 for f in TARGET_FRACTIONS if final * f > 0})
-    return [e.to_dict() for e in data_efficiency(base, meth, targets)]
+class Evidence:
+    """Per family: the held-out problems of every seed, concatenated, and their 0/1 outcomes."""
+
+    def __init__(self, out: Path, seeds: list[int], families: list[str], curves: dict):
+        self.families, self.seeds = families, seeds
+        self.index: dict[str, list[tuple[int, int]]] = {f: [] for f in families}  # family -> [(seed position, problem position)]
+        self.answers: dict[str, list[str]] = {f: [] for f in families}
+        self.levels: dict[str, list[int]] = {f: [] for f in families}
+        self.training_answers: dict[str, dict[int, Counter]] = {f: {} for f in families}
+        for s_pos, seed in enumerate(seeds):
+            fams = {f: load_family(f, seed) for f in families}
+            for p_pos, h in enumerate(corpus.read_heldout(out / f"seed-{seed}" / "heldout.jsonl")):
+                self.index[h.family].append((s_pos, p_pos))
+                self.answers[h.family].append(fams[h.family].answer(h.problem))
+                self.levels[h.family].append(h.difficulty)
+            with (out / f"seed-{seed}" / "corpus.jsonl").open(encoding="utf-8") as f:
+                for _, line in zip(range(20_000), f):  # a large sample of the training answers
+                    row = json.loads(line)
+                    counts = self.training_answers[row["family"]].setdefault(row["difficulty"], Counter())
+                    counts[fams[row["family"]].answer(row["problem"])] += 1
+        self.curves = curves
+        self.sizes = {f: [sum(1 for s, _ in self.index[f] if s == k) for k in range(len(seeds))] for f in families}
+        self.resamplers = stats.resamplers(self.sizes)
+
+    def correct(self, arm: str, point: int, family: str, mode: str = HEADLINE_MODE) -> np.ndarray:
+        """0/1 per held-out problem of ``family`` (all seeds), at curve point ``point`` of ``arm``."""
+        strings = [self.curves[(seed, arm)][point]["eval"][mode]["correct"] for seed in self.seeds]
+        return np.array([float(strings[s][p]) for s, p in self.index[family]])
+
+    def majority(self, family: str) -> np.ndarray:
+        return stats.majority_correct(self.answers[family], self.levels[family], self.training_answers[family])
 
 
-def difficulty_table(runs, arm: str, index: int | None, family: str) -> dict[str, float]:
-    """Accuracy by difficulty (mean over seeds) at one curve point (None: after SFT), in the family's best mode."""
-    levels: dict[str, list[float]] = {}
-    for r in runs:
-        ev = r.sft[arm] if index is None else r.curves[arm][index]["eval"]
-        mode = ev["best"]["by_family"][family]["mode"]
-        for level, acc in ev[mode]["by_family"][family]["by_difficulty"].items():
-            levels.setdefault(level, []).append(acc)
-    return {k: statistics.fmean(v) for k, v in levels.items()}
+def accuracy_table(ev: Evidence, arm: str, point: int, chance: dict[str, dict]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    replicates = []
+    for fam in ev.families:
+        c = ev.correct(arm, point, fam)
+        est = stats.estimate(c, ev.resamplers[fam])
+        est["at_chance"] = stats.at_chance(est["acc"], chance[fam]["ci"])
+        row[fam] = est
+        replicates.append(ev.resamplers[fam].accuracy(c))
+    row["overall"] = {"acc": float(np.mean([row[f]["acc"] for f in ev.families])), "ci": stats.interval(np.mean(replicates, axis=0))}
+    return row
 
 
-def steps_table(runs, arm: str, families: list[str]) -> dict[str, float]:
-    """Share of the expert's steps reproduced at the final checkpoint, in the better thinking mode
-    (think-first or reflect), mean over seeds."""
-    def share(ev: dict, f: str) -> float:
-        return max(ev.get(m, {}).get("steps_reproduced", {}).get(f, 0.0) for m in ("think", "reflect"))
-
-    evals = [r.curves[arm][-1]["eval"] for r in runs]
-    return {f: statistics.fmean(share(e, f) for e in evals) for f in families}
+def difference(ev: Evidence, a: tuple[str, int], b: tuple[str, int], family: str) -> dict:
+    """Paired difference of accuracies (arm, point) a - b, with its bootstrap interval."""
+    ca, cb = ev.correct(*a, family), ev.correct(*b, family)
+    r = ev.resamplers[family]
+    return {"diff": float(ca.mean() - cb.mean()), "ci": stats.interval(r.accuracy(ca) - r.accuracy(cb))}
 
 
-def write_report(out: Path, lab, prof, runs, wall: float) -> dict[str, Any]:
-    families = list(lab.families)
-    curves = aggregate_curves(runs, families)
+def efficiency(ev: Evidence, family: str, chance_hi: float) -> list[dict]:
+    """The multiplier at targets above the chance interval, with intervals."""
+    points = {arm: ev.curves[(ev.seeds[0], arm)] for arm in ("vanilla", "tpt")}
+    tokens = {arm: [p["tokens"] for p in pts] for arm, pts in points.items()}
+    correct = {arm: [ev.correct(arm, i, family) for i in range(len(pts))] for arm, pts in points.items()}
+    budget = tokens["tpt"][-1]
+    # the better arm at B, and only if its interval clears chance's: a target read off noise
+    # (e.g. 0.015 [0.000, 0.040] against a chance interval of [0, 0]) would be a multiplier of noise
+    at_b = [(c.mean(), stats.interval(ev.resamplers[family].accuracy(c))[0])
+            for arm in ("vanilla", "tpt") for t, c in zip(tokens[arm], correct[arm]) if t == budget]  # fmt: skip
+    at_b = max((acc for acc, lo in at_b if lo > chance_hi), default=0.0)
+    if at_b <= chance_hi:
+        return []
+    out = []
+    for step in TARGET_STEPS:
+        target = math.floor((chance_hi + step * (at_b - chance_hi)) * 1e4) / 1e4
+        curve = {arm: list(zip(tokens[arm], [c.mean() for c in correct[arm]])) for arm in tokens}
+        kind, value = stats.multiplier(curve["vanilla"], curve["tpt"], target)
+        ci = stats.multiplier_interval(tokens["vanilla"], correct["vanilla"], tokens["tpt"], correct["tpt"], target, ev.resamplers[family])
+        out.append({"target": target, "kind": kind, "multiplier": value, "ci": ci,
+                    "vanilla_tokens": _reach(curve["vanilla"], target), "tpt_tokens": _reach(curve["tpt"], target)})  # fmt: skip
+    return out
+
+
+def _reach(curve, target):
+    from tpt.analyze.curves import tokens_to_reach
+
+    return tokens_to_reach([x for x, _ in curve], [y for _, y in curve], target)
+
+
+def write_report(out: Path, lab, prof, seeds: list[int], curves: dict, leakage: dict, wall: float, timing: dict) -> dict[str, Any]:
+    families = list(prof.families)
+    ev = Evidence(out, seeds, families, curves)
+    chance = {f: stats.estimate(ev.majority(f), ev.resamplers[f]) for f in families}
+    arms = {}
+    for arm in ("vanilla", "tpt"):
+        arms[arm] = []
+        for i, point in enumerate(curves[(seeds[0], arm)]):
+            row = {"tokens": point["tokens"], "unique_docs": float(np.mean([curves[(s, arm)][i]["unique_docs"] for s in seeds]))}
+            arms[arm].append(row | accuracy_table(ev, arm, i, chance))
+    for arm in sorted({a for _, a in curves} - set(arms)):  # ablation arms, when run
+        arms[arm] = []
+        for i, point in enumerate(curves[(seeds[0], arm)]):
+            row = {"tokens": point["tokens"], "unique_docs": float(np.mean([curves[(s, arm)][i]["unique_docs"] for s in seeds]))}
+            arms[arm].append(row | accuracy_table(ev, arm, i, chance))
+    b_index = {arm: max(i for i, p in enumerate(curves[(seeds[0], arm)]) if p["tokens"] <= prof.tokens) for arm in arms}
+    comparisons = {f: {"tpt_minus_vanilla_at_B": difference(ev, ("tpt", b_index["tpt"]), ("vanilla", b_index["vanilla"]), f),
+                       "tpt_at_B_minus_vanilla_at_end": difference(ev, ("tpt", b_index["tpt"]), ("vanilla", len(arms["vanilla"]) - 1), f)}
+                   for f in families}  # fmt: skip
+    ablations = {arm: {f: difference(ev, (arm, b_index[arm]), ("tpt", b_index["tpt"]), f) for f in families}
+                 for arm in arms if arm not in ("vanilla", "tpt")}  # fmt: skip
+    prepared = {s: json.loads((out / f"seed-{s}" / "prepared.json").read_text()) for s in seeds}
     results: dict[str, Any] = {
-        "config": to_dict(lab), "profile": to_dict(prof), "wall_seconds": round(wall, 1), "seeds": len(runs),
-        "curves": curves,
-        "data_efficiency": {key: efficiency(curves, key) for key in ["overall", *families]},
-        "constrained": {"pool": [r.data.get("vanilla-pool") for r in runs], "tpt": [r.data.get("tpt") for r in runs]},
-        "sft": sft_summary(runs, families) if runs[0].sft else {},
-        "trajectory_lengths": runs[0].trajectory_lengths,
-        "accuracy_by_difficulty": {arm: {f: difficulty_table(runs, arm, -1, f) for f in families} for arm in curves},
-        "steps_reproduced": {arm: steps_table(runs, arm, families) for arm in curves},
-        "seconds": {k: round(sum(r.seconds.get(k, 0) for r in runs), 1) for k in runs[0].seconds},
-        "per_seed": [{"seed": r.seed, "curves": r.curves, "sft": r.sft, "data": r.data} for r in runs],
+        "split": "dev" if lab.dev else "test", "dev_seed": prof.dev_seed, "test_seeds": [] if lab.dev else seeds, "seeds": seeds,
+        "mode": {arm: HEADLINE_MODE for arm in arms}, "families": families,
+        "config": to_dict(lab), "profile": to_dict(prof), "versions": versions(), "wall_seconds": round(wall, 1), "timing": timing,
+        "chance": chance, "curves": arms, "comparisons": comparisons, "ablations_vs_tpt_at_B": ablations,
+        "data_efficiency": {f: efficiency(ev, f, chance[f]["ci"][1]) for f in families},
+        "leakage": {str(s): {"patterns": r["patterns"], "texts": r["texts"], "sources": r["sources"], "hits": r["hits"][:50], "hit_count": len(r["hits"])}
+                    for s, r in leakage.items()},
+        "throughput": {f"seed-{s}/{arm}": {k: curves[(s, arm)][-1].get(k) for k in ("train_seconds", "tokens_per_second", "eval_seconds")}
+                       for s, arm in curves if curves[(s, arm)] and "train_seconds" in curves[(s, arm)][-1]},
+        "trajectory_lengths": prepared[seeds[0]]["trajectory_lengths"],
+        "data": {str(s): p["data"] for s, p in prepared.items()},
+        "per_seed": {f"seed-{s}/{arm}": [{"tokens": p["tokens"], "eval": p["eval"]} for p in c] for (s, arm), c in curves.items()},
     }  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     from tpt.lab.plots import write_plots
+    from tpt.lab.report_md import render_markdown
 
     plots = write_plots(out / "plots", results, families)
-    (out / "report.md").write_text(render_markdown(results, families, plots))
+    (out / "report.md").write_text(render_markdown(results, plots))
     return results
-
-
-def sft_summary(runs, families: list[str]) -> dict[str, Any]:
-    out = {}
-    for arm in runs[0].sft:
-        row = {}
-        for fam in [None, *families]:
-            m, s = mean_std([accuracy(r.sft[arm], fam) for r in runs])
-            row[fam or "overall"] = {"mean": m, "std": s}
-        out[arm] = row
-    return out
-
-
-def _fmt(cell: dict) -> str:
-    return f"{cell['mean']:.3f}" + (f" ± {cell['std']:.3f}" if cell["std"] else "")
-
-
-def _mult(e: dict) -> str:
-    if e["multiplier"] is not None:
-        return f"{e['multiplier']:.2f}x"
-    if e["lower_bound"] is not None:
-        return f">= {e['lower_bound']:.2f}x (vanilla never reached it)"
-    return "n/a (TPT never reached it)"
-
-
-def render_markdown(results: dict, families: list[str], plots: list[str]) -> str:
-    curves = results["curves"]
-    keys = ["overall", *families]
-    lines = [
-        "# tpt lab report", "",
-        f"Profile: model preset `{results['profile']['model_preset']}`, {results['profile']['tokens']:,} training tokens per arm, "
-        f"seq_len {results['profile']['seq_len']}, {results['seeds']} seed(s); wall time {results['wall_seconds']:.0f} s "
-        f"(stage seconds: {results['seconds']}).", "",
-        "Accuracy = held-out problems answered correctly, best of the direct, think-first and reflect prompts (per family); "
-        "'overall' is the mean over families.", "",
-        "## Learning curves (accuracy vs training tokens)", "",
-        "| arm | tokens | unique docs | " + " | ".join(keys) + " |", "|---|---:|---:|" + "---:|" * len(keys),
-    ]  # fmt: skip
-    for arm, points in curves.items():
-        for p in points:
-            lines.append(f"| {arm} | {p['tokens']:,} | {p['unique_docs']:,.0f} | " + " | ".join(_fmt(p[k]) for k in keys) + " |")
-    lines += ["", "## Data-efficiency multiplier (vanilla tokens / TPT tokens to reach a target accuracy)", "",
-              "| scope | target | vanilla tokens | TPT tokens | multiplier |", "|---|---:|---:|---:|---:|"]  # fmt: skip
-    for key, effs in results["data_efficiency"].items():
-        for e in effs:
-            vt = f"{e['baseline_tokens']:,.0f}" if e["baseline_tokens"] else "-"
-            mt = f"{e['method_tokens']:,.0f}" if e["method_tokens"] else "-"
-            lines.append(f"| {key} | {e['target']:.3f} | {vt} | {mt} | {_mult(e)} |")
-    if not any(results["data_efficiency"].values()):
-        lines.append("| - | vanilla's final accuracy is 0: no target to read a multiplier at | | | |")
-    final = curves["vanilla"][-1]["overall"]["mean"]
-    if final < NEAR_CHANCE:  # after the table: a paragraph inside it would cut the table in two
-        lines += ["", f"**Caution:** vanilla's final overall accuracy ({final:.3f}) is near chance level; multipliers read at "
-                  "such targets compare noise, not learning. Train longer or on fewer families (see docs/lab.md)."]
-    lines += ["", "## Accuracy by difficulty at the final checkpoint", ""]
-    for fam in families:
-        levels = sorted(next(iter(results["accuracy_by_difficulty"].values()))[fam], key=int)
-        lines += [f"**{fam}**", "", "| arm | " + " | ".join(f"d={lv}" for lv in levels) + " |", "|---|" + "---:|" * len(levels)]
-        for arm, table in results["accuracy_by_difficulty"].items():
-            lines.append(f"| {arm} | " + " | ".join(f"{table[fam].get(lv, 0):.2f}" for lv in levels) + " |")
-        lines.append("")
-    lines += ["## Think-first diagnostic: share of the expert's steps reproduced (final checkpoint)", "",
-              "Leading steps of the generated trajectory that match the expert's exactly, as a share of its steps. "
-              "0 = not even the first step (a copy of the question's first operand) is right.", "",
-              "| arm | " + " | ".join(families) + " |", "|---|" + "---:|" * len(families)]  # fmt: skip
-    for arm, table in results["steps_reproduced"].items():
-        lines.append(f"| {arm} | " + " | ".join(f"{table[f]:.2f}" for f in families) + " |")
-    lines += ["", "## Trajectory length vs difficulty (mean thinking tokens)", "", "| family | " + " | ".join(["d", "tokens"]) + " |", "|---|---|---|"]
-    for fam, table in results["trajectory_lengths"].items():
-        lines.append(f"| {fam} | {', '.join(table)} | {', '.join(f'{v:.1f}' for v in table.values())} |")
-    if results["sft"]:
-        lines += ["", "## After SFT on the same think-then-answer set", "", "| arm | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
-        for arm, row in results["sft"].items():
-            lines.append(f"| {arm}+sft | " + " | ".join(_fmt(row[k]) for k in keys) + " |")
-    lines += ["", "## Plots", ""] + [f"![{Path(p).stem}](plots/{Path(p).name})" for p in plots] + [""]
-    return "\n".join(lines)

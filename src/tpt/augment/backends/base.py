@@ -1,4 +1,4 @@
-"""The generator-backend contract shared by every backend (openai, transformers, lab-expert).
+"""The generator-backend contract shared by every backend (openai, transformers, plugins).
 
 The runner builds prompts and hands a batch of requests to ``Backend.generate``; the backend
 returns one result per request, in order.  A backend raises nothing for a single bad request:
@@ -24,7 +24,7 @@ class SamplingParams:
 
 @dataclass
 class GenRequest:
-    doc: Document  # the untruncated document (structure-aware backends like lab-expert use it)
+    doc: Document  # the untruncated document (structure-aware backends use it)
     sample: int  # 0..n-1
     prompt: str  # user prompt: template applied to the (possibly truncated) document
     seed: int  # per-(document, sample) seed, stable across reruns
@@ -68,12 +68,32 @@ BACKENDS: dict[str, str] = {
     "transformers": "tpt.augment.backends.hf:make_backend",
     "transformers-cb": "tpt.augment.backends.hf_cb:make_backend",  # transformers' continuous batching (opt-in)
     "transformers-slots": "tpt.augment.backends.hf_slots:make_backend",  # tpt's continuous batching (fast on a GPU)
-    "lab-expert": "tpt.lab.expert:make_backend",
 }
+# Plugins are found like any third-party backend: an entry
+# point in this group (`[project.entry-points."tpt.backends"] name = "module:factory"`), or a
+# "module:factory" path given as the backend name.  A factory may set ``needs_model = False``.
+ENTRY_POINT_GROUP = "tpt.backends"
+
+
+def _plugin_targets() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
 def load_backend_factory(name: str) -> Any:
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
-    module, attr = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), attr)
+    target = BACKENDS.get(name) or _plugin_targets().get(name) or (name if ":" in name else None)
+    if target is None:
+        known = ", ".join([*BACKENDS, *_plugin_targets()])
+        raise ValueError(f"unknown backend {name!r}; known: {known}; or give a plugin as 'module:factory'")
+    module, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"backend {name!r}: cannot load {target!r} ({e})") from e
+
+
+def backend_needs_model(name: str) -> bool:
+    """Model backends need --model; a programmatic plugin says otherwise with ``needs_model = False``.
+    Built-in backends all need one (and are not imported here: validation stays light)."""
+    return name in BACKENDS or bool(getattr(load_backend_factory(name), "needs_model", True))

@@ -45,9 +45,16 @@ class TaskFamily(ABC):
     def solve(self, problem: Problem) -> tuple[list[str], str]:
         """(reasoning steps, answer): the expert's decomposition of the key token."""
 
-    def key(self, problem: Problem) -> str:
-        """Identity of a problem for held-out disjointness (default: its question text)."""
-        return self.question(problem)
+    def sub_results(self, problem: Problem) -> list[str]:
+        """Every multi-step sub-result the expert's trajectory states, as the text that states it
+        (e.g. two consecutive hops, a chain of two operations from some value).  Together with the
+        question these are the problem's *identity*: a training problem that shares any of them
+        with a held-out problem is left out, and the leakage scan looks for them verbatim in
+        every text the run trains on.  Default: none beyond the question."""
+        return []
+
+    def identity(self, problem: Problem) -> set[str]:
+        return {self.question(problem), *self.sub_results(problem)}
 
     def setup(self, seed: int) -> None:
         """Build any shared world (e.g. a knowledge base) from the experiment seed."""
@@ -65,6 +72,24 @@ class TaskFamily(ABC):
 
     def trajectory(self, problem: Problem) -> str:
         steps, answer = self.solve(problem)
+        return " ".join(steps + [f"So the answer is {answer}."])
+
+    def noisy_trajectory(self, problem: Problem, rng: random.Random, error_rate: float) -> str:
+        """The trajectory of a worse generator: each step's result is wrong with probability
+        ``error_rate`` and the error propagates (later steps compute from the wrong value).  The
+        family's ``solve`` must accept ``slip``: a function (right value, possible values) -> the
+        value written."""
+
+        def slip(value, alternatives):
+            if rng.random() >= error_rate:
+                return value
+            wrong = [a for a in alternatives if a != value]
+            return rng.choice(wrong) if wrong else value
+
+        try:
+            steps, answer = self.solve(problem, slip=slip)  # type: ignore[call-arg]
+        except TypeError as e:
+            raise ValueError(f"lab family {self.name}: solve() takes no slip=..., so it has no noisy expert") from e
         return " ".join(steps + [f"So the answer is {answer}."])
 
     def check(self, problem: Problem, completion: str) -> bool:

@@ -4,13 +4,11 @@ Difficulty d = number of operations (2..5); the expert writes one step per opera
 ("+7 =0"), so the trajectory grows linearly with d.  Answering directly needs all d steps in
 one forward pass.
 
-The format is *aligned* (docs/lab.md, "Third round"): every question has MAX_OPS operation slots
-("then + 0" fills the unused ones: adding 0 changes nothing, and the expert skips it as trivial),
-and a question slot ("then +7 ,") has as many tokens as a trajectory step ("+7 =0").  So the
-operand that step j needs sits at the same distance behind it in every document: a tiny model
-can fetch it with a fixed-offset attention head, learnt in a few hundred thousand tokens, instead
-of a content-matching copy circuit (induction head), which it did not learn within the CPU
-budget.  The previous, free-form wording kept every trajectory on the wrong operands.
+The format is *aligned* (docs/lab.md): every question has MAX_OPS operation slots ("then + 0"
+fills the unused ones: adding 0 changes nothing, and the expert skips it as trivial), and a
+question slot ("then +7 ,") has as many tokens as a trajectory step ("+7 =0").  So the operand
+that step j needs sits at the same distance behind it in every document: a tiny model can fetch
+it with a fixed-offset attention head instead of a content-matching copy circuit.
 """
 
 from __future__ import annotations
@@ -46,14 +44,27 @@ class ChainMod10(TaskFamily):
         said = " ".join(f"then {_SYMBOL[op]}{k} ," for op, k in slots)
         return f"Working mod 10 , start at {problem['start']} , {said}"
 
-    def solve(self, problem: Problem) -> tuple[list[str], str]:
+    def values(self, problem: Problem, slip=None) -> list[int]:
+        """The running value before the first and after every operation (``slip``: see noisy_trajectory)."""
+        out = [problem["start"]]
+        for op, k in problem["ops"]:
+            value = apply(op, out[-1], k)
+            out.append(slip(value, range(10)) if slip else value)
+        return out
+
+    def solve(self, problem: Problem, slip=None) -> tuple[list[str], str]:
         # "start at 3" then one 4-token step per real operation: "+7 =0".  The previous value
         # is always 3 tokens back, the operation and operand at one fixed distance in the question.
-        value, steps = problem["start"], [f"start at {problem['start']}"]
-        for op, k in problem["ops"]:
-            value = apply(op, value, k)
-            steps.append(f"{_SYMBOL[op]}{k} ={value}")
-        return steps, str(value)
+        values = self.values(problem, slip)
+        steps = [f"start at {problem['start']}"]
+        steps += [f"{_SYMBOL[op]}{k} ={v}" for (op, k), v in zip(problem["ops"], values[1:])]
+        return steps, str(values[-1])
+
+    def sub_results(self, problem: Problem) -> list[str]:
+        """Every run of >= 2 consecutive operations from the value it starts at ("7 *3 =1 +4 =5"):
+        a trajectory stating it, at any position, computes that chain for a model to copy."""
+        values, steps = self.values(problem), self.solve(problem)[0][1:]
+        return [" ".join([str(values[i]), *steps[i:j]]) for i in range(len(steps)) for j in range(i + 2, len(steps) + 1)]
 
 
 FAMILY = ChainMod10()
