@@ -39,7 +39,7 @@ class AugmentConfig:
     samples: int = field(1, help="trajectories per document")
     seed: int = field(0, help="seeds the random-focus positions and per-(document, sample) generation seeds")
     # --- backend
-    backend: str = field("transformers", help="openai | transformers | transformers-slots (tpt continuous batching, built for GPUs) | transformers-cb | lab-expert")
+    backend: str = field("transformers", help="openai (a server: vLLM, SGLang, ...) | vllm (vLLM in-process) | transformers (no server; CPU, small runs) | lab-expert")
     model: str = field("", help="model name (openai) or local model folder (transformers)")
     tokenizer: Optional[str] = field(None, help="local tokenizer folder (default: --model when it is a folder)")
     base_url: Optional[str] = field(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1; several, comma-separated, are balanced by load")
@@ -55,7 +55,7 @@ class AugmentConfig:
     timeout: float = field(600.0, help="per-request timeout, seconds")
     max_retries: int = field(5, help="retries on 429, 5xx, timeouts, dropped connections")
     retry_backoff: float = field(1.0, help="first retry delay in seconds (doubles, with jitter)")
-    batch_size: int = field(8, help="transformers: sequences per generate() call; transformers-slots: KV-cache slots (256 on an H200 for a 1.5B model); transformers-cb: requests fed at once")
+    batch_size: int = field(8, help="transformers: sequences per generate() call; vllm: requests handed to the engine at once")
     device: str = field("auto", help="transformers backend: cpu | cuda | auto")
     dtype: str = field("auto", help="transformers backend: auto | float32 | bfloat16 | float16")
     # --- execution

@@ -66,8 +66,7 @@ class Backend(Protocol):
 BACKENDS: dict[str, str] = {
     "openai": "tpt.augment.backends.openai:make_backend",
     "transformers": "tpt.augment.backends.hf:make_backend",
-    "transformers-cb": "tpt.augment.backends.hf_cb:make_backend",  # transformers' continuous batching (opt-in)
-    "transformers-slots": "tpt.augment.backends.hf_slots:make_backend",  # tpt's continuous batching (fast on a GPU)
+    "vllm": "tpt.augment.backends.vllm:make_backend",  # vLLM's offline engine in-process
     "lab-expert": "tpt.lab.expert:make_backend",
 }
 
