@@ -47,6 +47,8 @@ class AugmentConfig:
     api_key_env: str = field("OPENAI_API_KEY", help="environment variable holding the API key (never stored)")
     serve: Optional[str] = field(None, help="command that starts the server, with {model} and {port}; tpt stops it")
     serve_timeout: float = field(600.0, help="seconds to wait for a --serve server to become healthy")
+    serve_restarts: int = field(3, help="--serve: restarts of a server that died, then the run stops (finished records kept)")
+    max_model_len: Optional[int] = field(None, help="the engine's context length (vllm backend, --serve vllm); prompts + thinking budget are checked against it first")
     serve_replicas: int = field(1, help="--serve: servers on this node, each on its own GPU(s) via CUDA_VISIBLE_DEVICES; 0 = one per GPU")
     server_sampling: Literal["auto", "native", "generation-config"] = field(
         "auto", help="auto: probe whether the server samples; generation-config: also send transformers-serve's field"
@@ -71,6 +73,21 @@ class AugmentConfig:
 
     def sampling(self) -> SamplingParams:
         return SamplingParams(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_thinking_tokens, stop=["</think>"])
+
+    def context_length(self, prompt_overhead: int = 512) -> int:
+        """The engine context tpt asks for (``--max-model-len``, else what the longest request needs:
+        a document cut to --max-doc-tokens, the prompt around it and the whole thinking budget),
+        capped at what a local model folder supports."""
+        if self.max_model_len:
+            return self.max_model_len
+        need = self.max_doc_tokens + prompt_overhead + self.max_thinking_tokens
+        config = Path(self.model) / "config.json" if self.model else None
+        if config is not None and config.is_file():
+            import json
+
+            limit = json.loads(config.read_text()).get("max_position_embeddings")
+            return min(need, int(limit)) if limit else need
+        return need
 
     def tokenizer_path(self) -> Optional[str]:
         if self.tokenizer:

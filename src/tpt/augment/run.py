@@ -15,7 +15,7 @@ from typing import Optional
 
 import pyarrow.parquet as pq
 
-from tpt.augment.backends.base import Backend, load_backend_factory
+from tpt.augment.backends.base import Backend, EngineDied, load_backend_factory
 from tpt.augment.config import FINGERPRINT_FIELDS, AugmentConfig
 from tpt.augment.executors import make_executor
 from tpt.augment.prompts import load_strategy
@@ -27,6 +27,10 @@ from tpt.io.writers import write_json
 
 class ConfigMismatch(RuntimeError):
     """The output folder holds a run made with a different config."""
+
+
+class EngineStopped(RuntimeError):
+    """The engine died (and, under --serve, kept dying): the run stopped; finished work is kept."""
 
 
 @dataclass
@@ -116,13 +120,34 @@ def run_augment(config: AugmentConfig, backend: Optional[Backend] = None) -> Run
     if not todo:
         return finalize(config, [], started, nothing_to_do=True)
     executor = make_executor(config.executor)  # before any server starts: a missing Ray fails fast
+    results: list[ShardResult] = []
+    for restart in range(config.serve_restarts + 1):
+        try:
+            results = _run_once(config, executor, specs, todo, plan, backend)
+            break
+        except EngineDied as exc:
+            if backend is not None or not config.serve or restart == config.serve_restarts:
+                raise EngineStopped(f"{exc}\n{_stop_advice(config, restart)}") from None
+            print(f"tpt augment: {exc}\ntpt augment: restarting the server ({restart + 1} of at most "
+                  f"{config.serve_restarts} restarts); finished records are kept.", file=sys.stderr)
+            todo = [s for s in specs if not is_done(out, s)]
+    return finalize(config, results, started, nothing_to_do=False)
+
+
+def _run_once(config: AugmentConfig, executor, specs, todo, plan: dict, backend: Optional[Backend]) -> list[ShardResult]:
     with ExitStack() as stack:
         if backend is None:
             # Executors whose workers open their own backends (Ray) need only the --serve servers here.
             backend = _open_backend(config, stack, build=not getattr(executor, "builds_own_backends", False))
         ctx = shard_context(config, backend, plan)
-        results = executor.run(specs, ctx, total_rows=sum(s.stop - s.start for s in todo))
-    return finalize(config, results, started, nothing_to_do=False)
+        return executor.run(specs, ctx, total_rows=sum(s.stop - s.start for s in todo))
+
+
+def _stop_advice(config: AugmentConfig, restarts: int) -> str:
+    if config.serve:
+        return (f"tpt augment: stopping after {restarts} restart(s) of the server (--serve-restarts "
+                f"{config.serve_restarts}); finished records are kept: fix the server and rerun the same command.")
+    return "tpt augment: stopping; finished records are kept: restart the server and rerun the same command."
 
 
 def shard_context(config: AugmentConfig, backend: Backend, plan: Optional[dict] = None) -> ShardContext:
@@ -135,16 +160,40 @@ def shard_context(config: AugmentConfig, backend: Backend, plan: Optional[dict] 
 
 
 def _open_backend(config: AugmentConfig, stack: ExitStack, build: bool = True) -> Optional[Backend]:
+    servers: list = []
     if config.serve:
         from tpt.augment.endpoints import serve_replicas
 
         # One server, or --serve-replicas of them (one per GPU): base_url becomes their comma-separated list.
-        config.base_url = stack.enter_context(serve_replicas(config))
+        config.base_url = stack.enter_context(serve_replicas(config, started=servers))
     if not build:
         return None
     backend = load_backend(config)
     stack.callback(backend.close)
+    preflight(config, backend)
+    if servers and hasattr(backend, "server_status"):
+        backend.server_status = lambda: next((s.death_report() for s in servers if not s.alive()), None)
     return backend
+
+
+def preflight(config: AugmentConfig, backend: Backend) -> None:
+    """Before any request: does the longest prompt plus the thinking budget fit the engine's context
+    (``max_model_len``, when the backend knows it)?  Thousands of requests failing one by one on a
+    too-short context is the alternative."""
+    limit = getattr(backend, "max_model_len", None)
+    if not limit:
+        return
+    template = load_strategy(config.strategy, config.seed).build("preflight", "")
+    overhead = backend.count_tokens(template if config.raw_prompt else backend.chat_prompt(template))
+    need = config.max_doc_tokens + overhead + config.max_thinking_tokens
+    if need > limit:
+        raise ValueError(
+            f"the engine's context (max_model_len {limit} tokens) cannot hold the longest request: up to "
+            f"{config.max_doc_tokens} document tokens (--max-doc-tokens) + {overhead} of prompt + "
+            f"{config.max_thinking_tokens} thinking tokens (--max-thinking-tokens) = {need}. Serve the model with a "
+            f"larger context (vLLM: --max-model-len {need}; tpt: --max-model-len for --serve vllm / --backend vllm), "
+            "or lower --max-doc-tokens / --max-thinking-tokens."
+        )
 
 
 def validate(config: AugmentConfig) -> None:

@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Optional
 
 import pyarrow.parquet as pq
 
-from tpt.augment.backends.base import Backend, GenRequest, GenResult
+from tpt.augment.backends.base import Backend, EngineDied, GenRequest, GenResult
 from tpt.augment.config import AugmentConfig
 from tpt.augment.prompts import PromptStrategy, stable_int, strip_thinking_tags
 from tpt.io.readers import RawRow, Rejection, iter_raw_rows, parse_row, resolve_inputs
@@ -179,17 +179,21 @@ def _generate_pending(pending, spec: ShardSpec, ctx: ShardContext, chunk_no: int
             buffer.clear()
         last_flush = time.monotonic()
 
-    for i, res in stream_results(backend, requests, cfg.sampling()):
-        request, doc_tokens, truncated = prepared[i]
-        if res.error is not None:
-            failures.append({"id": request.doc.id, "sample": request.sample, "error": res.error, "attempts": res.attempts})
-        else:
-            buffer.append(_record(request, res, doc_tokens, truncated, cfg, backend))
-        result.prompt_tokens += res.prompt_tokens
-        result.completion_tokens += res.completion_tokens
-        ctx.on_progress(1, res.completion_tokens)
-        if len(buffer) >= cfg.checkpoint_records or time.monotonic() - last_flush >= cfg.checkpoint_seconds:
-            flush()
+    try:
+        for i, res in stream_results(backend, requests, cfg.sampling()):
+            request, doc_tokens, truncated = prepared[i]
+            if res.error is not None:
+                failures.append({"id": request.doc.id, "sample": request.sample, "error": res.error, "attempts": res.attempts})
+            else:
+                buffer.append(_record(request, res, doc_tokens, truncated, cfg, backend))
+            result.prompt_tokens += res.prompt_tokens
+            result.completion_tokens += res.completion_tokens
+            ctx.on_progress(1, res.completion_tokens)
+            if len(buffer) >= cfg.checkpoint_records or time.monotonic() - last_flush >= cfg.checkpoint_seconds:
+                flush()
+    except EngineDied:
+        flush()  # what finished before the engine died is kept; the rest stays pending for the next run
+        raise
     flush()
     return failures
 

@@ -40,6 +40,12 @@ class GenResult:
     attempts: int = 1
 
 
+class EngineDied(RuntimeError):
+    """The generation engine (a server tpt talks to, or vLLM in-process) is gone: every further
+    request would fail.  Raised instead of recording each pending request as failed; the runner
+    keeps what finished, and with ``--serve`` restarts the server and carries on."""
+
+
 class Backend(Protocol):
     name: str
 
