@@ -117,8 +117,10 @@ def offline(args, corpus: Path, work: Path, results: dict) -> None:
         wall = time.monotonic() - started
         tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
         results["engine"] = {"tokens": tokens, "seconds": wall, "tok_s": tokens / wall}
+        print("engine:", results["engine"], flush=True)
         if "tpt-vllm" not in args.skip:
             results["tpt-vllm"] = run_tpt(cfg, backend)
+            print("tpt-vllm:", results["tpt-vllm"], flush=True)
     finally:
         backend.close()
 
@@ -165,6 +167,7 @@ def served(args, corpus: Path, work: Path, results: dict) -> None:
             asyncio.run(bare_client(server.base_url, args.model, prompts[:8], [1] * 8, cfg.sampling(), 8))  # warm-up
             results["server"] = asyncio.run(bare_client(server.base_url, args.model, prompts, [r.seed for r in requests],
                                                         cfg.sampling(), args.concurrency))
+            print("server:", results["server"], flush=True)
         if "tpt-serve" not in args.skip:
             results["tpt-serve"] = run_tpt(cfg)
 

@@ -55,6 +55,10 @@ def test_in_process_vllm_backend(tmp_path, reasoning_model_dir):
         second = run_augment(cfg_again, backend=backend)
         # The same records, resume and failure semantics as every backend: a rerun has nothing to do.
         rerun = run_augment(cfg, backend=backend)
+        before = {(r.id, r.sample): r for r in iter_records(tmp_path / "a")}
+        # A larger budget for the records that hit the old one; everything else is reused.
+        cfg.max_thinking_tokens, cfg.regenerate_length = 64, True
+        longer = run_augment(cfg, backend=backend)
     finally:
         backend.close()
     assert (first.records, first.failed, first.exit_code) == (20, 0, 0)
@@ -65,5 +69,10 @@ def test_in_process_vllm_backend(tmp_path, reasoning_model_dir):
     assert len({r.thinking for r in a.values()}) >= 15  # samples of one document differ
     assert all(r.backend == "vllm" and 0 < r.thinking_tokens <= 24 and "</think>" not in r.thinking for r in a.values())
     assert any(r.finish_reason == "stop" for r in a.values()) and any(r.finish_reason == "length" for r in a.values())
+    cut = {k for k, r in before.items() if r.finish_reason == "length"}
+    after = {(r.id, r.sample): r for r in iter_records(tmp_path / "a")}
+    assert longer.new_records == len(cut) and longer.records == 20 and longer.failed == 0
+    assert {k: after[k] for k in after if k not in cut} == {k: before[k] for k in before if k not in cut}
+    assert any(after[k].thinking_tokens > 24 for k in cut) and all(after[k].thinking_tokens <= 64 for k in cut)
     stats = json.loads((tmp_path / "a" / "stats.json").read_text())
-    assert stats["this_run"]["prompt_tokens"] > 0
+    assert stats["this_run"]["new_records"] == len(cut)

@@ -37,6 +37,8 @@ class AugmentConfig:
     top_p: float = field(0.9, help="nucleus sampling")
     max_thinking_tokens: int = field(8192, help="thinking-token budget per trajectory")
     samples: int = field(1, help="trajectories per document")
+    regenerate_length: bool = field(False, help="generate again the records of finished shards that hit a smaller "
+                                    "thinking budget (finish_reason=length), with a larger --max-thinking-tokens; the rest is reused")
     seed: int = field(0, help="seeds the random-focus positions and per-(document, sample) generation seeds")
     # --- backend
     backend: str = field("transformers", help="openai (a server: vLLM, SGLang, ...) | vllm (vLLM in-process) | transformers (no server; CPU, small runs) | lab-expert")

@@ -19,7 +19,7 @@ from tpt.augment.backends.base import Backend, EngineDied, load_backend_factory
 from tpt.augment.config import FINGERPRINT_FIELDS, AugmentConfig
 from tpt.augment.executors import make_executor
 from tpt.augment.prompts import load_strategy
-from tpt.augment.shards import ShardContext, ShardResult, is_done, plan_shards
+from tpt.augment.shards import ShardContext, ShardResult, is_done, plan_shards, reopen_length_records
 from tpt.config import to_dict
 from tpt.io.readers import Document, iter_raw_rows, parse_row, resolve_inputs
 from tpt.io.writers import write_json
@@ -54,12 +54,17 @@ def fingerprint(config: AugmentConfig, template: str) -> dict:
 
 
 def check_manifest(config: AugmentConfig, template: str) -> None:
-    """Refuse to mix configs in one folder; write the manifest on a fresh run."""
+    """Refuse to mix configs in one folder; write the manifest on a fresh run.  With
+    ``--regenerate-length`` the thinking budget may grow (the run then holds records of both budgets,
+    each with its own ``thinking_tokens`` and ``finish_reason``)."""
     path = Path(config.out) / "manifest.json"
     wanted = fingerprint(config, template)
     if path.exists():
         old = json.loads(path.read_text()).get("fingerprint", {})
         diff = [k for k in sorted(set(old) | set(wanted)) if old.get(k) != wanted.get(k)]
+        if config.regenerate_length and diff == ["max_thinking_tokens"] and \
+                wanted["max_thinking_tokens"] > old["max_thinking_tokens"]:
+            diff = []
         if diff:
             lines = [f"  {k}: run has {old.get(k)!r}, now {wanted.get(k)!r}" for k in diff]
             raise ConfigMismatch(
@@ -115,6 +120,10 @@ def run_augment(config: AugmentConfig, backend: Optional[Backend] = None) -> Run
     check_manifest(config, load_strategy(config.strategy, config.seed).template)
     plan = make_plan(config)
     specs = plan_shards(plan["n_rows"], config.shard_size, config.shard_range)
+    if config.regenerate_length:
+        reopened = sum(reopen_length_records(out, s, config.max_thinking_tokens) for s in specs)
+        print(f"tpt augment: --regenerate-length: {reopened} records that hit a smaller thinking budget are "
+              f"generated again with --max-thinking-tokens {config.max_thinking_tokens}.", file=sys.stderr)
     todo = [s for s in specs if not is_done(out, s)]
     started = time.monotonic()
     if not todo:

@@ -123,6 +123,28 @@ def run_shard(spec: ShardSpec, ctx: ShardContext, rows: Optional[list[RawRow]] =
     return result
 
 
+def reopen_length_records(run_dir: Path, spec: ShardSpec, budget: int) -> int:
+    """Make a finished shard's records that hit a smaller thinking budget (``finish_reason=length``,
+    fewer than ``budget`` thinking tokens) pending again; every other record is kept as a part, so
+    the next ``run_shard`` generates only those.  Returns how many were reopened.
+
+    Order for kill -9 safety: the kept records become a part file first, then the marker goes.  A
+    kill in between leaves the shard done (its parts are cleaned up as for any done shard)."""
+    data = run_dir / "data" / f"{spec.name}.parquet"
+    if not is_done(run_dir, spec) or not data.exists():
+        return 0
+    rows = pq.read_table(data).to_pylist()
+    keep = [r for r in rows if not (r["finish_reason"] == "length" and r["thinking_tokens"] < budget)]
+    if len(keep) == len(rows):
+        return 0
+    folder = parts_dir(run_dir, spec)
+    shutil.rmtree(folder, ignore_errors=True)
+    if keep:
+        write_table(folder / "chunk-00000.parquet", keep, THINKING_SCHEMA)
+    (run_dir / "state" / f"{spec.name}.done").unlink()
+    return len(rows) - len(keep)
+
+
 def remove_stale_temp_files(run_dir: Path, spec: ShardSpec) -> None:
     """Temp files of this shard left by a killed process (only this shard's: others may be writing)."""
     for folder in ("data", "state", "rejected", "failed"):

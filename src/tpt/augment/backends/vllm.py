@@ -67,8 +67,12 @@ class VLLMBackend(TokenizerOps):
                                         max_tokens=sampling.max_tokens, stop=list(sampling.stop),
                                         output_kind=RequestOutputKind.FINAL_ONLY)
                 prompt = request.prompt if self.raw_prompt else self.chat_prompt(request.prompt)
-                pending[engine.add_request(f"tpt-{next(self._ids)}", prompt, params)] = i
+                request_id = f"tpt-{next(self._ids)}"  # outputs carry this id (the engine adds a suffix inside)
+                engine.add_request(request_id, prompt, params)
+                pending[request_id] = i
             while pending:
+                if not engine.has_unfinished_requests():
+                    raise RuntimeError(f"the engine finished its work without returning {len(pending)} requests")
                 for out in engine.step():
                     if out.finished and out.request_id in pending:
                         yield pending.pop(out.request_id), _result(out)
