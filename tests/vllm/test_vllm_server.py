@@ -123,21 +123,6 @@ def test_a_dead_server_is_one_event_and_the_rerun_finishes(tmp_path, vllm_server
     assert "restarting the server (1 of at most 6" in err and "24 records" in err
 
 
-def test_a_server_that_stops_answering_without_serve(tmp_path, vllm_server, capsys):
-    """--base-url (a server tpt did not start): refused connections + failing /health = one clear stop."""
-    corpus = write_jsonl(tmp_path / "c.jsonl", corpus_rows(6))
-    from tpt.augment.serve import free_port
-
-    dead = f"http://127.0.0.1:{free_port()}/v1"
-    argv = [str(corpus), "--out", str(tmp_path / "run"), "--backend", "openai", "--base-url", dead,
-            "--model", vllm_server.model, "--tokenizer", vllm_server.model, "--max-thinking-tokens", "8",
-            "--no-progress", "--server-sampling", "native", "--retry-backoff", "0.05"]
-    assert augment_main(argv) == 3
-    err = capsys.readouterr().err
-    assert "does not answer any more" in err and err.count("ConnectError") == 1
-    assert not list((tmp_path / "run").glob("failed/*.parquet"))
-
-
 def test_preflight_checks_model_name_and_context_before_any_request(tmp_path, vllm_server, capsys):
     from vllm_helpers import MAX_MODEL_LEN
 
