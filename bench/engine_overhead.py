@@ -112,6 +112,7 @@ def offline(args, corpus: Path, work: Path, results: dict) -> None:
         params = [SamplingParams(temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens,
                                  stop=list(sampling.stop), seed=r.seed) for r in requests]
         backend.llm.generate(prompts[:8], params[:8], use_tqdm=False)  # warm-up (first-call costs)
+        backend.llm.reset_prefix_cache()  # every method starts cold: the same prompts must not be cached
         started = time.monotonic()
         outputs = backend.llm.generate(prompts, params, use_tqdm=False)
         wall = time.monotonic() - started
@@ -119,6 +120,7 @@ def offline(args, corpus: Path, work: Path, results: dict) -> None:
         results["engine"] = {"tokens": tokens, "seconds": wall, "tok_s": tokens / wall}
         print("engine:", results["engine"], flush=True)
         if "tpt-vllm" not in args.skip:
+            backend.llm.reset_prefix_cache()
             results["tpt-vllm"] = run_tpt(cfg, backend)
             print("tpt-vllm:", results["tpt-vllm"], flush=True)
     finally:
@@ -145,6 +147,12 @@ async def bare_client(base_url: str, model: str, prompts: list[str], seeds: list
     return {"tokens": tokens, "seconds": wall, "tok_s": tokens / wall}
 
 
+def reset_prefix_cache(base_url: str) -> None:
+    import httpx
+
+    httpx.post(f"{base_url.removesuffix('/v1')}/reset_prefix_cache", timeout=60).raise_for_status()
+
+
 def served(args, corpus: Path, work: Path, results: dict) -> None:
     from tpt.augment.backends.openai import OpenAIBackend
     from tpt.augment.serve import ServedModel
@@ -152,7 +160,8 @@ def served(args, corpus: Path, work: Path, results: dict) -> None:
 
     cfg = augment_config(args, corpus, work / "tpt-serve", backend="openai", api="completions",
                          concurrency=args.concurrency, server_sampling="native")
-    env = cpu_environment(str(work / "vllm-cache")) if on_cpu() else None
+    env = cpu_environment(str(work / "vllm-cache")) if on_cpu() else {}
+    env["VLLM_SERVER_DEV_MODE"] = "1"  # for POST /reset_prefix_cache between methods
     started = time.monotonic()
     with ServedModel(serve_command(max_model_len=cfg.context_length()), args.model, timeout=1800,
                      env=env, log_dir=work) as server:
@@ -165,10 +174,12 @@ def served(args, corpus: Path, work: Path, results: dict) -> None:
         probe.close()
         if "server" not in args.skip:
             asyncio.run(bare_client(server.base_url, args.model, prompts[:8], [1] * 8, cfg.sampling(), 8))  # warm-up
+            reset_prefix_cache(server.base_url)
             results["server"] = asyncio.run(bare_client(server.base_url, args.model, prompts, [r.seed for r in requests],
                                                         cfg.sampling(), args.concurrency))
             print("server:", results["server"], flush=True)
         if "tpt-serve" not in args.skip:
+            reset_prefix_cache(server.base_url)
             results["tpt-serve"] = run_tpt(cfg)
 
 

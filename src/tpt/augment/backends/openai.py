@@ -87,8 +87,12 @@ class OpenAIBackend(TokenizerOps):
         try:
             while pending:
                 done, pending = self._loop.run_until_complete(asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED))
+                errors = [task.exception() for task in done if task.exception() is not None]  # e.g. EngineDied
                 for task in done:
-                    yield task.result()
+                    if task.exception() is None:
+                        yield task.result()  # finished before the error: kept
+                if errors:
+                    raise errors[0]
         finally:  # the consumer stopped early (error, Ctrl-C): cancel what is still queued or in flight
             for task in pending:
                 task.cancel()
