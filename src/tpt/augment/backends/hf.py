@@ -18,9 +18,7 @@ class TransformersBackend(TokenizerOps):
     def __init__(self, model_path: str, tokenizer_path: str | None = None, batch_size: int = 8,
                  device: str = "auto", dtype: str = "auto", raw_prompt: bool = False):
         import torch
-        from transformers import AutoModelForCausalLM
-
-        from transformers import AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         path = require_tokenizer_path(tokenizer_path or model_path, "transformers backend")
         self.tokenizer = AutoTokenizer.from_pretrained(path)
