@@ -10,9 +10,10 @@ parser, ``reasoning_content`` in SGLang and older vLLM) are handled.
 A dead server is one event, not thousands of failures: when a request finds nothing listening
 (connection refused) or the engine reports itself dead, the backend checks the server (its process
 under ``--serve``, else ``/health``); if it is gone, ``EngineDied`` stops the run with the server's
-last log lines, what finished is kept, and nothing is written to the failed table for it.  ``transformers serve`` only samples when the
-*model's* generation config says ``do_sample``; it ignores a request's temperature otherwise but
-accepts a ``generation_config`` JSON field in the body.  ``--server-sampling auto`` probes the
+last log lines, what finished is kept, and nothing is written to the failed table for it.
+
+``transformers serve`` only samples when the *model's* generation config says ``do_sample``; it
+ignores a request's temperature otherwise but accepts a ``generation_config`` JSON field in the body.  ``--server-sampling auto`` probes the
 server once and sends that field when (and only when) it is needed, or stops with a clear error.
 """
 
