@@ -13,8 +13,9 @@ under ``--serve``, else ``/health``); if it is gone, ``EngineDied`` stops the ru
 last log lines, what finished is kept, and nothing is written to the failed table for it.
 
 ``transformers serve`` only samples when the *model's* generation config says ``do_sample``; it
-ignores a request's temperature otherwise but accepts a ``generation_config`` JSON field in the body.  ``--server-sampling auto`` probes the
-server once and sends that field when (and only when) it is needed, or stops with a clear error.
+ignores a request's temperature otherwise but accepts a ``generation_config`` JSON field in the body.
+``--server-sampling auto`` probes the server once and sends that field when (and only when) it is
+needed, or stops with a clear error.
 """
 
 from __future__ import annotations
