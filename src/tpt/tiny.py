@@ -148,3 +148,57 @@ def _llama3_tokenizer(corpus: list[str], out: Path, vocab_size: int):
     tok = PreTrainedTokenizerFast(tokenizer_object=t, bos_token=bos, eos_token=eos)
     tok.save_pretrained(out)
     return tok
+
+
+def build_reasoning_tiny_model(out: str | Path, think_close_weight: float = 4.0, **overrides) -> Path:
+    """A tiny model shaped for vLLM's CPU engine and tokenized like real reasoning generators.
+
+    head_dim 32 (hidden 64 / 2 heads): vLLM's CPU attention supports 32, 64, 80, ... and a model
+    with head_dim 16 passes /health, then kills the engine on its first request.  ``<think>`` and
+    ``</think>`` are *ordinary* added tokens, as in Qwen3 and R1-distill tokenizers: special ones
+    are dropped by ``skip_special_tokens``, and a ``stop: ["</think>"]`` would then never fire.
+
+    ``think_close_weight`` makes the random model close its thinking now and then, as a real one
+    does: one coordinate of ``</think>``'s (tied) output embedding is set to it, so its logit is
+    ``weight * h[0]`` for the normalised hidden state ``h``; trajectories then end at ``</think>``
+    after a spread of lengths (a few to tens of tokens) instead of always running to the budget.
+    """
+    values = dict(hidden_size=64, num_heads=2, num_kv_heads=1)
+    values.update(overrides)
+    out = build_tiny_model(out, **values)
+    _make_ordinary(out, ("<think>", "</think>"))
+    if think_close_weight:
+        _raise_token_logit(out, "</think>", think_close_weight)
+    return out
+
+
+def _raise_token_logit(folder: Path, token: str, weight: float) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    token_id = AutoTokenizer.from_pretrained(folder).convert_tokens_to_ids(token)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    with torch.no_grad():
+        model.get_output_embeddings().weight[token_id, 0] = weight
+    model.save_pretrained(folder)
+
+
+def _make_ordinary(folder: Path, tokens: tuple[str, ...]) -> None:
+    """Turn added special tokens into ordinary added tokens (kept whole, decoded, never skipped)."""
+    import json
+
+    tok_file = folder / "tokenizer.json"
+    data = json.loads(tok_file.read_text())
+    for entry in data["added_tokens"]:
+        if entry["content"] in tokens:
+            entry["special"] = False
+    tok_file.write_text(json.dumps(data, ensure_ascii=False))
+    cfg_file = folder / "tokenizer_config.json"
+    cfg = json.loads(cfg_file.read_text())
+    for entry in cfg.get("added_tokens_decoder", {}).values():
+        if entry["content"] in tokens:
+            entry["special"] = False
+    for key in ("additional_special_tokens", "extra_special_tokens"):
+        if isinstance(cfg.get(key), list):
+            cfg[key] = [t for t in cfg[key] if t not in tokens]
+    cfg_file.write_text(json.dumps(cfg, ensure_ascii=False, indent=2))

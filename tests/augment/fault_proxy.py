@@ -8,6 +8,7 @@ Everything else is forwarded to ``upstream`` unchanged.  Every request body is r
 from __future__ import annotations
 
 import json
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -15,7 +16,8 @@ import httpx
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, faults: int, pattern=(429, 500, "drop", 503), port: int = 0):
+    def __init__(self, upstream: str, faults: int, pattern=(429, 500, "drop", 503), port: int = 0,
+                 die_after: int | None = None):
         self.upstream = upstream.rstrip("/")  # e.g. http://127.0.0.1:PORT (no /v1)
         self.faults_left = faults
         self.pattern = list(pattern)
@@ -23,6 +25,8 @@ class FaultProxy:
         self.injected: list = []
         self.bodies: list[dict] = []
         self.headers: list[dict] = []
+        self.die_after = die_after  # a server process that exits after answering this many requests
+        self.answered = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -69,6 +73,11 @@ class FaultProxy:
                     return
                 r = httpx.post(proxy.upstream + self.path, content=body, headers={"content-type": "application/json"}, timeout=120)
                 self._reply(r.status_code, r.content)
+                with proxy.lock:
+                    proxy.answered += 1
+                    if proxy.die_after is not None and proxy.answered >= proxy.die_after:
+                        self.wfile.flush()
+                        os._exit(1)  # a dying engine: the whole server process goes at once
 
             def _reply(self, status: int, content: bytes):
                 self.send_response(status)
@@ -80,9 +89,11 @@ class FaultProxy:
         return Handler
 
 
-if __name__ == "__main__":  # as a server process: python fault_proxy.py PORT UPSTREAM [FAULTS]
+if __name__ == "__main__":  # as a server process: python fault_proxy.py PORT UPSTREAM [FAULTS [DIE_AFTER]]
     import sys
 
     port, upstream = int(sys.argv[1]), sys.argv[2]
-    with FaultProxy(upstream, int(sys.argv[3]) if len(sys.argv) > 3 else 0, port=port) as server:
+    faults = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    die_after = int(sys.argv[4]) if len(sys.argv) > 4 else None
+    with FaultProxy(upstream, faults, port=port, die_after=die_after) as server:
         server.thread.join()

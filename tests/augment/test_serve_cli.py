@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -82,3 +83,32 @@ def test_cli_help(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--max-doc-tokens" in out and "--shard-range" in out and "--serve" in out
+
+
+def test_a_server_that_does_not_answer_stops_the_run_once(tmp_path, tiny_model_dir, capsys):
+    """--base-url (a server tpt did not start) refusing connections, /health failing: one clear stop
+    (exit 3), not a failed row per document; a later run carries on."""
+    from tpt.augment.serve import free_port
+
+    corpus = write_jsonl(tmp_path / "c.jsonl", corpus_rows(6))
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    argv = [str(corpus), "--out", str(tmp_path / "run"), "--backend", "openai", "--base-url", dead,
+            "--model", str(tiny_model_dir), "--max-thinking-tokens", "8", "--no-progress", "--retry-backoff", "0.05"]
+    assert augment_main(argv) == 3
+    err = capsys.readouterr().err
+    assert "does not answer any more" in err and err.count("the generation engine died") == 1
+    assert "rerun the same command" in err
+    assert not list((tmp_path / "run").glob("failed/*.parquet"))
+
+
+def test_serve_vllm_preset_is_tpts_launcher_with_cpu_safe_flags():
+    from tpt.augment.serve import expand_preset
+    from tpt.vllm_launch import serve_flags
+
+    argv = shlex.split(expand_preset("vllm --reasoning-parser deepseek_r1", max_model_len=4096).format(model="M", port=9))
+    assert argv[1:5] == ["-m", "tpt.vllm_launch", "serve", "M"] and argv[argv.index("--port") + 1] == "9"
+    assert argv[-2:] == ["--reasoning-parser", "deepseek_r1"] and argv[argv.index("--max-model-len") + 1] == "4096"
+    assert expand_preset("vllm serve {model} --port {port}") == "vllm serve {model} --port {port}"  # the user's own
+    cpu = serve_flags(4096, cpu=True)
+    assert "--no-enable-chunked-prefill" in cpu and cpu[cpu.index("--max-num-batched-tokens") + 1] == "8192"
+    assert "--no-enable-chunked-prefill" not in serve_flags(4096, cpu=False)

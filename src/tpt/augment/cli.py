@@ -14,7 +14,7 @@ def main(argv: list[str]) -> int:
                    description=(AugmentConfig.__doc__ or "") + "\n\n" + EXIT_CODES_HELP)
     # Imported after parsing: `tpt augment --help` and usage errors answer before pyarrow loads.
     from tpt.augment.planning import PlanMismatch
-    from tpt.augment.run import ConfigMismatch, print_summary, run_augment
+    from tpt.augment.run import ConfigMismatch, EngineStopped, print_summary, run_augment
     from tpt.io.lock import LockHeld
 
     try:
@@ -28,6 +28,9 @@ def main(argv: list[str]) -> int:
         return EXIT_USAGE
     except LockHeld as exc:
         print(one_line("augment", exc, _key(config)), file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    except EngineStopped as exc:
+        print(one_line("augment", exc, _key(config)), file=sys.stderr)  # names the dead engine, its last log lines
         return EXIT_ENVIRONMENT
     except KeyboardInterrupt:
         print("tpt augment: interrupted; run the same command again to resume.", file=sys.stderr)

@@ -40,9 +40,11 @@ class AugmentConfig:
     top_p: float = field(0.9, help="nucleus sampling")
     max_thinking_tokens: int = field(8192, help="thinking-token budget per trajectory")
     samples: int = field(1, help="trajectories per document")
+    regenerate_length: bool = field(False, help="generate again the records of finished shards that hit a smaller "
+                                    "thinking budget (finish_reason=length), with a larger --max-thinking-tokens; the rest is reused")
     seed: int = field(0, help="seeds the random-focus positions and per-(document, sample) generation seeds")
     # --- backend
-    backend: str = field("transformers", help="openai | transformers | transformers-slots (tpt continuous batching, built for GPUs) | transformers-cb | a plugin (entry point in group tpt.backends, or module:factory)")
+    backend: str = field("transformers", help="openai (a server: vLLM, SGLang, ...) | vllm (vLLM in-process) | transformers (no server; CPU, small runs) | a plugin (entry point in group tpt.backends, or module:factory)")
     model: str = field("", help="model name (openai) or local model folder (transformers)")
     tokenizer: Optional[str] = field(None, help="local tokenizer folder (default: --model when it is a folder)")
     base_url: Optional[str] = field(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1; several, comma-separated, are balanced by load")
@@ -50,6 +52,8 @@ class AugmentConfig:
     api_key_env: str = field("OPENAI_API_KEY", help="environment variable holding the API key (never stored)")
     serve: Optional[str] = field(None, help="command that starts the server, with {model} and {port}; tpt stops it")
     serve_timeout: float = field(600.0, help="seconds to wait for a --serve server to become healthy")
+    serve_restarts: int = field(3, help="--serve: restarts of a server that died, then the run stops (finished records kept)")
+    max_model_len: Optional[int] = field(None, help="the engine's context length (vllm backend, --serve vllm); prompts + thinking budget are checked against it first")
     serve_replicas: int = field(1, help="--serve: servers on this node, each on its own GPU(s) via CUDA_VISIBLE_DEVICES; 0 = one per GPU")
     server_sampling: Literal["auto", "native", "generation-config"] = field(
         "auto", help="auto: probe whether the server samples; generation-config: also send transformers-serve's field"
@@ -58,8 +62,8 @@ class AugmentConfig:
     timeout: float = field(600.0, help="per-request timeout, seconds")
     max_retries: int = field(5, help="retries on 429, 5xx, timeouts, dropped connections")
     retry_backoff: float = field(1.0, help="first retry delay in seconds (doubles, with jitter)")
-    batch_size: int = field(8, help="transformers: sequences per generate() call; transformers-slots: KV-cache slots (256 on an H200 for a 1.5B model); transformers-cb: requests fed at once")
-    device: str = field("auto", parse=device, help="transformers backends: auto | cpu | cuda | cuda:N")
+    batch_size: int = field(8, help="transformers: sequences per generate() call; vllm: requests handed to the engine at once")
+    device: str = field("auto", parse=device, help="transformers backend: auto | cpu | cuda | cuda:N")
     dtype: str = field("auto", help="transformers backend: auto | float32 | bfloat16 | float16")
     # --- execution
     shard_size: int = field(1000, help="Parquet (whole row groups, at least this many rows) / HF dataset rows "
@@ -84,6 +88,21 @@ class AugmentConfig:
 
     def sampling(self) -> SamplingParams:
         return SamplingParams(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_thinking_tokens, stop=["</think>"])
+
+    def context_length(self, prompt_overhead: int = 512) -> int:
+        """The engine context tpt asks for (``--max-model-len``, else what the longest request needs:
+        a document cut to --max-doc-tokens, the prompt around it and the whole thinking budget),
+        capped at what a local model folder supports."""
+        if self.max_model_len:
+            return self.max_model_len
+        need = self.max_doc_tokens + prompt_overhead + self.max_thinking_tokens
+        config = Path(self.model) / "config.json" if self.model else None
+        if config is not None and config.is_file():
+            import json
+
+            limit = json.loads(config.read_text()).get("max_position_embeddings")
+            return min(need, int(limit)) if limit else need
+        return need
 
     def tokenizer_path(self) -> Optional[str]:
         if self.tokenizer:

@@ -19,6 +19,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import httpx
@@ -84,6 +85,9 @@ class BalancedOpenAIBackend(OpenAIBackend):
             self._loop.run_until_complete(self._client.aclose())
             self._client = None
 
+    def server_urls(self) -> list[str]:
+        return self.pool.urls  # the run's engine is dead only when none of them answers
+
     async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         i = self.pool.pick()
         self.pool.in_flight[i] += 1
@@ -146,12 +150,23 @@ def replica_command(command: str, gpus: Optional[str]) -> str:
 
 
 @contextmanager
-def serve_replicas(config) -> Iterator[str]:
-    """Start ``--serve-replicas`` servers from the ``--serve`` template; yield their URLs, comma-separated."""
-    from tpt.augment.serve import ServedModel
+def serve_replicas(config, started: Optional[list] = None) -> Iterator[str]:
+    """Start ``--serve-replicas`` servers from the ``--serve`` template; yield their URLs, comma-separated.
+    ``started`` (a list) receives the ``ServedModel``s, for the run to watch them."""
+    from tpt.augment.serve import ServedModel, expand_preset
 
+    context = config.context_length() if hasattr(config, "context_length") else None
+    command, env = expand_preset(config.serve, context), None
+    log_dir = Path(config.out) / "logs" if getattr(config, "out", None) else None
+    if command != config.serve:  # tpt's own vLLM command: its caches go in the run folder too
+        from tpt.vllm_launch import cpu_environment, on_cpu
+
+        env = cpu_environment(str(Path(config.out).resolve() / "logs" / "vllm-cache")) if on_cpu() else None
     groups = gpu_groups(config.serve_replicas, visible_gpus())
-    servers = [ServedModel(replica_command(config.serve, g), config.model, timeout=config.serve_timeout) for g in groups]
+    servers = [ServedModel(replica_command(command, g), config.model, timeout=config.serve_timeout, env=env,
+                           log_dir=log_dir) for g in groups]
+    if started is not None:
+        started.extend(servers)
     if len(servers) == 1:
         with servers[0] as served:
             yield served.base_url

@@ -32,7 +32,7 @@ INSTALL_HINT = ("--executor ray needs Ray, an optional extra: pip install 'tpt[r
 MAX_ATTEMPTS = 3  # per shard: a shard whose workers keep dying is a problem to report, not to retry forever
 WORKER_PREFIX = "tpt-augment-worker"  # actor names: {prefix}-{run id}-{i}, in NAMESPACE
 NAMESPACE = "tpt-augment"
-IN_PROCESS_BACKENDS = ("transformers", "transformers-cb", "transformers-slots")  # the model on the worker: one GPU each
+IN_PROCESS_BACKENDS = ("transformers", "vllm")  # the model on the worker: one GPU each
 # Environment the workers need to behave like the driver (never the API key: set it on the nodes).
 FORWARDED_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "HF_DATASETS_OFFLINE", "TOKENIZERS_PARALLELISM")
 

@@ -19,7 +19,7 @@ from typing import Optional
 
 import pyarrow.parquet as pq
 
-from tpt.augment.backends.base import Backend, backend_needs_model, load_backend_factory
+from tpt.augment.backends.base import Backend, EngineDied, backend_needs_model, load_backend_factory
 from tpt.augment.config import FINGERPRINT_FIELDS, AugmentConfig
 from tpt.augment.duplicates import merge_duplicates
 from tpt.augment.executors import make_executor
@@ -39,6 +39,7 @@ from tpt.augment.shards import (
     head_of,
     load_rows,
     parse_shard_rows,
+    reopen_length_records,
 )
 from tpt.config import to_dict
 from tpt.formats import RUN_ENTRIES
@@ -53,6 +54,10 @@ RUN_LOCK_WAIT_S = 600.0  # run-level steps are short; a holder for longer than t
 
 class ConfigMismatch(RuntimeError):
     """The output folder holds a run made with a different config."""
+
+
+class EngineStopped(RuntimeError):
+    """The engine died (and, under --serve, kept dying): the run stopped; finished work is kept."""
 
 
 @dataclass
@@ -76,12 +81,17 @@ def fingerprint(config: AugmentConfig, template: str) -> dict:
 
 
 def check_manifest(config: AugmentConfig, template: str) -> None:
-    """Refuse to mix configs in one folder; write the manifest on a fresh run."""
+    """Refuse to mix configs in one folder; write the manifest on a fresh run.  With
+    ``--regenerate-length`` the thinking budget may grow (the run then holds records of both budgets,
+    each with its own ``thinking_tokens`` and ``finish_reason``)."""
     path = Path(config.out) / "manifest.json"
     wanted = fingerprint(config, template)
     if path.exists():
         old = json.loads(path.read_text()).get("fingerprint", {})
         diff = [k for k in sorted(set(old) | set(wanted)) if old.get(k) != wanted.get(k)]
+        if config.regenerate_length and diff == ["max_thinking_tokens"] and \
+                wanted["max_thinking_tokens"] > old["max_thinking_tokens"]:
+            diff = []
         if diff:
             lines = [f"  {k}: run has {old.get(k)!r}, now {wanted.get(k)!r}" for k in diff]
             raise ConfigMismatch(
@@ -155,20 +165,45 @@ def load_backend(config: AugmentConfig) -> Backend:
 def run_augment(config: AugmentConfig, backend: Optional[Backend] = None) -> RunSummary:
     specs = prepare_run(config)
     out = Path(config.out)
+    if config.regenerate_length:
+        reopened = sum(reopen_length_records(out, s, config.max_thinking_tokens) for s in specs)
+        print(f"tpt augment: --regenerate-length: {reopened} records that hit a smaller thinking budget are "
+              f"generated again with --max-thinking-tokens {config.max_thinking_tokens}.", file=sys.stderr)
     todo = [s for s in specs if not is_done(out, s)]
     started = time.monotonic()
     if not todo:
         return finalize(config, [], started, nothing_to_do=True)
     check_inputs(config, todo)  # before any model or server starts: a wrong field fails in seconds
     executor = make_executor(config.executor)  # before any server starts: a missing Ray fails fast
+    results: list[ShardResult] = []
+    for restart in range(config.serve_restarts + 1):
+        try:
+            results = _run_once(config, executor, specs, todo, backend)
+            break
+        except EngineDied as exc:
+            if backend is not None or not config.serve or restart == config.serve_restarts:
+                raise EngineStopped(f"{exc}\n{_stop_advice(config, restart)}") from None
+            print(f"tpt augment: {exc}\ntpt augment: restarting the server ({restart + 1} of at most "
+                  f"{config.serve_restarts} restarts); finished records are kept.", file=sys.stderr)
+            todo = [s for s in specs if not is_done(out, s)]
+    return finalize(config, results, started, nothing_to_do=False)
+
+
+def _run_once(config: AugmentConfig, executor, specs, todo, backend: Optional[Backend]) -> list[ShardResult]:
     with ExitStack() as stack:
         if backend is None:
             # Executors whose workers open their own backends (Ray) need only the --serve servers here.
             backend = _open_backend(config, stack, build=not getattr(executor, "builds_own_backends", False))
         ctx = shard_context(config, backend)
         known = [s.rows for s in todo]
-        results = executor.run(specs, ctx, total_rows=None if min(known) < 0 else sum(known))
-    return finalize(config, results, started, nothing_to_do=False)
+        return executor.run(specs, ctx, total_rows=None if min(known) < 0 else sum(known))
+
+
+def _stop_advice(config: AugmentConfig, restarts: int) -> str:
+    if config.serve:
+        return (f"tpt augment: stopping after {restarts} restart(s) of the server (--serve-restarts "
+                f"{config.serve_restarts}); finished records are kept: fix the server and rerun the same command.")
+    return "tpt augment: stopping; finished records are kept: restart the server and rerun the same command."
 
 
 def check_inputs(config: AugmentConfig, todo: list[ShardSpec], rows_per_file: int = 5) -> None:
@@ -223,16 +258,40 @@ def shard_context(config: AugmentConfig, backend: Optional[Backend]) -> ShardCon
 
 
 def _open_backend(config: AugmentConfig, stack: ExitStack, build: bool = True) -> Optional[Backend]:
+    servers: list = []
     if config.serve:
         from tpt.augment.endpoints import serve_replicas
 
         # One server, or --serve-replicas of them (one per GPU): base_url becomes their comma-separated list.
-        config.base_url = stack.enter_context(serve_replicas(config))
+        config.base_url = stack.enter_context(serve_replicas(config, started=servers))
     if not build:
         return None
     backend = load_backend(config)
     stack.callback(backend.close)
+    preflight(config, backend)
+    if servers and hasattr(backend, "server_status"):
+        backend.server_status = lambda: next((s.death_report() for s in servers if not s.alive()), None)
     return backend
+
+
+def preflight(config: AugmentConfig, backend: Backend) -> None:
+    """Before any request: does the longest prompt plus the thinking budget fit the engine's context
+    (``max_model_len``, when the backend knows it)?  Thousands of requests failing one by one on a
+    too-short context is the alternative."""
+    limit = getattr(backend, "max_model_len", None)
+    if not limit:
+        return
+    template = load_strategy(config.strategy, config.seed).build("preflight", "")
+    overhead = backend.count_tokens(template if config.raw_prompt else backend.chat_prompt(template))
+    need = config.max_doc_tokens + overhead + config.max_thinking_tokens
+    if need > limit:
+        raise ValueError(
+            f"the engine's context (max_model_len {limit} tokens) cannot hold the longest request: up to "
+            f"{config.max_doc_tokens} document tokens (--max-doc-tokens) + {overhead} of prompt + "
+            f"{config.max_thinking_tokens} thinking tokens (--max-thinking-tokens) = {need}. Serve the model with a "
+            f"larger context (vLLM: --max-model-len {need}; tpt: --max-model-len for --serve vllm / --backend vllm), "
+            "or lower --max-doc-tokens / --max-thinking-tokens."
+        )
 
 
 def validate(config: AugmentConfig) -> None:

@@ -28,7 +28,7 @@ from typing import Callable, Iterator, Optional
 
 import pyarrow.parquet as pq
 
-from tpt.augment.backends.base import Backend, GenRequest, GenResult
+from tpt.augment.backends.base import Backend, EngineDied, GenRequest, GenResult
 from tpt.augment.config import AugmentConfig
 from tpt.augment.duplicates import write_ids
 from tpt.augment.markers import is_done, record_sums, write_done_marker
@@ -123,6 +123,35 @@ def _run_locked(spec: ShardSpec, ctx: ShardContext, run_dir: Path, rows: Optiona
     return result
 
 
+def reopen_length_records(run_dir: Path, spec: ShardSpec, budget: int) -> int:
+    """Make a finished shard's records that hit a smaller thinking budget (``finish_reason=length``,
+    fewer than ``budget`` thinking tokens) pending again; every other record is kept as a part, so
+    the next ``run_shard`` generates only those.  Returns how many were reopened.
+
+    Order for kill -9 safety: the kept records become a part file first, then the marker goes.  A
+    kill in between leaves the shard done (its parts are cleaned up as for any done shard)."""
+    data = run_dir / "data" / f"{spec.name}.parquet"
+    if not is_done(run_dir, spec) or not data.exists():
+        return 0
+    with shard_lock(run_dir, spec, wait=None):  # never under a process that is consolidating this shard
+        return _reopen_locked(run_dir, spec, data, budget)
+
+
+def _reopen_locked(run_dir: Path, spec: ShardSpec, data: Path, budget: int) -> int:
+    if not is_done(run_dir, spec):
+        return 0
+    rows = pq.read_table(data).to_pylist()
+    keep = [r for r in rows if not (r["finish_reason"] == "length" and r["thinking_tokens"] < budget)]
+    if len(keep) == len(rows):
+        return 0
+    folder = parts_dir(run_dir, spec)
+    shutil.rmtree(folder, ignore_errors=True)
+    if keep:
+        write_table(folder / "chunk-00000.parquet", keep, THINKING_SCHEMA)
+    (run_dir / "state" / f"{spec.name}.done").unlink()
+    return len(rows) - len(keep)
+
+
 def remove_stale_temp_files(run_dir: Path, spec: ShardSpec) -> None:
     """tpt's own temp files left by dead processes (never a live process's, nor anything not tpt's)."""
     for folder in ("data", "state", "rejected", "failed", "state/ids"):
@@ -187,18 +216,22 @@ def _generate_pending(pending, spec: ShardSpec, ctx: ShardContext, chunk_no: int
             buffer.clear()
         last_flush = time.monotonic()
 
-    for i, res in stream_results(backend, requests, cfg.sampling()):
-        request, doc_tokens, truncated = prepared[i]
-        if res.error is not None:
-            failures.append({"id": request.doc.id, "sample": request.sample, "error": res.error,
-                             "attempts": res.attempts})
-        else:
-            buffer.append(_record(request, res, doc_tokens, truncated, cfg, backend))
-        result.prompt_tokens += res.prompt_tokens
-        result.completion_tokens += res.completion_tokens
-        ctx.on_progress(1, res.completion_tokens)
-        if len(buffer) >= cfg.checkpoint_records or time.monotonic() - last_flush >= cfg.checkpoint_seconds:
-            flush()
+    try:
+        for i, res in stream_results(backend, requests, cfg.sampling()):
+            request, doc_tokens, truncated = prepared[i]
+            if res.error is not None:
+                failures.append({"id": request.doc.id, "sample": request.sample, "error": res.error,
+                                 "attempts": res.attempts})
+            else:
+                buffer.append(_record(request, res, doc_tokens, truncated, cfg, backend))
+            result.prompt_tokens += res.prompt_tokens
+            result.completion_tokens += res.completion_tokens
+            ctx.on_progress(1, res.completion_tokens)
+            if len(buffer) >= cfg.checkpoint_records or time.monotonic() - last_flush >= cfg.checkpoint_seconds:
+                flush()
+    except EngineDied:
+        flush()  # what finished before the engine died is kept; the rest stays pending for the next run
+        raise
     flush()
     return failures
 

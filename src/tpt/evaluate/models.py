@@ -116,7 +116,8 @@ def _server_target(cfg: EvalConfig) -> ModelTarget:
         "max_retries": 3, "seed": cfg.seed, "tokenized_requests": False, "timeout": 600,
     }
     if cfg.server_logprobs and not cfg.chat:
-        # Log-likelihood requests need a tokenizer to split context from continuation.
+        # Log-likelihood requests need a tokenizer to split context from continuation.  Prompts go
+        # as text (tokenized_requests False), which every server accepts; vLLM scores them the same.
         args.update(tokenizer_backend="huggingface", tokenizer=cfg.tokenizer or cfg.model)
     else:
         args["tokenizer_backend"] = None
@@ -127,14 +128,43 @@ def _server_target(cfg: EvalConfig) -> ModelTarget:
 
 
 def check_server_tasks(cfg: EvalConfig, specs: list[TaskSpec]) -> None:
-    """Log-likelihood tasks need prompt logprobs, which chat endpoints and transformers serve lack."""
+    """Log-likelihood tasks need prompt logprobs, which chat endpoints and transformers serve lack.
+
+    Whether a completions server returns them is asked of the server itself (``server_logprobs``),
+    so ``--server-logprobs`` is needed only to skip the question; when it answers yes,
+    ``cfg.server_logprobs`` is set for the rest of the run."""
     needs = [s.name for s in specs if s.kind == "loglikelihood"]
     if not cfg.base_url or not needs:
         return
+    if not cfg.chat and not cfg.server_logprobs and cfg.model:
+        cfg.server_logprobs = server_logprobs(cfg.base_url, cfg.model)
     if cfg.chat or not cfg.server_logprobs:
         runnable = [s.name for s in specs if s.kind == "generate"]
         raise ModelNotLoadable(
             f"{', '.join(needs)} score answers by log-likelihood, which needs a completions server that returns "
-            "prompt logprobs (echo + logprobs: vLLM does, transformers serve does not); pass --server-logprobs "
-            f"--tokenizer FOLDER if yours does (not with --chat), or drop them. Runnable here: {', '.join(runnable) or 'none'}"
+            "prompt logprobs (echo + logprobs: vLLM does, transformers serve does not); "
+            f"{'chat endpoints never do' if cfg.chat else cfg.base_url + ' does not'}: drop them, or serve the "
+            f"model with vLLM. Runnable here: {', '.join(runnable) or 'none'}"
         )
+    if not (cfg.tokenizer or Path(cfg.model).is_dir()):
+        raise ModelNotLoadable(
+            f"{', '.join(needs)} over --base-url need the model's tokenizer to split context from continuation: "
+            "pass --tokenizer FOLDER (the served model's tokenizer files)"
+        )
+
+
+def server_logprobs(base_url: str, model: str, timeout: float = 120.0) -> bool:
+    """Does the server return prompt logprobs (``echo`` + ``logprobs``, the request lm-eval sends for
+    log-likelihood)?  vLLM and SGLang do; transformers serve and most hosted APIs do not."""
+    import httpx
+
+    body = {"model": model, "prompt": "The sky is blue because", "max_tokens": 1, "temperature": 0.0,
+            "echo": True, "logprobs": 1}
+    try:
+        response = httpx.post(f"{base_url.rstrip('/')}/completions", json=body, timeout=timeout)
+        logprobs = response.json()["choices"][0].get("logprobs") or {}
+        values = logprobs.get("token_logprobs") or []
+    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return False
+    # The prompt's tokens come back scored (the first has none): more than the one generated token.
+    return response.status_code == 200 and len(values) > 2 and any(v is not None for v in values[1:])

@@ -7,11 +7,11 @@ it returns a ``GenResult`` with ``error`` set, so one failure never costs the ba
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tpt.records import Document
+from tpt.registry import Registry
 
 
 @dataclass
@@ -40,6 +40,12 @@ class GenResult:
     attempts: int = 1
 
 
+class EngineDied(RuntimeError):
+    """The generation engine (a server tpt talks to, or vLLM in-process) is gone: every further
+    request would fail.  Raised instead of recording each pending request as failed; the runner
+    keeps what finished, and with ``--serve`` restarts the server and carries on."""
+
+
 class Backend(Protocol):
     name: str
 
@@ -61,39 +67,22 @@ class Backend(Protocol):
     #                     order they finish; lets the runner checkpoint while requests are in flight
 
 
-# name -> "module:factory"; factories take (config) and return a Backend.  Imported lazily so a
-# user without torch/httpx/etc. for one backend can still use the others.
-BACKENDS: dict[str, str] = {
-    "openai": "tpt.augment.backends.openai:make_backend",
-    "transformers": "tpt.augment.backends.hf:make_backend",
-    "transformers-cb": "tpt.augment.backends.hf_cb:make_backend",  # transformers' continuous batching (opt-in)
-    "transformers-slots": "tpt.augment.backends.hf_slots:make_backend",  # tpt's continuous batching (fast on a GPU)
-}
-# Plugins are found like any third-party backend: an entry
-# point in this group (`[project.entry-points."tpt.backends"] name = "module:factory"`), or a
-# "module:factory" path given as the backend name.  A factory may set ``needs_model = False``.
-ENTRY_POINT_GROUP = "tpt.backends"
-
-
-def _plugin_targets() -> dict[str, str]:
-    from importlib.metadata import entry_points
-
-    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+# Built-in backends, imported only when asked for (a user without one backend's dependencies can
+# still use the others).  Factories take (config) and return a Backend.  Plugins (the lab's
+# expert among them) come from entry points in group tpt.backends or a "module:factory" name:
+# tpt.registry, the one mechanism for every kind of plugin.  A factory may set ``needs_model = False``.
+BACKENDS = Registry("backend", "--backend", {
+    "openai": "tpt.augment.backends.openai:make_backend",  # any OpenAI-compatible server (vLLM, SGLang, ...)
+    "transformers": "tpt.augment.backends.hf:make_backend",  # in-process, no server: CPU and small runs
+    "vllm": "tpt.augment.backends.vllm:make_backend",  # vLLM's offline engine in-process
+})
 
 
 def load_backend_factory(name: str) -> Any:
-    target = BACKENDS.get(name) or _plugin_targets().get(name) or (name if ":" in name else None)
-    if target is None:
-        known = ", ".join([*BACKENDS, *_plugin_targets()])
-        raise ValueError(f"unknown backend {name!r}; known: {known}; or give a plugin as 'module:factory'")
-    module, _, attr = target.partition(":")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"backend {name!r}: cannot load {target!r} ({e})") from e
+    return BACKENDS.load(name)
 
 
 def backend_needs_model(name: str) -> bool:
     """Model backends need --model; a programmatic plugin says otherwise with ``needs_model = False``.
     Built-in backends all need one (and are not imported here: validation stays light)."""
-    return name in BACKENDS or bool(getattr(load_backend_factory(name), "needs_model", True))
+    return name in BACKENDS.builtins or bool(getattr(load_backend_factory(name), "needs_model", True))

@@ -18,9 +18,7 @@ class TransformersBackend(TokenizerOps):
     def __init__(self, model_path: str, tokenizer_path: str | None = None, batch_size: int = 8,
                  device: str = "auto", dtype: str = "auto", raw_prompt: bool = False):
         import torch
-        from transformers import AutoModelForCausalLM
-
-        from transformers import AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         path = require_tokenizer_path(tokenizer_path or model_path, "transformers backend")
         self.tokenizer = AutoTokenizer.from_pretrained(path)
@@ -76,7 +74,7 @@ class TransformersBackend(TokenizerOps):
         return self.completion(ids, bool(ids) and ids[-1] == eos, sampling, n_prompt)
 
     def completion(self, tokens: list[int], stopped: bool, sampling: SamplingParams, n_prompt: int) -> GenResult:
-        """The result of one generation (shared by the in-process backends).  ``stopped``: a stop
+        """The result of one generation.  ``stopped``: a stop
         token ended it; a final EOS is not shown, and a stop string ending inside a token (or one
         the engine could not stop on) cuts the text at its end."""
         shown = tokens[:-1] if stopped and tokens and tokens[-1] == self.tokenizer.eos_token_id else tokens
@@ -87,27 +85,10 @@ class TransformersBackend(TokenizerOps):
         finish = "stop" if stopped or len(tokens) < sampling.max_tokens else "length"
         return GenResult(text=text, finish_reason=finish, prompt_tokens=n_prompt, completion_tokens=len(tokens))
 
-    def stop_tokens(self, sampling: SamplingParams) -> tuple[frozenset[int], tuple[tuple[int, ...], ...]]:
-        """(single stop tokens, EOS included; multi-token stop sequences) for engines that stop on ids
-        (e.g. ``</think>`` is one token in R1-style tokenizers)."""
-        single, multi = {self.tokenizer.eos_token_id}, []
-        for text in sampling.stop:
-            tokens = tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-            if len(tokens) == 1:
-                single.add(tokens[0])
-            elif tokens:
-                multi.append(tokens)
-        return frozenset(t for t in single if t is not None), tuple(multi)
-
     def close(self) -> None:
         self.model = None
 
 
-def backend_kwargs(config) -> dict:
-    """The AugmentConfig fields an in-process backend reads (shared with transformers-cb)."""
-    return dict(tokenizer_path=config.tokenizer, batch_size=config.batch_size, device=config.device,
-                dtype=config.dtype, raw_prompt=config.raw_prompt)
-
-
 def make_backend(config) -> TransformersBackend:
-    return TransformersBackend(config.model, **backend_kwargs(config))
+    return TransformersBackend(config.model, tokenizer_path=config.tokenizer, batch_size=config.batch_size,
+                               device=config.device, dtype=config.dtype, raw_prompt=config.raw_prompt)

@@ -4,11 +4,18 @@ Requests run asynchronously with ``--concurrency`` in flight.  Retries with expo
 and jitter on 429, 5xx, timeouts and dropped connections; other 4xx fail at once.  The API key is
 read from the environment variable named by ``--api-key-env`` and is scrubbed from every error.
 
-Servers that put the thinking in a separate field (``reasoning_content`` / ``reasoning``, as vLLM
-and SGLang do with a reasoning parser) are handled.  ``transformers serve`` only samples when the
-*model's* generation config says ``do_sample``; it ignores a request's temperature otherwise but
-accepts a ``generation_config`` JSON field in the body.  ``--server-sampling auto`` probes the
-server once and sends that field when (and only when) it is needed, or stops with a clear error.
+Servers that put the thinking in a separate field (``reasoning`` in vLLM >= 0.10 with a reasoning
+parser, ``reasoning_content`` in SGLang and older vLLM) are handled.
+
+A dead server is one event, not thousands of failures: when a request finds nothing listening
+(connection refused) or the engine reports itself dead, the backend checks the server (its process
+under ``--serve``, else ``/health``); if it is gone, ``EngineDied`` stops the run with the server's
+last log lines, what finished is kept, and nothing is written to the failed table for it.
+
+``transformers serve`` only samples when the *model's* generation config says ``do_sample``; it
+ignores a request's temperature otherwise but accepts a ``generation_config`` JSON field in the body.
+``--server-sampling auto`` probes the server once and sends that field when (and only when) it is
+needed, or stops with a clear error.
 """
 
 from __future__ import annotations
@@ -18,15 +25,18 @@ import json
 import os
 import random
 import sys
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import httpx
 
-from tpt.augment.backends.base import GenRequest, GenResult, SamplingParams
+from tpt.augment.backends.base import EngineDied, GenRequest, GenResult, SamplingParams
 from tpt.augment.backends.tokenize import TokenizerOps, require_tokenizer_path
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 PROBE_PROMPT = "Write one sentence about any topic you like."
+# What vLLM answers (HTTP 500) once its engine core has died; the server then stops listening.
+DEAD_ENGINE_MARKERS = ("EngineDeadError", "EngineCore encountered an issue", "engine is dead")
+HEALTH_PROBES = 3  # /health checks, a second apart, before a server that refuses connections is declared dead
 
 
 class SamplingIgnored(RuntimeError):
@@ -52,6 +62,12 @@ class OpenAIBackend(TokenizerOps):
         self.send_generation_config = config.server_sampling == "generation-config"
         self._loop = asyncio.new_event_loop()
         self._client: Optional[httpx.AsyncClient] = None
+        # Set under --serve: returns None while the server lives, else what to tell the user.
+        self.server_status: Optional[Callable[[], Optional[str]]] = None
+        self._dead: Optional[str] = None
+        self._engine_check: Optional[asyncio.Lock] = None
+        self.max_model_len: Optional[int] = None  # from the server's model list, for the run's pre-flight check
+        self._check_served_model()
         if config.server_sampling == "auto" and config.temperature > 0:
             self.send_generation_config = self._probe_sampling(config.sampling())
 
@@ -73,8 +89,12 @@ class OpenAIBackend(TokenizerOps):
         try:
             while pending:
                 done, pending = self._loop.run_until_complete(asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED))
+                errors = [task.exception() for task in done if task.exception() is not None]  # e.g. EngineDied
                 for task in done:
-                    yield task.result()
+                    if task.exception() is None:
+                        yield task.result()  # finished before the error: kept
+                if errors:
+                    raise errors[0]
         finally:  # the consumer stopped early (error, Ctrl-C): cancel what is still queued or in flight
             for task in pending:
                 task.cancel()
@@ -131,6 +151,8 @@ class OpenAIBackend(TokenizerOps):
         path = "chat/completions" if self.api == "chat" else "completions"
         error = ""
         for attempt in range(1, self.max_retries + 2):
+            if self._dead:
+                raise EngineDied(self._dead)
             delay = self.retry_backoff * 2 ** (attempt - 1) * (0.5 + random.random())
             try:
                 response = await self._post(path, body)
@@ -141,7 +163,12 @@ class OpenAIBackend(TokenizerOps):
                 error = f"HTTP {response.status_code}: {response.text}"  # truncated by _scrub, after scrubbing
                 if response.status_code not in RETRY_STATUS:
                     return GenResult(error=self._scrub(error), attempts=attempt)
+                if any(marker in response.text for marker in DEAD_ENGINE_MARKERS):
+                    await self._check_engine(error)
                 delay = max(delay, _retry_after(response))
+            except httpx.ConnectError as exc:  # nothing listening: is the server gone?
+                error = f"{type(exc).__name__}: {exc}"
+                await self._check_engine(error)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 error = f"{type(exc).__name__}: {exc}"
             except (ValueError, KeyError, IndexError, TypeError) as exc:  # a 200 with an unusable body
@@ -149,6 +176,64 @@ class OpenAIBackend(TokenizerOps):
             if attempt <= self.max_retries:
                 await asyncio.sleep(min(delay, 60.0))
         return GenResult(error=self._scrub(error), attempts=self.max_retries + 1)
+
+    def _check_served_model(self) -> None:
+        """vLLM and SGLang list the model they serve with its context length: check the name now (a
+        wrong --model would fail every request with 404) and keep ``max_model_len``."""
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        url = self.server_urls()[0]
+        try:
+            models = httpx.get(f"{url}/models", headers=headers, timeout=30).json().get("data") or []
+            limits = {m["id"]: m.get("max_model_len") for m in models}
+        except (httpx.HTTPError, ValueError, AttributeError, KeyError, TypeError):
+            return  # no usable list: the requests will tell
+        if not limits or not all(limits.values()):
+            return  # e.g. transformers serve lists cached models without a context length and loads any on demand
+        if self.model not in limits:
+            raise ValueError(f"{url} serves {', '.join(map(repr, limits))}, not {self.model!r}: "
+                             "pass the served name as --model (vLLM: --served-model-name, default the model path)")
+        self.max_model_len = int(limits[self.model])
+
+    # ---- is the engine alive?
+    def server_urls(self) -> list[str]:
+        return [self.base_url]
+
+    async def _check_engine(self, error: str) -> None:
+        """Raise ``EngineDied`` when the server is gone; return when it still answers (then the
+        request is retried as usual).  One check at a time: the other requests wait for its verdict."""
+        if self._engine_check is None:
+            self._engine_check = asyncio.Lock()
+        async with self._engine_check:
+            if not self._dead:
+                self._dead = await self._death_report(error)
+        if self._dead:
+            raise EngineDied(self._dead)
+
+    async def _death_report(self, error: str) -> Optional[str]:
+        if self.server_status is not None:  # --serve: the process tells at once
+            report = self.server_status()
+            if report:
+                return f"{report}\n(last request error: {self._scrub(error)})"
+        for probe in range(HEALTH_PROBES):
+            if probe:
+                await asyncio.sleep(1.0)
+            if await self._any_server_answers():
+                return None
+        where = ", ".join(self.server_urls())
+        return (f"the server at {where} does not answer any more ({self._scrub(error)}; /health and /models fail "
+                f"{HEALTH_PROBES} times): it died or was stopped. Finished records are kept; start it again and "
+                "rerun the same command to carry on.")
+
+    async def _any_server_answers(self) -> bool:
+        for url in self.server_urls():
+            root = url.rstrip("/").removesuffix("/v1")
+            for probe_url in (f"{root}/health", f"{url}/models"):
+                try:
+                    if (await self._client.get(probe_url, timeout=5.0)).status_code == 200:
+                        return True
+                except httpx.HTTPError:
+                    pass
+        return False
 
     async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         # One attempt; tpt.augment.endpoints overrides this to pick one of several servers per attempt.
@@ -158,7 +243,9 @@ class OpenAIBackend(TokenizerOps):
         choice = data["choices"][0]
         if self.api == "chat":
             message = choice["message"]
-            reasoning = message.get("reasoning_content") or message.get("reasoning")
+            # With a reasoning parser the thinking is in its own field (vLLM >= 0.10: `reasoning`);
+            # without one, or when the model never opened a think block, it is the content.
+            reasoning = message.get("reasoning") or message.get("reasoning_content")
             text = reasoning if reasoning else (message.get("content") or "")
         else:
             text = choice["text"]
