@@ -29,7 +29,7 @@ class AugmentConfig:
     text_field: str = field("text", help="field holding the document")
     id_field: Optional[str] = field(None, help="field holding the id (default: 'id' when present, else a content hash)")
     # --- prompt
-    strategy: str = field("default", help="default | random-focus | file:PATH (template with {context})")
+    strategy: str = field("default", help="default | random-focus | back-thinking[:PATH] (docs/generators.md) | file:PATH (template with {context})")
     max_doc_tokens: int = field(2048, help="documents are cut to this many tokens of the generator's tokenizer")
     raw_prompt: bool = field(False, help="send the prompt as-is (no chat template); completions API / in-process only")
     # --- sampling

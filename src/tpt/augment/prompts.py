@@ -1,8 +1,10 @@
 """Prompt strategies: how a (truncated) document becomes the generator's user prompt.
 
 ``default`` and ``random-focus`` are the paper's prompts, verbatim; ``file:PATH`` reads a template
-with a ``{context}`` placeholder.  Every choice that involves chance is drawn from a seeded RNG
-keyed by the document id, so reruns (and resumed runs) build the same prompts.
+with a ``{context}`` placeholder; ``back-thinking[:PATH]`` renders the document as the *response*
+of the back-thinking template a generator was fine-tuned on (see ``tpt.augment.back_thinking``).
+Every choice that involves chance is drawn from a seeded RNG keyed by the document id, so reruns
+(and resumed runs) build the same prompts.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def stable_int(*parts: object) -> int:
 
 @dataclass(frozen=True)
 class PromptStrategy:
-    name: str  # "default" | "random-focus" | "file:PATH"
+    name: str  # "default" | "random-focus" | "file:PATH" | "back-thinking[:PATH]"
     template: str  # contains {{CONTEXT}}
     seed: int = 0
 
@@ -66,7 +68,11 @@ def load_strategy(spec: str, seed: int = 0) -> PromptStrategy:
         if "{context}" not in text:
             raise ValueError(f"--strategy {spec}: template {path} has no {{context}} placeholder")
         return PromptStrategy(spec, text.replace("{context}", "{{CONTEXT}}"), seed)
-    raise ValueError(f"unknown --strategy {spec!r}; use default, random-focus or file:PATH")
+    if spec.split(":", 1)[0] == "back-thinking":
+        from tpt.augment import back_thinking as bt
+
+        return PromptStrategy(spec, bt.document_template(bt.load_template(bt.template_path_of(spec))), seed)
+    raise ValueError(f"unknown --strategy {spec!r}; use default, random-focus, back-thinking[:PATH] or file:PATH")
 
 
 def strip_thinking_tags(text: str) -> str:

@@ -11,7 +11,8 @@ from tpt.prepare.config import PrepareConfig, PrepareError
 
 EPILOG_EXAMPLE = (
     "example: tpt prepare --source runs/aug1:tpt:1.0 --source raw.jsonl:vanilla:0.125 "
-    "--tokenizer tok/ --seq-len 2048 --tokens 50M --out data/tpt"
+    "--tokenizer tok/ --seq-len 2048 --tokens 50M --out data/tpt\n"
+    "also: tpt prepare back-thinking --help  (SFT data for a back-thinking generator)"
 )
 
 
@@ -34,6 +35,10 @@ def merge_repeated(argv: list[str], flag: str) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["back-thinking"]:  # SFT data for a back-thinking generator (docs/generators.md)
+        from tpt.prepare.back_thinking_cli import main as back_thinking_main
+
+        return back_thinking_main(argv[1:])
     cfg = parse(PrepareConfig, merge_repeated(list(argv), "--source"), "tpt prepare", (PrepareConfig.__doc__ or "") + "\n\n" + EPILOG_EXAMPLE)
     # the Rust tokenizer's own thread pool; we never fork after using it
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
