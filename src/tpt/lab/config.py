@@ -62,6 +62,9 @@ class LabConfig:
     full: bool = field(False, help="GPU size: larger model and budgets, all four families")
     dev: bool = field(False, help="run the dev seed only (for choosing settings); its report is marked DEV and is not a result")
     ablations: bool = field(False, help="also the ablation arms: constrained-data curve, noisy experts, [d; t_other], [d; filler] (docs/lab.md)")
+    generators: bool = field(
+        False, help="also TPT arms whose thinking is written by small generators tpt trains (two sizes, forward and back-thinking; docs/generators.md)"
+    )
     families: Optional[list[str]] = field(None, help="task families: built-in names or module paths (default: the profile's)")
     test_seeds: Optional[list[int]] = field(None, help="test seeds (default: the profile's; the dev seed is refused)")
     tokens: Optional[str] = field(None, help="TPT's training tokens B, e.g. 1.5M (vanilla reads vanilla_multiple x B)")

@@ -270,6 +270,10 @@ def all_jobs(lab: LabConfig, prof: Profile, seed: int) -> list[Job]:
         from tpt.lab.ablations import prepare_ablations
 
         jobs += prepare_ablations(Path(lab.out) / f"seed-{seed}", prof, seed, jobs[0].think_budget)
+    if lab.generators:  # learned generators (issue 19): tpt.lab.generators
+        from tpt.lab.generators import prepare_generators
+
+        jobs += prepare_generators(lab, prof, Path(lab.out) / f"seed-{seed}", seed, jobs[0].think_budget)
     return jobs
 
 
@@ -295,7 +299,8 @@ def run_lab(lab: LabConfig) -> dict[str, Any]:
     _, curves = run_seeds(lab, prof, seeds)
     for (seed, arm), curve in curves.items():
         root = Path(lab.out) / f"seed-{seed}"
-        facts = json.loads((root / ("prepared.json" if arm in ARMS else "ablations.json")).read_text())["data"][arm]
+        facts_file = "prepared.json" if arm in ARMS else "generators.json" if arm.startswith("gen-") else "ablations.json"
+        facts = json.loads((root / facts_file).read_text())["data"][arm]
         for point in curve:
             point["unique_docs"] = unique_docs_at(facts, point["tokens"])
     trained = time.perf_counter() - started
@@ -307,5 +312,9 @@ def run_lab(lab: LabConfig) -> dict[str, Any]:
     timing = {"prepare_train_eval_seconds": round(trained, 1), "scan_report_seconds": round(wall - trained, 1), "cpu_seconds": round(cpu, 1),
               "idle_2core_estimate_seconds": round(cpu / 2, 1)}  # fmt: skip
     results = write_report(Path(lab.out), lab, prof, seeds, curves, leakage, wall, timing)
+    if lab.generators:
+        from tpt.lab.generators_report import write_generator_report
+
+        write_generator_report(Path(lab.out), lab, prof, seeds, curves)
     log(f"done in {wall:.0f} s: {Path(lab.out) / 'report.md'}")
     return results
