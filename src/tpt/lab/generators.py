@@ -51,8 +51,8 @@ class GenSizes:
 
 
 GEN_PROFILES = {
-    "quick": GenSizes(sizes=("0.1m", "0.5m"), problems=400, pretrain_tokens=24_000, sft_examples=64, sft_epochs=1.0, batch_size=64),
-    "default": GenSizes(sizes=("0.1m", "0.5m"), problems=12_000, pretrain_tokens=1_000_000, sft_examples=2_000, sft_epochs=2.0),
+    "quick": GenSizes(sizes=("0.1m", "0.5m"), problems=300, pretrain_tokens=32_000, sft_examples=64, sft_epochs=4.0, batch_size=64),
+    "default": GenSizes(sizes=("0.1m", "0.5m"), problems=12_000, pretrain_tokens=1_500_000, sft_examples=2_000, sft_epochs=2.0),
     "full": GenSizes(sizes=("1m", "5m"), problems=100_000, pretrain_tokens=16_000_000, sft_examples=8_000, sft_epochs=2.0, batch_size=512),
 }  # fmt: skip
 
@@ -183,7 +183,7 @@ def sft_generator(data: Path, init: Path, out: Path, prof: Profile, lab: LabConf
     if done(out):
         return out
     cfg = TrainConfig(data=data, out=out, mode="sft", init=init, epochs=gs.sft_epochs, seq_len=seq_len, batch_tokens=str(16 * seq_len),
-                      micro_batch=16, lr=prof.lr / 4, warmup=0.05, seed=seed, device=lab.device, eval_every=0, eval_sequences=8,
+                      micro_batch=16, lr=prof.lr / 2, warmup=0.05, seed=seed, device=lab.device, eval_every=0, eval_sequences=8,
                       save_every=0, log_every=200, progress=False, threads=lab.threads)  # fmt: skip
     return train(cfg).checkpoint
 
@@ -275,11 +275,13 @@ def sft_seq_len(tokenizer: Path, files: dict[str, Path]) -> int:
     """The longest SFT conversation (chat template applied), rounded up: none is cut."""
     from transformers import AutoTokenizer
 
+    from tpt.prepare.sft import chat_ids_and_mask
+
     tok = AutoTokenizer.from_pretrained(tokenizer)
     longest = 0
     for path in files.values():
         for line in path.read_text(encoding="utf-8").splitlines()[:500]:
-            longest = max(longest, len(tok.apply_chat_template(json.loads(line)["messages"], tokenize=True)))
+            longest = max(longest, len(chat_ids_and_mask(tok, json.loads(line)["messages"])[0]))
     return -(-(longest + 8) // 32) * 32
 
 

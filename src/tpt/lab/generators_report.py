@@ -40,13 +40,13 @@ def trajectory_quality(run: Path, families: dict) -> dict[str, dict]:
     from tpt.io.runs import iter_records
     from tpt.lab.evaluate import steps_reproduced
 
-    acc: dict[str, list[tuple[bool, float]]] = {}
+    acc: dict[str, list[tuple[bool, float, bool]]] = {}
     for rec in iter_records(run):
         fam = families[rec.meta["family"]]
-        problem = rec.meta["problem"]
-        acc.setdefault(fam.name, []).append((fam.check(problem, rec.thinking), steps_reproduced(fam, problem, rec.thinking)))
-    return {f: {"records": len(v), "answer_right": float(np.mean([a for a, _ in v])), "steps_reproduced": float(np.mean([s for _, s in v]))}
-            for f, v in sorted(acc.items())}  # fmt: skip
+        problem, text = rec.meta["problem"], rec.thinking
+        acc.setdefault(fam.name, []).append((fam.check(problem, text), steps_reproduced(fam, problem, text), not text.strip()))
+    return {f: {"records": len(v), "answer_right": float(np.mean([a for a, _, _ in v])), "steps_reproduced": float(np.mean([s for _, s, _ in v])),
+                "empty": float(np.mean([e for _, _, e in v]))} for f, v in sorted(acc.items())}  # fmt: skip
 
 
 def length_by_difficulty(stats_dir: Path) -> dict[str, Any]:
@@ -123,7 +123,7 @@ def render(r: dict) -> str:
         by_d = ", ".join(f"{d}: {v:.1f}" for d, v in length["mean_thinking_tokens"].items())
         for f in fams:
             cells = "; ".join(f"{s}: {q[f]['answer_right']:.3f} / {q[f]['steps_reproduced']:.3f}" for s, q in per_seed.items() if f in q)
-            lines.append(f"| {arm} | {f} | {cells} | {by_d} | {length['spearman']:.2f} |")
+            lines.append(f"| {arm} | {f} | {cells} | {by_d} | {length['spearman'].get('rho', float('nan')):.2f} |")
     lines += ["", "## Disjointness and timing", ""]
     for s, d in r["disjointness"].items():
         lines.append(f"* seed {s}: {d['generator_problems']:,} generator problems; sharing a held-out identity: "
