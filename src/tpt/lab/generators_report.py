@@ -123,10 +123,16 @@ def render(r: dict) -> str:
         by_d = ", ".join(f"{d}: {v:.1f}" for d, v in length["mean_thinking_tokens"].items())
         for f in fams:
             cells = "; ".join(f"{s}: {q[f]['answer_right']:.3f} / {q[f]['steps_reproduced']:.3f}" for s, q in per_seed.items() if f in q)
-            lines.append(f"| {arm} | {f} | {cells} | {by_d} | {length['spearman'].get('rho', float('nan')):.2f} |")
+            lines.append(f"| {arm} | {f} | {cells} | {by_d} | {rho(length['spearman'])} |")
     lines += ["", "## Disjointness and timing", ""]
     for s, d in r["disjointness"].items():
         lines.append(f"* seed {s}: {d['generator_problems']:,} generator problems; sharing a held-out identity: "
                      f"{d['sharing_heldout_identity']}; sharing a TPT corpus question: {d['sharing_tpt_question']}; "
                      f"seconds: {r['timing'][s]}")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def rho(spearman: dict) -> str:
+    """The rank correlation, or why there is none (e.g. every trajectory has the same length)."""
+    value = spearman.get("rho")
+    return f"{value:.2f}" if isinstance(value, (int, float)) else "n/a"
