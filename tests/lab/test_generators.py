@@ -10,7 +10,13 @@ import pytest
 from tpt.lab import corpus
 from tpt.lab.cli import main
 from tpt.lab.families import load_family
-from tpt.lab.generators import FORMS, GEN_PROFILES, arm_name, disjointness, generator_rows
+from tpt.lab.generators import (
+    FORMS,
+    GEN_PROFILES,
+    arm_name,
+    disjointness,
+    generator_rows,
+)
 
 
 def test_generator_problems_avoid_heldout_and_tpt_corpus():

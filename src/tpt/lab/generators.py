@@ -197,17 +197,39 @@ def done(folder: Path) -> bool:
 
 
 def prepare_generators(lab: LabConfig, prof: Profile, root: Path, seed: int, think_budget: int) -> list:
-    """Generators trained, TPT's corpus augmented by each, the student arms' data; their Jobs."""
-    import torch
+    """Generators trained, TPT's corpus augmented by each, the student arms' data; their Jobs.
+    The sizes run in parallel processes (``workers``): each is a chain of train -> SFT -> augment."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
 
-    from tpt.lab.experiment import Job, data_facts, families_for, log, prepare_arm, train_arm
+    from tpt.lab.experiment import Job, data_facts
 
     ready = root / "generators.json"
     if ready.exists():
         return [Job(**(j | {"root": Path(j["root"])})) for j in json.loads(ready.read_text())["jobs"]]
-    if lab.threads > 0:
-        torch.set_num_threads(lab.threads)
-    gs, gen = gen_profile(lab), root / "generators"
+    shared = prepare_shared(lab, prof, root, seed)
+    sizes = gen_profile(lab).sizes
+    if prof.workers > 1 and len(sizes) > 1:
+        with ProcessPoolExecutor(min(prof.workers, len(sizes)), mp_context=get_context("spawn")) as pool:
+            done_sizes = list(pool.map(prepare_size, *zip(*[(lab, prof, root, seed, size, shared) for size in sizes])))
+    else:
+        done_sizes = [prepare_size(lab, prof, root, seed, size, shared) for size in sizes]
+    manifests = {arm: m for found, _ in done_sizes for arm, m in found.items()}
+    timing = {"shared": shared["seconds"]} | {k: v for _, t in done_sizes for k, v in t.items()}
+    stats_by_difficulty(root, list(manifests))
+    # students are evaluated at B only (the expert's arm has its curve): evaluation is the slow part
+    jobs = [Job(seed, root, arm, int(m["train"]["tokens_budget"]), [int(m["train"]["tokens_budget"])], think_budget)
+            for arm, m in manifests.items()]  # fmt: skip
+    ready.write_text(json.dumps({"jobs": [j.__dict__ | {"root": str(j.root)} for j in jobs], "disjointness": shared["disjointness"],
+                                 "timing": timing, "data": {arm: data_facts(m) for arm, m in manifests.items()}}, indent=1))  # fmt: skip
+    return jobs
+
+
+def prepare_shared(lab: LabConfig, prof: Profile, root: Path, seed: int) -> dict:
+    """What every generator size uses: problems, tokenizer, pre-training data, SFT files."""
+    from tpt.lab.experiment import families_for, log
+
+    started, gs, gen = time_now(), gen_profile(lab), root / "generators"
     families = families_for(prof, seed)
     heldout = corpus.read_heldout(root / "heldout.jsonl")
     tpt_rows = [json.loads(line) for line in (root / "corpus-tpt.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -221,38 +243,43 @@ def prepare_generators(lab: LabConfig, prof: Profile, root: Path, seed: int, thi
     think = int(longest_tokens(tokenizer, [families[r["family"]].trajectory(r["problem"]) for r in rows]) * 1.25) + 8
     log(f"seed {seed}: {len(rows):,} generator problems (disjoint: {checks}); expert [d; t] for their pre-training")
     run_augment_into(gen / "corpus.jsonl", gen / "augment-expert", "lab-expert", tokenizer)
-    pre_data = prepare_pretrain(gen, tokenizer, prof, seed, gs)
-    sft_files = {"forward": write_sft_forward(gen / "sft-forward.jsonl", rows[: gs.sft_examples], families),
-                 "back": write_sft_back(gen / "sft-back.jsonl", rows[: gs.sft_examples], families, tokenizer, seed)}  # fmt: skip
-    seq_len = sft_seq_len(tokenizer, sft_files)
-    heldout_docs = write_heldout_questions(eval_dir(lab, seed) / "questions.jsonl", heldout, families)
-    manifests, timing = {}, {}
-    for size in gs.sizes:
+    sft = {"forward": write_sft_forward(gen / "sft-forward.jsonl", rows[: gs.sft_examples], families),
+           "back": write_sft_back(gen / "sft-back.jsonl", rows[: gs.sft_examples], families, tokenizer, seed)}  # fmt: skip
+    return {"tokenizer": tokenizer, "think": think, "pretrain_data": prepare_pretrain(gen, tokenizer, prof, seed, gs), "sft": sft,
+            "sft_seq_len": sft_seq_len(tokenizer, sft), "disjointness": checks,
+            "heldout_docs": write_heldout_questions(eval_dir(lab, seed) / "questions.jsonl", heldout, families),
+            "seconds": round(time_now() - started, 1)}  # fmt: skip
+
+
+def prepare_size(lab: LabConfig, prof: Profile, root: Path, seed: int, size: str, shared: dict) -> tuple[dict, dict]:
+    """One generator size: pre-train, then per form SFT, augment TPT's corpus and the held-out
+    questions, and prepare the student's data.  -> ({arm: prepare manifest}, {stage: seconds})."""
+    import torch
+
+    from tpt.lab.experiment import log, prepare_arm, train_arm
+
+    if lab.threads > 0:
+        torch.set_num_threads(lab.threads)  # the augment backend runs in this process too
+    gs, gen, tokenizer = gen_profile(lab), root / "generators", shared["tokenizer"]
+    manifests, timing, started = {}, {}, time_now()
+    pre = gen / "ckpt" / f"{size}-pretrain"
+    if not done(pre):
+        log(f"seed {seed}: pre-train the {size} generator on {gs.pretrain_tokens:,} tokens")
+        train_arm(shared["pretrain_data"], pre, replace(prof, model_preset=size), lab, seed, gs.pretrain_tokens, [])
+    timing[f"{size}-pretrain"] = round(time_now() - started, 1)
+    for form in FORMS:
+        arm, started = arm_name(size, form), time_now()
+        ckpt = sft_generator(shared["sft"][form], pre, gen / "ckpt" / f"{size}-{form}", prof, lab, gs, shared["sft_seq_len"], seed)
+        timing[f"{arm}-sft"] = round(time_now() - started, 1)
         started = time_now()
-        pre = gen / "ckpt" / f"{size}-pretrain"
-        if not done(pre):
-            log(f"seed {seed}: pre-train the {size} generator on {gs.pretrain_tokens:,} tokens")
-            train_arm(pre_data, pre, replace(prof, model_preset=size), lab, seed, gs.pretrain_tokens, [])
-        timing[f"{size}-pretrain"] = round(time_now() - started, 1)
-        for form in FORMS:
-            arm, started = arm_name(size, form), time_now()
-            ckpt = sft_generator(sft_files[form], pre, gen / "ckpt" / f"{size}-{form}", prof, lab, gs, seq_len, seed)
-            timing[f"{arm}-sft"] = round(time_now() - started, 1)
-            started = time_now()
-            log(f"seed {seed}: augment TPT's corpus with the {size} {form} generator")
-            run_augment_into(root / "corpus-tpt.jsonl", root / f"augment-{arm}", "transformers", tokenizer, str(ckpt), STRATEGY[form],
-                             think, gs.batch_size, lab.device)  # fmt: skip
-            timing[f"{arm}-augment"] = round(time_now() - started, 1)
-            run_augment_into(heldout_docs, eval_dir(lab, seed) / arm, "transformers", tokenizer, str(ckpt), STRATEGY[form],
-                             think, gs.batch_size, lab.device)  # fmt: skip
-            manifests[arm] = prepare_arm(root, arm, root / "tokenizer", prof, seed, prof.tokens, source=root / f"augment-{arm}")
-    stats_by_difficulty(root, list(manifests))
-    # students are evaluated at B only (the expert's arm has its curve): evaluation is the slow part
-    jobs = [Job(seed, root, arm, int(m["train"]["tokens_budget"]), [int(m["train"]["tokens_budget"])], think_budget)
-            for arm, m in manifests.items()]  # fmt: skip
-    ready.write_text(json.dumps({"jobs": [j.__dict__ | {"root": str(j.root)} for j in jobs], "disjointness": checks, "timing": timing,
-                                 "data": {arm: data_facts(m) for arm, m in manifests.items()}}, indent=1))  # fmt: skip
-    return jobs
+        log(f"seed {seed}: augment TPT's corpus with the {size} {form} generator")
+        run_augment_into(root / "corpus-tpt.jsonl", root / f"augment-{arm}", "transformers", tokenizer, str(ckpt), STRATEGY[form],
+                         shared["think"], gs.batch_size, lab.device)  # fmt: skip
+        timing[f"{arm}-augment"] = round(time_now() - started, 1)
+        run_augment_into(shared["heldout_docs"], eval_dir(lab, seed) / arm, "transformers", tokenizer, str(ckpt), STRATEGY[form],
+                         shared["think"], gs.batch_size, lab.device)  # fmt: skip
+        manifests[arm] = prepare_arm(root, arm, root / "tokenizer", prof, seed, prof.tokens, source=root / f"augment-{arm}")
+    return manifests, timing
 
 
 def time_now() -> float:

@@ -97,10 +97,10 @@ def render(r: dict) -> str:
     fams, arms = r["families"], list(r["student_minus_expert_tpt"])
     keys = ["overall", *fams]
     lines = ["# Learned generators (tpt lab run --generators)", "",
-             f"Test seeds {', '.join(map(str, r['seeds']))}; every student arm trains on B = {r['budget']:,} tokens of TPT's corpus, "
-             "thinking by the programmatic expert (`tpt`) or by a generator tpt trained (`gen-SIZE-FORM`: forward = the default "
-             "prompt, back = back-thinking).  Accuracy in the lab's fixed `reflect` mode [95% interval, bootstrap over seeds x "
-             "problems]; *chance* = inside the majority baseline's interval.", "",
+             (f"Test seeds {', '.join(map(str, r['seeds']))}; every student arm trains on B = {r['budget']:,} tokens of TPT's corpus, "
+              "thinking by the programmatic expert (`tpt`) or by a generator tpt trained (`gen-SIZE-FORM`: forward = the default "
+              "prompt, back = back-thinking).  Accuracy in the lab's fixed `reflect` mode [95% interval, bootstrap over seeds x "
+              "problems]; *chance* = inside the majority baseline's interval."), "",
              "## Students at B", "", "| arm | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]  # fmt: skip
     for arm, row in r["students"].items():
         lines.append(f"| {arm} | " + " | ".join(acc_cell(row[k]) for k in keys) + " |")
@@ -115,8 +115,8 @@ def render(r: dict) -> str:
             lines.append(f"| {arm} | {f} | {ci(r['generator_on_heldout'][arm][f])} | {acc_cell(r['students'][arm][f])} | "
                          f"{ci(r['student_minus_generator'][arm][f], 'diff')} |")  # fmt: skip
     lines += ["", "## Trajectory quality on TPT's corpus", "",
-              "Right final answer and share of the expert's steps reproduced in order from the start, per seed; thinking "
-              "tokens by difficulty from `tpt analyze stats --by family,difficulty` (first seed).", "",
+              ("Right final answer and share of the expert's steps reproduced in order from the start, per seed; thinking "
+               "tokens by difficulty from `tpt analyze stats --by family,difficulty` (first seed)."), "",
               "| arm | family | seed: answer right / steps reproduced | thinking tokens by difficulty | Spearman |", "|---|---|---|---|---:|"]  # fmt: skip
     for arm, per_seed in r["trajectory_quality"].items():
         length = r["length_by_difficulty"][arm]
