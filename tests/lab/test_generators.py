@@ -25,7 +25,11 @@ def test_generator_problems_avoid_heldout_and_tpt_corpus():
     tpt_rows = list(corpus.corpus_rows(families, heldout, 500, 5))
     tpt_q = {families["chain_mod10"].question(r["problem"]) for r in tpt_rows}
     rows = generator_rows(families, heldout, tpt_q, 300, 5)
-    assert disjointness(families, heldout, rows, tpt_rows) == {"generator_problems": 300, "sharing_heldout_identity": 0, "sharing_tpt_question": 0}
+    assert disjointness(families, heldout, rows, tpt_rows) == {
+        "generator_problems": 300,
+        "sharing_heldout_identity": 0,
+        "sharing_tpt_question": 0,
+    }
     # the check can fail: TPT's own rows as "generator problems" share every question
     assert disjointness(families, heldout, tpt_rows[:10], tpt_rows)["sharing_tpt_question"] == 10
 
@@ -43,7 +47,9 @@ def test_generators_learn_from_disjoint_problems(gen_run):
     fam = load_family("chain_mod10", 1)
     held = [json.loads(line) for line in (seed_dir / "heldout.jsonl").read_text().splitlines()]
     held_identity = {t for h in held for t in h["identity"]}
-    tpt_q = {fam.question(json.loads(line)["problem"]) for line in (seed_dir / "corpus-tpt.jsonl").read_text().splitlines()}
+    tpt_q = {
+        fam.question(json.loads(line)["problem"]) for line in (seed_dir / "corpus-tpt.jsonl").read_text().splitlines()
+    }
     gen = [json.loads(line) for line in (seed_dir / "generators" / "corpus.jsonl").read_text().splitlines()]
     assert len(gen) == GEN_PROFILES["quick"].problems
     assert not {fam.question(r["problem"]) for r in gen} & tpt_q
@@ -51,7 +57,10 @@ def test_generators_learn_from_disjoint_problems(gen_run):
     # their SFT data holds only those problems, in both forms
     gen_docs = {r["text"] for r in gen}
     for form in FORMS:
-        chats = [json.loads(line)["messages"] for line in (seed_dir / "generators" / f"sft-{form}.jsonl").read_text().splitlines()]
+        chats = [
+            json.loads(line)["messages"]
+            for line in (seed_dir / "generators" / f"sft-{form}.jsonl").read_text().splitlines()
+        ]
         assert chats and all(any(doc in m[0]["content"] for doc in gen_docs) for m in chats[:20])
     # the leakage scan read the generators' pre-training run and every generator-written augment run
     scan = json.loads((gen_run / "results.json").read_text())["leakage"]["1"]
@@ -86,9 +95,15 @@ def test_student_data_comes_from_the_learned_generator(gen_run):
                                            add_generation_prompt=True, tokenize=False)  # fmt: skip
             ids = tok(chat, return_tensors="pt", add_special_tokens=False)
             with torch.no_grad():
-                new = model.generate(**ids, do_sample=False, max_new_tokens=rec.thinking_tokens + 4, pad_token_id=tok.pad_token_id)
+                new = model.generate(
+                    **ids, do_sample=False, max_new_tokens=rec.thinking_tokens + 4, pad_token_id=tok.pad_token_id
+                )
             written = tok.decode(new[0, ids["input_ids"].shape[1] :], skip_special_tokens=False)
-            assert written.removeprefix("<think>").strip().startswith(rec.thinking.strip()[:40]), (arm, written, rec.thinking)
+            assert written.removeprefix("<think>").strip().startswith(rec.thinking.strip()[:40]), (
+                arm,
+                written,
+                rec.thinking,
+            )
     # the students of those runs were trained and evaluated, and the report compares them with the expert's
     report = json.loads((gen_run / "generators.json").read_text())
     assert set(report["student_minus_expert_tpt"]) == set(arms_of(report))

@@ -93,7 +93,9 @@ def generator_rows(families: dict, heldout: list[HeldOut], tpt_questions: set[st
         rows.append({"id": f"gen-{family.name}-{len(rows):07d}", "text": family.document(problem), "family": family.name,
                      "difficulty": level, "problem": problem, "world_seed": seed})  # fmt: skip
     if len(rows) < n:
-        raise ValueError(f"seed {seed}: only {len(rows)} of {n} generator problems are disjoint from held-out and TPT's corpus")
+        raise ValueError(
+            f"seed {seed}: only {len(rows)} of {n} generator problems are disjoint from held-out and TPT's corpus"
+        )
     return rows
 
 
@@ -104,7 +106,11 @@ def disjointness(families: dict, heldout: list[HeldOut], gen_rows: list[dict], t
     tpt_q = {families[r["family"]].question(r["problem"]) for r in tpt_rows}
     shared_held = sum(1 for r in gen_rows if corpus.identity(families[r["family"]], r["problem"]) & held)
     shared_tpt = sum(1 for r in gen_rows if families[r["family"]].question(r["problem"]) in tpt_q)
-    return {"generator_problems": len(gen_rows), "sharing_heldout_identity": shared_held, "sharing_tpt_question": shared_tpt}
+    return {
+        "generator_problems": len(gen_rows),
+        "sharing_heldout_identity": shared_held,
+        "sharing_tpt_question": shared_tpt,
+    }
 
 
 # --- 2-3. the generators' data ------------------------------------------------------------------
@@ -121,7 +127,12 @@ def write_sft_forward(path: Path, rows: list[dict], families: dict) -> Path:
 
     def chat(r: dict) -> dict:
         thinking = families[r["family"]].trajectory(r["problem"])
-        return {"messages": [{"role": "user", "content": forward_prompt(r["text"])}, {"role": "assistant", "content": assistant_target(thinking)}]}
+        return {
+            "messages": [
+                {"role": "user", "content": forward_prompt(r["text"])},
+                {"role": "assistant", "content": assistant_target(thinking)},
+            ]
+        }
 
     corpus.write_jsonl(path, (chat(r) for r in rows))
     return path
@@ -138,7 +149,9 @@ def write_sft_back(path: Path, rows: list[dict], families: dict, tokenizer: Path
     summary = build_back_thinking_sft([str(source)], path, tokenizer=str(tokenizer), max_doc_tokens=4096, no_question_rate=0.5,
                                       seed=seed, overwrite=True)  # fmt: skip
     if summary.get("rejected"):
-        raise RuntimeError(f"{path}: tpt prepare back-thinking set {summary['rejected']} rows aside (see its .rejected.parquet)")
+        raise RuntimeError(
+            f"{path}: tpt prepare back-thinking set {summary['rejected']} rows aside (see its .rejected.parquet)"
+        )
     return path
 
 
@@ -172,11 +185,15 @@ def run_augment_into(inputs: Path, out: Path, backend: str, tokenizer: Path, mod
                         checkpoint_seconds=120.0)  # fmt: skip
     summary = run_augment(cfg)
     if summary.failed or summary.rejected:
-        raise RuntimeError(f"{out}: augment left {summary.failed} failed and {summary.rejected} rejected rows (see its failed/ and rejected/)")
+        raise RuntimeError(
+            f"{out}: augment left {summary.failed} failed and {summary.rejected} rejected rows (see its failed/ and rejected/)"
+        )
     return out
 
 
-def sft_generator(data: Path, init: Path, out: Path, prof: Profile, lab: LabConfig, gs: GenSizes, seq_len: int, seed: int) -> Path:
+def sft_generator(
+    data: Path, init: Path, out: Path, prof: Profile, lab: LabConfig, gs: GenSizes, seq_len: int, seed: int
+) -> Path:
     from tpt.train.config import TrainConfig
     from tpt.train.loop import train
 
@@ -269,7 +286,9 @@ def prepare_size(lab: LabConfig, prof: Profile, root: Path, seed: int, size: str
     timing[f"{size}-pretrain"] = round(time_now() - started, 1)
     for form in FORMS:
         arm, started = arm_name(size, form), time_now()
-        ckpt = sft_generator(shared["sft"][form], pre, gen / "ckpt" / f"{size}-{form}", prof, lab, gs, shared["sft_seq_len"], seed)
+        ckpt = sft_generator(
+            shared["sft"][form], pre, gen / "ckpt" / f"{size}-{form}", prof, lab, gs, shared["sft_seq_len"], seed
+        )
         timing[f"{arm}-sft"] = round(time_now() - started, 1)
         started = time_now()
         log(f"seed {seed}: augment TPT's corpus with the {size} {form} generator")
@@ -278,7 +297,9 @@ def prepare_size(lab: LabConfig, prof: Profile, root: Path, seed: int, size: str
         timing[f"{arm}-augment"] = round(time_now() - started, 1)
         run_augment_into(shared["heldout_docs"], eval_dir(lab, seed) / arm, "transformers", tokenizer, str(ckpt), STRATEGY[form],
                          shared["think"], gs.batch_size, lab.device)  # fmt: skip
-        manifests[arm] = prepare_arm(root, arm, root / "tokenizer", prof, seed, prof.tokens, source=root / f"augment-{arm}")
+        manifests[arm] = prepare_arm(
+            root, arm, root / "tokenizer", prof, seed, prof.tokens, source=root / f"augment-{arm}"
+        )
     return manifests, timing
 
 
@@ -325,4 +346,6 @@ def stats_by_difficulty(root: Path, arms: list[str]) -> None:
     from tpt.analyze.cli import StatsConfig, run_stats
 
     for name in ["augment", *(f"augment-{arm}" for arm in arms)]:
-        run_stats(StatsConfig(runs=[root / name], by=["family", "difficulty"], out=root / "analyze-gen" / name, plots=False))
+        run_stats(
+            StatsConfig(runs=[root / name], by=["family", "difficulty"], out=root / "analyze-gen" / name, plots=False)
+        )

@@ -44,7 +44,9 @@ def trajectory_quality(run: Path, families: dict) -> dict[str, dict]:
     for rec in iter_records(run):
         fam = families[rec.meta["family"]]
         problem, text = rec.meta["problem"], rec.thinking
-        acc.setdefault(fam.name, []).append((fam.check(problem, text), steps_reproduced(fam, problem, text), not text.strip()))
+        acc.setdefault(fam.name, []).append(
+            (fam.check(problem, text), steps_reproduced(fam, problem, text), not text.strip())
+        )
     return {f: {"records": len(v), "answer_right": float(np.mean([a for a, _, _ in v])), "steps_reproduced": float(np.mean([s for _, s, _ in v])),
                 "empty": float(np.mean([e for _, _, e in v]))} for f, v in sorted(acc.items())}  # fmt: skip
 
@@ -53,7 +55,10 @@ def length_by_difficulty(stats_dir: Path) -> dict[str, Any]:
     """Mean thinking tokens per difficulty level and their Spearman correlation, from `tpt analyze stats`."""
     result = json.loads((stats_dir / "stats.json").read_text())["by"]["difficulty"]
     means = {label: g["thinking_tokens"]["mean"] for label, g in result["groups"].items()}
-    return {"mean_thinking_tokens": dict(sorted(means.items(), key=lambda kv: float(kv[0]))), "spearman": result["spearman_thinking_tokens"]}
+    return {
+        "mean_thinking_tokens": dict(sorted(means.items(), key=lambda kv: float(kv[0]))),
+        "spearman": result["spearman_thinking_tokens"],
+    }
 
 
 def write_generator_report(out: Path, lab, prof, seeds: list[int], curves: dict) -> dict[str, Any]:
@@ -63,8 +68,14 @@ def write_generator_report(out: Path, lab, prof, seeds: list[int], curves: dict)
     arms = [a for a in generator_arms(lab) if all((s, a) in curves for s in seeds)]
     ev = Evidence(out, seeds, families, curves)
     chance = {f: stats.estimate(ev.majority(f), ev.resamplers[f]) for f in families}
-    b = {arm: max(i for i, p in enumerate(curves[(seeds[0], arm)]) if p["tokens"] <= prof.tokens) for arm in ("vanilla", "tpt")}
-    students = {"vanilla": accuracy_table(ev, "vanilla", b["vanilla"], chance), "tpt": accuracy_table(ev, "tpt", b["tpt"], chance)}
+    b = {
+        arm: max(i for i, p in enumerate(curves[(seeds[0], arm)]) if p["tokens"] <= prof.tokens)
+        for arm in ("vanilla", "tpt")
+    }
+    students = {
+        "vanilla": accuracy_table(ev, "vanilla", b["vanilla"], chance),
+        "tpt": accuracy_table(ev, "tpt", b["tpt"], chance),
+    }
     students |= {arm: accuracy_table(ev, arm, -1, chance) for arm in arms}
     vs_expert = {arm: {f: difference(ev, (arm, -1), ("tpt", b["tpt"]), f) for f in families} for arm in arms}
     fams_by_seed = {s: families_for(prof, s) for s in seeds}
@@ -76,8 +87,14 @@ def write_generator_report(out: Path, lab, prof, seeds: list[int], curves: dict)
             g = np.array([float(task[arm][seeds[s]][p]) for s, p in ev.index[f]])
             r, st = ev.resamplers[f], ev.correct(arm, -1, f)
             generator[arm][f] = stats.estimate(g, r)
-            student_minus_gen[arm][f] = {"diff": float(st.mean() - g.mean()), "ci": stats.interval(r.accuracy(st) - r.accuracy(g))}
-    quality = {arm: {str(s): trajectory_quality(out / f"seed-{s}" / f"augment-{arm}", fams_by_seed[s]) for s in seeds} for arm in arms}
+            student_minus_gen[arm][f] = {
+                "diff": float(st.mean() - g.mean()),
+                "ci": stats.interval(r.accuracy(st) - r.accuracy(g)),
+            }
+    quality = {
+        arm: {str(s): trajectory_quality(out / f"seed-{s}" / f"augment-{arm}", fams_by_seed[s]) for s in seeds}
+        for arm in arms
+    }
     quality["tpt"] = {str(s): trajectory_quality(out / f"seed-{s}" / "augment", fams_by_seed[s]) for s in seeds}
     lengths = {arm: length_by_difficulty(out / f"seed-{seeds[0]}" / "analyze-gen" / ("augment" if arm == "tpt" else f"augment-{arm}"))
                for arm in ["tpt", *arms]}  # fmt: skip
@@ -104,7 +121,13 @@ def render(r: dict) -> str:
              "## Students at B", "", "| arm | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]  # fmt: skip
     for arm, row in r["students"].items():
         lines.append(f"| {arm} | " + " | ".join(acc_cell(row[k]) for k in keys) + " |")
-    lines += ["", "## Learned generator − expert (student accuracy, paired)", "", "| arm | " + " | ".join(fams) + " |", "|---|" + "---:|" * len(fams)]
+    lines += [
+        "",
+        "## Learned generator − expert (student accuracy, paired)",
+        "",
+        "| arm | " + " | ".join(fams) + " |",
+        "|---|" + "---:|" * len(fams),
+    ]
     for arm in arms:
         lines.append(f"| {arm} | " + " | ".join(ci(r["student_minus_expert_tpt"][arm][f], "diff") for f in fams) + " |")
     lines += ["", "## The generator on the task itself vs its student", "",
@@ -122,7 +145,11 @@ def render(r: dict) -> str:
         length = r["length_by_difficulty"][arm]
         by_d = ", ".join(f"{d}: {v:.1f}" for d, v in length["mean_thinking_tokens"].items())
         for f in fams:
-            cells = "; ".join(f"{s}: {q[f]['answer_right']:.3f} / {q[f]['steps_reproduced']:.3f}" for s, q in per_seed.items() if f in q)
+            cells = "; ".join(
+                f"{s}: {q[f]['answer_right']:.3f} / {q[f]['steps_reproduced']:.3f}"
+                for s, q in per_seed.items()
+                if f in q
+            )
             lines.append(f"| {arm} | {f} | {cells} | {by_d} | {rho(length['spearman'])} |")
     lines += ["", "## Disjointness and timing", ""]
     for s, d in r["disjointness"].items():
