@@ -207,7 +207,9 @@ def sft_generator(
 
 def done(folder: Path) -> bool:
     """A finished `tpt train` output: the final model is written and no resumable state is left."""
-    return (folder / "config.json").exists()
+    from tpt.train.checkpoint import DONE_FILE
+
+    return (folder / DONE_FILE).exists()
 
 
 # --- the whole preparation of one seed ----------------------------------------------------------
