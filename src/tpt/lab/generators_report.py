@@ -140,13 +140,13 @@ def render(r: dict) -> str:
     lines += ["", "## Trajectory quality on TPT's corpus", "",
               ("Right final answer and share of the expert's steps reproduced in order from the start, per seed; thinking "
                "tokens by difficulty from `tpt analyze stats --by family,difficulty` (first seed)."), "",
-              "| arm | family | seed: answer right / steps reproduced | thinking tokens by difficulty | Spearman |", "|---|---|---|---|---:|"]  # fmt: skip
+              "| arm | family | seed: answer right / steps reproduced / empty | thinking tokens by difficulty | Spearman |", "|---|---|---|---|---:|"]  # fmt: skip
     for arm, per_seed in r["trajectory_quality"].items():
         length = r["length_by_difficulty"][arm]
         by_d = ", ".join(f"{d}: {v:.1f}" for d, v in length["mean_thinking_tokens"].items())
         for f in fams:
             cells = "; ".join(
-                f"{s}: {q[f]['answer_right']:.3f} / {q[f]['steps_reproduced']:.3f}"
+                f"{s}: {q[f]['answer_right']:.3f} / {q[f]['steps_reproduced']:.3f} / {q[f]['empty']:.3f}"
                 for s, q in per_seed.items()
                 if f in q
             )
