@@ -103,10 +103,16 @@ def test_student_data_comes_from_the_learned_generator(gen_run):
             ids = tok(chat, return_tensors="pt", add_special_tokens=False)
             with torch.no_grad():
                 new = model.generate(
-                    **ids, do_sample=False, max_new_tokens=rec.thinking_tokens + 4, pad_token_id=tok.pad_token_id
+                    **ids, do_sample=False, max_new_tokens=rec.thinking_tokens + 8, pad_token_id=tok.pad_token_id
                 )
             written = tok.decode(new[0, ids["input_ids"].shape[1] :], skip_special_tokens=False)
-            assert written.split("</think>")[0].removeprefix("<think>").strip() == rec.thinking.strip(), (
+            written = written.split("</think>")[0].removeprefix("<think>").strip()
+            # a record cut at the thinking budget is a prefix of the longer regeneration
+            assert (
+                written == rec.thinking.strip()
+                if rec.finish_reason == "stop"
+                else written.startswith(rec.thinking.strip())
+            ), (
                 arm,
                 written,
                 rec.thinking,
