@@ -286,6 +286,7 @@ def prepare_size(lab: LabConfig, prof: Profile, root: Path, seed: int, size: str
         log(f"seed {seed}: pre-train the {size} generator on {gs.pretrain_tokens:,} tokens")
         train_arm(shared["pretrain_data"], pre, replace(prof, model_preset=size), lab, seed, gs.pretrain_tokens, [])
     timing[f"{size}-pretrain"] = round(time_now() - started, 1)
+    evaluate_pretrained(pre, root, prof, seed, shared["think"], lab.device)
     for form in FORMS:
         arm, started = arm_name(size, form), time_now()
         ckpt = sft_generator(
@@ -303,6 +304,19 @@ def prepare_size(lab: LabConfig, prof: Profile, root: Path, seed: int, size: str
             root, arm, root / "tokenizer", prof, seed, prof.tokens, source=root / f"augment-{arm}"
         )
     return manifests, timing
+
+
+def evaluate_pretrained(ckpt: Path, root: Path, prof: Profile, seed: int, think: int, device: str) -> None:
+    """The pre-trained generator on the held-out problems, asked as every student is (the lab
+    evaluator's ``reflect`` mode): its skill at the task before SFT taught it a prompt form."""
+    from tpt.lab.evaluate import evaluate_checkpoint
+    from tpt.lab.experiment import families_for
+
+    out = ckpt.parent / f"{ckpt.name}-heldout.json"
+    if not out.exists():
+        heldout = corpus.read_heldout(root / "heldout.jsonl")
+        result = evaluate_checkpoint(ckpt, heldout, families_for(prof, seed), max_new_tokens_think=think, device=device)
+        out.write_text(json.dumps({"reflect": result["reflect"]["correct"]}))
 
 
 def time_now() -> float:

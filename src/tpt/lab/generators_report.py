@@ -35,6 +35,12 @@ def heldout_task_correct(lab, seed: int, arm: str, families: dict) -> list[bool]
     return [families[h.family].check(h.problem, by_id.get(f"h-{i:05d}", "")) for i, h in enumerate(heldout)]
 
 
+def pretrained_correct(seed_dir: Path, size: str) -> str:
+    """The pre-trained generator's 0/1 string over the held-out problems (lab evaluator, reflect)."""
+    path = seed_dir / "generators" / "ckpt" / f"{size}-pretrain-heldout.json"
+    return json.loads(path.read_text())["reflect"]
+
+
 def trajectory_quality(run: Path, families: dict) -> dict[str, dict]:
     """Per family: records, share with the right final answer, mean share of expert steps reproduced."""
     from tpt.io.runs import iter_records
@@ -80,12 +86,15 @@ def write_generator_report(out: Path, lab, prof, seeds: list[int], curves: dict)
     vs_expert = {arm: {f: difference(ev, (arm, -1), ("tpt", b["tpt"]), f) for f in families} for arm in arms}
     fams_by_seed = {s: families_for(prof, s) for s in seeds}
     task = {arm: {s: heldout_task_correct(lab, s, arm, fams_by_seed[s]) for s in seeds} for arm in arms}
-    generator, student_minus_gen = {}, {}
+    generator, student_minus_gen, pretrained = {}, {}, {}
     for arm in arms:
-        generator[arm], student_minus_gen[arm] = {}, {}
+        generator[arm], student_minus_gen[arm], pretrained[arm] = {}, {}, {}
+        size = arm.split("-")[1]
+        before_sft = [pretrained_correct(out / f"seed-{s}", size) for s in seeds]
         for f in families:
             g = np.array([float(task[arm][seeds[s]][p]) for s, p in ev.index[f]])
             r, st = ev.resamplers[f], ev.correct(arm, -1, f)
+            pretrained[arm][f] = stats.estimate(np.array([float(before_sft[s][p]) for s, p in ev.index[f]]), r)
             generator[arm][f] = stats.estimate(g, r)
             student_minus_gen[arm][f] = {
                 "diff": float(st.mean() - g.mean()),
@@ -100,7 +109,7 @@ def write_generator_report(out: Path, lab, prof, seeds: list[int], curves: dict)
                for arm in ["tpt", *arms]}  # fmt: skip
     prepared = {s: json.loads((out / f"seed-{s}" / "generators.json").read_text()) for s in seeds}
     results = {"seeds": seeds, "families": families, "budget": prof.tokens, "chance": chance, "students": students,
-               "student_minus_expert_tpt": vs_expert, "generator_on_heldout": generator, "student_minus_generator": student_minus_gen,
+               "student_minus_expert_tpt": vs_expert, "generator_on_heldout": generator, "generator_before_sft_on_heldout": pretrained, "student_minus_generator": student_minus_gen,
                "trajectory_quality": quality, "length_by_difficulty": lengths,
                "disjointness": {str(s): p["disjointness"] for s, p in prepared.items()},
                "timing": {str(s): p["timing"] for s, p in prepared.items()},
@@ -131,11 +140,12 @@ def render(r: dict) -> str:
     for arm in arms:
         lines.append(f"| {arm} | " + " | ".join(ci(r["student_minus_expert_tpt"][arm][f], "diff") for f in fams) + " |")
     lines += ["", "## The generator on the task itself vs its student", "",
-              "Generator: held-out questions without their answer, in its trained prompt form, greedy; its thinking's final answer.", "",
-              "| arm | family | generator | student | student − generator |", "|---|---|---:|---:|---:|"]  # fmt: skip
+              ("Generator: held-out questions without their answer, in its trained prompt form, greedy; its thinking's final "
+               "answer.  Before SFT: the pre-trained generator asked as the students are (`reflect`)."), "",
+              "| arm | family | generator | generator before SFT | student | student − generator |", "|---|---|---:|---:|---:|---:|"]  # fmt: skip
     for arm in arms:
         for f in fams:
-            lines.append(f"| {arm} | {f} | {ci(r['generator_on_heldout'][arm][f])} | {acc_cell(r['students'][arm][f])} | "
+            lines.append(f"| {arm} | {f} | {ci(r['generator_on_heldout'][arm][f])} | {ci(r['generator_before_sft_on_heldout'][arm][f])} | {acc_cell(r['students'][arm][f])} | "
                          f"{ci(r['student_minus_generator'][arm][f], 'diff')} |")  # fmt: skip
     lines += ["", "## Trajectory quality on TPT's corpus", "",
               ("Right final answer and share of the expert's steps reproduced in order from the start, per seed; thinking "
