@@ -125,6 +125,8 @@ def test_student_data_comes_from_the_learned_generator(gen_run):
         assert cell["ci"][0] <= cell["acc"] <= cell["ci"][1]
         gen = report["generator_on_heldout"][arm]["chain_mod10"]
         assert gen["n"] == cell["n"] and gen["ci"][0] <= gen["acc"] <= gen["ci"][1]
+        before = report["generator_before_sft_on_heldout"][arm]["chain_mod10"]
+        assert before["n"] == cell["n"] and before["ci"][0] <= before["acc"] <= before["ci"][1]
         assert report["length_by_difficulty"][arm]["mean_thinking_tokens"]
     assert "Learned generator" in (gen_run / "generators.md").read_text()
 
