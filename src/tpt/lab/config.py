@@ -63,6 +63,9 @@ class LabConfig:
     dev: bool = field(False, help="run the dev seed only (for choosing settings); its report is marked DEV and is not a result")
     evaluate_saved: bool = field(False, help="no training: evaluate the checkpoints an interrupted run saved and report them (the curves stop where the arms stopped; the report says so)")
     ablations: bool = field(False, help="also the ablation arms: constrained-data curve, noisy experts, [d; t_other], [d; filler] (docs/lab.md)")
+    generators: bool = field(
+        False, help="also TPT arms whose thinking is written by small generators tpt trains (two sizes, forward and back-thinking; docs/generators.md)"
+    )
     families: Optional[list[str]] = field(None, help="task families: built-in names or module paths (default: the profile's)")
     test_seeds: Optional[list[int]] = field(None, help="test seeds (default: the profile's; the dev seed is refused)")
     tokens: Optional[str] = field(None, help="TPT's training tokens B, e.g. 1.5M (vanilla reads vanilla_multiple x B)")

@@ -305,6 +305,10 @@ def all_jobs(lab: LabConfig, prof: Profile, seed: int) -> list[Job]:
         from tpt.lab.ablations import prepare_ablations
 
         jobs += prepare_ablations(Path(lab.out) / f"seed-{seed}", prof, seed, jobs[0].think_budget)
+    if lab.generators:  # learned generators (issue 19): tpt.lab.generators
+        from tpt.lab.generators import prepare_generators
+
+        jobs += prepare_generators(lab, prof, Path(lab.out) / f"seed-{seed}", seed, jobs[0].think_budget)
     return jobs
 
 
@@ -331,7 +335,8 @@ def run_lab(lab: LabConfig) -> dict[str, Any]:
     reached = common_points(curves)
     for (seed, arm), curve in curves.items():
         root = Path(lab.out) / f"seed-{seed}"
-        facts = json.loads((root / ("prepared.json" if arm in ARMS else "ablations.json")).read_text())["data"][arm]
+        facts_file = "prepared.json" if arm in ARMS else "generators.json" if arm.startswith("gen-") else "ablations.json"
+        facts = json.loads((root / facts_file).read_text())["data"][arm]
         for point in curve:
             point["unique_docs"] = unique_docs_at(facts, point["tokens"])
     trained = time.perf_counter() - started
@@ -344,5 +349,9 @@ def run_lab(lab: LabConfig) -> dict[str, Any]:
               "idle_2core_estimate_seconds": round(cpu / 2, 1)}  # fmt: skip
     timing["last_point"] = reached  # the budget each arm's curve reaches (less than planned only with --evaluate-saved)
     results = write_report(Path(lab.out), lab, prof, seeds, curves, leakage, wall, timing)
+    if lab.generators:
+        from tpt.lab.generators_report import write_generator_report
+
+        write_generator_report(Path(lab.out), lab, prof, seeds, curves)
     log(f"done in {wall:.0f} s: {Path(lab.out) / 'report.md'}")
     return results

@@ -1,0 +1,175 @@
+"""The learned-generator report: DIR/generators.json and DIR/generators.md (`tpt lab run --generators`).
+
+Per family, with 95% intervals from the lab's paired bootstrap over seeds x held-out problems
+(tpt.lab.stats, the same replicates as report.md):
+  * the student after TPT at budget B, thinking by the programmatic expert (arm ``tpt``) vs by
+    each learned generator (arms ``gen-SIZE-FORM``), and their paired difference;
+  * each generator's own accuracy on the held-out questions (asked without the answer, in the
+    prompt form it was trained on) vs its student's accuracy: can the student surpass it?
+  * trajectory quality on TPT's corpus: the share of trajectories whose final answer is right,
+    the share of the expert's steps reproduced in order from the start
+    (tpt.lab.evaluate.steps_reproduced), and thinking length by difficulty as `tpt analyze
+    stats --by family,difficulty` measured it on each augment run (not by construction).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tpt.lab import corpus, stats
+from tpt.lab.generators import eval_dir, generator_arms
+from tpt.lab.report import Evidence, accuracy_table, difference
+from tpt.lab.report_md import acc_cell, ci
+
+
+def heldout_task_correct(lab, seed: int, arm: str, families: dict) -> list[bool]:
+    """Per held-out problem (file order): did the generator's thinking reach the right answer?"""
+    from tpt.io.runs import iter_records
+
+    heldout = corpus.read_heldout(Path(lab.out) / f"seed-{seed}" / "heldout.jsonl")
+    by_id = {rec.id: rec.thinking for rec in iter_records(eval_dir(lab, seed) / arm)}
+    return [families[h.family].check(h.problem, by_id.get(f"h-{i:05d}", "")) for i, h in enumerate(heldout)]
+
+
+def pretrained_correct(seed_dir: Path, size: str) -> str:
+    """The pre-trained generator's 0/1 string over the held-out problems (lab evaluator, reflect)."""
+    path = seed_dir / "generators" / "ckpt" / f"{size}-pretrain-heldout.json"
+    return json.loads(path.read_text())["reflect"]
+
+
+def trajectory_quality(run: Path, families: dict) -> dict[str, dict]:
+    """Per family: records, share with the right final answer, mean share of expert steps reproduced."""
+    from tpt.io.runs import iter_records
+    from tpt.lab.evaluate import steps_reproduced
+
+    acc: dict[str, list[tuple[bool, float, bool]]] = {}
+    for rec in iter_records(run):
+        fam = families[rec.meta["family"]]
+        problem, text = rec.meta["problem"], rec.thinking
+        acc.setdefault(fam.name, []).append(
+            (fam.check(problem, text), steps_reproduced(fam, problem, text), not text.strip())
+        )
+    return {f: {"records": len(v), "answer_right": float(np.mean([a for a, _, _ in v])), "steps_reproduced": float(np.mean([s for _, s, _ in v])),
+                "empty": float(np.mean([e for _, _, e in v]))} for f, v in sorted(acc.items())}  # fmt: skip
+
+
+def length_by_difficulty(stats_dir: Path) -> dict[str, Any]:
+    """Mean thinking tokens per difficulty level and their Spearman correlation, from `tpt analyze stats`."""
+    result = json.loads((stats_dir / "stats.json").read_text())["by"]["difficulty"]
+    means = {label: g["thinking_tokens"]["mean"] for label, g in result["groups"].items()}
+    return {
+        "mean_thinking_tokens": dict(sorted(means.items(), key=lambda kv: float(kv[0]))),
+        "spearman": result["spearman_thinking_tokens"],
+    }
+
+
+def write_generator_report(out: Path, lab, prof, seeds: list[int], curves: dict) -> dict[str, Any]:
+    from tpt.lab.experiment import families_for
+
+    families = list(prof.families)
+    arms = [a for a in generator_arms(lab) if all((s, a) in curves for s in seeds)]
+    ev = Evidence(out, seeds, families, curves)
+    chance = {f: stats.estimate(ev.majority(f), ev.resamplers[f]) for f in families}
+    b = {
+        arm: max(i for i, p in enumerate(curves[(seeds[0], arm)]) if p["tokens"] <= prof.tokens)
+        for arm in ("vanilla", "tpt")
+    }
+    students = {
+        "vanilla": accuracy_table(ev, "vanilla", b["vanilla"], chance),
+        "tpt": accuracy_table(ev, "tpt", b["tpt"], chance),
+    }
+    students |= {arm: accuracy_table(ev, arm, -1, chance) for arm in arms}
+    vs_expert = {arm: {f: difference(ev, (arm, -1), ("tpt", b["tpt"]), f) for f in families} for arm in arms}
+    fams_by_seed = {s: families_for(prof, s) for s in seeds}
+    task = {arm: {s: heldout_task_correct(lab, s, arm, fams_by_seed[s]) for s in seeds} for arm in arms}
+    generator, student_minus_gen, pretrained = {}, {}, {}
+    for arm in arms:
+        generator[arm], student_minus_gen[arm], pretrained[arm] = {}, {}, {}
+        size = arm.split("-")[1]
+        before_sft = [pretrained_correct(out / f"seed-{s}", size) for s in seeds]
+        for f in families:
+            g = np.array([float(task[arm][seeds[s]][p]) for s, p in ev.index[f]])
+            r, st = ev.resamplers[f], ev.correct(arm, -1, f)
+            pretrained[arm][f] = stats.estimate(np.array([float(before_sft[s][p]) for s, p in ev.index[f]]), r)
+            generator[arm][f] = stats.estimate(g, r)
+            student_minus_gen[arm][f] = {
+                "diff": float(st.mean() - g.mean()),
+                "ci": stats.interval(r.accuracy(st) - r.accuracy(g)),
+            }
+    quality = {
+        arm: {str(s): trajectory_quality(out / f"seed-{s}" / f"augment-{arm}", fams_by_seed[s]) for s in seeds}
+        for arm in arms
+    }
+    quality["tpt"] = {str(s): trajectory_quality(out / f"seed-{s}" / "augment", fams_by_seed[s]) for s in seeds}
+    lengths = {arm: length_by_difficulty(out / f"seed-{seeds[0]}" / "analyze-gen" / ("augment" if arm == "tpt" else f"augment-{arm}"))
+               for arm in ["tpt", *arms]}  # fmt: skip
+    prepared = {s: json.loads((out / f"seed-{s}" / "generators.json").read_text()) for s in seeds}
+    results = {"seeds": seeds, "families": families, "budget": prof.tokens, "chance": chance, "students": students,
+               "student_minus_expert_tpt": vs_expert, "generator_on_heldout": generator, "generator_before_sft_on_heldout": pretrained, "student_minus_generator": student_minus_gen,
+               "trajectory_quality": quality, "length_by_difficulty": lengths,
+               "disjointness": {str(s): p["disjointness"] for s, p in prepared.items()},
+               "timing": {str(s): p["timing"] for s, p in prepared.items()},
+               "data": {str(s): p["data"] for s, p in prepared.items()}}  # fmt: skip
+    (out / "generators.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+    (out / "generators.md").write_text(render(results))
+    return results
+
+
+def render(r: dict) -> str:
+    fams, arms = r["families"], list(r["student_minus_expert_tpt"])
+    keys = ["overall", *fams]
+    lines = ["# Learned generators (tpt lab run --generators)", "",
+             (f"Test seeds {', '.join(map(str, r['seeds']))}; every student arm trains on B = {r['budget']:,} tokens of TPT's corpus, "
+              "thinking by the programmatic expert (`tpt`) or by a generator tpt trained (`gen-SIZE-FORM`: forward = the default "
+              "prompt, back = back-thinking).  Accuracy in the lab's fixed `reflect` mode [95% interval, bootstrap over seeds x "
+              "problems]; *chance* = inside the majority baseline's interval."), "",
+             "## Students at B", "", "| arm | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]  # fmt: skip
+    for arm, row in r["students"].items():
+        lines.append(f"| {arm} | " + " | ".join(acc_cell(row[k]) for k in keys) + " |")
+    lines += [
+        "",
+        "## Learned generator − expert (student accuracy, paired)",
+        "",
+        "| arm | " + " | ".join(fams) + " |",
+        "|---|" + "---:|" * len(fams),
+    ]
+    for arm in arms:
+        lines.append(f"| {arm} | " + " | ".join(ci(r["student_minus_expert_tpt"][arm][f], "diff") for f in fams) + " |")
+    lines += ["", "## The generator on the task itself vs its student", "",
+              ("Generator: held-out questions without their answer, in its trained prompt form, greedy; its thinking's final "
+               "answer.  Before SFT: the pre-trained generator asked as the students are (`reflect`)."), "",
+              "| arm | family | generator | generator before SFT | student | student − generator |", "|---|---|---:|---:|---:|---:|"]  # fmt: skip
+    for arm in arms:
+        for f in fams:
+            lines.append(f"| {arm} | {f} | {ci(r['generator_on_heldout'][arm][f])} | {ci(r['generator_before_sft_on_heldout'][arm][f])} | {acc_cell(r['students'][arm][f])} | "
+                         f"{ci(r['student_minus_generator'][arm][f], 'diff')} |")  # fmt: skip
+    lines += ["", "## Trajectory quality on TPT's corpus", "",
+              ("Right final answer and share of the expert's steps reproduced in order from the start, per seed; thinking "
+               "tokens by difficulty from `tpt analyze stats --by family,difficulty` (first seed)."), "",
+              "| arm | family | seed: answer right / steps reproduced / empty | thinking tokens by difficulty | Spearman |", "|---|---|---|---|---:|"]  # fmt: skip
+    for arm, per_seed in r["trajectory_quality"].items():
+        length = r["length_by_difficulty"][arm]
+        by_d = ", ".join(f"{d}: {v:.1f}" for d, v in length["mean_thinking_tokens"].items())
+        for f in fams:
+            cells = "; ".join(
+                f"{s}: {q[f]['answer_right']:.3f} / {q[f]['steps_reproduced']:.3f} / {q[f]['empty']:.3f}"
+                for s, q in per_seed.items()
+                if f in q
+            )
+            lines.append(f"| {arm} | {f} | {cells} | {by_d} | {rho(length['spearman'])} |")
+    lines += ["", "## Disjointness and timing", ""]
+    for s, d in r["disjointness"].items():
+        lines.append(f"* seed {s}: {d['generator_problems']:,} generator problems; sharing a held-out identity: "
+                     f"{d['sharing_heldout_identity']}; sharing a TPT corpus question: {d['sharing_tpt_question']}; "
+                     f"seconds: {r['timing'][s]}")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def rho(spearman: dict) -> str:
+    """The rank correlation, or why there is none (e.g. every trajectory has the same length)."""
+    value = spearman.get("rho")
+    return f"{value:.2f}" if isinstance(value, (int, float)) else "n/a"

@@ -1,0 +1,135 @@
+"""`tpt lab run --generators` at quick size: generators trained by tpt on problems disjoint from
+the held-out set and from TPT's corpus, whose thinking reaches the students through real `tpt augment`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tpt.lab import corpus
+from tpt.lab.cli import main
+from tpt.lab.families import load_family
+from tpt.lab.generators import (
+    FORMS,
+    GEN_PROFILES,
+    arm_name,
+    disjointness,
+    generator_rows,
+)
+
+
+def test_generator_problems_avoid_heldout_and_tpt_corpus():
+    families = {"chain_mod10": load_family("chain_mod10", 5)}
+    heldout = corpus.draw_heldout(families, 5, 5)
+    tpt_rows = list(corpus.corpus_rows(families, heldout, 500, 5))
+    tpt_q = {families["chain_mod10"].question(r["problem"]) for r in tpt_rows}
+    rows = generator_rows(families, heldout, tpt_q, 300, 5)
+    assert disjointness(families, heldout, rows, tpt_rows) == {
+        "generator_problems": 300,
+        "sharing_heldout_identity": 0,
+        "sharing_tpt_question": 0,
+    }
+    # the check can fail: TPT's own rows as "generator problems" share every question
+    assert disjointness(families, heldout, tpt_rows[:10], tpt_rows)["sharing_tpt_question"] == 10
+
+
+@pytest.fixture(scope="module")
+def gen_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lab") / "gen"
+    assert main(["run", "--quick", "--generators", "--families", "chain_mod10", "--out", str(out)]) == 0
+    return out
+
+
+# the module's quick run takes ~1-2 min on an idle 2-core box; 10+ min were measured under load ~17
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_generators_learn_from_disjoint_problems(gen_run):
+    seed_dir = gen_run / "seed-1"
+    fam = load_family("chain_mod10", 1)
+    held = [json.loads(line) for line in (seed_dir / "heldout.jsonl").read_text().splitlines()]
+    held_identity = {t for h in held for t in h["identity"]}
+    tpt_q = {
+        fam.question(json.loads(line)["problem"]) for line in (seed_dir / "corpus-tpt.jsonl").read_text().splitlines()
+    }
+    gen = [json.loads(line) for line in (seed_dir / "generators" / "corpus.jsonl").read_text().splitlines()]
+    assert len(gen) == GEN_PROFILES["quick"].problems
+    assert not {fam.question(r["problem"]) for r in gen} & tpt_q
+    assert not {t for r in gen for t in fam.identity(r["problem"])} & held_identity
+    # their SFT data holds only those problems, in both forms
+    gen_docs = {r["text"] for r in gen}
+    for form in FORMS:
+        chats = [
+            json.loads(line)["messages"]
+            for line in (seed_dir / "generators" / f"sft-{form}.jsonl").read_text().splitlines()
+        ]
+        assert chats and all(any(doc in m[0]["content"] for doc in gen_docs) for m in chats[:20])
+    # the leakage scan read the generators' pre-training run and every generator-written augment run
+    scan = json.loads((gen_run / "results.json").read_text())["leakage"]["1"]
+    arms = [arm_name(size, form) for size in GEN_PROFILES["quick"].sizes for form in FORMS]
+    assert {"generators/augment-expert", *(f"augment-{a}" for a in arms)} <= set(scan["sources"])
+    assert scan["hit_count"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_student_data_comes_from_the_learned_generator(gen_run):
+    """Each generator arm's records were written by `tpt augment --backend transformers` with that
+    generator: regenerating one record's prompt greedily from the checkpoint gives its thinking."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tpt.augment.prompts import load_strategy
+    from tpt.io.runs import iter_records
+
+    seed_dir = gen_run / "seed-1"
+    for size in GEN_PROFILES["quick"].sizes:
+        for form, strategy in (("forward", "default"), ("back", "back-thinking")):
+            arm = arm_name(size, form)
+            manifest = json.loads((seed_dir / f"augment-{arm}" / "manifest.json").read_text())
+            text = json.dumps(manifest)
+            ckpt = seed_dir / "generators" / "ckpt" / f"{size}-{form}"
+            assert '"transformers"' in text and str(ckpt) in text and strategy in text
+            records = list(iter_records(seed_dir / f"augment-{arm}"))
+            assert {(r.backend, r.strategy) for r in records} == {("transformers", strategy)}
+            # not the expert's text: the expert's run of the same documents writes other trajectories
+            expert = {r.id: r.thinking for r in iter_records(seed_dir / "augment")}
+            assert sum(r.thinking != expert[r.id] for r in records) > len(records) // 2
+            rec = next(r for r in records if r.thinking.strip())  # a generator that writes nothing fails here
+            tok = AutoTokenizer.from_pretrained(seed_dir / "generators" / "tokenizer")
+            model = AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32).eval()
+            chat = tok.apply_chat_template([{"role": "user", "content": load_strategy(strategy).build(rec.id, rec.text)}],
+                                           add_generation_prompt=True, tokenize=False)  # fmt: skip
+            ids = tok(chat, return_tensors="pt", add_special_tokens=False)
+            with torch.no_grad():
+                new = model.generate(
+                    **ids, do_sample=False, max_new_tokens=rec.thinking_tokens + 8, pad_token_id=tok.pad_token_id
+                )
+            written = tok.decode(new[0, ids["input_ids"].shape[1] :], skip_special_tokens=False)
+            written = written.split("</think>")[0].removeprefix("<think>").strip()
+            # a record cut at the thinking budget is a prefix of the longer regeneration
+            assert (
+                written == rec.thinking.strip()
+                if rec.finish_reason == "stop"
+                else written.startswith(rec.thinking.strip())
+            ), (
+                arm,
+                written,
+                rec.thinking,
+            )
+    # the students of those runs were trained and evaluated, and the report compares them with the expert's
+    report = json.loads((gen_run / "generators.json").read_text())
+    assert set(report["student_minus_expert_tpt"]) == set(arms_of(report))
+    for arm in arms_of(report):
+        cell = report["students"][arm]["chain_mod10"]
+        assert cell["ci"][0] <= cell["acc"] <= cell["ci"][1]
+        gen = report["generator_on_heldout"][arm]["chain_mod10"]
+        assert gen["n"] == cell["n"] and gen["ci"][0] <= gen["acc"] <= gen["ci"][1]
+        before = report["generator_before_sft_on_heldout"][arm]["chain_mod10"]
+        assert before["n"] == cell["n"] and before["ci"][0] <= before["acc"] <= before["ci"][1]
+        assert report["length_by_difficulty"][arm]["mean_thinking_tokens"]
+    assert "Learned generator" in (gen_run / "generators.md").read_text()
+
+
+def arms_of(report: dict) -> list[str]:
+    return [a for a in report["students"] if a.startswith("gen-")]
