@@ -23,7 +23,11 @@ class Outer:
 
 
 def test_parse_generates_all_flags():
-    cfg = parse(Outer, ["x.jsonl", "y.jsonl", "--out", "o", "--mode", "b", "--limit", "3", "--strict", "--temperature", "1.0"], "t")
+    cfg = parse(
+        Outer,
+        ["x.jsonl", "y.jsonl", "--out", "o", "--mode", "b", "--limit", "3", "--strict", "--temperature", "1.0"],
+        "t",
+    )
     assert cfg.inputs == ["x.jsonl", "y.jsonl"]
     assert cfg.out == Path("o") and cfg.mode == "b" and cfg.limit == 3 and cfg.strict is True
     assert cfg.sampling.temperature == 1.0

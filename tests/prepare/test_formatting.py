@@ -11,7 +11,15 @@ def test_tpt_sample_is_doc_think_thinking_close_eos(tok):
     ids, lengths = enc.encode([Sample("a", "A prime number.", "It has two divisors.")])
     plain = lambda s: tok(s, add_special_tokens=False)["input_ids"]  # noqa: E731
     think, close = tok.convert_tokens_to_ids("<think>"), tok.convert_tokens_to_ids("</think>")
-    expected = plain("A prime number.") + plain(" ") + [think] + plain(" ") + plain("It has two divisors.") + plain(" ") + [close, tok.eos_token_id]
+    expected = (
+        plain("A prime number.")
+        + plain(" ")
+        + [think]
+        + plain(" ")
+        + plain("It has two divisors.")
+        + plain(" ")
+        + [close, tok.eos_token_id]
+    )
     assert ids.tolist() == expected
     assert lengths.tolist() == [len(expected)]
     assert tok.decode(ids) == "A prime number. <think> It has two divisors. </think><|endoftext|>"

@@ -136,8 +136,12 @@ def test_doc_cut_prefix_is_exactly_what_the_generator_saw(tmp_path, tok_dir):
     assert index["config"]["doc_cut"] == "prefix"
     packed = prepare(config(tok_dir, tmp_path / "packed", f"{run}:tpt", doc_cut="prefix"))
     assert packed["config"]["doc_cut"] == "prefix" and len(PackedDataset(tmp_path / "packed")) > 0
-    assert packed["inputs"][f"{run}:tpt:1"] == {"completion": None, "duplicates": 0, "doc_cut": "prefix",
-                                               "docs_cut": index["sources"][0]["doc_cut"]}
+    assert packed["inputs"][f"{run}:tpt:1"] == {
+        "completion": None,
+        "duplicates": 0,
+        "doc_cut": "prefix",
+        "docs_cut": index["sources"][0]["doc_cut"],
+    }
     # the wrong tokenizer is caught, naming the record
     wrong = [{k: v for k, v in r.items() if k != "_cut"} | {"doc_tokens": r["doc_tokens"] + 1} for r in records]
     bad = write_run(tmp_path / "bad", wrong)

@@ -69,8 +69,14 @@ class FieldGroups:
             self.numeric[label] = number
         return self.codes[label]
 
-    def add(self, codes: np.ndarray, thinking: np.ndarray, doc: np.ndarray, is_length: np.ndarray,
-            flags: np.ndarray | None = None) -> None:
+    def add(
+        self,
+        codes: np.ndarray,
+        thinking: np.ndarray,
+        doc: np.ndarray,
+        is_length: np.ndarray,
+        flags: np.ndarray | None = None,
+    ) -> None:
         """Route each row of a batch to its group's accumulator (one sort, one slice per group)."""
         order = np.argsort(codes, kind="stable")
         cuts = np.flatnonzero(np.diff(codes[order])) + 1
@@ -98,7 +104,7 @@ def resolve_field(name: str) -> tuple[str, str]:
     if name == "run":
         return "run", ""
     if name.startswith("meta."):
-        return "meta", name[len("meta."):]
+        return "meta", name[len("meta.") :]
     if name in COLUMN_FIELDS:
         return "column", name
     return "meta", name
@@ -106,7 +112,9 @@ def resolve_field(name: str) -> tuple[str, str]:
 
 def column_codes(column: pa.Array, groups: FieldGroups) -> np.ndarray:
     encoded = pc.dictionary_encode(column)
-    lut = np.array([groups.code(*label_of(v)) for v in encoded.dictionary.to_pylist()] + [groups.code(MISSING)], dtype=np.int64)
+    lut = np.array(
+        [groups.code(*label_of(v)) for v in encoded.dictionary.to_pylist()] + [groups.code(MISSING)], dtype=np.int64
+    )
     indices = pc.fill_null(encoded.indices, len(lut) - 1).to_numpy(zero_copy_only=False)
     return lut[indices]
 

@@ -163,8 +163,10 @@ def serve_replicas(config, started: Optional[list] = None) -> Iterator[str]:
 
         env = cpu_environment(str(Path(config.out).resolve() / "logs" / "vllm-cache")) if on_cpu() else None
     groups = gpu_groups(config.serve_replicas, visible_gpus())
-    servers = [ServedModel(replica_command(command, g), config.model, timeout=config.serve_timeout, env=env,
-                           log_dir=log_dir) for g in groups]
+    servers = [
+        ServedModel(replica_command(command, g), config.model, timeout=config.serve_timeout, env=env, log_dir=log_dir)
+        for g in groups
+    ]
     if started is not None:
         started.extend(servers)
     if len(servers) == 1:

@@ -58,9 +58,24 @@ def estimate(config: AugmentConfig) -> Estimate:
     expected = None if mean is None else trajectories * mean
     hours = 3600.0 * config.tokens_per_second
     rows_exact = exact or all(s.rows >= 0 for s in specs)
-    return Estimate(len(plan["files"]), len(specs), total_rows, n_docs, exact, rows_exact, len(docs),
-                    prompt_tokens if exact else per_doc * n_docs, per_doc, tokenizer, trajectories, bound, expected,
-                    config.tokens_per_second, bound / hours, None if expected is None else expected / hours)
+    return Estimate(
+        len(plan["files"]),
+        len(specs),
+        total_rows,
+        n_docs,
+        exact,
+        rows_exact,
+        len(docs),
+        prompt_tokens if exact else per_doc * n_docs,
+        per_doc,
+        tokenizer,
+        trajectories,
+        bound,
+        expected,
+        config.tokens_per_second,
+        bound / hours,
+        None if expected is None else expected / hours,
+    )
 
 
 def _sample(specs, wanted: int):
@@ -136,8 +151,10 @@ def format_estimate(e: Estimate) -> str:
     ]
     if e.thinking_tokens_expected is not None:
         lines.append(f"thinking tokens expected (pilot's mean): {e.thinking_tokens_expected:,.0f}")
-    lines.append(f"GPU-hours at {e.tokens_per_second:,.0f} generated tokens/s per GPU: at most {e.gpu_hours_bound:,.1f}"
-                 + ("" if e.gpu_hours_expected is None else f", expected {e.gpu_hours_expected:,.1f}"))
+    lines.append(
+        f"GPU-hours at {e.tokens_per_second:,.0f} generated tokens/s per GPU: at most {e.gpu_hours_bound:,.1f}"
+        + ("" if e.gpu_hours_expected is None else f", expected {e.gpu_hours_expected:,.1f}")
+    )
     return "\n".join(lines)
 
 

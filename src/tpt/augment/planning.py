@@ -65,8 +65,14 @@ def plan_files(config) -> list[dict]:
         for path in resolve_inputs([spec]):
             if str(path) in files:
                 continue
-            entry = {"path": str(path), "kind": file_kind(path), "size": _size(path), "rows": None,
-                     "text_field": text_field, "id_field": id_field}
+            entry = {
+                "path": str(path),
+                "kind": file_kind(path),
+                "size": _size(path),
+                "rows": None,
+                "text_field": text_field,
+                "id_field": id_field,
+            }
             try:
                 if entry["kind"] == "parquet":
                     meta = _parquet(path).metadata
@@ -95,8 +101,10 @@ def cut_shards(files: list[dict], shard_size: int, shard_bytes: int) -> list[lis
         elif entry["kind"] == "parquet":
             shards += [[i, start, stop, stop - start] for start, stop in _group_blocks(entry["row_groups"], shard_size)]
         else:
-            shards += [[i, s, min(s + shard_size, entry["rows"]), min(shard_size, entry["rows"] - s)]
-                       for s in range(0, entry["rows"], shard_size)]
+            shards += [
+                [i, s, min(s + shard_size, entry["rows"]), min(shard_size, entry["rows"] - s)]
+                for s in range(0, entry["rows"], shard_size)
+            ]
     return shards
 
 
@@ -117,9 +125,15 @@ def _group_blocks(groups: list[int], shard_size: int) -> list[tuple[int, int]]:
 
 def compute_plan(config) -> dict:
     files = plan_files(config)
-    plan = {"version": PLAN_VERSION, "inputs": list(config.inputs), "shard_size": config.shard_size,
-            "shard_bytes": config.shard_bytes, "limit": config.limit, "files": files,
-            "shards": cut_shards(files, config.shard_size, config.shard_bytes)}
+    plan = {
+        "version": PLAN_VERSION,
+        "inputs": list(config.inputs),
+        "shard_size": config.shard_size,
+        "shard_bytes": config.shard_bytes,
+        "limit": config.limit,
+        "files": files,
+        "shards": cut_shards(files, config.shard_size, config.shard_bytes),
+    }
     if config.limit is not None:
         plan["shards"] = _apply_limit(plan, config.limit)
     return plan
@@ -146,8 +160,20 @@ def specs_of(plan: dict, shard_range: Optional[str] = None) -> list[ShardSpec]:
     for index, shard in enumerate(plan["shards"]):
         entry = plan["files"][shard[0]]
         limit = shard[4] if len(shard) > 4 else -1
-        specs.append(ShardSpec(index, entry["path"], entry["kind"], shard[1], shard[2], shard[3], limit,
-                               entry["text_field"], entry["id_field"], entry["size"]))
+        specs.append(
+            ShardSpec(
+                index,
+                entry["path"],
+                entry["kind"],
+                shard[1],
+                shard[2],
+                shard[3],
+                limit,
+                entry["text_field"],
+                entry["id_field"],
+                entry["size"],
+            )
+        )
     if shard_range:
         i, n = parse_shard_range(shard_range)
         specs = [s for s in specs if s.index % n == i]
@@ -185,8 +211,12 @@ def read_plan(path: Path) -> dict:
 
 
 def check_plan(plan: dict, config, path: Path) -> None:
-    wanted = {"inputs": list(config.inputs), "shard_size": config.shard_size, "shard_bytes": config.shard_bytes,
-              "limit": config.limit}
+    wanted = {
+        "inputs": list(config.inputs),
+        "shard_size": config.shard_size,
+        "shard_bytes": config.shard_bytes,
+        "limit": config.limit,
+    }
     diff = {k: (plan.get(k), v) for k, v in wanted.items() if plan.get(k) != v}
     if diff:
         lines = "; ".join(f"{k}: plan has {a!r}, now {b!r}" for k, (a, b) in diff.items())

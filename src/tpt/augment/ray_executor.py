@@ -27,8 +27,9 @@ from tpt.augment.prompts import PromptStrategy
 from tpt.augment.shards import ShardContext, ShardResult, ShardSpec, is_done, run_shard
 from tpt.progress import Throughput, progress_bar
 
-INSTALL_HINT = ("--executor ray needs Ray, an optional extra: pip install 'tpt[ray]'  "
-                "(or: pip install 'ray[default]>=2.40')")
+INSTALL_HINT = (
+    "--executor ray needs Ray, an optional extra: pip install 'tpt[ray]'  (or: pip install 'ray[default]>=2.40')"
+)
 MAX_ATTEMPTS = 3  # per shard: a shard whose workers keep dying is a problem to report, not to retry forever
 WORKER_PREFIX = "tpt-augment-worker"  # actor names: {prefix}-{run id}-{i}, in NAMESPACE
 NAMESPACE = "tpt-augment"
@@ -114,7 +115,9 @@ class RayExecutor:
             return False
         env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
         self.ray.init(
-            address=config.ray_address, namespace=NAMESPACE, runtime_env={"env_vars": env} if env else None,
+            address=config.ray_address,
+            namespace=NAMESPACE,
+            runtime_env={"env_vars": env} if env else None,
             log_to_driver=True,
         )
         return True
@@ -140,8 +143,10 @@ class RayExecutor:
         run_id = uuid.uuid4().hex[:8]
         names = [f"{WORKER_PREFIX}-{run_id}-{i}" for i in range(n_workers)]
         idle = deque((name, self._start_worker(ctx, options, name)) for name in names)
-        print(f"tpt augment: {len(todo)} shards on {n_workers} Ray workers ({options['num_gpus']} GPU each)",
-              file=sys.stderr)
+        print(
+            f"tpt augment: {len(todo)} shards on {n_workers} Ray workers ({options['num_gpus']} GPU each)",
+            file=sys.stderr,
+        )
         queue, running = deque(todo), {}  # ObjectRef -> (spec, name, actor)
         attempts, results = Counter(), []
         bar = _ProgressBar(config, sum(max(0, s.rows) for s in todo))

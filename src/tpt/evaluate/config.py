@@ -13,23 +13,36 @@ from tpt.config import device, field
 class EvalConfig:
     """Benchmarks through lm-evaluation-harness, offline: one JSON per model and a table (docs/eval.md)."""
 
-    models: list[str] = field(default_factory=list, positional=True,
-                              help="local HF model folders (tpt train checkpoints included); none with --base-url")
+    models: list[str] = field(
+        default_factory=list,
+        positional=True,
+        help="local HF model folders (tpt train checkpoints included); none with --base-url",
+    )
     suite: Optional[str] = field(None, help="paper-base | paper-post | all; neither this nor --tasks: paper-base")
-    tasks: Optional[str] = field(None, help="comma-separated tasks: "
-                                 "gsm8k,gsm8k_cot,math,math500,boolq,mmlu,mmlu_pro,aime24,amc23")
+    tasks: Optional[str] = field(
+        None, help="comma-separated tasks: gsm8k,gsm8k_cot,math,math500,boolq,mmlu,mmlu_pro,aime24,amc23"
+    )
     data_dir: Path = field(Path("../shared/data/eval"), help="offline benchmark files (layout in docs/eval.md)")
     out: Path = field(Path("results"), help="output folder: <model>.json, comparison.md, tasks/ (rendered YAMLs)")
-    limit: Optional[int] = field(None, help="only the first N items of each task (of each MMLU subject / MMLU-Pro category): quick checks")
+    limit: Optional[int] = field(
+        None, help="only the first N items of each task (of each MMLU subject / MMLU-Pro category): quick checks"
+    )
     samples: int = field(4, help="AIME/AMC: draws per problem at temperature 0.6 for pass@1")
-    max_gen_toks: Optional[int] = field(None, help="one generation budget for every generative task; none: per-task budgets (lm-eval's)")
+    max_gen_toks: Optional[int] = field(
+        None, help="one generation budget for every generative task; none: per-task budgets (lm-eval's)"
+    )
     # --- model
-    backend: Literal["auto", "hf", "vllm"] = field("auto", help="local folders: auto = vllm when installed and a GPU exists, else hf")
+    backend: Literal["auto", "hf", "vllm"] = field(
+        "auto", help="local folders: auto = vllm when installed and a GPU exists, else hf"
+    )
     base_url: Optional[str] = field(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     model: Optional[str] = field(None, help="with --base-url: the served model name")
     tokenizer: Optional[str] = field(None, help="with --base-url and --server-logprobs: a local tokenizer folder")
-    server_logprobs: bool = field(False, help="the server returns prompt logprobs (echo+logprobs, e.g. vLLM): "
-                                  "allows boolq/mmlu over --base-url; transformers serve does not")
+    server_logprobs: bool = field(
+        False,
+        help="the server returns prompt logprobs (echo+logprobs, e.g. vLLM): "
+        "allows boolq/mmlu over --base-url; transformers serve does not",
+    )
     chat: bool = field(False, help="wrap prompts in the model's chat template (SFT models)")
     batch_size: int = field(8, help="sequences per forward pass (hf/vllm); concurrent requests (server)")
     device: str = field("auto", parse=device, help="hf: auto | cpu | cuda | cuda:N")

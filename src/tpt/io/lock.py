@@ -76,7 +76,7 @@ class FileLock:
             return self
         deadline = None if self.wait is None else time.monotonic() + self.wait
         while True:
-            if (self._try_excl() if mode == "excl" else self._try_flock()):
+            if self._try_excl() if mode == "excl" else self._try_flock():
                 return self
             if deadline is not None and time.monotonic() >= deadline:
                 raise LockHeld(self.path, self.holder(), self.what)

@@ -57,8 +57,9 @@ class RawRow:
 
     __slots__ = ("source", "payload", "_line", "_base")
 
-    def __init__(self, source: str, line: int, payload: Union[bytes, dict, ReadError],
-                 base: Optional[Callable[[], int]] = None):
+    def __init__(
+        self, source: str, line: int, payload: Union[bytes, dict, ReadError], base: Optional[Callable[[], int]] = None
+    ):
         self.source, self.payload, self._line, self._base = source, payload, line, base
 
     @property
@@ -220,7 +221,7 @@ def _jsonl_stream(path: AnyPath, start: int, stop: int) -> Iterator[RawRow]:
     with _open_compressed(path) as fh:
         for i, line in enumerate(fh, start=1):
             if i == 1 and line.startswith(BOM):
-                line = line[len(BOM):]
+                line = line[len(BOM) :]
             if line.strip():
                 yield RawRow(str(path), i, line)
 
@@ -271,7 +272,7 @@ def _jsonl_range(path: AnyPath, start: int, stop: int) -> Iterator[RawRow]:
             i += 1
             position += len(line)
             if i == 1 and start == 0 and line.startswith(BOM):
-                line = line[len(BOM):]
+                line = line[len(BOM) :]
             if line.strip():
                 yield RawRow(str(path), i, line, base)
 
@@ -333,8 +334,10 @@ def unstorable_field(item: dict) -> Optional[tuple[str, str]]:
                 text.encode("utf-8")
             except UnicodeEncodeError as exc:
                 name = str(key).encode("utf-8", "backslashreplace").decode()
-                return name, (f"lone surrogate {ascii(text[exc.start])} at position {exc.start}: not valid Unicode "
-                              "text, cannot be stored or tokenized")
+                return name, (
+                    f"lone surrogate {ascii(text[exc.start])} at position {exc.start}: not valid Unicode "
+                    "text, cannot be stored or tokenized"
+                )
     return None
 
 

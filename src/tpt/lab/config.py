@@ -32,7 +32,9 @@ class Profile:
     # RoPE base of the lab models (`tpt train --rope-theta`).  100, not 10,000: with 16-dim heads,
     # base 10,000 leaves ~2 rotation frequencies that vary over a 60-token document (docs/lab.md)
     rope_theta: float = 100.0
-    vocab_size: int = 512  # small enough that digits stay separate tokens, large enough that every chain_mod10 step is 4 tokens
+    vocab_size: int = (
+        512  # small enough that digits stay separate tokens, large enough that every chain_mod10 step is 4 tokens
+    )
 
 
 ALL_FAMILIES = ("chain_mod10", "divisibility", "multiply", "two_hop")
@@ -57,30 +59,47 @@ class LabConfig:
     """Controlled TPT experiment on synthetic reasoning tasks: vanilla vs TPT through augment ->
     prepare -> train -> eval, then a report with bootstrap intervals.  See docs/lab.md."""
 
-    out: Path = field(Path("runs/lab"), help="output folder: report.md, results.json, plots/, and every stage's outputs")
+    out: Path = field(
+        Path("runs/lab"), help="output folder: report.md, results.json, plots/, and every stage's outputs"
+    )
     quick: bool = field(False, help="smoke-test size (numbers are noise)")
     full: bool = field(False, help="GPU size: larger model and budgets, all four families")
-    dev: bool = field(False, help="run the dev seed only (for choosing settings); its report is marked DEV and is not a result")
-    evaluate_saved: bool = field(False, help="no training: evaluate the checkpoints an interrupted run saved and report them (the curves stop where the arms stopped; the report says so)")
-    ablations: bool = field(False, help="also the ablation arms: constrained-data curve, noisy experts, [d; t_other], [d; filler] (docs/lab.md)")
-    generators: bool = field(
-        False, help="also TPT arms whose thinking is written by small generators tpt trains (two sizes, forward and back-thinking; docs/generators.md)"
+    dev: bool = field(
+        False, help="run the dev seed only (for choosing settings); its report is marked DEV and is not a result"
     )
-    families: Optional[list[str]] = field(None, help="task families: built-in names or module paths (default: the profile's)")
+    evaluate_saved: bool = field(
+        False,
+        help="no training: evaluate the checkpoints an interrupted run saved and report them (the curves stop where the arms stopped; the report says so)",
+    )
+    ablations: bool = field(
+        False,
+        help="also the ablation arms: constrained-data curve, noisy experts, [d; t_other], [d; filler] (docs/lab.md)",
+    )
+    generators: bool = field(
+        False,
+        help="also TPT arms whose thinking is written by small generators tpt trains (two sizes, forward and back-thinking; docs/generators.md)",
+    )
+    families: Optional[list[str]] = field(
+        None, help="task families: built-in names or module paths (default: the profile's)"
+    )
     test_seeds: Optional[list[int]] = field(None, help="test seeds (default: the profile's; the dev seed is refused)")
     tokens: Optional[str] = field(None, help="TPT's training tokens B, e.g. 1.5M (vanilla reads vanilla_multiple x B)")
     model_preset: Optional[str] = field(None, help="`tpt train` model preset (overrides the profile)")
     batch_tokens: Optional[str] = field(None, help="tokens per optimizer step (overrides the profile)")
     lr: Optional[float] = field(None, help="peak learning rate (overrides the profile)")
-    rope_theta: Optional[float] = field(None, help="RoPE base of the models (overrides the profile; `tpt train --rope-theta`)")
+    rope_theta: Optional[float] = field(
+        None, help="RoPE base of the models (overrides the profile; `tpt train --rope-theta`)"
+    )
     workers: Optional[int] = field(None, help="training runs in parallel, one CPU thread each (default: the profile's)")
     doc_attention: bool = field(
-        False, help="`tpt train --doc-attention`: attend within each packed document, positions from 0 per document (as the evaluation prompts see them)"
+        False,
+        help="`tpt train --doc-attention`: attend within each packed document, positions from 0 per document (as the evaluation prompts see them)",
     )
     device: str = field("auto", help="training and evaluation device: cpu | cuda | auto")
     threads: int = field(
-        1, help="torch threads per training run (0: torch's default). 1 is the default because these models are tiny: "
-        "on a busy 2-core machine, OpenMP threads spinning against other processes made a step ~10x slower (docs/lab.md)"
+        1,
+        help="torch threads per training run (0: torch's default). 1 is the default because these models are tiny: "
+        "on a busy 2-core machine, OpenMP threads spinning against other processes made a step ~10x slower (docs/lab.md)",
     )
 
     def profile(self) -> Profile:

@@ -93,15 +93,23 @@ def corpus_rows(families: dict[str, TaskFamily], heldout: list[HeldOut], n_docs:
 
 def sft_rows(families: dict[str, TaskFamily], heldout: list[HeldOut], n_examples: int, seed: int) -> Iterator[dict]:
     """Think-then-answer chat examples (the post-training set both arms get), disjoint from held-out."""
-    stream = training_problems(families, heldout_identity(families, heldout), seed + 7919)  # a different stream from the corpus
+    stream = training_problems(
+        families, heldout_identity(families, heldout), seed + 7919
+    )  # a different stream from the corpus
     for _ in range(n_examples):
         family, _, problem = next(stream)
         reply = f"<think> {family.trajectory(problem)} </think> The answer is {family.answer(problem)}."
-        yield {"messages": [{"role": "user", "content": family.question(problem)}, {"role": "assistant", "content": reply}]}
+        yield {
+            "messages": [{"role": "user", "content": family.question(problem)}, {"role": "assistant", "content": reply}]
+        }
 
 
 def background_rows(families: dict[str, TaskFamily]) -> list[dict]:
-    return [{"id": f"{name}-fact-{i:05d}", "text": text} for name, fam in families.items() for i, text in enumerate(fam.background())]
+    return [
+        {"id": f"{name}-fact-{i:05d}", "text": text}
+        for name, fam in families.items()
+        for i, text in enumerate(fam.background())
+    ]
 
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> int:

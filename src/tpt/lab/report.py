@@ -22,8 +22,15 @@ from tpt.lab import corpus, stats
 from tpt.lab.evaluate import HEADLINE_MODE
 from tpt.lab.families import load_family
 
-ARM_STYLE = {"vanilla": ("tab:blue", "vanilla (d)"), "tpt": ("tab:red", "TPT ([d; t])"), "vanilla-pool": ("tab:green", "vanilla, TPT's pool repeated")}
-TARGET_STEPS = (0.5, 1.0)  # targets: these fractions of the way from the chance interval's top to the better arm's accuracy at B
+ARM_STYLE = {
+    "vanilla": ("tab:blue", "vanilla (d)"),
+    "tpt": ("tab:red", "TPT ([d; t])"),
+    "vanilla-pool": ("tab:green", "vanilla, TPT's pool repeated"),
+}
+TARGET_STEPS = (
+    0.5,
+    1.0,
+)  # targets: these fractions of the way from the chance interval's top to the better arm's accuracy at B
 VERSIONED = ("torch", "transformers", "tokenizers", "numpy", "pyarrow", "matplotlib", "tpt")
 
 
@@ -44,7 +51,9 @@ class Evidence:
 
     def __init__(self, out: Path, seeds: list[int], families: list[str], curves: dict):
         self.families, self.seeds = families, seeds
-        self.index: dict[str, list[tuple[int, int]]] = {f: [] for f in families}  # family -> [(seed position, problem position)]
+        self.index: dict[str, list[tuple[int, int]]] = {
+            f: [] for f in families
+        }  # family -> [(seed position, problem position)]
         self.answers: dict[str, list[str]] = {f: [] for f in families}
         self.levels: dict[str, list[int]] = {f: [] for f in families}
         self.training_answers: dict[str, dict[int, Counter]] = {f: {} for f in families}
@@ -81,7 +90,10 @@ def accuracy_table(ev: Evidence, arm: str, point: int, chance: dict[str, dict]) 
         est["at_chance"] = stats.at_chance(est["acc"], chance[fam]["ci"])
         row[fam] = est
         replicates.append(ev.resamplers[fam].accuracy(c))
-    row["overall"] = {"acc": float(np.mean([row[f]["acc"] for f in ev.families])), "ci": stats.interval(np.mean(replicates, axis=0))}
+    row["overall"] = {
+        "acc": float(np.mean([row[f]["acc"] for f in ev.families])),
+        "ci": stats.interval(np.mean(replicates, axis=0)),
+    }
     return row
 
 
@@ -110,7 +122,9 @@ def efficiency(ev: Evidence, family: str, chance_hi: float) -> list[dict]:
         target = math.floor((chance_hi + step * (at_b - chance_hi)) * 1e4) / 1e4
         curve = {arm: list(zip(tokens[arm], [c.mean() for c in correct[arm]])) for arm in tokens}
         kind, value = stats.multiplier(curve["vanilla"], curve["tpt"], target)
-        ci = stats.multiplier_interval(tokens["vanilla"], correct["vanilla"], tokens["tpt"], correct["tpt"], target, ev.resamplers[family])
+        ci = stats.multiplier_interval(
+            tokens["vanilla"], correct["vanilla"], tokens["tpt"], correct["tpt"], target, ev.resamplers[family]
+        )
         out.append({"target": target, "kind": kind, "multiplier": value, "ci": ci,
                     "vanilla_tokens": _reach(curve["vanilla"], target), "tpt_tokens": _reach(curve["tpt"], target)})  # fmt: skip
     return out
@@ -122,7 +136,9 @@ def _reach(curve, target):
     return tokens_to_reach([x for x, _ in curve], [y for _, y in curve], target)
 
 
-def write_report(out: Path, lab, prof, seeds: list[int], curves: dict, leakage: dict, wall: float, timing: dict) -> dict[str, Any]:
+def write_report(
+    out: Path, lab, prof, seeds: list[int], curves: dict, leakage: dict, wall: float, timing: dict
+) -> dict[str, Any]:
     families = list(prof.families)
     ev = Evidence(out, seeds, families, curves)
     chance = {f: stats.estimate(ev.majority(f), ev.resamplers[f]) for f in families}
@@ -130,12 +146,18 @@ def write_report(out: Path, lab, prof, seeds: list[int], curves: dict, leakage: 
     for arm in ("vanilla", "tpt"):
         arms[arm] = []
         for i, point in enumerate(curves[(seeds[0], arm)]):
-            row = {"tokens": point["tokens"], "unique_docs": float(np.mean([curves[(s, arm)][i]["unique_docs"] for s in seeds]))}
+            row = {
+                "tokens": point["tokens"],
+                "unique_docs": float(np.mean([curves[(s, arm)][i]["unique_docs"] for s in seeds])),
+            }
             arms[arm].append(row | accuracy_table(ev, arm, i, chance))
     for arm in sorted({a for _, a in curves} - set(arms)):  # ablation arms, when run
         arms[arm] = []
         for i, point in enumerate(curves[(seeds[0], arm)]):
-            row = {"tokens": point["tokens"], "unique_docs": float(np.mean([curves[(s, arm)][i]["unique_docs"] for s in seeds]))}
+            row = {
+                "tokens": point["tokens"],
+                "unique_docs": float(np.mean([curves[(s, arm)][i]["unique_docs"] for s in seeds])),
+            }
             arms[arm].append(row | accuracy_table(ev, arm, i, chance))
     b_index = {arm: max(i for i, p in enumerate(curves[(seeds[0], arm)]) if p["tokens"] <= prof.tokens) for arm in arms}
     comparisons = {f: {"tpt_minus_vanilla_at_B": difference(ev, ("tpt", b_index["tpt"]), ("vanilla", b_index["vanilla"]), f),

@@ -59,10 +59,22 @@ def render_markdown(results: dict, plots: list[str]) -> str:
               "| arm | tokens | unique docs | " + " | ".join(keys) + " |", "|---|---:|---:|" + "---:|" * len(keys)]  # fmt: skip
     for arm, points in results["curves"].items():
         for p in points:
-            lines.append(f"| {arm} | {p['tokens']:,} | {p['unique_docs']:,.0f} | " + " | ".join(acc_cell(p[k]) for k in keys) + " |")
-    lines += ["", "## TPT vs vanilla (paired differences)", "", "| family | TPT − vanilla, both at B | TPT at B − vanilla at its last point |", "|---|---:|---:|"]
+            lines.append(
+                f"| {arm} | {p['tokens']:,} | {p['unique_docs']:,.0f} | "
+                + " | ".join(acc_cell(p[k]) for k in keys)
+                + " |"
+            )
+    lines += [
+        "",
+        "## TPT vs vanilla (paired differences)",
+        "",
+        "| family | TPT − vanilla, both at B | TPT at B − vanilla at its last point |",
+        "|---|---:|---:|",
+    ]
     for fam, comp in results["comparisons"].items():
-        lines.append(f"| {fam} | {ci(comp['tpt_minus_vanilla_at_B'], 'diff')} | {ci(comp['tpt_at_B_minus_vanilla_at_end'], 'diff')} |")
+        lines.append(
+            f"| {fam} | {ci(comp['tpt_minus_vanilla_at_B'], 'diff')} | {ci(comp['tpt_at_B_minus_vanilla_at_end'], 'diff')} |"
+        )
     lines += ["", "## Data-efficiency multiplier (vanilla tokens / TPT tokens to reach a target accuracy)", "",
               ("Targets lie above the family's chance interval: halfway from its top to the better arm's accuracy at B, and at that "
               "accuracy, provided that accuracy's interval clears the chance interval.  Read off the curves by interpolation (tpt.analyze.curves); interval over the bootstrap replicates "
@@ -92,9 +104,14 @@ def render_markdown(results: dict, plots: list[str]) -> str:
               "augment run is the tool for real trajectories."), "", "| family | difficulty: tokens |", "|---|---|"]  # fmt: skip
     for fam, table in results["trajectory_lengths"].items():
         lines.append(f"| {fam} | " + ", ".join(f"{d}: {v:.1f}" for d, v in table.items()) + " |")
-    lines += ["", "## Training throughput (one CPU thread per run)", "", "| run | tokens/s | train s | eval s |", "|---|---:|---:|---:|"]
+    lines += [
+        "",
+        "## Training throughput (one CPU thread per run)",
+        "",
+        "| run | tokens/s | train s | eval s |",
+        "|---|---:|---:|---:|",
+    ]
     for run, t in results["throughput"].items():
         lines.append(f"| {run} | {t['tokens_per_second']:,.0f} | {t['train_seconds']:.0f} | {t['eval_seconds']:.0f} |")
     lines += ["", "## Plots", ""] + [f"![{Path(p).stem}](plots/{Path(p).name})" for p in plots] + [""]
     return "\n".join(lines)
-

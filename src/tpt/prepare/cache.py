@@ -133,7 +133,9 @@ class _CacheFile:
         ids, lengths = self.encoder.assemble(samples, encodings)
         self.file.write(ids.tobytes())
         self.offsets.append(self.total + np.cumsum(lengths))
-        self.keys.append(np.fromiter((split_key(s.id, self.seed) for s in samples), dtype=np.uint64, count=len(samples)))
+        self.keys.append(
+            np.fromiter((split_key(s.id, self.seed) for s in samples), dtype=np.uint64, count=len(samples))
+        )
         self.total += int(lengths.sum())
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

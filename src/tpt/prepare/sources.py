@@ -55,7 +55,9 @@ def check_source(spec: SourceSpec, text_field: str = "text") -> list[Path]:
         if path.name.endswith(readers.PARQUET_SUFFIXES):
             rows += _check_parquet(path, needed)
         elif not (path.name.endswith(readers.JSONL_SUFFIXES) or readers.is_hf_dataset_dir(path)):
-            raise PrepareError(f"source {spec.describe()}: {path}: unsupported file (expected .jsonl[.gz|.zst] or .parquet)")
+            raise PrepareError(
+                f"source {spec.describe()}: {path}: unsupported file (expected .jsonl[.gz|.zst] or .parquet)"
+            )
     if is_run_folder(spec.path) and rows == 0:
         raise PrepareError(
             f"source {spec.describe()}: 0 records in {spec.path / 'data'} (filtered to nothing?); drop the source"
@@ -118,8 +120,17 @@ def _run_samples(spec: SourceSpec, rejected: list[Rejection], duplicates: frozen
                 if problem:
                     rejected.append(Rejection(str(path), line, problem[0], problem[1], str(doc_id)))
                 elif tpt:
-                    yield Sample(doc_id, row[2], row[3], row[4], sample or 0, row[5] or 0, row[6] or 0, bool(row[7]),
-                                 f"{path}:{line}")
+                    yield Sample(
+                        doc_id,
+                        row[2],
+                        row[3],
+                        row[4],
+                        sample or 0,
+                        row[5] or 0,
+                        row[6] or 0,
+                        bool(row[7]),
+                        f"{path}:{line}",
+                    )
                 elif doc_id not in seen:
                     seen.add(doc_id)
                     yield Sample(doc_id, row[2], where=f"{path}:{line}")
@@ -157,7 +168,9 @@ def _record_problem(doc_id, text, thinking, tpt: bool) -> Optional[tuple[str, st
     return None
 
 
-def _raw_samples(spec: SourceSpec, rejected: list[Rejection], text_field: str, id_field: Optional[str]) -> Iterator[Sample]:
+def _raw_samples(
+    spec: SourceSpec, rejected: list[Rejection], text_field: str, id_field: Optional[str]
+) -> Iterator[Sample]:
     files = readers.resolve_inputs([str(spec.path)])
     for raw in readers.iter_raw_rows(files):
         doc = readers.parse_row(raw, text_field, id_field)

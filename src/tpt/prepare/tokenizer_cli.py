@@ -49,7 +49,9 @@ def train(cfg: TokenizerTrainConfig) -> tuple[Path, int]:
 
     rejected: list = []
     texts = iter_training_texts(cfg, rejected)
-    out = train_tokenizer(islice(texts, cfg.max_texts) if cfg.max_texts else texts, cfg.out, cfg.vocab_size, cfg.min_frequency)
+    out = train_tokenizer(
+        islice(texts, cfg.max_texts) if cfg.max_texts else texts, cfg.out, cfg.vocab_size, cfg.min_frequency
+    )
     return out, len(rejected)
 
 

@@ -22,7 +22,14 @@ class SplitWriter:
     """``rows=None``: as many rows as are added (SFT, where each add is one whole padded row)."""
 
     def __init__(
-        self, root: Path, split: str, seq_len: int, dtype: np.dtype, rows: Optional[int], shard_rows: int, with_mask: bool = False
+        self,
+        root: Path,
+        split: str,
+        seq_len: int,
+        dtype: np.dtype,
+        rows: Optional[int],
+        shard_rows: int,
+        with_mask: bool = False,
     ):
         self.root, self.split, self.seq_len, self.dtype = Path(root), split, seq_len, np.dtype(dtype)
         self.rows, self.shard_rows, self.with_mask = rows, max(1, shard_rows), with_mask
@@ -84,7 +91,9 @@ class SplitWriter:
             if f is not None:
                 f.close()
         np.save(self.root / f"{self._name}.starts.npy", np.asarray(self._starts, dtype=np.int64))
-        self.shards.append({"name": self._name, "num_sequences": self._shard_pos // self.seq_len, "has_mask": self.with_mask})
+        self.shards.append(
+            {"name": self._name, "num_sequences": self._shard_pos // self.seq_len, "has_mask": self.with_mask}
+        )
         self._files = None
 
     def close(self) -> list[dict]:
@@ -95,7 +104,9 @@ class SplitWriter:
                 self._close_shard()
             return self.shards
         if not self.full:
-            raise RuntimeError(f"split {self.split}: {self.remaining} tokens short of {self.rows} rows (writer closed early)")
+            raise RuntimeError(
+                f"split {self.split}: {self.remaining} tokens short of {self.rows} rows (writer closed early)"
+            )
         return self.shards
 
 

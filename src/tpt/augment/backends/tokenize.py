@@ -68,7 +68,9 @@ class TokenizerOps:
             if n <= max_tokens:
                 out.append((text, n, False))
             else:
-                out.append((text[: cut_point(enc.token_to_chars(max_tokens - 1), enc.token_to_chars(max_tokens))], n, True))
+                out.append(
+                    (text[: cut_point(enc.token_to_chars(max_tokens - 1), enc.token_to_chars(max_tokens))], n, True)
+                )
         return out
 
     def chat_prompt(self, user_prompt: str) -> str:

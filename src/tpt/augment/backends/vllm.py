@@ -64,9 +64,14 @@ class VLLMBackend(TokenizerOps):
         pending: dict[str, int] = {}
         try:
             for i, request in enumerate(requests):
-                params = EngineSampling(temperature=sampling.temperature, top_p=sampling.top_p, seed=request.seed,
-                                        max_tokens=sampling.max_tokens, stop=list(sampling.stop),
-                                        output_kind=RequestOutputKind.FINAL_ONLY)
+                params = EngineSampling(
+                    temperature=sampling.temperature,
+                    top_p=sampling.top_p,
+                    seed=request.seed,
+                    max_tokens=sampling.max_tokens,
+                    stop=list(sampling.stop),
+                    output_kind=RequestOutputKind.FINAL_ONLY,
+                )
                 prompt = request.prompt if self.raw_prompt else self.chat_prompt(request.prompt)
                 request_id = f"tpt-{next(self._ids)}"  # outputs carry this id (the engine adds a suffix inside)
                 engine.add_request(request_id, prompt, params)
