@@ -147,10 +147,11 @@ def main() -> None:
         alone, pipeline = bench_generation(tmp, model, args.gen_docs, args.gen_tokens, args.repeats)
     print(f"cpu cores available: {len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.1f}")
     print(
-        f"instant backend, {args.docs} docs of 300 Zipfian words ({args.vocab}-token BPE), cut to 256 tokens: pipeline {instant['docs_per_s']:,.0f} "
-        f"documents/s wall, {instant['docs_per_cpu_s']:,.0f} per CPU-second; ratio to the 2,000/s goal "
-        f"{instant['docs_per_s'] / 2000:.2f} (wall). Tokenizing is {instant['tokenizer_share']:.0%} of the CPU time "
-        f"(tokenizer alone: {instant['tokenizer_docs_per_s']:,.0f} documents/s); everything but tokenizing: "
+        f"instant backend, {args.docs} docs of 300 Zipfian words ({args.vocab}-token BPE), cut to 256 tokens: "
+        f"pipeline {instant['docs_per_s']:,.0f} documents/s wall, {instant['docs_per_cpu_s']:,.0f} per CPU-second; "
+        f"ratio to the 2,000/s goal {instant['docs_per_s'] / 2000:.2f} (wall). Tokenizing is "
+        f"{instant['tokenizer_share']:.0%} of the CPU time (tokenizer alone: {instant['tokenizer_docs_per_s']:,.0f} "
+        "documents/s); everything but tokenizing: "
         f"{instant['docs_per_cpu_s'] / max(1e-9, 1 - instant['tokenizer_share']):,.0f} documents per CPU-second"
     )
     print(

@@ -108,9 +108,8 @@ def run_tpt(cfg, backend=None) -> dict:
 
 
 def offline(args, corpus: Path, work: Path, results: dict) -> None:
-    from vllm import SamplingParams
-
     from tpt.augment.backends.vllm import VLLMBackend
+    from vllm import SamplingParams
 
     cfg = augment_config(args, corpus, work / "tpt-vllm", backend="vllm")
     started = time.monotonic()

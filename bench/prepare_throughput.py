@@ -105,7 +105,8 @@ def main() -> int:
         print(f"corpus: {args.docs} docs, {mb:.1f} MB of formatted text, {ref_tokens:,} tokens; threads: "
               f"TOKENIZERS_PARALLELISM={os.environ['TOKENIZERS_PARALLELISM']}, {os.cpu_count()} CPUs")  # fmt: skip
         print(
-            f"reference  tokenizers encode_batch_fast: {ref_s:7.2f} s wall {ref_cpu:7.2f} s CPU  {ref_tokens / ref_s / 1e6:6.2f} M tok/s"
+            f"reference  tokenizers encode_batch_fast: {ref_s:7.2f} s wall {ref_cpu:7.2f} s CPU  "
+            f"{ref_tokens / ref_s / 1e6:6.2f} M tok/s"
         )
         print(f"tpt prepare (read+tokenize+pack+write):  {prep_s:7.2f} s wall {prep_cpu:7.2f} s CPU  "
               f"{prep_tokens / prep_s / 1e6:6.2f} M tok/s ({written} docs)")  # fmt: skip

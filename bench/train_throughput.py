@@ -151,13 +151,16 @@ def main() -> int:
                 else:
                     ours.append(tpt_loop(data, tmp / f"out-cpu-{k}", args.preset, args.steps, args.micro, "cpu"))
         print(
-            f"CPU  preset {args.preset}, seq_len {args.seq_len}, batch {args.micro}, fp32, {torch.get_num_threads()} threads"
+            f"CPU  preset {args.preset}, seq_len {args.seq_len}, batch {args.micro}, fp32, {torch.get_num_threads()} "
+            "threads"
         )
         print(
-            f"     best:   reference {max(ref):,.0f} tok/s   tpt train {max(ours):,.0f} tok/s   ratio {max(ours) / max(ref):.2f}x  (goal >= 1.0)"
+            f"     best:   reference {max(ref):,.0f} tok/s   tpt train {max(ours):,.0f} tok/s   ratio "
+            f"{max(ours) / max(ref):.2f}x  (goal >= 1.0)"
         )
         print(
-            f"     median: reference {float(np.median(ref)):,.0f} tok/s   tpt train {float(np.median(ours)):,.0f} tok/s   ratio {float(np.median(ours)) / float(np.median(ref)):.2f}x"
+            f"     median: reference {float(np.median(ref)):,.0f} tok/s   tpt train {float(np.median(ours)):,.0f} "
+            f"tok/s   ratio {float(np.median(ours)) / float(np.median(ref)):.2f}x"
         )
         print(f"     all rounds: ref {[round(r) for r in ref]}  tpt {[round(r) for r in ours]}")
         if not torch.cuda.is_available():
@@ -169,8 +172,9 @@ def main() -> int:
         tps = tpt_loop(gpu_data, tmp / "out-gpu", args.gpu_preset, 12, 4, "cuda")
         mfu = 6 * params * tps / (args.peak_tflops * 1e12)
         print(
-            f"GPU  preset {args.gpu_preset} ({params / 1e9:.2f}B), seq_len 2048, batch 4, bf16: reference {ref_tps:,.0f} tok/s, "
-            f"tpt train {tps:,.0f} tok/s, ratio {tps / ref_tps:.2f}x, MFU {mfu:.1%} (goal >= 40%)"
+            f"GPU  preset {args.gpu_preset} ({params / 1e9:.2f}B), seq_len 2048, batch 4, bf16: reference "
+            f"{ref_tps:,.0f} tok/s, tpt train {tps:,.0f} tok/s, ratio {tps / ref_tps:.2f}x, MFU {mfu:.1%} (goal >= "
+            "40%)"
         )
     return 0
 

@@ -1,6 +1,6 @@
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import pytest
 
@@ -17,7 +17,7 @@ class Outer:
     inputs: list[str] = field(help="input files", positional=True)
     out: Path = field(help="output folder")
     mode: Literal["a", "b"] = field("a", help="mode")
-    limit: Optional[int] = field(None, help="limit")
+    limit: int | None = field(None, help="limit")
     strict: bool = field(False, help="strict")
     sampling: Inner = field(default_factory=Inner, help="sampling")
 

@@ -6,8 +6,8 @@ randomly initialised Qwen2-style decoder saved with ``save_pretrained``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 SAMPLE_TEXTS = [
     "The derivative of x squared is two x, because the slope grows linearly with x.",

@@ -69,7 +69,10 @@ def _first_difference(a: tuple, b: tuple) -> str:
         return f"official {kind_a} doc {doc_a} {args_a[1:]!r}\n     tpt {kind_b} doc {doc_b} {args_b[1:]!r}"
     x, y = args_a[0], args_b[0]
     i = next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
-    return f"doc {doc_a}, prompt character {i}:\nofficial ...{x[max(0, i - 80) : i + 80]!r}\n     tpt ...{y[max(0, i - 80) : i + 80]!r}"
+    return (
+        f"doc {doc_a}, prompt character {i}:\nofficial ...{x[max(0, i - 80) : i + 80]!r}\n     tpt "
+        f"...{y[max(0, i - 80) : i + 80]!r}"
+    )
 
 
 @pytest.mark.parametrize("name,sub", CASES)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from tpt.records import THINKING_SCHEMA, ThinkingRecord
 from tpt.tiny import SAMPLE_TEXTS
 

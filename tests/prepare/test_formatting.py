@@ -91,9 +91,14 @@ def test_template_needs_both_fields(tok):
 
 @pytest.mark.parametrize(
     "spec,kind,weight,epochs",
-    [("runs/a:tpt:1.0", "tpt", 1.0, None), ("raw.jsonl:vanilla:0.125", "vanilla", 0.125, None),
-     ("raw.jsonl:vanilla", "vanilla", 1.0, None), ("runs/a:tpt:x2", "tpt", None, 2.0), ("s3://b/c:tpt:x0.5", "tpt", None, 0.5)],
-)  # fmt: skip
+    [
+        ("runs/a:tpt:1.0", "tpt", 1.0, None),
+        ("raw.jsonl:vanilla:0.125", "vanilla", 0.125, None),
+        ("raw.jsonl:vanilla", "vanilla", 1.0, None),
+        ("runs/a:tpt:x2", "tpt", None, 2.0),
+        ("s3://b/c:tpt:x0.5", "tpt", None, 0.5),
+    ],
+)
 def test_parse_source(spec, kind, weight, epochs):
     s = parse_source(spec)
     assert (s.kind, s.weight, s.epochs) == (kind, weight, epochs)

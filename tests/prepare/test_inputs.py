@@ -9,6 +9,7 @@ import sys
 
 import pyarrow.parquet as pq
 import pytest
+from prepare_helpers import random_records, write_run
 
 from tpt.io.atomic import TEMP_MARK
 from tpt.io.lock import FileLock, LockHeld
@@ -16,8 +17,6 @@ from tpt.prepare.config import PrepareConfig, PrepareError
 from tpt.prepare.packed import PackedDataset
 from tpt.prepare.run import prepare
 from tpt.prepare.writer import lock_path
-
-from prepare_helpers import random_records, write_run
 
 
 def config(tok_dir, out, *sources, **kw) -> PrepareConfig:

@@ -6,12 +6,11 @@ import re
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from prepare_helpers import random_records, write_jsonl, write_run
 
 from tpt.prepare.config import PrepareConfig, PrepareError
 from tpt.prepare.packed import PackedDataset
 from tpt.prepare.run import prepare
-
-from prepare_helpers import random_records, write_jsonl, write_run
 
 
 def config(tok_dir, out, *sources, **kw) -> PrepareConfig:
@@ -39,8 +38,11 @@ def tagged(records):
 
 def test_two_sources_mixed_packed_and_accounted(tmp_path, tok, tok_dir):
     run = write_run(tmp_path / "run", tagged(random_records(150)))
-    raw = write_jsonl(tmp_path / "raw.jsonl", [{"id": f"r{i}", "text": f"[r{i}] water boils at altitude."} for i in range(80)]
-                      + ["{not json", {"id": "x", "body": "no text"}])  # fmt: skip
+    raw = write_jsonl(
+        tmp_path / "raw.jsonl",
+        [{"id": f"r{i}", "text": f"[r{i}] water boils at altitude."} for i in range(80)]
+        + ["{not json", {"id": "x", "body": "no text"}],
+    )
     index = prepare(config(tok_dir, tmp_path / "out", f"{run}:tpt:1.0", f"{raw}:vanilla:0.125", tokens="8k"))
     train, val = PackedDataset(tmp_path / "out"), PackedDataset(tmp_path / "out", "val")
     assert len(train) == 8000 // 64 == index["train"]["sequences"] and len(val) == 4

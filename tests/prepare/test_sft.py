@@ -69,8 +69,14 @@ def test_long_conversations_truncated_and_val_split(tmp_path, tok_dir):
     ]
     numbered = lambda i: [{**m, "content": f"{i}. {m['content']}"} for m in CONVERSATIONS[0]]  # noqa: E731
     rows = [{"messages": numbered(i)} for i in range(10)] + [{"messages": long}]
-    cfg = PrepareConfig(source=[str(write_jsonl(tmp_path / "sft.jsonl", rows))], tokenizer=str(tok_dir), out=tmp_path / "sft",
-                        seq_len=64, sft=True, val_sequences=3)  # fmt: skip
+    cfg = PrepareConfig(
+        source=[str(write_jsonl(tmp_path / "sft.jsonl", rows))],
+        tokenizer=str(tok_dir),
+        out=tmp_path / "sft",
+        seq_len=64,
+        sft=True,
+        val_sequences=3,
+    )
     index = prepare(cfg)
     assert index["truncated"] == 1 and index["conversations"] == 11
     assert (index["train"]["sequences"], index["val"]["sequences"]) == (8, 3)

@@ -14,8 +14,8 @@ import pytest
 from tpt.augment.backends.openai import make_backend
 from tpt.augment.config import AugmentConfig
 from tpt.augment.endpoints import BalancedOpenAIBackend, EndpointPool, gpu_groups, parse_urls, serve_replicas
-from tpt.augment.serve import free_port
 from tpt.augment.run import run_augment
+from tpt.augment.serve import free_port
 
 
 def test_pool_prefers_the_least_loaded_server_and_avoids_one_that_failed():

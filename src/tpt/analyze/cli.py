@@ -7,7 +7,7 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 from tpt.analyze.argv import merge_list_flags
 from tpt.analyze.quality import QualityConfig
@@ -34,13 +34,15 @@ class StatsConfig:
     )
     by: list[str] = field(
         default_factory=list,
-        help="group by these fields (repeatable, comma-separated): meta keys such as domain, reasoning_intensity, audience; record columns strategy, model, backend, finish_reason, doc_truncated, sample; or 'run'",
+        help="group by these fields (repeatable, comma-separated): meta keys such as domain, reasoning_intensity, "
+        "audience; record columns strategy, model, backend, finish_reason, doc_truncated, sample; or 'run'",
     )
     order: list[str] = field(
         default_factory=list,
-        help="order of an ordinal field's labels for the rank correlation: FIELD=low,...,high (repeatable; just low,...,high with a single --by); numeric fields need none",
+        help="order of an ordinal field's labels for the rank correlation: FIELD=low,...,high (repeatable; just "
+        "low,...,high with a single --by); numeric fields need none",
     )
-    out: Optional[Path] = field(None, help="write stats.json, report.md, report.html and plots/*.png into this folder")
+    out: Path | None = field(None, help="write stats.json, report.md, report.html and plots/*.png into this folder")
     json: bool = field(False, help="print the statistics as JSON on stdout (instead of the Markdown report)")
     plots: bool = field(True, help="write PNG plots (with --out)")
     max_groups: int = field(50, help="at most this many groups per field; later labels are pooled as '(other)'")
@@ -57,13 +59,14 @@ class CurvesConfig:
     """Learning curves and the data-efficiency multiplier of training runs."""
 
     run: list[str] = field(
-        help="NAME=PATH (repeatable): a metrics .jsonl, an eval .json, or a folder of them; a NAME may repeat to add sources"
+        help="NAME=PATH (repeatable): a metrics .jsonl, an eval .json, or a folder of them; a NAME may repeat to add "
+        "sources"
     )
-    baseline: Optional[str] = field(None, help="the run the others are compared with (default: the first --run)")
-    task: Optional[str] = field(
+    baseline: str | None = field(None, help="the run the others are compared with (default: the first --run)")
+    task: str | None = field(
         None, help="eval task whose score makes the curve (default: mean over the tasks every checkpoint has)"
     )
-    metric: Optional[str] = field(
+    metric: str | None = field(
         None,
         help="metric inside an lm-eval task result (default: acc_norm, acc, exact_match, score, then the first number)",
     )
@@ -76,7 +79,7 @@ class CurvesConfig:
         help="targets at these fractions of the way from the method's first score to its best",
     )
     x: Literal["tokens", "docs"] = field("tokens", help="axis of the multiplier: training tokens or unique documents")
-    out: Optional[Path] = field(None, help="write curves.json, report.md, report.html and plots/*.png into this folder")
+    out: Path | None = field(None, help="write curves.json, report.md, report.html and plots/*.png into this folder")
     json: bool = field(False, help="print the result as JSON on stdout")
     plots: bool = field(True, help="write PNG plots (with --out)")
 

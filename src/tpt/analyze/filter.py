@@ -27,9 +27,9 @@ import pyarrow.parquet as pq
 from tpt.analyze.quality import FLAGS, QualityConfig, template_patterns
 from tpt.analyze.quality_batch import MAX_BATCH, BatchFlags, flag_batch
 from tpt.config import field, to_dict
-from tpt.parallel import fork_map
 from tpt.io.atomic import atomic_write, atomic_write_text
 from tpt.io.runs import data_files, read_manifest
+from tpt.parallel import fork_map
 from tpt.records import THINKING_SCHEMA
 
 REMOVED_SCHEMA = pa.schema(
@@ -64,7 +64,7 @@ class FilterResult:
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
-    def merge(self, other: "FilterResult") -> None:
+    def merge(self, other: FilterResult) -> None:
         self.records += other.records
         self.kept += other.kept
         self.removed += other.removed

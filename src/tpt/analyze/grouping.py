@@ -9,17 +9,20 @@ integer group code per row; the distinct meta strings of a batch are parsed once
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 try:  # 3-4x faster than json.loads, which dominates grouped statistics (one parse per distinct meta)
-    from orjson import JSONDecodeError, loads as json_loads
+    from orjson import JSONDecodeError
+    from orjson import loads as json_loads
 except ImportError:  # pragma: no cover - orjson is a dependency; stay usable without it
-    from json import JSONDecodeError, loads as json_loads
+    from json import JSONDecodeError
+    from json import loads as json_loads
 
 COLUMN_FIELDS = ("strategy", "model", "backend", "finish_reason", "doc_truncated", "sample")
 MISSING, BAD_META, OTHER = "(missing)", "(bad meta)", "(other)"
@@ -38,7 +41,7 @@ class Problems:
         for row in rows[: max(0, MAX_EXAMPLES - len(self.examples))]:
             self.examples.append({"file": file, "row": int(row), "field": column, "reason": reason})
 
-    def merge(self, other: "Problems") -> None:
+    def merge(self, other: Problems) -> None:
         for reason, count in other.counts.items():
             self.counts[reason] = self.counts.get(reason, 0) + count
         self.examples += other.examples[: max(0, MAX_EXAMPLES - len(self.examples))]

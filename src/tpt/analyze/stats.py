@@ -72,7 +72,7 @@ class GroupStats:
         self.ratio_sum += float(ratio.sum())
         self.ratio_n += int(ratio.size)
 
-    def merge(self, other: "GroupStats") -> None:
+    def merge(self, other: GroupStats) -> None:
         self.n += other.n
         self.n_length += other.n_length
         self.thinking.merge(other.thinking)
@@ -211,7 +211,7 @@ class RunStats:
         rest = [label for label in groups.labels if label not in levels]
         return [label for label in levels + rest if groups.groups[groups.codes[label]].n]
 
-    def merge(self, other: "RunStats") -> None:
+    def merge(self, other: RunStats) -> None:
         """Fold in statistics computed elsewhere (another worker's files)."""
         self.overall.merge(other.overall)
         for name, theirs in other.fields.items():

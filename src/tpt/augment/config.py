@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 from tpt.augment.backends.base import SamplingParams
 from tpt.config import device, field
@@ -24,14 +24,14 @@ class AugmentConfig:
     """corpus -> thinking trajectories (resumable, exactly-once). See docs/augment.md."""
 
     inputs: list[str] = field(
-        help="JSONL(.gz/.zst) / Parquet files, globs, folders, HF save_to_disk folders, fsspec URLs (s3://, gs://, hf://); "
-        "PATH:TEXT_FIELD[:ID_FIELD] overrides --text-field/--id-field for that source",
+        help="JSONL(.gz/.zst) / Parquet files, globs, folders, HF save_to_disk folders, fsspec URLs (s3://, gs://, "
+        "hf://); PATH:TEXT_FIELD[:ID_FIELD] overrides --text-field/--id-field for that source",
         positional=True,
     )
     out: Path = field(Path("runs/augment"), help="run folder (data/, rejected/, failed/, manifest.json, stats.json)")
     # --- input
     text_field: str = field("text", help="field holding the document")
-    id_field: Optional[str] = field(None, help="field holding the id (default: 'id' when present, else a content hash)")
+    id_field: str | None = field(None, help="field holding the id (default: 'id' when present, else a content hash)")
     # --- prompt
     strategy: str = field(
         "default",
@@ -54,24 +54,26 @@ class AugmentConfig:
     # --- backend
     backend: str = field(
         "transformers",
-        help="openai (a server: vLLM, SGLang, ...) | vllm (vLLM in-process) | transformers (no server; CPU, small runs) | a plugin (entry point in group tpt.backends, or module:factory)",
+        help="openai (a server: vLLM, SGLang, ...) | vllm (vLLM in-process) | transformers (no server; CPU, small "
+        "runs) | a plugin (entry point in group tpt.backends, or module:factory)",
     )
     model: str = field("", help="model name (openai) or local model folder (transformers)")
-    tokenizer: Optional[str] = field(None, help="local tokenizer folder (default: --model when it is a folder)")
-    base_url: Optional[str] = field(
+    tokenizer: str | None = field(None, help="local tokenizer folder (default: --model when it is a folder)")
+    base_url: str | None = field(
         None,
         help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1; several, comma-separated, are balanced by load",
     )
     api: Literal["chat", "completions"] = field("chat", help="openai endpoint to call")
     api_key_env: str = field("OPENAI_API_KEY", help="environment variable holding the API key (never stored)")
-    serve: Optional[str] = field(None, help="command that starts the server, with {model} and {port}; tpt stops it")
+    serve: str | None = field(None, help="command that starts the server, with {model} and {port}; tpt stops it")
     serve_timeout: float = field(600.0, help="seconds to wait for a --serve server to become healthy")
     serve_restarts: int = field(
         3, help="--serve: restarts of a server that died, then the run stops (finished records kept)"
     )
-    max_model_len: Optional[int] = field(
+    max_model_len: int | None = field(
         None,
-        help="the engine's context length (vllm backend, --serve vllm); prompts + thinking budget are checked against it first",
+        help="the engine's context length (vllm backend, --serve vllm); prompts + thinking budget are checked "
+        "against it first",
     )
     serve_replicas: int = field(
         1, help="--serve: servers on this node, each on its own GPU(s) via CUDA_VISIBLE_DEVICES; 0 = one per GPU"
@@ -99,8 +101,8 @@ class AugmentConfig:
         help="plain JSONL bytes per shard (a line belongs to the range holding its "
         "first byte; compressed JSONL files are one shard each)",
     )
-    limit: Optional[int] = field(None, help="only the first N input rows (a trial run: its own fingerprint)")
-    shard_range: Optional[str] = field(None, help="i/n: this process does the shards whose index %% n == i")
+    limit: int | None = field(None, help="only the first N input rows (a trial run: its own fingerprint)")
+    shard_range: str | None = field(None, help="i/n: this process does the shards whose index %% n == i")
     checkpoint_records: int = field(64, help="checkpoint in-shard progress every N records ...")
     checkpoint_seconds: float = field(10.0, help="... or every this many seconds, whichever first")
     executor: str = field(
@@ -108,7 +110,7 @@ class AugmentConfig:
         help="how shards are run: local | ray (needs pip install 'tpt[ray]') | a plugin: "
         "module.path:factory or an entry point (tpt.executors)",
     )
-    ray_address: Optional[str] = field(
+    ray_address: str | None = field(
         None, help="--executor ray: cluster address (default: $RAY_ADDRESS, else a local Ray)"
     )
     ray_workers: int = field(
@@ -121,9 +123,7 @@ class AugmentConfig:
     tokens_per_second: float = field(
         930.0, help="--dry-run: generated tokens/s per GPU (default: the paper's ~930 per A100)"
     )
-    pilot: Optional[str] = field(
-        None, help="--dry-run: a finished (trial) run folder whose mean thinking length to use"
-    )
+    pilot: str | None = field(None, help="--dry-run: a finished (trial) run folder whose mean thinking length to use")
     progress: bool = field(True, help="show a progress bar")
 
     def sampling(self) -> SamplingParams:
@@ -146,7 +146,7 @@ class AugmentConfig:
             return min(need, int(limit)) if limit else need
         return need
 
-    def tokenizer_path(self) -> Optional[str]:
+    def tokenizer_path(self) -> str | None:
         if self.tokenizer:
             return self.tokenizer
         return self.model if self.model and Path(self.model).is_dir() else None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
 
 from tpt.augment.config import AugmentConfig
 from tpt.augment.planning import compute_plan, specs_of
@@ -35,10 +34,10 @@ class Estimate:
     tokenizer: str  # what counted the tokens
     trajectories: float
     thinking_tokens_bound: float  # at --max-thinking-tokens each
-    thinking_tokens_expected: Optional[float]  # from --pilot's measured mean
+    thinking_tokens_expected: float | None  # from --pilot's measured mean
     tokens_per_second: float
     gpu_hours_bound: float
-    gpu_hours_expected: Optional[float]
+    gpu_hours_expected: float | None
 
 
 def estimate(config: AugmentConfig) -> Estimate:
@@ -127,7 +126,7 @@ def _counter(config: AugmentConfig):
     return _Counter(None, config.max_doc_tokens), "no local tokenizer: ~4 characters per token"
 
 
-def _pilot_mean(pilot: Optional[str]) -> Optional[float]:
+def _pilot_mean(pilot: str | None) -> float | None:
     if not pilot:
         return None
     stats_path = Path(pilot) / "stats.json"

@@ -19,7 +19,6 @@ import uuid
 from collections import Counter, deque
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
 
 from tpt.augment.backends.base import load_backend_factory
 from tpt.augment.config import AugmentConfig
@@ -58,7 +57,7 @@ class ShardWorker:
         backend = load_backend_factory(config.backend)(backend_config(config))
         # the driver's strategy: a worker has no file to find
         self.ctx = ShardContext(config=config, backend=backend, strategy=strategy)
-        self.current: Optional[str] = None
+        self.current: str | None = None
 
     def status(self) -> dict:
         import ray
@@ -94,7 +93,7 @@ class RayExecutor:
         self._worker_class = None  # ShardWorker as a Ray actor class, made once
         self.retried: list[str] = []  # shard names re-queued after a worker died (for logs and tests)
 
-    def run(self, specs: list[ShardSpec], ctx: ShardContext, total_rows: Optional[int]) -> list[ShardResult]:
+    def run(self, specs: list[ShardSpec], ctx: ShardContext, total_rows: int | None) -> list[ShardResult]:
         out = Path(ctx.config.out)
         results = [run_shard(s, ctx) for s in specs if is_done(out, s)]  # counts records; needs no backend
         todo = [s for s in specs if not is_done(out, s)]

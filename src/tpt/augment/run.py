@@ -15,7 +15,6 @@ from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import pyarrow.parquet as pq
 
@@ -135,7 +134,7 @@ def _glob_base(spec: str) -> str:
     return spec[:cut].rsplit("/", 1)[0] if "/" in spec[:cut] else "."
 
 
-def _manifest_stage(out: Path) -> Optional[str]:
+def _manifest_stage(out: Path) -> str | None:
     try:
         return json.loads((out / "manifest.json").read_text()).get("stage", "?")
     except FileNotFoundError:
@@ -167,7 +166,7 @@ def load_backend(config: AugmentConfig) -> Backend:
     return load_backend_factory(config.backend)(config)
 
 
-def run_augment(config: AugmentConfig, backend: Optional[Backend] = None) -> RunSummary:
+def run_augment(config: AugmentConfig, backend: Backend | None = None) -> RunSummary:
     specs = prepare_run(config)
     out = Path(config.out)
     if config.regenerate_length:
@@ -200,7 +199,7 @@ def run_augment(config: AugmentConfig, backend: Optional[Backend] = None) -> Run
     return finalize(config, results, started, nothing_to_do=False)
 
 
-def _run_once(config: AugmentConfig, executor, specs, todo, backend: Optional[Backend]) -> list[ShardResult]:
+def _run_once(config: AugmentConfig, executor, specs, todo, backend: Backend | None) -> list[ShardResult]:
     with ExitStack() as stack:
         if backend is None:
             # Executors whose workers open their own backends (Ray) need only the --serve servers here.
@@ -269,12 +268,12 @@ def _json_fields(rows) -> list[str]:
     return sorted(fields)
 
 
-def shard_context(config: AugmentConfig, backend: Optional[Backend]) -> ShardContext:
+def shard_context(config: AugmentConfig, backend: Backend | None) -> ShardContext:
     """Everything ``run_shard`` needs besides its rows; an executor's worker builds one per process."""
     return ShardContext(config=config, backend=backend, strategy=load_strategy(config.strategy, config.seed))
 
 
-def _open_backend(config: AugmentConfig, stack: ExitStack, build: bool = True) -> Optional[Backend]:
+def _open_backend(config: AugmentConfig, stack: ExitStack, build: bool = True) -> Backend | None:
     servers: list = []
     if config.serve:
         from tpt.augment.endpoints import serve_replicas

@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
 
 import httpx
 
@@ -31,7 +30,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def expand_preset(command: str, max_model_len: Optional[int] = None) -> str:
+def expand_preset(command: str, max_model_len: int | None = None) -> str:
     """``vllm`` (optionally followed by extra flags) -> tpt's vLLM command; anything else as it is."""
     name, _, extra = command.strip().partition(" ")
     if name != "vllm" or extra.startswith("serve"):  # `vllm serve ...` is a user's own command
@@ -86,8 +85,8 @@ class ServedModel:
         model: str,
         timeout: float = 600.0,
         port: int | None = None,
-        env: Optional[dict] = None,
-        log_dir: Optional[str | Path] = None,
+        env: dict | None = None,
+        log_dir: str | Path | None = None,
     ):
         self.port = port or free_port()
         self.argv = shlex.split(command.format(model=model, port=self.port))
@@ -102,7 +101,7 @@ class ServedModel:
         )
         self._old_sigterm = None
 
-    def __enter__(self) -> "ServedModel":
+    def __enter__(self) -> ServedModel:
         print(f"tpt augment: starting server: {shlex.join(self.argv)} (log: {self.log.name})", file=sys.stderr)
         env = {**os.environ, **self.env} if self.env else None
         self.process = subprocess.Popen(

@@ -22,9 +22,9 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 import pyarrow.parquet as pq
 
@@ -59,7 +59,7 @@ def parts_dir(run_dir: Path, spec: ShardSpec) -> Path:
     return run_dir / "data" / ".parts" / spec.name
 
 
-def shard_lock(run_dir: Path, spec: ShardSpec, wait: Optional[float]) -> FileLock:
+def shard_lock(run_dir: Path, spec: ShardSpec, wait: float | None) -> FileLock:
     return FileLock(run_dir / "state" / "locks" / f"{spec.name}.lock", what=f"{spec.name} of {run_dir}", wait=wait)
 
 
@@ -68,7 +68,7 @@ class ShardContext:
     """What a shard needs besides its rows: the run's config, backend and prompt strategy."""
 
     config: AugmentConfig
-    backend: Optional[Backend]
+    backend: Backend | None
     strategy: PromptStrategy
     on_progress: Callable[[int, int], None] = lambda docs, tokens: None
 
@@ -91,7 +91,7 @@ def head_of(spec: ShardSpec, n: int) -> ShardSpec:
 
 
 def run_shard(
-    spec: ShardSpec, ctx: ShardContext, rows: Optional[list[RawRow]] = None, wait: Optional[float] = None
+    spec: ShardSpec, ctx: ShardContext, rows: list[RawRow] | None = None, wait: float | None = None
 ) -> ShardResult:
     """Run one shard under its lock (``wait``: seconds to wait for another holder; LockHeld after)."""
     run_dir = Path(ctx.config.out)
@@ -99,7 +99,7 @@ def run_shard(
         return _run_locked(spec, ctx, run_dir, rows)
 
 
-def _run_locked(spec: ShardSpec, ctx: ShardContext, run_dir: Path, rows: Optional[list[RawRow]]) -> ShardResult:
+def _run_locked(spec: ShardSpec, ctx: ShardContext, run_dir: Path, rows: list[RawRow] | None) -> ShardResult:
     if is_done(run_dir, spec):
         shutil.rmtree(parts_dir(run_dir, spec), ignore_errors=True)  # a kill between marker and cleanup
         return ShardResult(spec, records=_count_rows(run_dir / "data" / f"{spec.name}.parquet"), skipped=True)

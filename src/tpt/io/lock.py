@@ -70,7 +70,7 @@ class FileLock:
         self._excl: Path | None = None
 
     # -- public ---------------------------------------------------------------------------------
-    def acquire(self) -> "FileLock":
+    def acquire(self) -> FileLock:
         mode = os.environ.get("TPT_LOCK", "flock")
         if mode == "none":
             return self
@@ -108,7 +108,7 @@ class FileLock:
                     continue
         return {}
 
-    def __enter__(self) -> "FileLock":
+    def __enter__(self) -> FileLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

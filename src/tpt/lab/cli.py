@@ -14,7 +14,8 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(
             USAGE
-            + "\n\nsubcommands:\n  run   vanilla vs TPT on synthetic reasoning tasks: augment -> prepare -> train -> eval -> report"
+            + "\n\nsubcommands:\n  run   vanilla vs TPT on synthetic reasoning tasks: augment -> prepare -> train -> "
+            "eval -> report"
         )
         return 0
     if argv[0] != "run":

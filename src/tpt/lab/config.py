@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
 
 from tpt.config import field, parse_count
 
@@ -41,17 +40,43 @@ ALL_FAMILIES = ("chain_mod10", "divisibility", "multiply", "two_hop")
 
 PROFILES: dict[str, Profile] = {
     # `--quick`: a smoke run for tests; numbers are noise
-    "quick": Profile(tokens=16_000, fractions=(0.5, 1.0, 2.0, 4.0), model_preset="0.1m", seq_len=128, batch_tokens="1K", lr=3e-3,
-                     heldout_per_family=8, families=ALL_FAMILIES, test_seeds=(1,)),
+    "quick": Profile(
+        tokens=16_000,
+        fractions=(0.5, 1.0, 2.0, 4.0),
+        model_preset="0.1m",
+        seq_len=128,
+        batch_tokens="1K",
+        lr=3e-3,
+        heldout_per_family=8,
+        families=ALL_FAMILIES,
+        test_seeds=(1,),
+    ),
     # the default (`make demo`): <= 10 minutes on an idle 2-core CPU for 3 test seeds (docs/lab.md,
     # "Budget").  Two families: chain_mod10 (where TPT's steps can work at this size) and
     # divisibility (which vanilla learns directly): signal per second.  vanilla reads 4 x B.
-    "default": Profile(tokens=1_000_000, fractions=(0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0), model_preset="0.1m",
-                       seq_len=256, batch_tokens="512", lr=4e-3, heldout_per_family=64, families=("chain_mod10", "divisibility")),
+    "default": Profile(
+        tokens=1_000_000,
+        fractions=(0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0),
+        model_preset="0.1m",
+        seq_len=256,
+        batch_tokens="512",
+        lr=4e-3,
+        heldout_per_family=64,
+        families=("chain_mod10", "divisibility"),
+    ),
     # `--full`: sized for one GPU (5m preset); batch 4K / lr 4e-3 from an earlier H200 run (docs/lab.md)
-    "full": Profile(tokens=8_000_000, fractions=(0.0625, 0.125, 0.25, 0.5, 0.75, 1.0, 2.0, 3.0, 4.0), model_preset="5m",
-                    seq_len=512, batch_tokens="4K", lr=4e-3, heldout_per_family=200, families=ALL_FAMILIES, workers=1),
-}  # fmt: skip
+    "full": Profile(
+        tokens=8_000_000,
+        fractions=(0.0625, 0.125, 0.25, 0.5, 0.75, 1.0, 2.0, 3.0, 4.0),
+        model_preset="5m",
+        seq_len=512,
+        batch_tokens="4K",
+        lr=4e-3,
+        heldout_per_family=200,
+        families=ALL_FAMILIES,
+        workers=1,
+    ),
+}
 
 
 @dataclass
@@ -69,7 +94,8 @@ class LabConfig:
     )
     evaluate_saved: bool = field(
         False,
-        help="no training: evaluate the checkpoints an interrupted run saved and report them (the curves stop where the arms stopped; the report says so)",
+        help="no training: evaluate the checkpoints an interrupted run saved and report them (the curves stop where "
+        "the arms stopped; the report says so)",
     )
     ablations: bool = field(
         False,
@@ -77,41 +103,52 @@ class LabConfig:
     )
     generators: bool = field(
         False,
-        help="also TPT arms whose thinking is written by small generators tpt trains (two sizes, forward and back-thinking; docs/generators.md)",
+        help="also TPT arms whose thinking is written by small generators tpt trains (two sizes, forward and "
+        "back-thinking; docs/generators.md)",
     )
-    families: Optional[list[str]] = field(
+    families: list[str] | None = field(
         None, help="task families: built-in names or module paths (default: the profile's)"
     )
-    test_seeds: Optional[list[int]] = field(None, help="test seeds (default: the profile's; the dev seed is refused)")
-    tokens: Optional[str] = field(None, help="TPT's training tokens B, e.g. 1.5M (vanilla reads vanilla_multiple x B)")
-    model_preset: Optional[str] = field(None, help="`tpt train` model preset (overrides the profile)")
-    batch_tokens: Optional[str] = field(None, help="tokens per optimizer step (overrides the profile)")
-    lr: Optional[float] = field(None, help="peak learning rate (overrides the profile)")
-    rope_theta: Optional[float] = field(
+    test_seeds: list[int] | None = field(None, help="test seeds (default: the profile's; the dev seed is refused)")
+    tokens: str | None = field(None, help="TPT's training tokens B, e.g. 1.5M (vanilla reads vanilla_multiple x B)")
+    model_preset: str | None = field(None, help="`tpt train` model preset (overrides the profile)")
+    batch_tokens: str | None = field(None, help="tokens per optimizer step (overrides the profile)")
+    lr: float | None = field(None, help="peak learning rate (overrides the profile)")
+    rope_theta: float | None = field(
         None, help="RoPE base of the models (overrides the profile; `tpt train --rope-theta`)"
     )
-    workers: Optional[int] = field(None, help="training runs in parallel, one CPU thread each (default: the profile's)")
+    workers: int | None = field(None, help="training runs in parallel, one CPU thread each (default: the profile's)")
     doc_attention: bool = field(
         False,
-        help="`tpt train --doc-attention`: attend within each packed document, positions from 0 per document (as the evaluation prompts see them)",
+        help="`tpt train --doc-attention`: attend within each packed document, positions from 0 per document (as the "
+        "evaluation prompts see them)",
     )
     device: str = field("auto", help="training and evaluation device: cpu | cuda | auto")
     threads: int = field(
         1,
         help="torch threads per training run (0: torch's default). 1 is the default because these models are tiny: "
-        "on a busy 2-core machine, OpenMP threads spinning against other processes made a step ~10x slower (docs/lab.md)",
+        "on a busy 2-core machine, OpenMP threads spinning against other processes made a step ~10x slower "
+        "(docs/lab.md)",
     )
 
     def profile(self) -> Profile:
         if self.quick and self.full:
             raise ValueError("--quick and --full are exclusive")
         base = PROFILES["quick" if self.quick else "full" if self.full else "default"]
-        overrides = {k: v for k, v in (
-            ("tokens", parse_count(self.tokens, "--tokens") if self.tokens else None), ("model_preset", self.model_preset),
-            ("batch_tokens", self.batch_tokens), ("lr", self.lr), ("rope_theta", self.rope_theta), ("workers", self.workers),
-            ("families", tuple(self.families) if self.families else None),
-            ("test_seeds", tuple(self.test_seeds) if self.test_seeds else None),
-        ) if v}  # fmt: skip
+        overrides = {
+            k: v
+            for k, v in (
+                ("tokens", parse_count(self.tokens, "--tokens") if self.tokens else None),
+                ("model_preset", self.model_preset),
+                ("batch_tokens", self.batch_tokens),
+                ("lr", self.lr),
+                ("rope_theta", self.rope_theta),
+                ("workers", self.workers),
+                ("families", tuple(self.families) if self.families else None),
+                ("test_seeds", tuple(self.test_seeds) if self.test_seeds else None),
+            )
+            if v
+        }
         prof = replace(base, **overrides)
         if prof.dev_seed in prof.test_seeds:
             raise ValueError(f"--test-seeds must not include the dev seed {prof.dev_seed}: every choice was made on it")

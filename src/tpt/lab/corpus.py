@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from tpt.lab.evaluate import HeldOut
 from tpt.lab.families import TaskFamily
@@ -133,7 +133,14 @@ def write_heldout(path: Path, heldout: list[HeldOut], families: dict[str, TaskFa
 
     def row(h: HeldOut) -> dict:
         fam = families[h.family]
-        return {"family": h.family, "difficulty": h.difficulty, "problem": h.problem, "question": fam.question(h.problem),
-                "answer": fam.answer(h.problem), "trajectory": fam.trajectory(h.problem), "identity": sorted(fam.identity(h.problem))}  # fmt: skip
+        return {
+            "family": h.family,
+            "difficulty": h.difficulty,
+            "problem": h.problem,
+            "question": fam.question(h.problem),
+            "answer": fam.answer(h.problem),
+            "trajectory": fam.trajectory(h.problem),
+            "identity": sorted(fam.identity(h.problem)),
+        }
 
     return write_jsonl(path, (row(h) for h in heldout))

@@ -26,9 +26,10 @@ Why not lm-evaluation-harness here: see docs/lab.md ("Evaluation").
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from tpt.lab.families import TaskFamily
 from tpt.lab.families.base import ANSWER_PREFIX, ANSWER_RE

@@ -100,7 +100,8 @@ class LabExpert:
         if self.variant == "other":
             if not isinstance(meta.get("other"), dict):
                 raise ValueError(
-                    f"document {request.doc.id}: the 'other' variant needs meta field 'other' (another training problem)"
+                    f"document {request.doc.id}: the 'other' variant needs meta field 'other' (another training "
+                    "problem)"
                 )
             return family.trajectory(meta["other"])
         if self.variant == "filler":  # as many tokens as the real trajectory, none of its content

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 def training_texts(seed_dir: Path) -> Iterator[tuple[str, str]]:

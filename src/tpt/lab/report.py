@@ -125,8 +125,16 @@ def efficiency(ev: Evidence, family: str, chance_hi: float) -> list[dict]:
         ci = stats.multiplier_interval(
             tokens["vanilla"], correct["vanilla"], tokens["tpt"], correct["tpt"], target, ev.resamplers[family]
         )
-        out.append({"target": target, "kind": kind, "multiplier": value, "ci": ci,
-                    "vanilla_tokens": _reach(curve["vanilla"], target), "tpt_tokens": _reach(curve["tpt"], target)})  # fmt: skip
+        out.append(
+            {
+                "target": target,
+                "kind": kind,
+                "multiplier": value,
+                "ci": ci,
+                "vanilla_tokens": _reach(curve["vanilla"], target),
+                "tpt_tokens": _reach(curve["tpt"], target),
+            }
+        )
     return out
 
 
@@ -160,26 +168,58 @@ def write_report(
             }
             arms[arm].append(row | accuracy_table(ev, arm, i, chance))
     b_index = {arm: max(i for i, p in enumerate(curves[(seeds[0], arm)]) if p["tokens"] <= prof.tokens) for arm in arms}
-    comparisons = {f: {"tpt_minus_vanilla_at_B": difference(ev, ("tpt", b_index["tpt"]), ("vanilla", b_index["vanilla"]), f),
-                       "tpt_at_B_minus_vanilla_at_end": difference(ev, ("tpt", b_index["tpt"]), ("vanilla", len(arms["vanilla"]) - 1), f)}
-                   for f in families}  # fmt: skip
+    comparisons = {
+        f: {
+            "tpt_minus_vanilla_at_B": difference(ev, ("tpt", b_index["tpt"]), ("vanilla", b_index["vanilla"]), f),
+            "tpt_at_B_minus_vanilla_at_end": difference(
+                ev, ("tpt", b_index["tpt"]), ("vanilla", len(arms["vanilla"]) - 1), f
+            ),
+        }
+        for f in families
+    }
     ablations = {arm: {f: difference(ev, (arm, b_index[arm]), ("tpt", b_index["tpt"]), f) for f in families}
                  for arm in arms if arm not in ("vanilla", "tpt")}  # fmt: skip
     prepared = {s: json.loads((out / f"seed-{s}" / "prepared.json").read_text()) for s in seeds}
     results: dict[str, Any] = {
-        "split": "dev" if lab.dev else "test", "dev_seed": prof.dev_seed, "test_seeds": [] if lab.dev else seeds, "seeds": seeds,
-        "mode": {arm: HEADLINE_MODE for arm in arms}, "families": families,
-        "config": to_dict(lab), "profile": to_dict(prof), "versions": versions(), "wall_seconds": round(wall, 1), "timing": timing,
-        "chance": chance, "curves": arms, "comparisons": comparisons, "ablations_vs_tpt_at_B": ablations,
+        "split": "dev" if lab.dev else "test",
+        "dev_seed": prof.dev_seed,
+        "test_seeds": [] if lab.dev else seeds,
+        "seeds": seeds,
+        "mode": {arm: HEADLINE_MODE for arm in arms},
+        "families": families,
+        "config": to_dict(lab),
+        "profile": to_dict(prof),
+        "versions": versions(),
+        "wall_seconds": round(wall, 1),
+        "timing": timing,
+        "chance": chance,
+        "curves": arms,
+        "comparisons": comparisons,
+        "ablations_vs_tpt_at_B": ablations,
         "data_efficiency": {f: efficiency(ev, f, chance[f]["ci"][1]) for f in families},
-        "leakage": {str(s): {"patterns": r["patterns"], "texts": r["texts"], "sources": r["sources"], "hits": r["hits"][:50], "hit_count": len(r["hits"])}
-                    for s, r in leakage.items()},
-        "throughput": {f"seed-{s}/{arm}": {k: curves[(s, arm)][-1].get(k) for k in ("train_seconds", "tokens_per_second", "eval_seconds")}
-                       for s, arm in curves if curves[(s, arm)] and "train_seconds" in curves[(s, arm)][-1]},
+        "leakage": {
+            str(s): {
+                "patterns": r["patterns"],
+                "texts": r["texts"],
+                "sources": r["sources"],
+                "hits": r["hits"][:50],
+                "hit_count": len(r["hits"]),
+            }
+            for s, r in leakage.items()
+        },
+        "throughput": {
+            f"seed-{s}/{arm}": {
+                k: curves[(s, arm)][-1].get(k) for k in ("train_seconds", "tokens_per_second", "eval_seconds")
+            }
+            for s, arm in curves
+            if curves[(s, arm)] and "train_seconds" in curves[(s, arm)][-1]
+        },
         "trajectory_lengths": prepared[seeds[0]]["trajectory_lengths"],
         "data": {str(s): p["data"] for s, p in prepared.items()},
-        "per_seed": {f"seed-{s}/{arm}": [{"tokens": p["tokens"], "eval": p["eval"]} for p in c] for (s, arm), c in curves.items()},
-    }  # fmt: skip
+        "per_seed": {
+            f"seed-{s}/{arm}": [{"tokens": p["tokens"], "eval": p["eval"]} for p in c] for (s, arm), c in curves.items()
+        },
+    }
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     from tpt.lab.plots import write_plots

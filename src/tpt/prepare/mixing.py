@@ -13,8 +13,8 @@ The budget is then rounded down to whole sequences, taken from the weighted sour
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Optional
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from tpt.prepare.cache import SourceCache
 from tpt.prepare.config import PrepareError, SourceSpec
 
 
-def val_threshold(caches: list[SourceCache], val_tokens: int) -> Optional[int]:
+def val_threshold(caches: list[SourceCache], val_tokens: int) -> int | None:
     """The smallest split key k such that documents with key <= k hold >= ``val_tokens`` tokens."""
     if val_tokens <= 0:
         return None
@@ -39,7 +39,7 @@ def val_threshold(caches: list[SourceCache], val_tokens: int) -> Optional[int]:
     return int(keys[order[pos]])
 
 
-def is_val(cache: SourceCache, threshold: Optional[int]) -> np.ndarray:
+def is_val(cache: SourceCache, threshold: int | None) -> np.ndarray:
     if threshold is None:
         return np.zeros(cache.num_docs, dtype=bool)
     return cache.keys <= np.uint64(threshold)
@@ -49,15 +49,14 @@ def epoch_order(docs: np.ndarray, seed: int, source: int, epoch: int) -> np.ndar
     return np.random.default_rng([seed, source, epoch]).permutation(docs)
 
 
-def training_pool(
-    cache: SourceCache, source: int, threshold: Optional[int], seed: int, cap: Optional[int]
-) -> np.ndarray:
+def training_pool(cache: SourceCache, source: int, threshold: int | None, seed: int, cap: int | None) -> np.ndarray:
     """Training document indices of one source in epoch-0 order; with ``cap``, only a fixed pool of
     about ``cap`` unique tokens (the constrained-data setting): the first documents of that order."""
     docs = epoch_order(np.flatnonzero(~is_val(cache, threshold)), seed, source, 0)
     if not len(docs):
         raise PrepareError(
-            f"source {cache.spec.describe()}: no training documents left (read {cache.num_docs}, all held out or rejected)"
+            f"source {cache.spec.describe()}: no training documents left (read {cache.num_docs}, all held out or "
+            "rejected)"
         )
     if cap is not None:
         keep = int(np.searchsorted(np.cumsum(cache.lengths[docs]), cap, side="right"))
@@ -66,7 +65,7 @@ def training_pool(
 
 
 def assign_targets(
-    specs: list[SourceSpec], pool_tokens: list[int], budget: Optional[int], seq_len: int
+    specs: list[SourceSpec], pool_tokens: list[int], budget: int | None, seq_len: int
 ) -> tuple[list[float], int]:
     """-> (training tokens per source, number of training sequences)."""
     fixed = sum(s.epochs * p for s, p in zip(specs, pool_tokens) if s.epochs is not None)
@@ -80,7 +79,8 @@ def assign_targets(
         )
     elif not weighted and budget > fixed:
         raise PrepareError(
-            f"--tokens {budget}: the xN sources give only {fixed:.0f} tokens; raise their epochs or add a weighted source"
+            f"--tokens {budget}: the xN sources give only {fixed:.0f} tokens; raise their epochs or add a weighted "
+            "source"
         )
     else:
         total = budget
@@ -108,7 +108,7 @@ class SourceProgress:
     emitted: int = 0  # tokens handed out (whole documents)
     epoch: int = 0
     position: int = 0  # next document in the current epoch's order
-    order: Optional[np.ndarray] = None
+    order: np.ndarray | None = None
 
 
 class Mixer:

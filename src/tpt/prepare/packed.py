@@ -95,8 +95,8 @@ class PackedDataset:
         """Clear errors when this data cannot feed a model: ids beyond its vocabulary, rows too long."""
         if self.vocab_size > vocab_size:
             raise ValueError(
-                f"{self.root}: data tokenized with a vocabulary of {self.vocab_size} ids, the model has only {vocab_size} "
-                "(prepare the data with the model's tokenizer)"
+                f"{self.root}: data tokenized with a vocabulary of {self.vocab_size} ids, the model has only "
+                f"{vocab_size} (prepare the data with the model's tokenizer)"
             )
         if max_positions is not None and self.seq_len > max_positions:
             raise ValueError(f"{self.root}: seq_len {self.seq_len} exceeds the model's {max_positions} positions")

@@ -11,7 +11,6 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pyarrow as pa
@@ -188,7 +187,7 @@ def _tokenize_all(
     return caches
 
 
-def _check_config(cfg: PrepareConfig) -> tuple[list[SourceSpec], Optional[int], Optional[int], int]:
+def _check_config(cfg: PrepareConfig) -> tuple[list[SourceSpec], int | None, int | None, int]:
     if not cfg.source:
         raise PrepareError("no --source given")
     specs = [parse_source(s) for s in cfg.source]
@@ -241,7 +240,7 @@ def _load_checked_tokenizer(cfg: PrepareConfig, specs: list[SourceSpec]):
     return tokenizer, add_special_tokens(tokenizer, missing) if missing else {}
 
 
-def _plan_validation(cfg: PrepareConfig, caches: list[SourceCache]) -> tuple[int, Optional[int]]:
+def _plan_validation(cfg: PrepareConfig, caches: list[SourceCache]) -> tuple[int, int | None]:
     """-> (validation rows, split-key threshold) -- documents with key <= threshold are held out."""
     if cfg.val_fraction is not None:
         rows = int(cfg.val_fraction * sum(int(c.lengths.sum()) for c in caches) // cfg.seq_len)
@@ -278,8 +277,8 @@ def _pack(writer: SplitWriter, mixer: Mixer, num_sources: int) -> dict:
 
 
 def _pack_validation(
-    tmp: Path, caches: list[SourceCache], threshold: Optional[int], rows: int, seed: int, writer: dict
-) -> Optional[dict]:
+    tmp: Path, caches: list[SourceCache], threshold: int | None, rows: int, seed: int, writer: dict
+) -> dict | None:
     """Validation rows from the held-out documents of all sources, interleaved by size, one pass."""
     if not rows:
         return None
@@ -309,16 +308,30 @@ def _manifest(cfg, tokenizer, specs, caches, pools, targets, mixer, train, val, 
     held_out = val["docs_per_source"] if val else [0] * len(specs)
     for i, (spec, cache) in enumerate(zip(specs, caches)):
         written = train["tokens_per_source"][i]
-        sources.append({
-            "source": spec.describe(), "path": str(spec.path), "kind": spec.kind, "weight": spec.weight, "epochs": spec.epochs,
-            "docs_read": cache.num_docs, "docs_tokens": int(cache.offsets[-1]), "rejected_rows": cache.rejected,
-            "length_dropped": cache.length.dropped, "length_cut": cache.length.cut,
-            "val_docs": val["docs_per_source"][i] if val else 0, "val_tokens": val["tokens_per_source"][i] if val else 0,
-            "pool_docs": len(pools[i]), "pool_tokens": pool_tokens[i], "target_tokens": round(targets[i], 1),
-            "tokens": written, "share": round(written / train["tokens"], 6),
-            "unique_docs": mixer.unique_docs(i), "epochs_seen": round(written / pool_tokens[i], 6),
-            "share_used": round(mixer.unique_docs(i) / max(1, cache.num_docs - held_out[i]), 6),
-        })  # fmt: skip
+        sources.append(
+            {
+                "source": spec.describe(),
+                "path": str(spec.path),
+                "kind": spec.kind,
+                "weight": spec.weight,
+                "epochs": spec.epochs,
+                "docs_read": cache.num_docs,
+                "docs_tokens": int(cache.offsets[-1]),
+                "rejected_rows": cache.rejected,
+                "length_dropped": cache.length.dropped,
+                "length_cut": cache.length.cut,
+                "val_docs": val["docs_per_source"][i] if val else 0,
+                "val_tokens": val["tokens_per_source"][i] if val else 0,
+                "pool_docs": len(pools[i]),
+                "pool_tokens": pool_tokens[i],
+                "target_tokens": round(targets[i], 1),
+                "tokens": written,
+                "share": round(written / train["tokens"], 6),
+                "unique_docs": mixer.unique_docs(i),
+                "epochs_seen": round(written / pool_tokens[i], 6),
+                "share_used": round(mixer.unique_docs(i) / max(1, cache.num_docs - held_out[i]), 6),
+            }
+        )
     slots = train["sequences"] * cfg.seq_len
     return {
         "pad_id": tokenizer.pad_token_id,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Optional, Union
 
 import numpy as np
 import pyarrow as pa
@@ -65,7 +64,7 @@ def _mask_by_prefix(tokenizer, messages: list[dict]) -> tuple[list[int], list[in
     return ids, mask
 
 
-def _messages(raw: readers.RawRow, field: str) -> Union[list[dict], Rejection]:
+def _messages(raw: readers.RawRow, field: str) -> list[dict] | Rejection:
     item = raw.payload
     if isinstance(item, bytes):
         try:
@@ -94,10 +93,10 @@ def _row_key(raw: readers.RawRow, seed: int) -> int:
 
 
 def prepare_sft(
-    jsonl: Union[str, Path, list],
+    jsonl: str | Path | list,
     tokenizer,
     seq_len: int,
-    out: Union[str, Path],
+    out: str | Path,
     *,
     val_sequences: int = 0,
     seed: int = 0,
@@ -145,17 +144,26 @@ def prepare_sft(
         real = stats["real_tokens"]
         slots = sum(w.written for w in writers.values())
         write_index(
-            tmp, seq_len=seq_len, vocab_size=len(tok), eos_id=int(tok.eos_token_id), splits=splits,
-            pad_id=pad_id, tokenizer=str(Path(tokenizer).resolve()) if isinstance(tokenizer, (str, Path)) else tok.name_or_path,
-            sft=True, sources=[{"source": p, "path": p, "kind": "sft"} for p in paths], seed=seed, rejected_rows=len(rejected),
+            tmp,
+            seq_len=seq_len,
+            vocab_size=len(tok),
+            eos_id=int(tok.eos_token_id),
+            splits=splits,
+            pad_id=pad_id,
+            tokenizer=str(Path(tokenizer).resolve()) if isinstance(tokenizer, (str, Path)) else tok.name_or_path,
+            sft=True,
+            sources=[{"source": p, "path": p, "kind": "sft"} for p in paths],
+            seed=seed,
+            rejected_rows=len(rejected),
             packing={"efficiency": real / slots if slots else 0.0, "padding_tokens": slots - real},
-            train={"sequences": writers["train"].written // seq_len}, val={"sequences": writers["val"].written // seq_len},
+            train={"sequences": writers["train"].written // seq_len},
+            val={"sequences": writers["val"].written // seq_len},
             **stats,
-        )  # fmt: skip
+        )
     return out
 
 
-def _val_threshold(files: list[Path], val_sequences: int, seed: int) -> Optional[int]:
+def _val_threshold(files: list[Path], val_sequences: int, seed: int) -> int | None:
     if val_sequences <= 0:
         return None
     keys = np.sort(np.fromiter((_row_key(r, seed) for r in readers.iter_raw_rows(files)), dtype=np.uint64))

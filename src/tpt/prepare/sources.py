@@ -7,9 +7,9 @@ field, reason) in the caller's list: nothing is dropped without a row saying why
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
 import pyarrow.parquet as pq
 
@@ -25,8 +25,8 @@ RUN_COLUMNS = ["id", "sample", "text", "thinking", "finish_reason", "doc_tokens"
 class Sample:
     id: str
     text: str
-    thinking: Optional[str] = None  # None for vanilla samples
-    finish_reason: Optional[str] = None
+    thinking: str | None = None  # None for vanilla samples
+    finish_reason: str | None = None
     sample: int = 0
     doc_tokens: int = 0  # with the generator's tokenizer (thinking records only)
     thinking_tokens: int = 0
@@ -83,7 +83,7 @@ def iter_sample_batches(
     rejected: list[Rejection],
     batch_size: int = 1024,
     text_field: str = "text",
-    id_field: Optional[str] = None,
+    id_field: str | None = None,
     duplicates: frozenset = frozenset(),
 ) -> Iterator[list[Sample]]:
     """Batches of valid samples of one source; bad rows are appended to ``rejected``."""
@@ -136,7 +136,7 @@ def _run_samples(spec: SourceSpec, rejected: list[Rejection], duplicates: frozen
                     yield Sample(doc_id, row[2], where=f"{path}:{line}")
 
 
-def _repeated(key: tuple, seen: set) -> Optional[tuple[str, str]]:
+def _repeated(key: tuple, seen: set) -> tuple[str, str] | None:
     """The problem of a repeated (id, sample) key: every occurrence after the first is set aside."""
     if key in seen:
         return "id", f"duplicate (id, sample) key {key}: its first record was kept"
@@ -157,7 +157,7 @@ def _column_batches(path: Path) -> Iterator[dict]:
         yield batch.to_pydict()
 
 
-def _record_problem(doc_id, text, thinking, tpt: bool) -> Optional[tuple[str, str]]:
+def _record_problem(doc_id, text, thinking, tpt: bool) -> tuple[str, str] | None:
     """(field, reason) when a thinking record cannot become a sample, else None."""
     if doc_id is None or doc_id == "":
         return "id", "missing id"
@@ -169,7 +169,7 @@ def _record_problem(doc_id, text, thinking, tpt: bool) -> Optional[tuple[str, st
 
 
 def _raw_samples(
-    spec: SourceSpec, rejected: list[Rejection], text_field: str, id_field: Optional[str]
+    spec: SourceSpec, rejected: list[Rejection], text_field: str, id_field: str | None
 ) -> Iterator[Sample]:
     files = readers.resolve_inputs([str(spec.path)])
     for raw in readers.iter_raw_rows(files):

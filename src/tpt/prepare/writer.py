@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
 
 import numpy as np
 
@@ -27,7 +27,7 @@ class SplitWriter:
         split: str,
         seq_len: int,
         dtype: np.dtype,
-        rows: Optional[int],
+        rows: int | None,
         shard_rows: int,
         with_mask: bool = False,
     ):
@@ -46,7 +46,7 @@ class SplitWriter:
     def full(self) -> bool:
         return self.remaining == 0 if self.rows is not None else False
 
-    def add(self, ids: np.ndarray, mask: Optional[np.ndarray] = None) -> int:
+    def add(self, ids: np.ndarray, mask: np.ndarray | None = None) -> int:
         """Append one document (it starts here); returns how many of its tokens fit (the rest of
         the last document is cut when the split is full)."""
         if self.full or not len(ids):

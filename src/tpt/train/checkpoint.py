@@ -31,7 +31,6 @@ import numpy as np
 import torch
 
 from tpt import formats
-
 from tpt.io.atomic import atomic_folder, atomic_write_text, recover_folder, remove_stale_temps, temp_name
 
 STATE_DIR = "state"

@@ -177,9 +177,10 @@ def check_checkpoint_tokenizer(tok, path: Path, model_config, train: PackedDatas
     for text in probes:
         if tok.encode(text, add_special_tokens=False) != again.encode(text, add_special_tokens=False):
             raise TrainInputError(
-                f"tokenizer {path}: a {model_config.model_type} checkpoint reloads it as {type(again).__name__}, which splits "
-                f"text differently (e.g. {text[:60]!r}): evaluation would not see what training saw. Train the tokenizer "
-                "with `tpt tokenizer train` (it uses Qwen2's pre-tokenization), or use the tokenizer of the --init model"
+                f"tokenizer {path}: a {model_config.model_type} checkpoint reloads it as {type(again).__name__}, "
+                f"which splits text differently (e.g. {text[:60]!r}): evaluation would not see what training saw. "
+                "Train the tokenizer with `tpt tokenizer train` (it uses Qwen2's pre-tokenization), or use the "
+                "tokenizer of the --init model"
             )
 
 
@@ -189,7 +190,8 @@ def check_model_fits(config, train: PackedDataset, source: str, vocab: int | Non
     vocab = int(config.vocab_size) if vocab is None else vocab
     if int(train.index["vocab_size"]) > vocab:
         raise TrainInputError(
-            f"{source}: vocab_size={vocab} is smaller than the data's ({train.root}/index.json vocab_size={train.index['vocab_size']})"
+            f"{source}: vocab_size={vocab} is smaller than the data's ({train.root}/index.json "
+            f"vocab_size={train.index['vocab_size']})"
         )
     highest = max_token_id(train)
     if highest >= vocab:
@@ -212,8 +214,8 @@ def check_init_tokenizer(init: Path, data_tok, data_tok_path: Path, added: dict 
     if init_tok.get_vocab() != data_vocab:
         diff = len(set(init_tok.get_vocab().items()) ^ set(data_vocab.items()))
         raise TrainInputError(
-            f"--init {init}: its tokenizer differs from the data's ({data_tok_path}): {diff} vocabulary entries differ; "
-            "prepare the data with the checkpoint's tokenizer"
+            f"--init {init}: its tokenizer differs from the data's ({data_tok_path}): {diff} vocabulary entries "
+            "differ; prepare the data with the checkpoint's tokenizer"
         )
 
 

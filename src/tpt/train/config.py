@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 from tpt.config import field, format_count, parse_count, parse_counts  # noqa: F401 (re-exported)
 
@@ -26,14 +26,15 @@ class TrainConfig:
     model_preset: str = field(
         "", help="model size preset (see docs/train.md: 0.5m, 1m, 5m, 20m, 50m, 150m, 400m, 1b); ignored with --init"
     )
-    model_config: Optional[Path] = field(
+    model_config: Path | None = field(
         None, help="a transformers config.json to build the model from (instead of a preset)"
     )
-    rope_theta: Optional[float] = field(
+    rope_theta: float | None = field(
         None,
-        help="RoPE base for a preset model (default 10000); a small base (e.g. 100) gives small heads finer position resolution over short contexts",
+        help="RoPE base for a preset model (default 10000); a small base (e.g. 100) gives small heads finer position "
+        "resolution over short contexts",
     )
-    init: Optional[Path] = field(None, help="mid-training / SFT: start from this local HF causal-LM folder")
+    init: Path | None = field(None, help="mid-training / SFT: start from this local HF causal-LM folder")
     tokens: str = field("", help="training token budget, e.g. 50M (default: --epochs over the data)")
     epochs: float = field(1.0, help="passes over the data when --tokens is not given")
     seq_len: int = field(
@@ -53,7 +54,8 @@ class TrainConfig:
     seed: int = field(0, help="seed for model init and data order")
     doc_attention: bool = field(
         False,
-        help="attend only within each document of a packed row, positions restarting at 0 per document (boundary-crossing targets dropped)",
+        help="attend only within each document of a packed row, positions restarting at 0 per document "
+        "(boundary-crossing targets dropped)",
     )
     precision: Literal["auto", "fp32", "bf16"] = field("auto", help="auto: bf16 autocast on GPU, fp32 on CPU")
     compile: bool = field(False, help="torch.compile the model (helps on GPU; not on CPU)")

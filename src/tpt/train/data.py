@@ -57,7 +57,7 @@ class BatchLayout:
     world: int
 
     @classmethod
-    def plan(cls, global_batch: int, micro: int, world: int) -> "BatchLayout":
+    def plan(cls, global_batch: int, micro: int, world: int) -> BatchLayout:
         # Round the global batch up to a multiple of world, then take the largest micro-batch
         # (<= requested) that divides each process's share, so every step has the same shape.
         per_rank = -(-global_batch // world)

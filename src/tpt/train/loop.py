@@ -33,7 +33,6 @@ from .data import read_batch
 from .metrics import MetricsLog
 from .plan import RunPlan, make_plan
 
-
 LOCK_FILE = ".tpt-lock"
 
 
@@ -404,9 +403,9 @@ def train(cfg: TrainConfig) -> TrainResult:
             }
             atomic_write_text(out / "train_config.json", json.dumps(describe, indent=2) + "\n")
             print(
-                f"tpt train: {plan.model_source}, {trainer.parameters / 1e6:.2f}M parameters, {plan.total_steps} steps x "
-                f"{plan.tokens_per_step} tokens (global batch {plan.layout.global_batch} = {dist.world} x {plan.layout.accum} "
-                f"x {plan.layout.micro} sequences of {plan.seq_len})",
+                f"tpt train: {plan.model_source}, {trainer.parameters / 1e6:.2f}M parameters, {plan.total_steps} "
+                f"steps x {plan.tokens_per_step} tokens (global batch {plan.layout.global_batch} = {dist.world} x "
+                f"{plan.layout.accum} x {plan.layout.micro} sequences of {plan.seq_len})",
                 flush=True,
             )
         return trainer.run()

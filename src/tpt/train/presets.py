@@ -90,8 +90,8 @@ def config_from_file(path: Path):
 def preset_table(vocab_size: int = 32768) -> str:
     """Markdown table of the presets (for docs and --help)."""
     rows = [
-        "| preset | hidden | layers | heads (kv) | MLP | non-embedding params | + tied embedding at vocab %d |"
-        % vocab_size,
+        "| preset | hidden | layers | heads (kv) | MLP | non-embedding params | + tied embedding at vocab "
+        f"{vocab_size} |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, s in PRESETS.items():

@@ -25,7 +25,8 @@ import json
 import os
 import random
 import sys
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -61,12 +62,12 @@ class OpenAIBackend(TokenizerOps):
         self._api_key = os.environ.get(config.api_key_env) or None
         self.send_generation_config = config.server_sampling == "generation-config"
         self._loop = asyncio.new_event_loop()
-        self._client: Optional[httpx.AsyncClient] = None
+        self._client: httpx.AsyncClient | None = None
         # Set under --serve: returns None while the server lives, else what to tell the user.
-        self.server_status: Optional[Callable[[], Optional[str]]] = None
-        self._dead: Optional[str] = None
-        self._engine_check: Optional[asyncio.Lock] = None
-        self.max_model_len: Optional[int] = None  # from the server's model list, for the run's pre-flight check
+        self.server_status: Callable[[], str | None] | None = None
+        self._dead: str | None = None
+        self._engine_check: asyncio.Lock | None = None
+        self.max_model_len: int | None = None  # from the server's model list, for the run's pre-flight check
         self._check_served_model()
         if config.server_sampling == "auto" and config.temperature > 0:
             self.send_generation_config = self._probe_sampling(config.sampling())
@@ -215,7 +216,7 @@ class OpenAIBackend(TokenizerOps):
         if self._dead:
             raise EngineDied(self._dead)
 
-    async def _death_report(self, error: str) -> Optional[str]:
+    async def _death_report(self, error: str) -> str | None:
         if self.server_status is not None:  # --serve: the process tells at once
             report = self.server_status()
             if report:

@@ -8,10 +8,9 @@ chat template needs ``transformers.AutoTokenizer`` and is loaded only when used.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 
-def require_tokenizer_path(path: Optional[str], what: str) -> str:
+def require_tokenizer_path(path: str | None, what: str) -> str:
     if not path or not Path(path).is_dir():
         raise ValueError(
             f"{what}: a local tokenizer folder is needed to count and truncate on token boundaries; "

@@ -57,8 +57,9 @@ class VLLMBackend(TokenizerOps):
     def generate_stream(self, requests: list[GenRequest], sampling: SamplingParams):
         """Yield (index, result) as the engine finishes each request.  All of them are queued in the
         engine at once, so its scheduler always has work and the runner checkpoints meanwhile."""
-        from vllm import SamplingParams as EngineSampling
         from vllm.sampling_params import RequestOutputKind
+
+        from vllm import SamplingParams as EngineSampling
 
         engine = self.llm.llm_engine
         pending: dict[str, int] = {}
