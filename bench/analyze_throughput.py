@@ -42,17 +42,34 @@ def synthetic_run(run: Path, n: int, seed: int = 0) -> None:
         intensity = rng.integers(0, 4, m)
         doc = rng.lognormal(6.5, 0.8, m).astype(np.int32) + 1
         thinking = (rng.lognormal(7.0, 0.5, m) * (1 + 0.15 * intensity)).astype(np.int32)
-        meta = [json.dumps({"domain": DOMAINS[i % 6], "reasoning_intensity": int(intensity[j]),
-                            "audience": AUDIENCES[i % 3], "url": f"https://example.org/{i}"})
-                for j, i in enumerate(range(start, start + m))]
-        table = pa.table({
-            "id": [f"doc-{i}" for i in range(start, start + m)], "sample": np.zeros(m, np.int32),
-            "text": ["A document of moderate length about a topic. " * 8] * m,
-            "thinking": ["An expert's analysis of the document, step by step. " * 20] * m,
-            "finish_reason": np.where(rng.random(m) < 0.03, "length", "stop"),
-            "doc_tokens": doc, "thinking_tokens": thinking, "doc_truncated": np.zeros(m, bool),
-            "strategy": ["default"] * m, "model": ["bench"] * m, "backend": ["bench"] * m, "meta": meta,
-        }, schema=THINKING_SCHEMA)
+        meta = [
+            json.dumps(
+                {
+                    "domain": DOMAINS[i % 6],
+                    "reasoning_intensity": int(intensity[j]),
+                    "audience": AUDIENCES[i % 3],
+                    "url": f"https://example.org/{i}",
+                }
+            )
+            for j, i in enumerate(range(start, start + m))
+        ]
+        table = pa.table(
+            {
+                "id": [f"doc-{i}" for i in range(start, start + m)],
+                "sample": np.zeros(m, np.int32),
+                "text": ["A document of moderate length about a topic. " * 8] * m,
+                "thinking": ["An expert's analysis of the document, step by step. " * 20] * m,
+                "finish_reason": np.where(rng.random(m) < 0.03, "length", "stop"),
+                "doc_tokens": doc,
+                "thinking_tokens": thinking,
+                "doc_truncated": np.zeros(m, bool),
+                "strategy": ["default"] * m,
+                "model": ["bench"] * m,
+                "backend": ["bench"] * m,
+                "meta": meta,
+            },
+            schema=THINKING_SCHEMA,
+        )
         pq.write_table(table, run / "data" / f"part-{k:05d}.parquet", compression="zstd")
 
 
@@ -65,9 +82,20 @@ def varied_run(run: Path, n: int, seed: int = 1) -> None:
     (run / "data").mkdir(parents=True, exist_ok=True)
     rows = {name: [] for name in THINKING_SCHEMA.names}
     for i in range(n):
-        for name, value in (("id", f"doc-{i}"), ("sample", 0), ("text", texts[i]), ("thinking", thinkings[i]),
-                            ("finish_reason", "stop"), ("doc_tokens", 80), ("thinking_tokens", 250), ("doc_truncated", False),
-                            ("strategy", "default"), ("model", "bench"), ("backend", "bench"), ("meta", "{}")):
+        for name, value in (
+            ("id", f"doc-{i}"),
+            ("sample", 0),
+            ("text", texts[i]),
+            ("thinking", thinkings[i]),
+            ("finish_reason", "stop"),
+            ("doc_tokens", 80),
+            ("thinking_tokens", 250),
+            ("doc_truncated", False),
+            ("strategy", "default"),
+            ("model", "bench"),
+            ("backend", "bench"),
+            ("meta", "{}"),
+        ):
             rows[name].append(value)
     pq.write_table(pa.table(rows, schema=THINKING_SCHEMA), run / "data" / "part-00000.parquet", compression="zstd")
 
@@ -106,10 +134,12 @@ def main() -> None:
             "reference (pyarrow read, no meta)": lambda: reference_read(run, plain),
             "reference (pyarrow read, with meta)": lambda: reference_read(run, plain + ["meta"]),
             "tpt analyze stats": lambda: compute_stats([run]),
-            "tpt analyze stats --by domain,reasoning_intensity,audience":
-                lambda: compute_stats([run], by=["domain", "reasoning_intensity", "audience"]),
-            "tpt analyze stats --by domain,reasoning_intensity,audience --workers 2":
-                lambda: compute_stats([run], by=["domain", "reasoning_intensity", "audience"], workers=2),
+            "tpt analyze stats --by domain,reasoning_intensity,audience": lambda: compute_stats(
+                [run], by=["domain", "reasoning_intensity", "audience"]
+            ),
+            "tpt analyze stats --by domain,reasoning_intensity,audience --workers 2": lambda: compute_stats(
+                [run], by=["domain", "reasoning_intensity", "audience"], workers=2
+            ),
         }
         secs = {name: best_of(args.repeats, fn) for name, fn in cases.items()}
         print(f"{n:,} records, best of {args.repeats}")
@@ -125,14 +155,18 @@ def bench_filter(tmp: Path, n: int) -> None:
     run = tmp / "varied"
     varied_run(run, n)
     t0 = time.perf_counter()
-    for batch in pq.ParquetFile(run / "data" / "part-00000.parquet").iter_batches(columns=["text", "thinking", "finish_reason"]):
+    for batch in pq.ParquetFile(run / "data" / "part-00000.parquet").iter_batches(
+        columns=["text", "thinking", "finish_reason"]
+    ):
         batch.to_pydict()
     ref = time.perf_counter() - t0
     t0 = time.perf_counter()
     result = filter_run(FilterConfig(run=run, out=tmp / "clean"))
     secs = time.perf_counter() - t0
-    print(f"{n:,} varied records: tpt filter {secs:.3f} s = {n / secs:,.0f} records/s "
-          f"({secs / ref:.0f}x reading the text columns into Python, {ref:.3f} s); kept {result.kept:,}")
+    print(
+        f"{n:,} varied records: tpt filter {secs:.3f} s = {n / secs:,.0f} records/s "
+        f"({secs / ref:.0f}x reading the text columns into Python, {ref:.3f} s); kept {result.kept:,}"
+    )
 
 
 if __name__ == "__main__":

@@ -58,7 +58,9 @@ class InstantBackend(TokenizerOps):
     parallelism = 64
 
     def generate(self, requests, sampling):
-        return [GenResult(text="<think>An instant thought.</think>", prompt_tokens=0, completion_tokens=5) for _ in requests]
+        return [
+            GenResult(text="<think>An instant thought.</think>", prompt_tokens=0, completion_tokens=5) for _ in requests
+        ]
 
     def close(self):
         pass
@@ -94,8 +96,12 @@ def bench_instant(tmp: Path, model: Path, docs: int) -> dict:
     tok_wall, tok_cpu = time.perf_counter(), time.process_time()
     backend.truncate_batch(texts, 256)
     tok_wall, tok_cpu = time.perf_counter() - tok_wall, time.process_time() - tok_cpu
-    return {"docs_per_s": docs / wall, "docs_per_cpu_s": docs / cpu, "tokenizer_share": tok_cpu / cpu,
-            "tokenizer_docs_per_s": docs / tok_wall}
+    return {
+        "docs_per_s": docs / wall,
+        "docs_per_cpu_s": docs / cpu,
+        "tokenizer_share": tok_cpu / cpu,
+        "tokenizer_docs_per_s": docs / tok_wall,
+    }
 
 
 def bench_generation(tmp: Path, model: Path, docs: int, tokens: int, repeats: int) -> tuple[float, float]:
@@ -140,15 +146,20 @@ def main() -> None:
         instant = bench_instant(tmp, realistic_tokenizer(tmp / "tokenizer", args.vocab), args.docs)
         alone, pipeline = bench_generation(tmp, model, args.gen_docs, args.gen_tokens, args.repeats)
     print(f"cpu cores available: {len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.1f}")
-    print(f"instant backend, {args.docs} docs of 300 Zipfian words ({args.vocab}-token BPE), cut to 256 tokens: pipeline {instant['docs_per_s']:,.0f} "
-          f"documents/s wall, {instant['docs_per_cpu_s']:,.0f} per CPU-second; ratio to the 2,000/s goal "
-          f"{instant['docs_per_s'] / 2000:.2f} (wall). Tokenizing is {instant['tokenizer_share']:.0%} of the CPU time "
-          f"(tokenizer alone: {instant['tokenizer_docs_per_s']:,.0f} documents/s); everything but tokenizing: "
-          f"{instant['docs_per_cpu_s'] / max(1e-9, 1 - instant['tokenizer_share']):,.0f} documents per CPU-second")
-    print(f"transformers backend, {args.gen_docs} docs x {args.gen_tokens} tokens, best of {args.repeats}: "
-          f"backend alone {alone[0]:.2f} s wall / {alone[1]:.2f} s CPU; through the pipeline {pipeline[0]:.2f} s wall / "
-          f"{pipeline[1]:.2f} s CPU. Pipeline/backend throughput ratio: {alone[0] / pipeline[0]:.3f} wall, "
-          f"{alone[1] / pipeline[1]:.3f} CPU (goal >= 0.95, i.e. overhead < 5%)")
+    print(
+        f"instant backend, {args.docs} docs of 300 Zipfian words ({args.vocab}-token BPE), cut to 256 tokens: "
+        f"pipeline {instant['docs_per_s']:,.0f} documents/s wall, {instant['docs_per_cpu_s']:,.0f} per CPU-second; "
+        f"ratio to the 2,000/s goal {instant['docs_per_s'] / 2000:.2f} (wall). Tokenizing is "
+        f"{instant['tokenizer_share']:.0%} of the CPU time (tokenizer alone: {instant['tokenizer_docs_per_s']:,.0f} "
+        "documents/s); everything but tokenizing: "
+        f"{instant['docs_per_cpu_s'] / max(1e-9, 1 - instant['tokenizer_share']):,.0f} documents per CPU-second"
+    )
+    print(
+        f"transformers backend, {args.gen_docs} docs x {args.gen_tokens} tokens, best of {args.repeats}: "
+        f"backend alone {alone[0]:.2f} s wall / {alone[1]:.2f} s CPU; through the pipeline {pipeline[0]:.2f} s wall / "
+        f"{pipeline[1]:.2f} s CPU. Pipeline/backend throughput ratio: {alone[0] / pipeline[0]:.3f} wall, "
+        f"{alone[1] / pipeline[1]:.3f} CPU (goal >= 0.95, i.e. overhead < 5%)"
+    )
 
 
 if __name__ == "__main__":

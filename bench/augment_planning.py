@@ -39,8 +39,12 @@ def make_corpus(folder: Path, rows: int, fmt: str) -> Path:
     for n, start in enumerate(range(0, rows, FILE_ROWS)):
         index = pa.array(range(start, min(start + FILE_ROWS, rows)), pa.int64())
         digits = pc.cast(index, pa.string())
-        table = pa.table({"id": pc.binary_join_element_wise("doc-", digits, ""),
-                          "text": pc.binary_join_element_wise("Document ", digits, " explains one small fact.", "")})
+        table = pa.table(
+            {
+                "id": pc.binary_join_element_wise("doc-", digits, ""),
+                "text": pc.binary_join_element_wise("Document ", digits, " explains one small fact.", ""),
+            }
+        )
         if fmt == "parquet":
             pq.write_table(table, folder / f"part-{n:04d}.parquet", row_group_size=GROUP_ROWS)
         else:
@@ -114,21 +118,24 @@ def run(sizes: list[int], fmt: str, shard_size: int, reference_max: int) -> list
             made = time.perf_counter() - t0
             task = measure(TASK, corpus, Path(tmp) / f"run-{size}", shard_size, shard_bytes)
             ref = measure(REFERENCE, corpus) if size <= reference_max else None
-            rows.append({"documents": size, "format": fmt, "generate_s": round(made, 1), **task,
-                         "reference": ref})
+            rows.append({"documents": size, "format": fmt, "generate_s": round(made, 1), **task, "reference": ref})
             print(_line(rows[-1]), flush=True)
     return rows
 
 
 def _line(r: dict) -> str:
     ref = r["reference"]
-    text = (f"{r['documents']:>11,} docs: task plan {r['plan_s']:.2f}s + its shard ({r['shard_rows']:,} rows) "
-            f"{r['shard_s']:.2f}s, peak RSS {r['peak_rss_mb']:.0f} MB, {r['shards']:,} shards")
+    text = (
+        f"{r['documents']:>11,} docs: task plan {r['plan_s']:.2f}s + its shard ({r['shard_rows']:,} rows) "
+        f"{r['shard_s']:.2f}s, peak RSS {r['peak_rss_mb']:.0f} MB, {r['shards']:,} shards"
+    )
     if ref:
         task_s = r["plan_s"] + r["shard_s"]
-        text += (f" | reference global scan {ref['scan_s']:.1f}s, {ref['peak_rss_mb']:.0f} MB"
-                 f" -> time ratio {task_s / ref['scan_s']:.3f}, "
-                 f"memory ratio {r['peak_rss_mb'] / ref['peak_rss_mb']:.2f}")
+        text += (
+            f" | reference global scan {ref['scan_s']:.1f}s, {ref['peak_rss_mb']:.0f} MB"
+            f" -> time ratio {task_s / ref['scan_s']:.3f}, "
+            f"memory ratio {r['peak_rss_mb'] / ref['peak_rss_mb']:.2f}"
+        )
     return text
 
 

@@ -43,7 +43,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-doc-tokens", type=int, default=2048)
     p.add_argument("--max-thinking-tokens", type=int, default=128)
     p.add_argument("--max-model-len", type=int, default=None, help="default: what the prompts + thinking need")
-    p.add_argument("--think-close-weight", type=float, default=1.5, help="tiny model only: how soon it closes its thinking")
+    p.add_argument(
+        "--think-close-weight", type=float, default=1.5, help="tiny model only: how soon it closes its thinking"
+    )
     p.add_argument("--concurrency", type=int, default=64, help="requests in flight (server methods)")
     p.add_argument("--skip", default="", help="comma-separated methods to skip: tpt-vllm,server,tpt-serve")
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "eval" / "gsm8k" / "train.jsonl"))
@@ -62,9 +64,18 @@ def write_corpus(src: str, n: int, out: Path) -> Path:
 def augment_config(args, corpus: Path, out: Path, **kw):
     from tpt.augment.config import AugmentConfig
 
-    values = dict(inputs=[str(corpus)], out=out, model=args.model, max_doc_tokens=args.max_doc_tokens,
-                  max_thinking_tokens=args.max_thinking_tokens, max_model_len=args.max_model_len, progress=False,
-                  shard_size=max(1000, args.docs), checkpoint_records=256, checkpoint_seconds=30.0)
+    values = dict(
+        inputs=[str(corpus)],
+        out=out,
+        model=args.model,
+        max_doc_tokens=args.max_doc_tokens,
+        max_thinking_tokens=args.max_thinking_tokens,
+        max_model_len=args.max_model_len,
+        progress=False,
+        shard_size=max(1000, args.docs),
+        checkpoint_records=256,
+        checkpoint_seconds=30.0,
+    )
     values.update(kw)
     return AugmentConfig(**values)
 
@@ -97,9 +108,8 @@ def run_tpt(cfg, backend=None) -> dict:
 
 
 def offline(args, corpus: Path, work: Path, results: dict) -> None:
-    from vllm import SamplingParams
-
     from tpt.augment.backends.vllm import VLLMBackend
+    from vllm import SamplingParams
 
     cfg = augment_config(args, corpus, work / "tpt-vllm", backend="vllm")
     started = time.monotonic()
@@ -109,8 +119,16 @@ def offline(args, corpus: Path, work: Path, results: dict) -> None:
         requests = tpt_requests(augment_config(args, corpus, work / "plan-offline", backend="vllm"), backend)
         prompts = [backend.chat_prompt(r.prompt) for r in requests]
         sampling = cfg.sampling()
-        params = [SamplingParams(temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens,
-                                 stop=list(sampling.stop), seed=r.seed) for r in requests]
+        params = [
+            SamplingParams(
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                max_tokens=sampling.max_tokens,
+                stop=list(sampling.stop),
+                seed=r.seed,
+            )
+            for r in requests
+        ]
         backend.llm.generate(prompts[:8], params[:8], use_tqdm=False)  # warm-up (first-call costs)
         backend.llm.reset_prefix_cache()  # every method starts cold: the same prompts must not be cached
         started = time.monotonic()
@@ -127,15 +145,25 @@ def offline(args, corpus: Path, work: Path, results: dict) -> None:
         backend.close()
 
 
-async def bare_client(base_url: str, model: str, prompts: list[str], seeds: list[int], sampling, concurrency: int) -> dict:
+async def bare_client(
+    base_url: str, model: str, prompts: list[str], seeds: list[int], sampling, concurrency: int
+) -> dict:
     import httpx
 
     gate = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=3600, limits=limits) as client:
+
         async def one(prompt: str, seed: int) -> int:
-            body = {"model": model, "prompt": prompt, "max_tokens": sampling.max_tokens, "temperature": sampling.temperature,
-                    "top_p": sampling.top_p, "stop": sampling.stop, "seed": seed}
+            body = {
+                "model": model,
+                "prompt": prompt,
+                "max_tokens": sampling.max_tokens,
+                "temperature": sampling.temperature,
+                "top_p": sampling.top_p,
+                "stop": sampling.stop,
+                "seed": seed,
+            }
             async with gate:
                 response = await client.post(f"{base_url}/completions", json=body)
             response.raise_for_status()
@@ -158,25 +186,46 @@ def served(args, corpus: Path, work: Path, results: dict) -> None:
     from tpt.augment.serve import ServedModel
     from tpt.vllm_launch import cpu_environment, on_cpu, serve_command
 
-    cfg = augment_config(args, corpus, work / "tpt-serve", backend="openai", api="completions",
-                         concurrency=args.concurrency, server_sampling="native")
+    cfg = augment_config(
+        args,
+        corpus,
+        work / "tpt-serve",
+        backend="openai",
+        api="completions",
+        concurrency=args.concurrency,
+        server_sampling="native",
+    )
     env = cpu_environment(str(work / "vllm-cache")) if on_cpu() else {}
     env["VLLM_SERVER_DEV_MODE"] = "1"  # for POST /reset_prefix_cache between methods
     started = time.monotonic()
-    with ServedModel(serve_command(max_model_len=cfg.context_length()), args.model, timeout=1800,
-                     env=env, log_dir=work) as server:
+    with ServedModel(
+        serve_command(max_model_len=cfg.context_length()), args.model, timeout=1800, env=env, log_dir=work
+    ) as server:
         results["startup_server_s"] = round(time.monotonic() - started, 1)
         cfg.base_url = server.base_url
         probe = OpenAIBackend(cfg)
-        requests = tpt_requests(augment_config(args, corpus, work / "plan-serve", backend="openai", base_url=server.base_url,
-                                               api="completions", server_sampling="native"), probe)
+        requests = tpt_requests(
+            augment_config(
+                args,
+                corpus,
+                work / "plan-serve",
+                backend="openai",
+                base_url=server.base_url,
+                api="completions",
+                server_sampling="native",
+            ),
+            probe,
+        )
         prompts = [probe.chat_prompt(r.prompt) for r in requests]
         probe.close()
         if "server" not in args.skip:
             asyncio.run(bare_client(server.base_url, args.model, prompts[:8], [1] * 8, cfg.sampling(), 8))  # warm-up
             reset_prefix_cache(server.base_url)
-            results["server"] = asyncio.run(bare_client(server.base_url, args.model, prompts, [r.seed for r in requests],
-                                                        cfg.sampling(), args.concurrency))
+            results["server"] = asyncio.run(
+                bare_client(
+                    server.base_url, args.model, prompts, [r.seed for r in requests], cfg.sampling(), args.concurrency
+                )
+            )
             print("server:", results["server"], flush=True)
         if "tpt-serve" not in args.skip:
             reset_prefix_cache(server.base_url)
@@ -192,8 +241,10 @@ def report(results: dict) -> None:
             ratio = f"{r['tok_s'] / engine:.2f}" if engine else "-"
             print(f"{name:<10} {r['tokens']:>9} {r['seconds']:>8.1f} {r['tok_s']:>9.0f}  {ratio}")
     if "server" in results and "tpt-serve" in results:
-        print(f"tpt-serve / server (tpt's own cost on the server path): "
-              f"{results['tpt-serve']['tok_s'] / results['server']['tok_s']:.2f}")
+        print(
+            f"tpt-serve / server (tpt's own cost on the server path): "
+            f"{results['tpt-serve']['tok_s'] / results['server']['tok_s']:.2f}"
+        )
     print(json.dumps({k: v for k, v in results.items()}, default=str))
 
 
@@ -208,7 +259,11 @@ def main() -> None:
         # A weaker pull to </think> than the tests' model: thinking of tens of tokens, spread out.
         args.model = str(build_reasoning_tiny_model(work / "model", think_close_weight=args.think_close_weight))
     corpus = write_corpus(args.data, args.docs, work / "corpus.jsonl")
-    results: dict = {"docs": args.docs, "max_thinking_tokens": args.max_thinking_tokens, "concurrency": args.concurrency}
+    results: dict = {
+        "docs": args.docs,
+        "max_thinking_tokens": args.max_thinking_tokens,
+        "concurrency": args.concurrency,
+    }
     offline(args, corpus, work, results)
     if not {"server", "tpt-serve"} <= args.skip:
         served(args, corpus, work, results)

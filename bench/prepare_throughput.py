@@ -46,9 +46,14 @@ def paragraph(rng: random.Random, words: list[str], n: int) -> str:
 def build_run(folder: Path, docs: int, seed: int = 0) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     words = synthetic_words(rng)
-    pairs = [(paragraph(rng, words, rng.randint(80, 400)), paragraph(rng, words, rng.randint(150, 700))) for _ in range(docs)]
+    pairs = [
+        (paragraph(rng, words, rng.randint(80, 400)), paragraph(rng, words, rng.randint(150, 700))) for _ in range(docs)
+    ]
     (folder / "data").mkdir(parents=True)
-    rows = [ThinkingRecord(f"d{i}", 0, t, th, "stop", 0, 0, False, "s", "m", "b").to_row() for i, (t, th) in enumerate(pairs)]
+    rows = [
+        ThinkingRecord(f"d{i}", 0, t, th, "stop", 0, 0, False, "s", "m", "b").to_row()
+        for i, (t, th) in enumerate(pairs)
+    ]
     pq.write_table(pa.Table.from_pylist(rows, schema=THINKING_SCHEMA), folder / "data" / "part-00000.parquet")
     return pairs
 
@@ -67,7 +72,9 @@ def reference_seconds(tokenizer, texts: list[str], batch: int) -> tuple[float, f
 def prepare_seconds(run: Path, tok_dir: Path, out: Path, batch: int) -> tuple[float, float, dict]:
     """-> (wall seconds, CPU seconds of all threads, manifest)."""
     shutil.rmtree(out, ignore_errors=True)
-    cfg = PrepareConfig(source=[f"{run}:tpt:1"], tokenizer=str(tok_dir), out=out, seq_len=2048, val_sequences=2, batch_docs=batch)
+    cfg = PrepareConfig(
+        source=[f"{run}:tpt:1"], tokenizer=str(tok_dir), out=out, seq_len=2048, val_sequences=2, batch_docs=batch
+    )
     wall, cpu = time.perf_counter(), time.process_time()
     index = prepare(cfg)
     return time.perf_counter() - wall, time.process_time() - cpu, index
@@ -97,10 +104,16 @@ def main() -> int:
         prep_tokens = sum(s["docs_tokens"] for s in index["sources"])  # every document is tokenized once
         print(f"corpus: {args.docs} docs, {mb:.1f} MB of formatted text, {ref_tokens:,} tokens; threads: "
               f"TOKENIZERS_PARALLELISM={os.environ['TOKENIZERS_PARALLELISM']}, {os.cpu_count()} CPUs")  # fmt: skip
-        print(f"reference  tokenizers encode_batch_fast: {ref_s:7.2f} s wall {ref_cpu:7.2f} s CPU  {ref_tokens / ref_s / 1e6:6.2f} M tok/s")
+        print(
+            f"reference  tokenizers encode_batch_fast: {ref_s:7.2f} s wall {ref_cpu:7.2f} s CPU  "
+            f"{ref_tokens / ref_s / 1e6:6.2f} M tok/s"
+        )
         print(f"tpt prepare (read+tokenize+pack+write):  {prep_s:7.2f} s wall {prep_cpu:7.2f} s CPU  "
               f"{prep_tokens / prep_s / 1e6:6.2f} M tok/s ({written} docs)")  # fmt: skip
-        ratio, cpu_ratio = (prep_tokens / prep_s) / (ref_tokens / ref_s), (prep_tokens / prep_cpu) / (ref_tokens / ref_cpu)
+        ratio, cpu_ratio = (
+            (prep_tokens / prep_s) / (ref_tokens / ref_s),
+            (prep_tokens / prep_cpu) / (ref_tokens / ref_cpu),
+        )
         print(f"ratio prepare / reference: {ratio:.3f} wall-clock, {cpu_ratio:.3f} per CPU-second  (goal >= 0.95)")
         print("(best of each over the repeats; on a shared machine the CPU-second ratio is the steadier figure)")
     return 0

@@ -45,9 +45,16 @@ def write_random_packed(root: Path, seq_len: int, rows: int, seed: int = 0) -> P
     tokens = np.random.default_rng(seed).integers(0, vocab, size=(rows, seq_len))
     tokens.astype(dtype).tofile(data / "train-00000.tokens.bin")
     np.save(data / "train-00000.starts.npy", np.arange(0, rows * seq_len, seq_len, dtype=np.int64))
-    index = {"format": FORMAT, "seq_len": seq_len, "dtype": dtype.name, "vocab_size": vocab, "eos_id": tok.eos_token_id,
-             "tokenizer": str(tok_dir), "splits": {"train": [{"name": "train-00000", "num_sequences": rows, "has_mask": False}]},
-             "sources": [{"path": "random", "kind": "vanilla"}]}
+    index = {
+        "format": FORMAT,
+        "seq_len": seq_len,
+        "dtype": dtype.name,
+        "vocab_size": vocab,
+        "eos_id": tok.eos_token_id,
+        "tokenizer": str(tok_dir),
+        "splits": {"train": [{"name": "train-00000", "num_sequences": rows, "has_mask": False}]},
+        "sources": [{"path": "random", "kind": "vanilla"}],
+    }
     (data / "index.json").write_text(json.dumps(index))
     return data
 
@@ -62,9 +69,15 @@ def reference_loop(data: Path, preset: str, steps: int, micro: int, device: str,
     ds = PackedDataset(data)
     vocab = -(-ds.vocab_size // 64) * 64
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(preset_config(preset, vocab, ds.seq_len, 0, None), dtype=torch.float32).to(device)
+    model = AutoModelForCausalLM.from_config(preset_config(preset, vocab, ds.seq_len, 0, None), dtype=torch.float32).to(
+        device
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=device == "cuda")
-    batches = torch.from_numpy(np.stack([ds[i] for i in range(steps * micro)]).astype(np.int64)).to(device).view(steps, micro, -1)
+    batches = (
+        torch.from_numpy(np.stack([ds[i] for i in range(steps * micro)]).astype(np.int64))
+        .to(device)
+        .view(steps, micro, -1)
+    )
     _sync(device)
     start = time.perf_counter()
     for step in range(steps):
@@ -86,8 +99,20 @@ def tpt_loop(data: Path, out: Path, preset: str, steps: int, micro: int, device:
     from tpt.train import TrainConfig, train
 
     seq_len = json.loads((data / "index.json").read_text())["seq_len"]
-    cfg = TrainConfig(data=data, out=out, model_preset=preset, tokens=str(steps * micro * seq_len), batch_tokens=str(micro * seq_len),
-                      micro_batch=micro, eval_every=0, eval_sequences=0, save_every=0, log_every=steps, progress=False, device=device)
+    cfg = TrainConfig(
+        data=data,
+        out=out,
+        model_preset=preset,
+        tokens=str(steps * micro * seq_len),
+        batch_tokens=str(micro * seq_len),
+        micro_batch=micro,
+        eval_every=0,
+        eval_sequences=0,
+        save_every=0,
+        log_every=steps,
+        progress=False,
+        device=device,
+    )
     result = train(cfg)
     # One metrics line, at the last step: tokens/s over all steps (data reads included), measured
     # like the reference's: from the first step to the last, setup and the final save excluded.
@@ -108,7 +133,9 @@ def main() -> int:
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--micro", type=int, default=16)
     parser.add_argument("--gpu-preset", default="1b")
-    parser.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak of the GPU (H100/H200 SXM: 989)")
+    parser.add_argument(
+        "--peak-tflops", type=float, default=989.0, help="dense bf16 peak of the GPU (H100/H200 SXM: 989)"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads for both loops (0 = torch's default)")
     args = parser.parse_args()
     if args.threads > 0:
@@ -123,9 +150,18 @@ def main() -> int:
                     ref.append(reference_loop(data, args.preset, args.steps, args.micro, "cpu", bf16=False)[0])
                 else:
                     ours.append(tpt_loop(data, tmp / f"out-cpu-{k}", args.preset, args.steps, args.micro, "cpu"))
-        print(f"CPU  preset {args.preset}, seq_len {args.seq_len}, batch {args.micro}, fp32, {torch.get_num_threads()} threads")
-        print(f"     best:   reference {max(ref):,.0f} tok/s   tpt train {max(ours):,.0f} tok/s   ratio {max(ours) / max(ref):.2f}x  (goal >= 1.0)")
-        print(f"     median: reference {float(np.median(ref)):,.0f} tok/s   tpt train {float(np.median(ours)):,.0f} tok/s   ratio {float(np.median(ours)) / float(np.median(ref)):.2f}x")
+        print(
+            f"CPU  preset {args.preset}, seq_len {args.seq_len}, batch {args.micro}, fp32, {torch.get_num_threads()} "
+            "threads"
+        )
+        print(
+            f"     best:   reference {max(ref):,.0f} tok/s   tpt train {max(ours):,.0f} tok/s   ratio "
+            f"{max(ours) / max(ref):.2f}x  (goal >= 1.0)"
+        )
+        print(
+            f"     median: reference {float(np.median(ref)):,.0f} tok/s   tpt train {float(np.median(ours)):,.0f} "
+            f"tok/s   ratio {float(np.median(ours)) / float(np.median(ref)):.2f}x"
+        )
         print(f"     all rounds: ref {[round(r) for r in ref]}  tpt {[round(r) for r in ours]}")
         if not torch.cuda.is_available():
             print("GPU  skipped: no CUDA device")
@@ -135,8 +171,11 @@ def main() -> int:
         ref_tps, params = reference_loop(gpu_data, args.gpu_preset, 12, 4, "cuda", bf16=True)
         tps = tpt_loop(gpu_data, tmp / "out-gpu", args.gpu_preset, 12, 4, "cuda")
         mfu = 6 * params * tps / (args.peak_tflops * 1e12)
-        print(f"GPU  preset {args.gpu_preset} ({params / 1e9:.2f}B), seq_len 2048, batch 4, bf16: reference {ref_tps:,.0f} tok/s, "
-              f"tpt train {tps:,.0f} tok/s, ratio {tps / ref_tps:.2f}x, MFU {mfu:.1%} (goal >= 40%)")
+        print(
+            f"GPU  preset {args.gpu_preset} ({params / 1e9:.2f}B), seq_len 2048, batch 4, bf16: reference "
+            f"{ref_tps:,.0f} tok/s, tpt train {tps:,.0f} tok/s, ratio {tps / ref_tps:.2f}x, MFU {mfu:.1%} (goal >= "
+            "40%)"
+        )
     return 0
 
 

@@ -1,6 +1,6 @@
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import pytest
 
@@ -17,13 +17,17 @@ class Outer:
     inputs: list[str] = field(help="input files", positional=True)
     out: Path = field(help="output folder")
     mode: Literal["a", "b"] = field("a", help="mode")
-    limit: Optional[int] = field(None, help="limit")
+    limit: int | None = field(None, help="limit")
     strict: bool = field(False, help="strict")
     sampling: Inner = field(default_factory=Inner, help="sampling")
 
 
 def test_parse_generates_all_flags():
-    cfg = parse(Outer, ["x.jsonl", "y.jsonl", "--out", "o", "--mode", "b", "--limit", "3", "--strict", "--temperature", "1.0"], "t")
+    cfg = parse(
+        Outer,
+        ["x.jsonl", "y.jsonl", "--out", "o", "--mode", "b", "--limit", "3", "--strict", "--temperature", "1.0"],
+        "t",
+    )
     assert cfg.inputs == ["x.jsonl", "y.jsonl"]
     assert cfg.out == Path("o") and cfg.mode == "b" and cfg.limit == 3 and cfg.strict is True
     assert cfg.sampling.temperature == 1.0

@@ -37,8 +37,11 @@ def test_broken_or_newer_checkpoint_info_is_refused_naming_the_file(tmp_path):
 
 def test_eval_result_written_by_eval_is_placed_by_analyze(tmp_path):
     F.write_checkpoint_info(tmp_path / "ckpt", F.CheckpointInfo(step=4, tokens_seen=4096))
-    result = {"model": "ckpt", "scores": {"gsm8k": 0.25, "boolq": None},
-              "checkpoint": checkpoint_info(str(tmp_path / "ckpt"))}
+    result = {
+        "model": "ckpt",
+        "scores": {"gsm8k": 0.25, "boolq": None},
+        "checkpoint": checkpoint_info(str(tmp_path / "ckpt")),
+    }
     path = F.write_eval_result(tmp_path / "results", "ckpt", result)
     assert path == tmp_path / "results" / "ckpt.json" and json.loads(path.read_text())["format"] == "tpt.eval_result/1"
     problems = []

@@ -22,18 +22,39 @@ DOCS = [
 
 def tpt(*args: str, ok: tuple[int, ...] = (0,), cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    proc = subprocess.run([sys.executable, "-m", "tpt", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
-    assert proc.returncode in ok, f"tpt {' '.join(args)} -> {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tpt", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
+    )
+    assert proc.returncode in ok, (
+        f"tpt {' '.join(args)} -> {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
     return proc
 
 
 def test_stages_chain_through_the_cli(tmp_path, tiny_model_dir, eval_data_dir):
     corpus = tmp_path / "corpus.jsonl"
-    corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": t, "domain": ["math", "science"][i % 2]}) + "\n"
-                              for i, t in enumerate(DOCS)))
+    corpus.write_text(
+        "".join(
+            json.dumps({"id": f"d{i}", "text": t, "domain": ["math", "science"][i % 2]}) + "\n"
+            for i, t in enumerate(DOCS)
+        )
+    )
     aug = tmp_path / "aug"
-    tpt("augment", str(corpus), "--out", str(aug), "--backend", "transformers", "--model", str(tiny_model_dir),
-        "--max-thinking-tokens", "24", "--shard-size", "10", "--no-progress")
+    tpt(
+        "augment",
+        str(corpus),
+        "--out",
+        str(aug),
+        "--backend",
+        "transformers",
+        "--model",
+        str(tiny_model_dir),
+        "--max-thinking-tokens",
+        "24",
+        "--shard-size",
+        "10",
+        "--no-progress",
+    )
     records = pq.read_table(aug / "data").to_pylist()
     assert sorted((r["id"], r["sample"]) for r in records) == sorted((f"d{i}", 0) for i in range(len(DOCS)))
     assert all(json.loads(r["meta"])["domain"] in ("math", "science") for r in records)
@@ -48,22 +69,66 @@ def test_stages_chain_through_the_cli(tmp_path, tiny_model_dir, eval_data_dir):
     assert kept + removed == len(DOCS)
 
     data = tmp_path / "data"
-    tpt("prepare", "--source", f"{aug}:tpt:1.0", "--source", f"{corpus}:vanilla:0.5", "--tokenizer", str(tiny_model_dir),
-        "--seq-len", "64", "--val-sequences", "2", "--out", str(data))
+    tpt(
+        "prepare",
+        "--source",
+        f"{aug}:tpt:1.0",
+        "--source",
+        f"{corpus}:vanilla:0.5",
+        "--tokenizer",
+        str(tiny_model_dir),
+        "--seq-len",
+        "64",
+        "--val-sequences",
+        "2",
+        "--out",
+        str(data),
+    )
     index = json.loads((data / "index.json").read_text())
     assert index["seq_len"] == 64
 
     ckpt = tmp_path / "ckpt"
-    tpt("train", "--data", str(data), "--out", str(ckpt), "--model-preset", "0.1m", "--epochs", "2",
-        "--batch-tokens", "256", "--micro-batch", "4", "--lr", "3e-3", "--threads", "1", "--no-progress",
-        "--eval-every", "5")
+    tpt(
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(ckpt),
+        "--model-preset",
+        "0.1m",
+        "--epochs",
+        "2",
+        "--batch-tokens",
+        "256",
+        "--micro-batch",
+        "4",
+        "--lr",
+        "3e-3",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--eval-every",
+        "5",
+    )
     metrics = [json.loads(line) for line in (ckpt / "metrics.jsonl").read_text().splitlines() if line.strip()]
     assert metrics and all(m.get("tokens", 0) >= 0 for m in metrics)
     assert (ckpt / "config.json").exists()
 
     results = tmp_path / "results"
-    tpt("eval", str(ckpt), "--tasks", "gsm8k", "--limit", "2", "--max-gen-toks", "8", "--data-dir", str(eval_data_dir),
-        "--out", str(results))
+    tpt(
+        "eval",
+        str(ckpt),
+        "--tasks",
+        "gsm8k",
+        "--limit",
+        "2",
+        "--max-gen-toks",
+        "8",
+        "--data-dir",
+        str(eval_data_dir),
+        "--out",
+        str(results),
+    )
     (result_json,) = [p for p in results.glob("*.json")]
     assert "gsm8k" in json.dumps(json.loads(result_json.read_text()))
 

@@ -14,7 +14,7 @@ from tpt.augment.prompts import STRATEGIES, load_strategy
 from tpt.augment.run import run_augment
 from tpt.registry import PluginNotFound, Registry
 
-PLUGIN = textwrap.dedent('''
+PLUGIN = textwrap.dedent("""
     from dataclasses import dataclass
 
     @dataclass(frozen=True)
@@ -40,7 +40,7 @@ PLUGIN = textwrap.dedent('''
 
             CountingExecutor.runs += 1
             return LocalExecutor().run(specs, ctx, total_rows)
-''')
+""")
 
 
 @pytest.fixture
@@ -54,7 +54,8 @@ def plugin_module(tmp_path, monkeypatch):
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-tpt-plugin\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text(
-        "[tpt.strategies]\nshout = my_tpt_plugin:make\n\n[tpt.executors]\ncounting = my_tpt_plugin:CountingExecutor\n")
+        "[tpt.strategies]\nshout = my_tpt_plugin:make\n\n[tpt.executors]\ncounting = my_tpt_plugin:CountingExecutor\n"
+    )
     monkeypatch.syspath_prepend(str(root))
     return root
 
@@ -76,8 +77,14 @@ def test_a_plugin_strategy_and_executor_run_the_augment_stage(plugin_module, tmp
 
     rows = [{"id": f"d{i}", "text": f"document number {i}"} for i in range(3)]
     (tmp_path / "c.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = AugmentConfig(inputs=[str(tmp_path / "c.jsonl")], out=tmp_path / "run", backend="lab-expert", progress=False,
-                        strategy="shout:hey", executor="my_tpt_plugin:CountingExecutor")
+    cfg = AugmentConfig(
+        inputs=[str(tmp_path / "c.jsonl")],
+        out=tmp_path / "run",
+        backend="lab-expert",
+        progress=False,
+        strategy="shout:hey",
+        executor="my_tpt_plugin:CountingExecutor",
+    )
     summary = run_augment(cfg)
     assert summary.failed == 3  # the lab expert fails documents without lab metadata: each with a row saying why
     assert my_tpt_plugin.CountingExecutor.runs == 1

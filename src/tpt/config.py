@@ -26,13 +26,16 @@ import re
 import sys
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Sequence, TypeVar, get_args, get_origin
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 T = TypeVar("T")
 
 
-def field(default: Any = dataclasses.MISSING, *, help: str = "", default_factory: Any = dataclasses.MISSING, **meta: Any) -> Any:
+def field(
+    default: Any = dataclasses.MISSING, *, help: str = "", default_factory: Any = dataclasses.MISSING, **meta: Any
+) -> Any:
     """A dataclass field with CLI metadata."""
     meta["help"] = help
     if default_factory is not dataclasses.MISSING:
@@ -173,8 +176,12 @@ def make_parser(prog: str, description: str, *configs: type) -> argparse.Argumen
     )
     for cls in configs:
         add_dataclass_arguments(parser, cls)
-    parser.add_argument("--config", type=Path, metavar="FILE",
-                        help="read options from a YAML/TOML/JSON file (a run's manifest.json too); flags override it")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="read options from a YAML/TOML/JSON file (a run's manifest.json too); flags override it",
+    )
     parser.add_argument("--print-config", action="store_true", help="print the effective config as YAML and exit")
     return parser
 

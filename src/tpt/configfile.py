@@ -14,8 +14,9 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 MANIFEST_KEYS = {"stage", "fingerprint"}
 

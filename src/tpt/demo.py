@@ -41,13 +41,21 @@ def run_augment_demo(out: Path, samples: int = 2, max_thinking_tokens: int = 24)
         build_tiny_model(model_dir)
     corpus = write_sample_corpus(out / "corpus.jsonl")
     config = AugmentConfig(
-        inputs=[str(corpus)], out=out / "augment", backend="transformers", model=str(model_dir),
-        samples=samples, max_thinking_tokens=max_thinking_tokens, shard_size=4, device="cpu",
+        inputs=[str(corpus)],
+        out=out / "augment",
+        backend="transformers",
+        model=str(model_dir),
+        samples=samples,
+        max_thinking_tokens=max_thinking_tokens,
+        shard_size=4,
+        device="cpu",
     )
     summary = run_augment(config)
     print_summary(config, summary)
-    print(f"demo: thinking records in {config.out}/data/*.parquet (rejected rows in {config.out}/rejected/, "
-          f"stats in {config.out}/stats.json). The model is a random-weight toy, so the thinking is noise.")
+    print(
+        f"demo: thinking records in {config.out}/data/*.parquet (rejected rows in {config.out}/rejected/, "
+        f"stats in {config.out}/stats.json). The model is a random-weight toy, so the thinking is noise."
+    )
     # The demo row with text=null is rejected on purpose; that is the demo working, not failing.
     return 0 if summary.failed == 0 and summary.rejected == 1 else 1
 

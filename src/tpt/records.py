@@ -45,7 +45,7 @@ class ThinkingRecord:
         return row
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "ThinkingRecord":
+    def from_row(cls, row: dict[str, Any]) -> ThinkingRecord:
         row = dict(row)
         meta = row.get("meta") or "{}"
         row["meta"] = json.loads(meta) if isinstance(meta, str) else dict(meta)

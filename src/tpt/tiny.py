@@ -6,8 +6,8 @@ randomly initialised Qwen2-style decoder saved with ``save_pretrained``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 SAMPLE_TEXTS = [
     "The derivative of x squared is two x, because the slope grows linearly with x.",
@@ -79,12 +79,24 @@ def build_tiny_model(
 # Qwen2.5's embedding padded past its tokenizer, Qwen3's q/k norms, bf16 weights, and a
 # tokenizer without <think> / </think>.
 ARCHITECTURES = ("llama3", "qwen2.5", "qwen3")
-LLAMA3_ROPE = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-               "original_max_position_embeddings": 8192, "rope_theta": 500000.0}
+LLAMA3_ROPE = {
+    "rope_type": "llama3",
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 8192,
+    "rope_theta": 500000.0,
+}
 
 
-def build_base_checkpoint(out: str | Path, arch: str, texts: Iterable[str] | None = None, vocab_size: int = 400,
-                          hidden_size: int = 64, seed: int = 0) -> Path:
+def build_base_checkpoint(
+    out: str | Path,
+    arch: str,
+    texts: Iterable[str] | None = None,
+    vocab_size: int = 400,
+    hidden_size: int = 64,
+    seed: int = 0,
+) -> Path:
     """A random-weight ``arch`` checkpoint saved by transformers, with a tokenizer lacking think tokens."""
     import torch
 
@@ -101,26 +113,47 @@ def build_base_checkpoint(out: str | Path, arch: str, texts: Iterable[str] | Non
 
 
 def _base_model(arch: str, tok, hidden: int):
-    common = dict(hidden_size=hidden, intermediate_size=hidden * 3, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=4096, bos_token_id=tok.bos_token_id,
-                  eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    common = dict(
+        hidden_size=hidden,
+        intermediate_size=hidden * 3,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     if arch == "llama3":
         from transformers import LlamaConfig, LlamaForCausalLM
 
-        config = LlamaConfig(vocab_size=len(tok), tie_word_embeddings=False, rope_parameters=dict(LLAMA3_ROPE),
-                             **{**common, "max_position_embeddings": 131072})
+        config = LlamaConfig(
+            vocab_size=len(tok),
+            tie_word_embeddings=False,
+            rope_parameters=dict(LLAMA3_ROPE),
+            **{**common, "max_position_embeddings": 131072},
+        )
         return LlamaForCausalLM(config)
     if arch == "qwen2.5":
         from transformers import Qwen2Config, Qwen2ForCausalLM
 
         # Qwen2.5's embedding has rows past its tokenizer (151,936 for 151,665 tokens): padding.
-        config = Qwen2Config(vocab_size=len(tok) + 64, tie_word_embeddings=True,
-                             rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}, **common)
+        config = Qwen2Config(
+            vocab_size=len(tok) + 64,
+            tie_word_embeddings=True,
+            rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+            **common,
+        )
         return Qwen2ForCausalLM(config)
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    config = Qwen3Config(vocab_size=len(tok), head_dim=hidden // 4, tie_word_embeddings=True,
-                         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}, **common)
+    config = Qwen3Config(
+        vocab_size=len(tok),
+        head_dim=hidden // 4,
+        tie_word_embeddings=True,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+        **common,
+    )
     return Qwen3ForCausalLM(config)
 
 
@@ -142,8 +175,13 @@ def _llama3_tokenizer(corpus: list[str], out: Path, vocab_size: int):
     t = Tokenizer(models.BPE())
     t.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     t.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=1, special_tokens=[bos, eos],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=1,
+        special_tokens=[bos, eos],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     t.train_from_iterator(corpus, trainer=trainer)
     tok = PreTrainedTokenizerFast(tokenizer_object=t, bos_token=bos, eos_token=eos)
     tok.save_pretrained(out)

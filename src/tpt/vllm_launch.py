@@ -88,14 +88,25 @@ def serve_flags(max_model_len: int | None = None, cpu: bool | None = None) -> li
     return flags
 
 
-def serve_command(python: str | None = None, max_model_len: int | None = None, cpu: bool | None = None,
-                  extra: str = "") -> str:
+def serve_command(
+    python: str | None = None, max_model_len: int | None = None, cpu: bool | None = None, extra: str = ""
+) -> str:
     """The ``--serve`` template tpt uses for ``--serve vllm``: this launcher, on 127.0.0.1."""
     import shlex
 
     require_vllm("--serve vllm")
-    argv = [python or sys.executable, "-m", "tpt.vllm_launch", "serve", "{model}", "--host", "127.0.0.1",
-            "--port", "{port}", *serve_flags(max_model_len, cpu)]
+    argv = [
+        python or sys.executable,
+        "-m",
+        "tpt.vllm_launch",
+        "serve",
+        "{model}",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        *serve_flags(max_model_len, cpu),
+    ]
     return shlex.join(argv) + (f" {extra}" if extra else "")
 
 

@@ -11,12 +11,29 @@ import pyarrow.parquet as pq
 from tpt.records import THINKING_SCHEMA
 
 
-def record(i: int, thinking_tokens: int, doc_tokens: int, meta: dict | str | None = None, *, text: str = "doc",
-           thinking: str = "thinking", finish_reason: str = "stop", sample: int = 0) -> dict:
+def record(
+    i: int,
+    thinking_tokens: int,
+    doc_tokens: int,
+    meta: dict | str | None = None,
+    *,
+    text: str = "doc",
+    thinking: str = "thinking",
+    finish_reason: str = "stop",
+    sample: int = 0,
+) -> dict:
     return {
-        "id": f"doc-{i}", "sample": sample, "text": text, "thinking": thinking, "finish_reason": finish_reason,
-        "doc_tokens": doc_tokens, "thinking_tokens": thinking_tokens, "doc_truncated": False,
-        "strategy": "default", "model": "test-model", "backend": "test",
+        "id": f"doc-{i}",
+        "sample": sample,
+        "text": text,
+        "thinking": thinking,
+        "finish_reason": finish_reason,
+        "doc_tokens": doc_tokens,
+        "thinking_tokens": thinking_tokens,
+        "doc_truncated": False,
+        "strategy": "default",
+        "model": "test-model",
+        "backend": "test",
         "meta": meta if isinstance(meta, str) or meta is None else json.dumps(meta),
     }
 

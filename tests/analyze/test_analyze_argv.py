@@ -7,5 +7,14 @@ def test_repeated_and_comma_separated_list_flags_merge(tmp_path):
     argv = ["--by", "domain,audience", str(run), "--by", "reasoning_intensity", "--order", "audience=a,b", "--json"]
     merged = merge_list_flags(argv, {"--by", "--order"}, split_commas={"--by"})
     # the run folder after --by stays positional; --order keeps its commas
-    assert merged == [str(run), "--json", "--by", "domain", "audience", "reasoning_intensity", "--order", "audience=a,b"]
+    assert merged == [
+        str(run),
+        "--json",
+        "--by",
+        "domain",
+        "audience",
+        "reasoning_intensity",
+        "--order",
+        "audience=a,b",
+    ]
     assert merge_list_flags(["--targets=0.1,0.2"], {"--targets"}, {"--targets"}) == ["--targets", "0.1", "0.2"]

@@ -12,8 +12,10 @@ METHOD = [(0, 0.1), (100, 0.4), (200, 0.6)]
 
 
 def write_metrics(path, curve, extra=""):
-    lines = [json.dumps({"step": i, "tokens": x, "loss": 3.0 - y, "unique_docs": x // 10, "score": y})
-             for i, (x, y) in enumerate(curve)]
+    lines = [
+        json.dumps({"step": i, "tokens": x, "loss": 3.0 - y, "unique_docs": x // 10, "score": y})
+        for i, (x, y) in enumerate(curve)
+    ]
     path.write_text("\n".join(lines) + "\n" + extra)
     return path
 
@@ -38,22 +40,35 @@ def test_metrics_reader_sets_aside_bad_lines_naming_file_line_and_field(tmp_path
     points = read_metrics(path, problems)
     assert len(points) == 5 and points[2].values == {"loss": pytest.approx(2.7), "score": 0.3}
     assert points[2].docs == 20 and points[2].step == 2
-    assert [str(p) for p in problems] == [f"{path}:6: field 'tokens': missing",
-                                          f"{path}:7: field '-': not JSON (Expecting ',' delimiter)"]
+    assert [str(p) for p in problems] == [
+        f"{path}:6: field 'tokens': missing",
+        f"{path}:7: field '-': not JSON (Expecting ',' delimiter)",
+    ]
 
 
 def test_eval_reader_understands_lm_eval_results(tmp_path):
     path = tmp_path / "ckpt.json"
-    path.write_text(json.dumps({"model": "m", "step": 3, "results": {
-        "gsm8k": {"exact_match,strict-match": 0.25, "exact_match_stderr,strict-match": 0.01},
-        "arc": {"acc,none": 0.5, "acc_norm,none": 0.6}, "mmlu": 0.4}}))
+    path.write_text(
+        json.dumps(
+            {
+                "model": "m",
+                "step": 3,
+                "results": {
+                    "gsm8k": {"exact_match,strict-match": 0.25, "exact_match_stderr,strict-match": 0.01},
+                    "arc": {"acc,none": 0.5, "acc_norm,none": 0.6},
+                    "mmlu": 0.4,
+                },
+            }
+        )
+    )
     point = read_eval(path, [])
     assert point.step == 3 and point.tokens is None
     assert point.values == {"gsm8k": 0.25, "arc": 0.6, "mmlu": 0.4}
     assert read_eval(path, [], metric="acc").values == {"arc": 0.5, "mmlu": 0.4}
     nested = tmp_path / "nested.json"  # what tpt eval writes: the checkpoint's info, tpt train's field names
-    nested.write_text(json.dumps({"format": "tpt.eval_result/1", "checkpoint": {"tokens_seen": 10**9, "step": 7},
-                                  "scores": {"a": 1}}))
+    nested.write_text(
+        json.dumps({"format": "tpt.eval_result/1", "checkpoint": {"tokens_seen": 10**9, "step": 7}, "scores": {"a": 1}})
+    )
     assert (read_eval(nested, []).tokens, read_eval(nested, []).step) == (1e9, 7)
 
 
@@ -97,8 +112,12 @@ def test_curves_cli_writes_table_plots_and_json(tmp_path, capsys):
     base = write_metrics(tmp_path / "base.jsonl", BASELINE)
     method = write_metrics(tmp_path / "tpt.jsonl", METHOD)
     out = tmp_path / "curves"
-    assert main(["curves", "--run", f"vanilla={base}", "--run", f"tpt={method}", "--targets", "0.4,0.55",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            ["curves", "--run", f"vanilla={base}", "--run", f"tpt={method}", "--targets", "0.4,0.55", "--out", str(out)]
+        )
+        == 0
+    )
     report = capsys.readouterr().out
     assert "| 0.400 | 100 | 300 | 3.00x |" in report
     assert "not reached (> 2.29x)" in report

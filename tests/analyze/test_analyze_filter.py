@@ -7,7 +7,12 @@ from analyze_helpers import record
 from tpt.analyze.filter import FilterConfig, filter_run, read_removed
 from tpt.analyze.filter_cli import main as filter_main
 from tpt.analyze.quality import (
-    QualityConfig, copy_fraction, flag_record, repeat_fraction, script_match, template_patterns,
+    QualityConfig,
+    copy_fraction,
+    flag_record,
+    repeat_fraction,
+    script_match,
+    template_patterns,
 )
 from tpt.io.runs import iter_records, read_manifest
 from tpt.records import THINKING_SCHEMA
@@ -15,8 +20,10 @@ from tpt.records import THINKING_SCHEMA
 PREFIX = " ".join(f"w{i}" for i in range(20))  # 20 distinct words
 LOOP = " ".join(f"loop{i}" for i in range(10))  # a 10-word cycle
 DOC = " ".join(f"d{i}" for i in range(30))
-CLEAN = ("The document defines energy as the capacity to do work; a careful analysis asks why the "
-         "conservation law holds and what symmetry it comes from, then checks a worked example.")
+CLEAN = (
+    "The document defines energy as the capacity to do work; a careful analysis asks why the "
+    "conservation law holds and what symmetry it comes from, then checks a worked example."
+)
 
 
 def test_repeat_fraction_of_a_planted_loop_is_exact():
@@ -51,7 +58,9 @@ def test_flag_record_names_each_planted_problem():
     flags = flag_record(DOC, leftover, "stop", cfg)
     assert set(flags) == {"template"} and "'</think>'" in flags["template"]
     assert flag_record(DOC + " a post about </think> and ## End of the context", leftover, "stop", cfg) == {}  # quoted
-    assert set(flag_record(CLEAN, "Мы внимательно анализируем этот документ и объясняем каждую идею", "stop", cfg)) == {"script"}
+    assert set(flag_record(CLEAN, "Мы внимательно анализируем этот документ и объясняем каждую идею", "stop", cfg)) == {
+        "script"
+    }
 
 
 def test_thresholds_are_honoured():
@@ -61,7 +70,11 @@ def test_thresholds_are_honoured():
 
 
 def test_template_patterns_include_manifest_prompt_sentences():
-    manifest = {"config": {"prompt_template": "{{CONTEXT}}\n\nPlease write a very thorough lecture about the material shown above. Go."}}
+    manifest = {
+        "config": {
+            "prompt_template": "{{CONTEXT}}\n\nPlease write a very thorough lecture about the material shown above. Go."
+        }
+    }
     patterns = template_patterns(QualityConfig(template_pattern=["XYZZY"]), manifest)
     assert "Please write a very thorough lecture about the material shown above." in patterns
     assert "XYZZY" in patterns and "Go." not in patterns  # short sentences could occur legitimately
@@ -91,7 +104,11 @@ def test_filter_writes_clean_run_removed_table_and_manifest(make_run, tmp_path):
     assert pq.read_schema(out / "data" / "part-00000.parquet").equals(THINKING_SCHEMA, check_metadata=False)
     removed = {row["id"]: row for row in read_removed(out).to_pylist()}
     assert {k: v["flags"] for k, v in removed.items()} == {
-        "doc-1": ["truncated"], "doc-2": ["repetition"], "doc-3": ["copy"], "doc-4": ["empty"]}
+        "doc-1": ["truncated"],
+        "doc-2": ["repetition"],
+        "doc-3": ["copy"],
+        "doc-4": ["empty"],
+    }
     assert "0.508 of 10-grams" in removed["doc-2"]["detail"]
     manifest = read_manifest(out)
     assert manifest["config"] == {"model": "test-model"}  # the source's manifest is kept
@@ -120,7 +137,9 @@ def test_filter_in_parallel_processes_gives_the_same_run(make_run, tmp_path):
     assert parallel == serial
     for sub in ("data", "removed"):
         for name in ("part-00000.parquet", "part-00001.parquet"):
-            assert pq.read_table(tmp_path / "parallel" / sub / name).equals(pq.read_table(tmp_path / "serial" / sub / name))
+            assert pq.read_table(tmp_path / "parallel" / sub / name).equals(
+                pq.read_table(tmp_path / "serial" / sub / name)
+            )
 
 
 def test_filter_rejects_unknown_flag(make_run, tmp_path):
@@ -134,10 +153,31 @@ def test_stats_quality_counts_the_same_flags_as_the_filter(make_run, tmp_path, c
     src = planted_run(make_run)
     assert analyze_main(["stats", str(src), "--by", "domain", "--quality", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["overall"]["flags"] == {"truncated": 1, "empty": 1, "repetition": 1, "copy": 1, "template": 0, "script": 0}
+    assert result["overall"]["flags"] == {
+        "truncated": 1,
+        "empty": 1,
+        "repetition": 1,
+        "copy": 1,
+        "template": 0,
+        "script": 0,
+    }
     groups = result["by"]["domain"]["groups"]
-    assert groups["math"]["flags"] == {"truncated": 1, "empty": 0, "repetition": 0, "copy": 0, "template": 0, "script": 0}
-    assert groups["bio"]["flags"] == {"truncated": 0, "empty": 1, "repetition": 1, "copy": 1, "template": 0, "script": 0}
+    assert groups["math"]["flags"] == {
+        "truncated": 1,
+        "empty": 0,
+        "repetition": 0,
+        "copy": 0,
+        "template": 0,
+        "script": 0,
+    }
+    assert groups["bio"]["flags"] == {
+        "truncated": 0,
+        "empty": 1,
+        "repetition": 1,
+        "copy": 1,
+        "template": 0,
+        "script": 0,
+    }
     assert analyze_main(["stats", str(src), "--quality", "--out", str(tmp_path / "r")]) == 0
     assert "Quality flags" in (tmp_path / "r" / "report.md").read_text()
 
@@ -157,14 +197,16 @@ def test_batch_flags_equal_flag_record_on_varied_text():
     for i in range(400):
         doc = " ".join(rng.choice(vocab) for _ in range(rng.randint(0, 60)))
         kind = i % 8
-        think = {0: " ".join(rng.choice(vocab) for _ in range(rng.randint(5, 120))),
-                 1: " ".join([" ".join(rng.choice(vocab) for _ in range(8))] * rng.randint(2, 9)),
-                 2: doc + " " + " ".join(rng.choice(vocab) for _ in range(rng.randint(0, 30))),
-                 3: "Мы внимательно анализируем этот документ, " * rng.randint(1, 4),
-                 4: cjk[: rng.randint(5, len(cjk))] + "。" + cjk,
-                 5: "  \t\n " + "ok. " * rng.randint(0, 20),
-                 6: CLEAN + " <|im_end|> " + rng.choice(["## End of the context", ""]),
-                 7: "—«" + " ".join(rng.choice(vocab) for _ in range(40)) + "»!"}[kind]
+        think = {
+            0: " ".join(rng.choice(vocab) for _ in range(rng.randint(5, 120))),
+            1: " ".join([" ".join(rng.choice(vocab) for _ in range(8))] * rng.randint(2, 9)),
+            2: doc + " " + " ".join(rng.choice(vocab) for _ in range(rng.randint(0, 30))),
+            3: "Мы внимательно анализируем этот документ, " * rng.randint(1, 4),
+            4: cjk[: rng.randint(5, len(cjk))] + "。" + cjk,
+            5: "  \t\n " + "ok. " * rng.randint(0, 20),
+            6: CLEAN + " <|im_end|> " + rng.choice(["## End of the context", ""]),
+            7: "—«" + " ".join(rng.choice(vocab) for _ in range(40)) + "»!",
+        }[kind]
         docs.append(cjk if kind == 4 and i % 16 == 4 else doc)
         thinks.append(think)
         reasons.append(rng.choice(["stop", "stop", "length"]))
@@ -173,5 +215,7 @@ def test_batch_flags_equal_flag_record_on_varied_text():
     for row, (doc, think, reason) in enumerate(zip(docs, thinks, reasons)):
         assert batch.details(row, cfg) == flag_record(doc, think, reason, cfg, patterns), (row, think[:80])
     assert all(batch.raised[f].any() for f in ("truncated", "empty", "repetition", "copy", "template", "script"))
-    part = flag_batch(pa.array(docs).slice(150), pa.array(thinks).slice(150), pa.array(reasons).slice(150), cfg, patterns)
+    part = flag_batch(
+        pa.array(docs).slice(150), pa.array(thinks).slice(150), pa.array(reasons).slice(150), cfg, patterns
+    )
     assert [part.details(r, cfg) for r in range(250)] == [batch.details(r, cfg) for r in range(150, 400)]  # slices too

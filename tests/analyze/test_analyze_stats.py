@@ -40,8 +40,12 @@ def test_log_histogram_quantile_within_half_percent():
 
 def test_overall_and_grouped_statistics_are_exact(make_run):
     # math: thinking 100, 200, 300 on docs of 100 tokens; bio: thinking 50 on a 200-token doc (truncated)
-    rows = [record(0, 100, 100, {"domain": "math"}), record(1, 200, 100, {"domain": "math"}),
-            record(2, 300, 100, {"domain": "math"}), record(3, 50, 200, {"domain": "bio"}, finish_reason="length")]
+    rows = [
+        record(0, 100, 100, {"domain": "math"}),
+        record(1, 200, 100, {"domain": "math"}),
+        record(2, 300, 100, {"domain": "math"}),
+        record(3, 50, 200, {"domain": "bio"}, finish_reason="length"),
+    ]
     run = make_run("run", [rows[:2], rows[2:]])  # two shards
     result = compute_stats([run], by=["domain", "finish_reason"], batch_size=1).to_dict()
     overall = result["overall"]
@@ -73,8 +77,9 @@ def test_spearman_matches_brute_force_with_ties(make_run):
         ys.append(tokens)
     run = make_run("run", [rows])
     expected = brute_spearman(xs, ys)
-    stats = compute_stats([run], by=["reasoning_intensity", "intensity_name"],
-                          orders={"intensity_name": levels}, batch_size=64)
+    stats = compute_stats(
+        [run], by=["reasoning_intensity", "intensity_name"], orders={"intensity_name": levels}, batch_size=64
+    )
     numeric = stats.spearman("reasoning_intensity")
     named = stats.spearman("intensity_name")
     assert numeric["rho"] == pytest.approx(expected, abs=1e-12)
@@ -90,8 +95,13 @@ def test_non_ordinal_field_says_how_to_order_it(make_run):
 
 def test_bad_rows_are_counted_and_located_not_dropped_silently(make_run):
     # a skipped row (0) before the bad meta (2) must not shift the row reported for the latter
-    rows = [{**record(0, 0, 10), "thinking_tokens": None}, record(1, 10, 10, {"domain": "math"}),
-            record(2, 20, 10, "{not json"), record(3, 30, 10, None), {**record(4, 5, 10), "doc_tokens": -3}]
+    rows = [
+        {**record(0, 0, 10), "thinking_tokens": None},
+        record(1, 10, 10, {"domain": "math"}),
+        record(2, 20, 10, "{not json"),
+        record(3, 30, 10, None),
+        {**record(4, 5, 10), "doc_tokens": -3},
+    ]
     run = make_run("run", [rows])
     result = compute_stats([run], by=["domain"]).to_dict()
     assert result["overall"]["records"] == 3
@@ -123,16 +133,34 @@ def test_missing_column_is_a_clear_error(make_run, tmp_path):
 
 
 def test_cli_writes_json_report_and_plots(make_run, tmp_path, capsys):
-    rows = [record(i, 100 + 50 * (i % 3), 100, {"audience": ["general", "undergraduate", "expert"][i % 3]}) for i in range(30)]
+    rows = [
+        record(i, 100 + 50 * (i % 3), 100, {"audience": ["general", "undergraduate", "expert"][i % 3]})
+        for i in range(30)
+    ]
     run = make_run("run", [rows])
     out = tmp_path / "report"
-    assert main(["stats", "--by", "audience", str(run), "--order", "general,undergraduate,expert",
-                 "--out", str(out), "--json"]) == 0
+    assert (
+        main(
+            [
+                "stats",
+                "--by",
+                "audience",
+                str(run),
+                "--order",
+                "general,undergraduate,expert",
+                "--out",
+                str(out),
+                "--json",
+            ]
+        )
+        == 0
+    )
     printed = json.loads(capsys.readouterr().out)
     saved = json.loads((out / "stats.json").read_text())
     assert printed == saved
-    assert saved["by"]["audience"]["spearman_thinking_tokens"]["rho"] == pytest.approx(brute_spearman(
-        [i % 3 for i in range(30)], [100 + 50 * (i % 3) for i in range(30)]))
+    assert saved["by"]["audience"]["spearman_thinking_tokens"]["rho"] == pytest.approx(
+        brute_spearman([i % 3 for i in range(30)], [100 + 50 * (i % 3) for i in range(30)])
+    )
     assert saved["by"]["audience"]["spearman_thinking_tokens"]["last_over_first"] == 2.0
     for name in ("report.md", "report.html", "plots/lengths.png", "plots/ratio.png", "plots/by_audience.png"):
         assert (out / name).stat().st_size > 0
@@ -149,9 +177,19 @@ def test_cli_rejects_order_for_a_field_not_grouped_and_out_in_a_run(make_run, ca
 
 def test_parallel_workers_give_the_same_statistics(make_run):
     rng = np.random.default_rng(3)
-    shards = [[record(10 * k + i, int(rng.integers(0, 500)), int(rng.integers(1, 300)),
-                      {"domain": ["math", "bio", "law"][(i + k) % 3], "level": i % 4},
-                      finish_reason="length" if i % 5 == 0 else "stop") for i in range(10)] for k in range(4)]
+    shards = [
+        [
+            record(
+                10 * k + i,
+                int(rng.integers(0, 500)),
+                int(rng.integers(1, 300)),
+                {"domain": ["math", "bio", "law"][(i + k) % 3], "level": i % 4},
+                finish_reason="length" if i % 5 == 0 else "stop",
+            )
+            for i in range(10)
+        ]
+        for k in range(4)
+    ]
     shards[2].append({**record(99, 1, 1), "doc_tokens": -1})
     run = make_run("run", shards)
     quality = QualityConfig()
@@ -164,7 +202,9 @@ def test_parallel_workers_give_the_same_statistics(make_run):
 
 def test_ordinal_groups_are_listed_in_level_order(make_run):
     rows = [record(i, 10 * i, 10, {"intensity": ["high", "low", "mid"][i % 3], "n": 3 - i % 3}) for i in range(6)]
-    stats = compute_stats([make_run("run", [rows])], by=["intensity", "n"], orders={"intensity": ["low", "mid", "high"]})
+    stats = compute_stats(
+        [make_run("run", [rows])], by=["intensity", "n"], orders={"intensity": ["low", "mid", "high"]}
+    )
     result = stats.to_dict()
     assert list(result["by"]["intensity"]["groups"]) == ["low", "mid", "high"]
     assert list(result["by"]["n"]["groups"]) == ["1", "2", "3"]

@@ -11,8 +11,10 @@ TOPICS = ["derivatives", "primes", "photosynthesis", "boiling water", "mitochond
 
 
 def corpus_rows(n: int) -> list[dict]:
-    return [{"id": f"doc-{i}", "text": f"Document {i} explains {TOPICS[i % len(TOPICS)]} in a few words.", "n": i}
-            for i in range(n)]
+    return [
+        {"id": f"doc-{i}", "text": f"Document {i} explains {TOPICS[i % len(TOPICS)]} in a few words.", "n": i}
+        for i in range(n)
+    ]
 
 
 def write_jsonl(path: Path, rows: list) -> Path:
@@ -28,8 +30,16 @@ def write_jsonl(path: Path, rows: list) -> Path:
 
 def make_config(tmp_path: Path, inputs: list[str], **overrides) -> AugmentConfig:
     values = dict(
-        inputs=[str(p) for p in inputs], out=tmp_path / "run", backend="transformers", model="",
-        max_thinking_tokens=8, shard_size=4, shard_bytes=300, progress=False, device="cpu", checkpoint_records=4,
+        inputs=[str(p) for p in inputs],
+        out=tmp_path / "run",
+        backend="transformers",
+        model="",
+        max_thinking_tokens=8,
+        shard_size=4,
+        shard_bytes=300,
+        progress=False,
+        device="cpu",
+        checkpoint_records=4,
     )
     values.update(overrides)
     return AugmentConfig(**values)
@@ -51,8 +61,9 @@ def run_cli(argv: list[str], timeout: float = 300, env: dict | None = None):
     import sys
 
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "tpt", "augment", *argv], capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-m", "tpt", "augment", *argv], capture_output=True, text=True, timeout=timeout, env=full_env
+    )
 
 
 def start_cli(argv: list[str]):
@@ -60,12 +71,20 @@ def start_cli(argv: list[str]):
     import subprocess
     import sys
 
-    return subprocess.Popen([sys.executable, "-m", "tpt", "augment", *argv], env=dict(os.environ, PYTHONUNBUFFERED="1"),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tpt", "augment", *argv],
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def record_keys(out: Path) -> list[tuple[str, int]]:
     import pyarrow.parquet as pq
 
-    return [(r["id"], r["sample"]) for p in sorted((out / "data").glob("*.parquet"))
-            for r in pq.read_table(p, columns=["id", "sample"]).to_pylist()]
+    return [
+        (r["id"], r["sample"])
+        for p in sorted((out / "data").glob("*.parquet"))
+        for r in pq.read_table(p, columns=["id", "sample"]).to_pylist()
+    ]

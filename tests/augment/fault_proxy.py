@@ -16,8 +16,9 @@ import httpx
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, faults: int, pattern=(429, 500, "drop", 503), port: int = 0,
-                 die_after: int | None = None):
+    def __init__(
+        self, upstream: str, faults: int, pattern=(429, 500, "drop", 503), port: int = 0, die_after: int | None = None
+    ):
         self.upstream = upstream.rstrip("/")  # e.g. http://127.0.0.1:PORT (no /v1)
         self.faults_left = faults
         self.pattern = list(pattern)
@@ -31,7 +32,7 @@ class FaultProxy:
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FaultProxy":
+    def __enter__(self) -> FaultProxy:
         self.thread.start()
         return self
 
@@ -71,7 +72,9 @@ class FaultProxy:
                 if fault is not None:
                     self._reply(fault, b'{"error": "injected"}')
                     return
-                r = httpx.post(proxy.upstream + self.path, content=body, headers={"content-type": "application/json"}, timeout=120)
+                r = httpx.post(
+                    proxy.upstream + self.path, content=body, headers={"content-type": "application/json"}, timeout=120
+                )
                 self._reply(r.status_code, r.content)
                 with proxy.lock:
                     proxy.answered += 1

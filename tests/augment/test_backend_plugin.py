@@ -12,7 +12,7 @@ from tpt.augment.config import AugmentConfig
 from tpt.augment.run import run_augment
 from tpt.io.runs import iter_records
 
-PLUGIN = '''
+PLUGIN = """
 from tpt.augment.backends.base import GenResult
 
 
@@ -38,14 +38,16 @@ def make(config):
 
 
 make.needs_model = False
-'''
+"""
 
 
 def test_out_of_tree_backend_from_a_module_path(tmp_path, monkeypatch):
     (tmp_path / "my_shouter_backend.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "corpus.jsonl").write_text('{"id": "a", "text": "think about this"}\n{"id": "b", "text": "and this"}\n')
-    cfg = AugmentConfig(inputs=[str(tmp_path / "corpus.jsonl")], out=tmp_path / "run", backend="my_shouter_backend:make", progress=False)
+    cfg = AugmentConfig(
+        inputs=[str(tmp_path / "corpus.jsonl")], out=tmp_path / "run", backend="my_shouter_backend:make", progress=False
+    )
     summary = run_augment(cfg)
     assert summary.records == 2 and summary.failed == 0
     assert sorted(r.thinking for r in iter_records(tmp_path / "run")) == ["AND THIS", "THINK ABOUT THIS"]

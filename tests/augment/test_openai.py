@@ -20,16 +20,18 @@ def five_docs(tmp_path):
 
 
 def openai_config(tmp_path, corpus, base_url, model, **kw):
-    values = dict(backend="openai", base_url=base_url, model=model, tokenizer=model, concurrency=4,
-                  retry_backoff=0.05, timeout=60)
+    values = dict(
+        backend="openai", base_url=base_url, model=model, tokenizer=model, concurrency=4, retry_backoff=0.05, timeout=60
+    )
     values.update(kw)
     return make_config(tmp_path, [corpus], **values)
 
 
 @pytest.mark.parametrize("api", ["chat", "completions"])
 def test_both_endpoints(tmp_path, five_docs, openai_server, api):
-    cfg = openai_config(tmp_path, five_docs, openai_server.base_url, openai_server.model, api=api, samples=2,
-                        server_sampling="native")
+    cfg = openai_config(
+        tmp_path, five_docs, openai_server.base_url, openai_server.model, api=api, samples=2, server_sampling="native"
+    )
     summary = run_augment(cfg)
     assert summary.exit_code == 0 and summary.records == 10
     records = list(iter_records(cfg.out))
@@ -43,8 +45,15 @@ def test_retries_through_fault_injecting_proxy(tmp_path, small_corpus, openai_se
     monkeypatch.setenv("TPT_TEST_KEY", secret)
     root = openai_server.base_url.removesuffix("/v1")
     with FaultProxy(root, faults=6) as proxy:
-        cfg = openai_config(tmp_path, small_corpus, proxy.base_url, openai_server.model, api_key_env="TPT_TEST_KEY",
-                            server_sampling="native", max_retries=3)
+        cfg = openai_config(
+            tmp_path,
+            small_corpus,
+            proxy.base_url,
+            openai_server.model,
+            api_key_env="TPT_TEST_KEY",
+            server_sampling="native",
+            max_retries=3,
+        )
         summary = run_augment(cfg)
     assert proxy.injected == [429, 500, "drop", 503, 429, 500]
     assert summary.exit_code == 0 and summary.records == 10 and summary.failed == 0
@@ -59,8 +68,16 @@ def test_exhausted_retries_go_to_failed_and_are_retried(tmp_path, small_corpus, 
     root = openai_server.base_url.removesuffix("/v1")
     with FaultProxy(root, faults=3, pattern=(500,)) as proxy:
         # One request in flight, no retries: the first three requests fail for good.
-        cfg = openai_config(tmp_path, small_corpus, proxy.base_url, openai_server.model, concurrency=1,
-                            max_retries=0, server_sampling="native", api_key_env="TPT_TEST_KEY")
+        cfg = openai_config(
+            tmp_path,
+            small_corpus,
+            proxy.base_url,
+            openai_server.model,
+            concurrency=1,
+            max_retries=0,
+            server_sampling="native",
+            api_key_env="TPT_TEST_KEY",
+        )
         first = run_augment(cfg)
         failed = [json.dumps(r) for p in sorted((cfg.out / "failed").glob("*.parquet")) for r in _rows(p)]
         second = run_augment(cfg)  # same command, the faults are over: only the failed three are generated
@@ -73,8 +90,9 @@ def test_exhausted_retries_go_to_failed_and_are_retried(tmp_path, small_corpus, 
 
 def test_client_errors_are_not_retried(tmp_path, five_docs, openai_server):
     with FaultProxy(openai_server.base_url.removesuffix("/v1"), faults=1, pattern=(400,)) as proxy:
-        cfg = openai_config(tmp_path, five_docs, proxy.base_url, openai_server.model, concurrency=1,
-                            server_sampling="native")
+        cfg = openai_config(
+            tmp_path, five_docs, proxy.base_url, openai_server.model, concurrency=1, server_sampling="native"
+        )
         summary = run_augment(cfg)
     assert summary.failed == 1 and len(proxy.bodies) == 5
 

@@ -59,21 +59,28 @@ def test_id_defaults_and_fields(tmp_path):
 
 
 def test_bad_rows_are_rejected_with_file_line_reason(tmp_path):
-    path = write_jsonl(tmp_path / "bad.jsonl", [
-        {"id": "ok", "text": "fine"},
-        "{not json",
-        b"\xff\xfe{\"text\": \"x\"}",
-        {"id": "m"},
-        {"id": "n", "text": 5},
-        {"id": "e", "text": "   "},
-        "[1, 2]",
-    ])
+    path = write_jsonl(
+        tmp_path / "bad.jsonl",
+        [
+            {"id": "ok", "text": "fine"},
+            "{not json",
+            b'\xff\xfe{"text": "x"}',
+            {"id": "m"},
+            {"id": "n", "text": 5},
+            {"id": "e", "text": "   "},
+            "[1, 2]",
+        ],
+    )
     out = parse_all([path])
     assert out[0].id == "ok"
     reasons = [(r.line, r.reason.split(":")[0]) for r in out[1:]]
     assert reasons == [
-        (2, "malformed JSON"), (3, "invalid UTF-8"), (4, "missing text field"),
-        (5, "text is int, not a string"), (6, "empty document"), (7, "expected a JSON object, got list"),
+        (2, "malformed JSON"),
+        (3, "invalid UTF-8"),
+        (4, "missing text field"),
+        (5, "text is int, not a string"),
+        (6, "empty document"),
+        (7, "expected a JSON object, got list"),
     ]
     assert all(r.file == str(path) for r in out[1:])
 

@@ -22,8 +22,19 @@ from tpt.io.readers import InputError, Rejection, iter_range, parse_row, resolve
 
 
 def lab_argv(corpus: Path, out: Path, *extra: str) -> list[str]:
-    return [str(corpus), "--out", str(out), "--backend", "lab-expert", "--shard-bytes", "1500",
-            "--checkpoint-records", "3", "--no-progress", *extra]
+    return [
+        str(corpus),
+        "--out",
+        str(out),
+        "--backend",
+        "lab-expert",
+        "--shard-bytes",
+        "1500",
+        "--checkpoint-records",
+        "3",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def test_two_processes_on_one_out_lose_nothing(tmp_path):
@@ -94,12 +105,15 @@ def parse_file(path: Path, **kw) -> list:
 
 
 def test_surrogates_are_rejected_naming_the_field(tmp_path):
-    path = write_jsonl(tmp_path / "s.jsonl", [
-        '{"id": "a", "text": "bad \\ud800 text"}',
-        '{"id": "b\\udfff", "text": "fine"}',
-        '{"id": "c", "text": "fine", "meta": {"x": ["\\udfff"]}}',
-        '{"id": "d", "text": "fine"}',
-    ])
+    path = write_jsonl(
+        tmp_path / "s.jsonl",
+        [
+            '{"id": "a", "text": "bad \\ud800 text"}',
+            '{"id": "b\\udfff", "text": "fine"}',
+            '{"id": "c", "text": "fine", "meta": {"x": ["\\udfff"]}}',
+            '{"id": "d", "text": "fine"}',
+        ],
+    )
     out = parse_file(path)
     assert [(r.line, r.field) for r in out[:3]] == [(1, "text"), (2, "id"), (3, "meta")]
     assert all(isinstance(r, Rejection) and "lone surrogate" in r.reason for r in out[:3])
@@ -199,11 +213,15 @@ def test_unhandled_errors_map_to_documented_exit_codes(monkeypatch, capsys):
     def stage(exc):
         def main(argv):
             raise exc
+
         return types.SimpleNamespace(main=main)
 
     monkeypatch.setenv("MY_API_KEY", "sk-verysecretvalue")
-    cases = [(OSError(28, "No space left on device", "/data/run/x.parquet"), 3, "/data/run/x.parquet"),
-             (RuntimeError("boom sk-verysecretvalue"), 3, "crash"), (KeyboardInterrupt(), 130, "interrupted")]
+    cases = [
+        (OSError(28, "No space left on device", "/data/run/x.parquet"), 3, "/data/run/x.parquet"),
+        (RuntimeError("boom sk-verysecretvalue"), 3, "crash"),
+        (KeyboardInterrupt(), 130, "interrupted"),
+    ]
     for exc, code, text in cases:
         monkeypatch.setattr(cli.importlib, "import_module", lambda name, exc=exc: stage(exc))
         assert cli.main(["prepare"]) == code
@@ -251,8 +269,16 @@ def test_no_piece_of_the_api_key_reaches_the_failed_table(tmp_path, monkeypatch,
     monkeypatch.setenv("TPT_LEAK_KEY", key)
     corpus = write_jsonl(tmp_path / "c.jsonl", corpus_rows(2))
     with _EchoHeaders() as url:
-        cfg = make_config(tmp_path, [corpus], backend="openai", base_url=url, model=str(tiny_model_dir),
-                          api_key_env="TPT_LEAK_KEY", server_sampling="native", max_retries=0)
+        cfg = make_config(
+            tmp_path,
+            [corpus],
+            backend="openai",
+            base_url=url,
+            model=str(tiny_model_dir),
+            api_key_env="TPT_LEAK_KEY",
+            server_sampling="native",
+            max_retries=0,
+        )
         summary = run_augment(cfg)
     assert summary.failed == 2
     stored = b"".join(p.read_bytes() for p in cfg.out.rglob("*") if p.is_file())

@@ -21,8 +21,11 @@ def saved_records(out: Path) -> int:
     total = 0
     names = {p.stem for p in out.glob("state/shard-*.done")} | {p.name for p in out.glob("data/.parts/shard-*")}
     for name in names:
-        files = [out / "data" / f"{name}.parquet"] if (out / "state" / f"{name}.done").exists() else \
-            list(out.glob(f"data/.parts/{name}/chunk-*.parquet"))
+        files = (
+            [out / "data" / f"{name}.parquet"]
+            if (out / "state" / f"{name}.done").exists()
+            else list(out.glob(f"data/.parts/{name}/chunk-*.parquet"))
+        )
         for path in files:
             try:
                 total += pq.ParquetFile(path).metadata.num_rows
@@ -33,8 +36,13 @@ def saved_records(out: Path) -> int:
 
 def start(argv: list[str]) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "tpt", "augment", *argv], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tpt", "augment", *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def kill_after(proc: subprocess.Popen, out: Path, at_least: int, timeout: float = 120) -> bool:
@@ -53,10 +61,32 @@ def kill_after(proc: subprocess.Popen, out: Path, at_least: int, timeout: float 
 def test_kill_9_then_rerun_gives_exactly_one_record_per_key(tmp_path, openai_server):
     corpus = write_jsonl(tmp_path / "corpus.jsonl", corpus_rows(16))
     out = tmp_path / "run"
-    argv = [str(corpus), "--out", str(out), "--backend", "openai", "--base-url", openai_server.base_url,
-            "--model", openai_server.model, "--tokenizer", openai_server.model, "--samples", "2",
-            "--max-thinking-tokens", "8", "--shard-bytes", "300", "--checkpoint-records", "4", "--concurrency", "2",
-            "--server-sampling", "native", "--no-progress"]
+    argv = [
+        str(corpus),
+        "--out",
+        str(out),
+        "--backend",
+        "openai",
+        "--base-url",
+        openai_server.base_url,
+        "--model",
+        openai_server.model,
+        "--tokenizer",
+        openai_server.model,
+        "--samples",
+        "2",
+        "--max-thinking-tokens",
+        "8",
+        "--shard-bytes",
+        "300",
+        "--checkpoint-records",
+        "4",
+        "--concurrency",
+        "2",
+        "--server-sampling",
+        "native",
+        "--no-progress",
+    ]
     killed = [kill_after(start(argv), out, at_least=n) for n in (4, 16)]
     assert killed == [True, True], "the run finished before it could be killed; make the corpus larger"
     assert 16 <= saved_records(out) < 32

@@ -54,10 +54,15 @@ def test_bad_rows_and_duplicates_are_set_aside(tmp_path, tiny_model_dir, hf_back
     cfg = make_config(tmp_path, [corpus], model=str(tiny_model_dir))
     summary = run_augment(cfg, backend=hf_backend)
     assert summary.records == 5 and summary.rejected == 3 and summary.exit_code == 1
-    rejected = sorted((r for p in (cfg.out / "rejected").glob("*.parquet") for r in pq.read_table(p).to_pylist()),
-                      key=lambda r: r["line"])
+    rejected = sorted(
+        (r for p in (cfg.out / "rejected").glob("*.parquet") for r in pq.read_table(p).to_pylist()),
+        key=lambda r: r["line"],
+    )
     assert [(r["line"], r["reason"].split(" (")[0].split(":")[0]) for r in rejected] == [
-        (6, "malformed JSON"), (7, "duplicate id"), (8, "empty document")]
+        (6, "malformed JSON"),
+        (7, "duplicate id"),
+        (8, "empty document"),
+    ]
     assert f"{corpus}:2" in rejected[1]["reason"] and "doc-1" in rejected[1]["reason"]  # where the first one was
 
     strict = make_config(tmp_path / "s", [corpus], model=str(tiny_model_dir), strict=True)

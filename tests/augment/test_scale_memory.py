@@ -31,8 +31,10 @@ def test_task_memory_does_not_grow_with_the_corpus(tmp_path):
     for size in (100_000, 1_000_000):
         corpus = bench.make_corpus(tmp_path / f"c{size}", size, "parquet")
         task = bench.measure(bench.TASK, corpus, tmp_path / f"run{size}", 10_000, 560_000)
-        print(f"{size:>9,} documents: peak RSS {task['peak_rss_mb']:.0f} MB, plan {task['plan_s']:.2f}s, "
-              f"shard {task['shard_s']:.2f}s ({task['shard_rows']} rows), {task['shards']} shards")
+        print(
+            f"{size:>9,} documents: peak RSS {task['peak_rss_mb']:.0f} MB, plan {task['plan_s']:.2f}s, "
+            f"shard {task['shard_s']:.2f}s ({task['shard_rows']} rows), {task['shards']} shards"
+        )
         assert task["shard_rows"] == 10_000 and task["shards"] == size // 10_000
         peaks[size] = task["peak_rss_mb"]
     assert peaks[1_000_000] - peaks[100_000] < 32, peaks  # 10x the corpus, the same shard: the same memory

@@ -69,8 +69,22 @@ def multi_file_corpus(folder: Path) -> list[dict]:
 def test_three_array_tasks_started_together_on_an_empty_folder(tmp_path):
     rows = multi_file_corpus(tmp_path / "in")
     out = tmp_path / "run"
-    argv = [str(tmp_path / "in"), "--out", str(out), "--backend", "lab-expert", "--shard-bytes", "1200",
-            "--shard-size", "7", "--samples", "2", "--checkpoint-records", "4", "--no-progress"]
+    argv = [
+        str(tmp_path / "in"),
+        "--out",
+        str(out),
+        "--backend",
+        "lab-expert",
+        "--shard-bytes",
+        "1200",
+        "--shard-size",
+        "7",
+        "--samples",
+        "2",
+        "--checkpoint-records",
+        "4",
+        "--no-progress",
+    ]
     procs = [start_cli(argv + ["--shard-range", f"{i}/3"]) for i in range(3)]
     logs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], logs
@@ -122,8 +136,16 @@ def test_dry_run_equals_a_hand_count(tmp_path, tiny_model_dir):
 
     rows = corpus_rows(9) + [{"id": "bad"}]
     corpus = write_jsonl(tmp_path / "c.jsonl", rows)
-    cfg = make_config(tmp_path, [corpus], model=str(tiny_model_dir), max_doc_tokens=5, samples=3,
-                      max_thinking_tokens=100, tokens_per_second=10.0, shard_bytes=300)
+    cfg = make_config(
+        tmp_path,
+        [corpus],
+        model=str(tiny_model_dir),
+        max_doc_tokens=5,
+        samples=3,
+        max_thinking_tokens=100,
+        tokens_per_second=10.0,
+        shard_bytes=300,
+    )
     e = estimate(cfg)
     ops, strategy = TokenizerOps(str(tiny_model_dir)), load_strategy("default", 0)
     hand = sum(ops.count_tokens(strategy.build(r["id"], ops.truncate(r["text"], 5)[0])) for r in rows[:9])
@@ -136,8 +158,22 @@ def test_dry_run_equals_a_hand_count(tmp_path, tiny_model_dir):
 def test_dry_run_cli_writes_nothing_and_estimates_large_corpora(tmp_path):
     rows = lab_rows(400, seed=8)
     corpus = write_jsonl(tmp_path / "c.jsonl", rows)
-    proc = run_cli([str(corpus), "--out", str(tmp_path / "run"), "--backend", "lab-expert", "--dry-run",
-                    "--dry-run-sample", "40", "--shard-bytes", "2000", "--tokens-per-second", "1000"])
+    proc = run_cli(
+        [
+            str(corpus),
+            "--out",
+            str(tmp_path / "run"),
+            "--backend",
+            "lab-expert",
+            "--dry-run",
+            "--dry-run-sample",
+            "40",
+            "--shard-bytes",
+            "2000",
+            "--tokens-per-second",
+            "1000",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr
     assert "GPU-hours" in proc.stdout
     import re
@@ -160,8 +196,14 @@ def test_limit_is_a_trial_with_its_own_fingerprint(tmp_path):
 def test_per_source_fields_and_rejections_by_reason_and_file(tmp_path):
     rows = lab_rows(6, seed=1)
     write_jsonl(tmp_path / "a.jsonl", rows[:3] + ["{broken"])
-    write_jsonl(tmp_path / "b.jsonl", [{"uid": r["id"], "body": r["text"], **{k: v for k, v in r.items()
-                                        if k not in ("id", "text")}} for r in rows[3:]] + [{"uid": "x"}])
+    write_jsonl(
+        tmp_path / "b.jsonl",
+        [
+            {"uid": r["id"], "body": r["text"], **{k: v for k, v in r.items() if k not in ("id", "text")}}
+            for r in rows[3:]
+        ]
+        + [{"uid": "x"}],
+    )
     cfg = lab_config(tmp_path, [str(tmp_path / "a.jsonl"), f"{tmp_path / 'b.jsonl'}:body:uid"])
     summary = run_augment(cfg)
     assert sorted(record_keys(cfg.out)) == sorted((r["id"], 0) for r in rows)
@@ -171,16 +213,47 @@ def test_per_source_fields_and_rejections_by_reason_and_file(tmp_path):
 
 def test_a_wrong_text_field_fails_before_the_model_loads(tmp_path):
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"id": "a", "body": "x"}])
-    proc = run_cli([str(corpus), "--out", str(tmp_path / "run"), "--backend", "transformers",
-                    "--model", str(tmp_path / "no-such-model"), "--no-progress"])
+    proc = run_cli(
+        [
+            str(corpus),
+            "--out",
+            str(tmp_path / "run"),
+            "--backend",
+            "transformers",
+            "--model",
+            str(tmp_path / "no-such-model"),
+            "--no-progress",
+        ]
+    )
     assert proc.returncode == 2 and "no 'text' field" in proc.stderr and "body" in proc.stderr
     pq.write_table(pa.table({"id": ["a"], "body": ["x"]}), tmp_path / "p.parquet")
-    proc = run_cli([str(tmp_path / "p.parquet"), "--out", str(tmp_path / "run2"), "--backend", "transformers",
-                    "--model", str(tmp_path / "no-such-model"), "--no-progress"])
+    proc = run_cli(
+        [
+            str(tmp_path / "p.parquet"),
+            "--out",
+            str(tmp_path / "run2"),
+            "--backend",
+            "transformers",
+            "--model",
+            str(tmp_path / "no-such-model"),
+            "--no-progress",
+        ]
+    )
     assert proc.returncode == 2 and "no column 'text' (columns: id, body)" in proc.stderr
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "a", "text": "fine"}, "{broken"])
-    proc = run_cli([str(bad), "--out", str(tmp_path / "run3"), "--backend", "transformers", "--strict",
-                    "--model", str(tmp_path / "no-such-model"), "--no-progress"])
+    proc = run_cli(
+        [
+            str(bad),
+            "--out",
+            str(tmp_path / "run3"),
+            "--backend",
+            "transformers",
+            "--strict",
+            "--model",
+            str(tmp_path / "no-such-model"),
+            "--no-progress",
+        ]
+    )
     assert proc.returncode == 2 and f"{bad}:2: field '': malformed JSON" in proc.stderr  # before any model load
 
 

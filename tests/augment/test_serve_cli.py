@@ -55,8 +55,22 @@ def test_cli_serve_starts_uses_and_stops_the_server(tmp_path, openai_server, cap
     corpus = write_jsonl(tmp_path / "c.jsonl", corpus_rows(3))
     proxy_script = Path(__file__).with_name("fault_proxy.py")
     serve = f"{sys.executable} {proxy_script} {{port}} {openai_server.base_url.removesuffix('/v1')}"
-    argv = [str(corpus), "--out", str(tmp_path / "run"), "--backend", "openai", "--serve", serve,
-            "--model", openai_server.model, "--max-thinking-tokens", "4", "--no-progress", "--server-sampling", "native"]
+    argv = [
+        str(corpus),
+        "--out",
+        str(tmp_path / "run"),
+        "--backend",
+        "openai",
+        "--serve",
+        serve,
+        "--model",
+        openai_server.model,
+        "--max-thinking-tokens",
+        "4",
+        "--no-progress",
+        "--server-sampling",
+        "native",
+    ]
     assert augment_main(argv) == 0
     err = capsys.readouterr().err
     assert "3 records" in err
@@ -67,8 +81,18 @@ def test_cli_serve_starts_uses_and_stops_the_server(tmp_path, openai_server, cap
 
 def test_cli_refuses_mismatched_config_and_reports(tmp_path, tiny_model_dir, capsys):
     corpus = write_jsonl(tmp_path / "c.jsonl", corpus_rows(3) + ["{bad json"])
-    base = [str(corpus), "--out", str(tmp_path / "run"), "--model", str(tiny_model_dir), "--max-thinking-tokens", "4",
-            "--no-progress", "--device", "cpu"]
+    base = [
+        str(corpus),
+        "--out",
+        str(tmp_path / "run"),
+        "--model",
+        str(tiny_model_dir),
+        "--max-thinking-tokens",
+        "4",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     assert augment_main(base) == 1  # one row rejected -> non-zero exit
     err = capsys.readouterr().err
     assert "3 records" in err and "1 rejected" in err
@@ -92,8 +116,22 @@ def test_a_server_that_does_not_answer_stops_the_run_once(tmp_path, tiny_model_d
 
     corpus = write_jsonl(tmp_path / "c.jsonl", corpus_rows(6))
     dead = f"http://127.0.0.1:{free_port()}/v1"
-    argv = [str(corpus), "--out", str(tmp_path / "run"), "--backend", "openai", "--base-url", dead,
-            "--model", str(tiny_model_dir), "--max-thinking-tokens", "8", "--no-progress", "--retry-backoff", "0.05"]
+    argv = [
+        str(corpus),
+        "--out",
+        str(tmp_path / "run"),
+        "--backend",
+        "openai",
+        "--base-url",
+        dead,
+        "--model",
+        str(tiny_model_dir),
+        "--max-thinking-tokens",
+        "8",
+        "--no-progress",
+        "--retry-backoff",
+        "0.05",
+    ]
     assert augment_main(argv) == 3
     err = capsys.readouterr().err
     assert "does not answer any more" in err and err.count("the generation engine died") == 1
@@ -105,7 +143,9 @@ def test_serve_vllm_preset_is_tpts_launcher_with_cpu_safe_flags():
     from tpt.augment.serve import expand_preset
     from tpt.vllm_launch import serve_flags
 
-    argv = shlex.split(expand_preset("vllm --reasoning-parser deepseek_r1", max_model_len=4096).format(model="M", port=9))
+    argv = shlex.split(
+        expand_preset("vllm --reasoning-parser deepseek_r1", max_model_len=4096).format(model="M", port=9)
+    )
     assert argv[1:5] == ["-m", "tpt.vllm_launch", "serve", "M"] and argv[argv.index("--port") + 1] == "9"
     assert argv[-2:] == ["--reasoning-parser", "deepseek_r1"] and argv[argv.index("--max-model-len") + 1] == "4096"
     assert expand_preset("vllm serve {model} --port {port}") == "vllm serve {model} --port {port}"  # the user's own

@@ -12,4 +12,3 @@ def other_tiny_model_dir(tmp_path_factory) -> Path:
     from tpt.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model-b") / "tpt-b", seed=1)
-

@@ -20,8 +20,17 @@ from tpt.evaluate.render import RenderOptions, render_tasks
 
 N_REQUESTS = 25
 # (tpt task, MMLU subject / MMLU-Pro category): a one-word and a multi-word one of each
-CASES = [("gsm8k", None), ("gsm8k_cot", None), ("math", None), ("math500", None), ("boolq", None),
-         ("mmlu", "anatomy"), ("mmlu", "high_school_us_history"), ("mmlu_pro", "law"), ("mmlu_pro", "computer science")]
+CASES = [
+    ("gsm8k", None),
+    ("gsm8k_cot", None),
+    ("math", None),
+    ("math500", None),
+    ("boolq", None),
+    ("mmlu", "anatomy"),
+    ("mmlu", "high_school_us_history"),
+    ("mmlu_pro", "law"),
+    ("mmlu_pro", "computer science"),
+]
 SUBJECTS = sorted({sub for name, sub in CASES if name == "mmlu"})
 CATEGORIES = sorted({sub for name, sub in CASES if name == "mmlu_pro"})
 
@@ -60,7 +69,10 @@ def _first_difference(a: tuple, b: tuple) -> str:
         return f"official {kind_a} doc {doc_a} {args_a[1:]!r}\n     tpt {kind_b} doc {doc_b} {args_b[1:]!r}"
     x, y = args_a[0], args_b[0]
     i = next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
-    return f"doc {doc_a}, prompt character {i}:\nofficial ...{x[max(0, i - 80):i + 80]!r}\n     tpt ...{y[max(0, i - 80):i + 80]!r}"
+    return (
+        f"doc {doc_a}, prompt character {i}:\nofficial ...{x[max(0, i - 80) : i + 80]!r}\n     tpt "
+        f"...{y[max(0, i - 80) : i + 80]!r}"
+    )
 
 
 @pytest.mark.parametrize("name,sub", CASES)
@@ -100,8 +112,16 @@ def test_every_document_matches_the_official_task(pairs, name, sub):
 @pytest.mark.parametrize("name,sub", CASES)
 def test_filters_metrics_and_shots_equal_the_official_task(pairs, name, sub):
     official, ours = pairs[name, sub]
-    for key in ("output_type", "num_fewshot", "repeats", "filter_list", "metric_list", "target_delimiter",
-                "fewshot_delimiter", "description"):
+    for key in (
+        "output_type",
+        "num_fewshot",
+        "repeats",
+        "filter_list",
+        "metric_list",
+        "target_delimiter",
+        "fewshot_delimiter",
+        "description",
+    ):
         assert getattr(ours.config, key) == getattr(official.config, key), f"{name}: {key} differs"
     assert ours.config.metadata["version"] == official.config.metadata["version"], f"{name}: task version differs"
 
@@ -128,34 +148,74 @@ TRICKY = [
     ("gsm8k", GSM8K_DOC0, " #### 18 dollars, from 9 eggs", {"strict-match": 1, "flexible-extract": 0}),
     ("gsm8k", GSM8K_DOC0, " ####18", {"strict-match": 0, "flexible-extract": 1}),
     ("gsm8k", GSM8K_DOC0, " #### $18", {"strict-match": 0, "flexible-extract": 1}),
-    ("gsm8k_cot", GSM8K_DOC0, " 16 - 3 - 4 = 9. 9 * 2 = 18. The answer is 18.", {"strict-match": 1, "flexible-extract": 1}),
+    (
+        "gsm8k_cot",
+        GSM8K_DOC0,
+        " 16 - 3 - 4 = 9. 9 * 2 = 18. The answer is 18.",
+        {"strict-match": 1, "flexible-extract": 1},
+    ),
     ("gsm8k_cot", GSM8K_DOC0, " The answer is $18.", {"strict-match": 0, "flexible-extract": 1}),
     ("gsm8k_cot", GSM8K_DOC0, " The answer is 18.00.", {"strict-match": 0, "flexible-extract": 0}),
     ("gsm8k_cot", GSM8K_DOC0, " the answer is 18.", {"strict-match": 0, "flexible-extract": 1}),
     ("gsm8k_cot", GSM8K_DOC0, " The answer is 18. Then 2 more.", {"strict-match": 1, "flexible-extract": 0}),
     # MATH-500 doc 2: gold \frac{14}{3}
-    ("math500", 2, " So $x=\\frac{14}{3}$.\nFinal Answer: The final answer is $\\frac{14}{3}$. I hope it is correct.",
-     {"exact_match": 1, "math_verify": 1}),
+    (
+        "math500",
+        2,
+        " So $x=\\frac{14}{3}$.\nFinal Answer: The final answer is $\\frac{14}{3}$. I hope it is correct.",
+        {"exact_match": 1, "math_verify": 1},
+    ),
     # without "I hope it is correct." Minerva's extraction needs a space after the answer's last character
     ("math500", 2, " Final Answer: The final answer is $\\frac{14}{3}$.", {"exact_match": 0, "math_verify": 1}),
     ("math500", 2, " Final Answer: The final answer is $\\frac{14}{3}$ ", {"exact_match": 1, "math_verify": 1}),
     ("math500", 2, " The answer is $\\frac{14}{3}$.", {"exact_match": 0, "math_verify": 1}),
     ("math500", 2, " So $x = \\boxed{\\frac{14}{3}}$.", {"exact_match": 0, "math_verify": 1}),
-    ("math500", 2, " Final Answer: The final answer is $14/3$. I hope it is correct.", {"exact_match": 1, "math_verify": 1}),
-    ("math500", 2, " Final Answer: The final answer is $\\dfrac{14}{3}$. I hope it is correct.",
-     {"exact_match": 1, "math_verify": 1}),
-    ("math500", 2, " Final Answer: The final answer is $\\frac{13}{3}$. I hope it is correct.",
-     {"exact_match": 0, "math_verify": 0}),
+    (
+        "math500",
+        2,
+        " Final Answer: The final answer is $14/3$. I hope it is correct.",
+        {"exact_match": 1, "math_verify": 1},
+    ),
+    (
+        "math500",
+        2,
+        " Final Answer: The final answer is $\\dfrac{14}{3}$. I hope it is correct.",
+        {"exact_match": 1, "math_verify": 1},
+    ),
+    (
+        "math500",
+        2,
+        " Final Answer: The final answer is $\\frac{13}{3}$. I hope it is correct.",
+        {"exact_match": 0, "math_verify": 0},
+    ),
     # math-verify reads the whole generation but prefers the "final answer is" span to a later number
-    ("math500", 2, " Final Answer: The final answer is $\\frac{14}{3}$. I hope it is correct. But $x = 5$.",
-     {"exact_match": 1, "math_verify": 1}),
+    (
+        "math500",
+        2,
+        " Final Answer: The final answer is $\\frac{14}{3}$. I hope it is correct. But $x = 5$.",
+        {"exact_match": 1, "math_verify": 1},
+    ),
     ("math500", 2, " We get $x = 5$, so $y = \\frac{14}{3}$.", {"exact_match": 0, "math_verify": 1}),
     ("math500", 2, " We get $y = \\frac{14}{3}$, so $x = 5$.", {"exact_match": 0, "math_verify": 0}),
     # doc 0: a tuple, equal as a string (sympy cannot parse it); doc 7: 90^\circ, units normalised away
-    ("math500", 0, " Final Answer: The final answer is $\\left( 3, \\frac{\\pi}{2} \\right)$. I hope it is correct.",
-     {"exact_match": 1, "math_verify": 1}),
-    ("math500", 7, " Final Answer: The final answer is $90$. I hope it is correct.", {"exact_match": 1, "math_verify": 1}),
-    ("math500", 7, " Final Answer: The final answer is $90^\\circ$. I hope it is correct.", {"exact_match": 1, "math_verify": 1}),
+    (
+        "math500",
+        0,
+        " Final Answer: The final answer is $\\left( 3, \\frac{\\pi}{2} \\right)$. I hope it is correct.",
+        {"exact_match": 1, "math_verify": 1},
+    ),
+    (
+        "math500",
+        7,
+        " Final Answer: The final answer is $90$. I hope it is correct.",
+        {"exact_match": 1, "math_verify": 1},
+    ),
+    (
+        "math500",
+        7,
+        " Final Answer: The final answer is $90^\\circ$. I hope it is correct.",
+        {"exact_match": 1, "math_verify": 1},
+    ),
     # MMLU-Pro law, doc 5 (gold C): the official regex, first match, case-insensitive comparison
     ("mmlu_pro", 5, " The farmer used it openly. The answer is (C).", {"custom-extract": 1}),
     ("mmlu_pro", 5, " the answer is c", {"custom-extract": 0}),
@@ -176,7 +236,9 @@ def test_tricky_outputs_score_as_the_official_metric(pairs, name, doc_index, out
     theirs, mine = _verdicts(official, doc_index, output), _verdicts(ours, doc_index, output)
     assert mine == theirs, f"{name}: tpt {mine} vs lm-eval {theirs} for {output!r}"
     # keys are "metric,filter"; the table names the filter (generative GSM8K / MMLU-Pro) or the metric (MATH)
-    shown = {key.split(",")[1] if key.split(",")[1] != "none" else key.split(",")[0]: value for key, value in mine.items()}
+    shown = {
+        key.split(",")[1] if key.split(",")[1] != "none" else key.split(",")[0]: value for key, value in mine.items()
+    }
     assert shown == expected, f"{name}: {output!r} scored {shown}, expected {expected}"
 
 
@@ -188,5 +250,7 @@ def test_minerva_normalisation_equals_official_on_every_math_answer(eval_data_di
         for line in (eval_data_dir / folder / "test.jsonl").read_text(encoding="utf-8").splitlines():
             solution = json.loads(line)["solution"]
             ours = minerva.normalize_final_answer(minerva.remove_boxed(minerva.last_boxed_only_string(solution)))
-            assert ours == official.normalize_final_answer(official.remove_boxed(official.last_boxed_only_string(solution)))
+            assert ours == official.normalize_final_answer(
+                official.remove_boxed(official.last_boxed_only_string(solution))
+            )
             assert minerva.get_unnormalized_answer(solution) == official.get_unnormalized_answer(solution)

@@ -68,19 +68,43 @@ class AnswerKey(LM):
 
 @pytest.mark.parametrize("right", [True, False])
 def test_answer_key_scores_all_or_nothing(eval_data_dir, tmp_path, right):
-    cfg = EvalConfig(suite="all", data_dir=eval_data_dir, out=tmp_path, limit=3, samples=2,
-                     mmlu_subjects="anatomy,college_mathematics", mmlu_pro_categories="math,law,computer science")
+    cfg = EvalConfig(
+        suite="all",
+        data_dir=eval_data_dir,
+        out=tmp_path,
+        limit=3,
+        samples=2,
+        mmlu_subjects="anatomy,college_mathematics",
+        mmlu_pro_categories="math,law,computer science",
+    )
     specs = resolve_tasks(None, "all")
-    opts = RenderOptions(eval_data_dir, samples=2, mmlu_subjects=cfg.mmlu_subjects.split(","),
-                         mmlu_pro_categories=cfg.mmlu_pro_categories.split(","))
+    opts = RenderOptions(
+        eval_data_dir,
+        samples=2,
+        mmlu_subjects=cfg.mmlu_subjects.split(","),
+        mmlu_pro_categories=cfg.mmlu_pro_categories.split(","),
+    )
     task_dir = render_tasks(specs, opts, tmp_path / "tasks")
     result = evaluate_model(cfg, ModelTarget("key", "answer key", AnswerKey(right)), specs, task_dir)
     expected = 1.0 if right else 0.0
     scores = {name: task["score"] for name, task in result["tasks"].items()}
     assert scores == {spec.name: expected for spec in specs}
     assert {name: task["n"] for name, task in result["tasks"].items()} == {
-        "gsm8k": 3, "gsm8k_cot": 3, "math": 3, "math500": 3, "boolq": 3, "mmlu": 6, "mmlu_pro": 9, "aime24": 3, "amc23": 3}
-    for name, metric in [("gsm8k", "exact_match,strict-match"), ("gsm8k_cot", "exact_match,strict-match"),
-                         ("math", "exact_match,none"), ("math500", "exact_match,none")]:
+        "gsm8k": 3,
+        "gsm8k_cot": 3,
+        "math": 3,
+        "math500": 3,
+        "boolq": 3,
+        "mmlu": 6,
+        "mmlu_pro": 9,
+        "aime24": 3,
+        "amc23": 3,
+    }
+    for name, metric in [
+        ("gsm8k", "exact_match,strict-match"),
+        ("gsm8k_cot", "exact_match,strict-match"),
+        ("math", "exact_match,none"),
+        ("math500", "exact_match,none"),
+    ]:
         assert result["tasks"][name]["metrics"][metric]["score"] == expected, name
     assert result["averages"]["paper_base_5"]["score"] == expected

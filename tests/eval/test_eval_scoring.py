@@ -26,7 +26,10 @@ def read_jsonl(path: Path, n: int | None = None) -> list[dict]:
 
 def test_extractors_on_hand_made_cases():
     assert scoring.last_boxed(r"so $\boxed{\frac{1}{2}}$ and \boxed{x^{2}}") == "x^{2}"
-    assert scoring.extract_math_answer("Final Answer: The final answer is $\\frac{2}{3}$. I hope it is correct.") == "\\frac{2}{3}"
+    assert (
+        scoring.extract_math_answer("Final Answer: The final answer is $\\frac{2}{3}$. I hope it is correct.")
+        == "\\frac{2}{3}"
+    )
     assert scoring.math_equivalent("0.5", "\\frac{1}{2}")
     assert not scoring.math_equivalent("0.25", "\\frac{1}{2}")
     assert not scoring.math_equivalent(None, "3")
@@ -42,10 +45,18 @@ def _minerva_doc(doc: dict) -> dict:
 def test_minerva_gold_scores_one_and_wrong_scores_zero(eval_data_dir, folder, n):
     docs = [_minerva_doc(d) for d in read_jsonl(eval_data_dir / folder / "test.jsonl", n)]
     right = "Work.\nFinal Answer: The final answer is ${}$. I hope it is correct."
-    misses = [d["answer"] for d in docs if minerva.process_results(d, [right.format(d["answer"])]) != {"exact_match": 1, "math_verify": 1}]
+    misses = [
+        d["answer"]
+        for d in docs
+        if minerva.process_results(d, [right.format(d["answer"])]) != {"exact_match": 1, "math_verify": 1}
+    ]
     # a handful of normalised references are not valid LaTeX any more (math-verify then finds nothing)
     assert len(misses) <= 0.02 * n, misses
-    wrong = [d["answer"] for d in docs[:50] if minerva.process_results(d, [right.format("\\frac{7919}{104729}")]) != {"exact_match": 0, "math_verify": 0}]
+    wrong = [
+        d["answer"]
+        for d in docs[:50]
+        if minerva.process_results(d, [right.format("\\frac{7919}{104729}")]) != {"exact_match": 0, "math_verify": 0}
+    ]
     assert not wrong
     assert minerva.process_results(docs[0], ["I do not know."]) == {"exact_match": 0, "math_verify": 0}
 

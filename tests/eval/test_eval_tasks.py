@@ -20,7 +20,9 @@ def all_tasks(eval_data_dir, tmp_path_factory):
 
     import tpt.evaluate.tasks.utils  # noqa: F401
 
-    folder = render_tasks(list(TASKS.values()), RenderOptions(eval_data_dir, samples=3), tmp_path_factory.mktemp("tasks"))
+    folder = render_tasks(
+        list(TASKS.values()), RenderOptions(eval_data_dir, samples=3), tmp_path_factory.mktemp("tasks")
+    )
     manager = TaskManager(include_path=str(folder), include_defaults=False)
     return manager.load([spec.lm_task for spec in TASKS.values()])["tasks"]
 
@@ -31,7 +33,10 @@ def test_every_subject_and_category_builds(all_tasks):
     assert {f"tpt_mmlu_pro_{c.replace(' ', '_')}" for c in MMLU_PRO_CATEGORIES} <= names
     assert len(list(all_tasks["tpt_math"].test_docs())) == 5000
     assert sum(len(list(all_tasks[f"tpt_mmlu_{s}"].test_docs())) for s in MMLU_SUBJECTS) == 14042
-    assert sum(len(list(all_tasks[f"tpt_mmlu_pro_{c.replace(' ', '_')}"].test_docs())) for c in MMLU_PRO_CATEGORIES) == 12032
+    assert (
+        sum(len(list(all_tasks[f"tpt_mmlu_pro_{c.replace(' ', '_')}"].test_docs())) for c in MMLU_PRO_CATEGORIES)
+        == 12032
+    )
     assert all_tasks["tpt_aime24"].config.repeats == 3
 
 
@@ -77,16 +82,22 @@ def test_mmlu_pro_shots_are_own_category_and_exclude_the_question(all_tasks):
     assert task.doc_to_target(first) == first["answer"]
 
 
-@pytest.mark.parametrize("lm_task,answer", [
-    ("tpt_gsm8k", lambda doc: " " + doc["answer"]),
-    ("tpt_gsm8k_cot", lambda doc: f" Adding up. The answer is {doc['answer'].split('#### ')[-1]}."),
-])
+@pytest.mark.parametrize(
+    "lm_task,answer",
+    [
+        ("tpt_gsm8k", lambda doc: " " + doc["answer"]),
+        ("tpt_gsm8k_cot", lambda doc: f" Adding up. The answer is {doc['answer'].split('#### ')[-1]}."),
+    ],
+)
 def test_gsm8k_gold_scores_one_and_wrong_scores_zero(all_tasks, lm_task, answer):
     from tpt.evaluate.reference import score_output
 
     task = all_tasks[lm_task]
     for doc in task.eval_docs:  # all 1319: the reference solution scores under both filters
-        assert score_output(task, doc, answer(doc)) == {"exact_match,strict-match": 1.0, "exact_match,flexible-extract": 1.0}
+        assert score_output(task, doc, answer(doc)) == {
+            "exact_match,strict-match": 1.0,
+            "exact_match,flexible-extract": 1.0,
+        }
     for doc in list(task.eval_docs)[:100]:
         wrong = int(doc["answer"].split("#### ")[-1].replace(",", "")) + 1
         verdicts = score_output(task, doc, f" So the answer is {wrong}.\n#### {wrong}")
@@ -101,7 +112,9 @@ def test_mmlu_pro_gold_scores_one_and_wrong_scores_zero(all_tasks):
         task = all_tasks[f"tpt_mmlu_pro_{category}"]
         for doc in list(task.eval_docs)[:200]:
             wrong = next(letter for letter in LETTERS if letter != doc["answer"])
-            assert score_output(task, doc, f" ... the answer is ({doc['answer']}).") == {"exact_match,custom-extract": 1.0}
+            assert score_output(task, doc, f" ... the answer is ({doc['answer']}).") == {
+                "exact_match,custom-extract": 1.0
+            }
             assert score_output(task, doc, f" ... the answer is ({wrong}).") == {"exact_match,custom-extract": 0.0}
             assert LETTERS[doc["answer_index"]] == doc["answer"]
 
@@ -119,7 +132,9 @@ def test_missing_file_names_file_and_data_dir(eval_data_dir, tmp_path):
 
 
 def test_unknown_and_unavailable_tasks():
-    with pytest.raises(UnknownTask, match="known tasks: gsm8k, gsm8k_cot, math, math500, boolq, mmlu, mmlu_pro, aime24, amc23"):
+    with pytest.raises(
+        UnknownTask, match="known tasks: gsm8k, gsm8k_cot, math, math500, boolq, mmlu, mmlu_pro, aime24, amc23"
+    ):
         resolve_tasks("gsm8k,hellaswag", None)
     with pytest.raises(UnknownTask, match="gpqa.*unavailable"):
         resolve_tasks("gpqa", None)
@@ -127,7 +142,9 @@ def test_unknown_and_unavailable_tasks():
         resolve_tasks(None, "paper-mid")
     assert [s.name for s in resolve_tasks(None, None)] == ["gsm8k_cot", "math", "boolq", "mmlu", "mmlu_pro"]
     with pytest.raises(ValueError, match="unknown MMLU subject"):
-        render_tasks(resolve_tasks("mmlu", None), RenderOptions(Path("."), mmlu_subjects=["astrology"]), Path("/tmp/unused"))
+        render_tasks(
+            resolve_tasks("mmlu", None), RenderOptions(Path("."), mmlu_subjects=["astrology"]), Path("/tmp/unused")
+        )
 
 
 def _broken_copy(eval_data_dir: Path, tmp_path: Path, rel: str, line_no: int, replace) -> Path:
@@ -142,13 +159,40 @@ def _broken_copy(eval_data_dir: Path, tmp_path: Path, rel: str, line_no: int, re
     return root
 
 
-@pytest.mark.parametrize("rel,line_no,replace,task,message", [
-    ("gsm8k/test.jsonl", 17, lambda line: line[:40] + "\n", "gsm8k", r"test\.jsonl line 17: not valid JSON"),
-    ("gsm8k/test.jsonl", 3, lambda line: line.replace('"answer"', '"solution"'), "gsm8k", r"line 3: field 'answer' is missing"),
-    ("mmlu_pro/test.jsonl", 5, lambda line: line.replace('"answer": "', '"answer": "Z'), "mmlu_pro", r"line 5: expected answer is a letter"),
-    ("math/test.jsonl", 2, lambda line: line.replace("boxed", "fixed"), "math", r"line 2: expected solution has a \\boxed"),
-    ("boolq/boolq_dev.jsonl", 9, lambda line: line.replace("Question: ", "Q: "), "boolq", r"boolq_dev\.jsonl line 9: expected query is 'Passage"),
-])
+@pytest.mark.parametrize(
+    "rel,line_no,replace,task,message",
+    [
+        ("gsm8k/test.jsonl", 17, lambda line: line[:40] + "\n", "gsm8k", r"test\.jsonl line 17: not valid JSON"),
+        (
+            "gsm8k/test.jsonl",
+            3,
+            lambda line: line.replace('"answer"', '"solution"'),
+            "gsm8k",
+            r"line 3: field 'answer' is missing",
+        ),
+        (
+            "mmlu_pro/test.jsonl",
+            5,
+            lambda line: line.replace('"answer": "', '"answer": "Z'),
+            "mmlu_pro",
+            r"line 5: expected answer is a letter",
+        ),
+        (
+            "math/test.jsonl",
+            2,
+            lambda line: line.replace("boxed", "fixed"),
+            "math",
+            r"line 2: expected solution has a \\boxed",
+        ),
+        (
+            "boolq/boolq_dev.jsonl",
+            9,
+            lambda line: line.replace("Question: ", "Q: "),
+            "boolq",
+            r"boolq_dev\.jsonl line 9: expected query is 'Passage",
+        ),
+    ],
+)
 def test_bad_rows_are_named_by_file_line_and_field(eval_data_dir, tmp_path, rel, line_no, replace, task, message):
     root = _broken_copy(eval_data_dir, tmp_path, rel, line_no, replace)
     with pytest.raises(BadDataFile, match=message):

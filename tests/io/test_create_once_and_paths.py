@@ -13,8 +13,10 @@ from tpt.io.atomic import atomic_create_text, atomic_write, is_tpt_temp
 def test_create_once_has_exactly_one_winner_and_no_partial_file(tmp_path):
     target = tmp_path / "plan.json"
     wins = []
-    threads = [threading.Thread(target=lambda i=i: wins.append((i, atomic_create_text(target, f"writer {i}\n"))))
-               for i in range(8)]
+    threads = [
+        threading.Thread(target=lambda i=i: wins.append((i, atomic_create_text(target, f"writer {i}\n"))))
+        for i in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -19,7 +19,9 @@ def test_expert_through_the_augment_stage(tmp_path):
     rows = list(corpus.corpus_rows(families, [], 40, seed=2))
     bad = {"id": "bad-1", "text": "A document without a problem."}  # no lab meta: must fail, not vanish
     corpus.write_jsonl(tmp_path / "corpus.jsonl", rows + [bad])
-    cfg = AugmentConfig(inputs=[str(tmp_path / "corpus.jsonl")], out=tmp_path / "run", backend="lab-expert", progress=False)
+    cfg = AugmentConfig(
+        inputs=[str(tmp_path / "corpus.jsonl")], out=tmp_path / "run", backend="lab-expert", progress=False
+    )
     summary = run_augment(cfg)
     assert summary.records == 40 and summary.failed == 1
     by_id = {r["id"]: r for r in rows}
@@ -62,7 +64,9 @@ def test_expert_variants_noise_other_filler(tmp_path):
     sampling = SamplingParams(max_tokens=1000)
     clean = [r.text for r in LabExpert().generate(reqs, sampling)]
     noisy = {v: [r.text for r in LabExpert(variant=v).generate(reqs, sampling)] for v in ("noisy10", "noisy30")}
-    wrong = {v: sum(not fam.check(r["problem"], t) for r, t in zip(rows, texts)) / len(rows) for v, texts in noisy.items()}
+    wrong = {
+        v: sum(not fam.check(r["problem"], t) for r, t in zip(rows, texts)) / len(rows) for v, texts in noisy.items()
+    }
     # a step is wrong with probability p and errors propagate: 2-5 steps, so 1-(1-p)^d of answers are wrong (about)
     assert 0.1 < wrong["noisy10"] < 0.5 < wrong["noisy30"] < 0.95, wrong
     assert all(len(n.split()) == len(c.split()) for n, c in zip(noisy["noisy30"], clean))  # same shape, other values

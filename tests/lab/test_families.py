@@ -58,7 +58,10 @@ def test_expert_answer_checks_out(name):
 def test_trajectory_length_grows_with_difficulty(name):
     family = load_family(name, seed=0)
     rng = random.Random(1)
-    means = [statistics.fmean(len(family.trajectory(family.sample(rng, d)).split()) for _ in range(60)) for d in family.difficulties]
+    means = [
+        statistics.fmean(len(family.trajectory(family.sample(rng, d)).split()) for _ in range(60))
+        for d in family.difficulties
+    ]
     assert all(a < b for a, b in zip(means, means[1:])), means
 
 
@@ -162,7 +165,9 @@ def test_chain_mod10_is_aligned_in_the_lab_tokenizer(tmp_path):
         steps, _ = chain.solve(problem)
         step_lengths |= {len(tok.encode(" " + step, add_special_tokens=False)) for step in steps[1:]}
         slots = chain.question(problem).split(" , then ")[1:]
-        step_lengths |= {len(tok.encode(" then " + slot.rstrip(" ,") + " ,", add_special_tokens=False)) for slot in slots}
+        step_lengths |= {
+            len(tok.encode(" then " + slot.rstrip(" ,") + " ,", add_special_tokens=False)) for slot in slots
+        }
     assert len(question_lengths) == 1, question_lengths
     assert step_lengths == {4}, step_lengths
 
@@ -173,6 +178,10 @@ def test_reflect_mode_reads_the_thinkings_conclusion_else_the_guess():
     family, problem = load_family("chain_mod10"), {"start": 3, "ops": [["add", 7], ["mul", 3]]}  # -> 0
     thought = " 7. <think> start at 3 +7 =0 *3 =0 So the answer is 0. </think> junk"
     assert family.check(problem, answer_text(thought, "reflect"))  # the thinking overrides the wrong guess
-    assert answer_text(" 0. Working mod 10 , start at 1 , The answer is 4.", "reflect") == " 0"  # no thinking: the guess
+    assert (
+        answer_text(" 0. Working mod 10 , start at 1 , The answer is 4.", "reflect") == " 0"
+    )  # no thinking: the guess
     assert answer_text(" 5. <think> start at 3 +7", "reflect") == " 5"  # thinking that never concludes: the guess
-    assert answer_text(" 5. Working mod 10 , The answer is 4. <think> start", "reflect") == " 5"  # not the next document's
+    assert (
+        answer_text(" 5. Working mod 10 , The answer is 4. <think> start", "reflect") == " 5"
+    )  # not the next document's

@@ -98,8 +98,11 @@ def test_student_data_comes_from_the_learned_generator(gen_run):
             rec = next(r for r in records if r.thinking.strip())  # a generator that writes nothing fails here
             tok = AutoTokenizer.from_pretrained(seed_dir / "generators" / "tokenizer")
             model = AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32).eval()
-            chat = tok.apply_chat_template([{"role": "user", "content": load_strategy(strategy).build(rec.id, rec.text)}],
-                                           add_generation_prompt=True, tokenize=False)  # fmt: skip
+            chat = tok.apply_chat_template(
+                [{"role": "user", "content": load_strategy(strategy).build(rec.id, rec.text)}],
+                add_generation_prompt=True,
+                tokenize=False,
+            )
             ids = tok(chat, return_tensors="pt", add_special_tokens=False)
             with torch.no_grad():
                 new = model.generate(

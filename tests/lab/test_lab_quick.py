@@ -29,13 +29,23 @@ def test_quick_run_writes_the_report(quick_run):
     assert seconds < 300, f"--quick took {seconds:.0f} s"  # slack for a shared, loaded CI box
     results = json.loads((out / "results.json").read_text())
     prof = PROFILES["quick"]
-    assert results["split"] == "test" and results["test_seeds"] == list(prof.test_seeds) and results["dev_seed"] == prof.dev_seed
+    assert (
+        results["split"] == "test"
+        and results["test_seeds"] == list(prof.test_seeds)
+        and results["dev_seed"] == prof.dev_seed
+    )
     assert results["mode"] == {"vanilla": "reflect", "tpt": "reflect"}
     assert set(results["curves"]) == {"vanilla", "tpt"}
     # vanilla trains to 4 x TPT's budget, in one run with checkpoints
     assert results["curves"]["vanilla"][-1]["tokens"] == 4 * results["curves"]["tpt"][-1]["tokens"]
     for fam in prof.families:
-        assert 0 <= results["chance"][fam]["ci"][0] <= results["chance"][fam]["acc"] <= results["chance"][fam]["ci"][1] <= 1
+        assert (
+            0
+            <= results["chance"][fam]["ci"][0]
+            <= results["chance"][fam]["acc"]
+            <= results["chance"][fam]["ci"][1]
+            <= 1
+        )
         for points in results["curves"].values():
             for p in points:
                 lo, hi = p[fam]["ci"]
@@ -65,7 +75,9 @@ def test_leakage_scan_of_every_training_text_finds_nothing(quick_run):
     assert json.loads((out / "results.json").read_text())["leakage"]["1"]["hit_count"] == 0
     # each held-out row carries its question, answer and the expert's full trajectory
     rows = [json.loads(line) for line in (seed_dir / "heldout.jsonl").read_text().splitlines()]
-    assert all(r["question"] and r["answer"] and r["trajectory"].endswith(f"So the answer is {r['answer']}.") for r in rows)
+    assert all(
+        r["question"] and r["answer"] and r["trajectory"].endswith(f"So the answer is {r['answer']}.") for r in rows
+    )
 
 
 def test_leakage_scan_finds_a_planted_leak(quick_run, tmp_path):
@@ -75,7 +87,11 @@ def test_leakage_scan_finds_a_planted_leak(quick_run, tmp_path):
     out, _ = quick_run
     copy = tmp_path / "seed-1"
     shutil.copytree(out / "seed-1", copy, ignore=shutil.ignore_patterns("train", "data"))
-    row = next(json.loads(line) for line in (copy / "heldout.jsonl").read_text().splitlines() if len(json.loads(line)["identity"]) > 1)
+    row = next(
+        json.loads(line)
+        for line in (copy / "heldout.jsonl").read_text().splitlines()
+        if len(json.loads(line)["identity"]) > 1
+    )
     planted = next(t for t in row["identity"] if t != row["question"])
     with (copy / "tokenizer_text.txt").open("a") as f:
         f.write("\nsome text " + planted + " more text")
@@ -87,7 +103,9 @@ def test_dev_run_uses_only_the_dev_seed(tmp_path):
     out = tmp_path / "dev"
     assert main(["run", "--quick", "--dev", "--families", "chain_mod10", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert results["split"] == "dev" and results["seeds"] == [PROFILES["quick"].dev_seed] and results["test_seeds"] == []
+    assert (
+        results["split"] == "dev" and results["seeds"] == [PROFILES["quick"].dev_seed] and results["test_seeds"] == []
+    )
     assert sorted(p.name for p in out.glob("seed-*")) == [f"seed-{PROFILES['quick'].dev_seed}"]
     assert "DEV SEED" in (out / "report.md").read_text()
 
@@ -97,7 +115,9 @@ def test_rerun_reuses_finished_work(quick_run, capfd):
     trained = {p: p.stat().st_mtime_ns for p in (out / "seed-1" / "train").glob("*/model.safetensors")}
     assert main(["run", "--quick", "--out", str(out)]) == 0
     assert "reusing" in capfd.readouterr().out  # printed by the worker process that prepares the seed
-    assert trained and trained == {p: p.stat().st_mtime_ns for p in (out / "seed-1" / "train").glob("*/model.safetensors")}  # nothing retrained
+    assert trained and trained == {
+        p: p.stat().st_mtime_ns for p in (out / "seed-1" / "train").glob("*/model.safetensors")
+    }  # nothing retrained
 
 
 def test_cli_errors(capsys, tmp_path):
@@ -106,20 +126,42 @@ def test_cli_errors(capsys, tmp_path):
     assert "exclusive" in capsys.readouterr().err
     assert main(["run", "--quick", "--test-seeds", "0", "1", "--out", str(tmp_path)]) == 2
     assert "dev seed" in capsys.readouterr().err
-    assert LabConfig().seeds(PROFILES["default"]) == [1, 2, 3] and PROFILES["default"].dev_seed not in PROFILES["default"].test_seeds
+    assert (
+        LabConfig().seeds(PROFILES["default"]) == [1, 2, 3]
+        and PROFILES["default"].dev_seed not in PROFILES["default"].test_seeds
+    )
     assert not math.isnan(PROFILES["default"].vanilla_multiple) and PROFILES["default"].vanilla_multiple >= 4
 
 
 def test_ablations_run_every_arm_without_leakage(tmp_path):
     out = tmp_path / "abl"
-    assert main(["run", "--quick", "--ablations", "--workers", "1", "--families", "chain_mod10", "divisibility", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--quick",
+                "--ablations",
+                "--workers",
+                "1",
+                "--families",
+                "chain_mod10",
+                "divisibility",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "results.json").read_text())
     arms = {"vanilla", "tpt", "vanilla-pool", "tpt-noisy10", "tpt-noisy30", "tpt-other", "tpt-filler"}
     assert set(results["curves"]) == arms and set(results["ablations_vs_tpt_at_B"]) == arms - {"vanilla", "tpt"}
     # the pool arm repeats TPT's raw documents: never more unique documents than TPT read
     assert results["curves"]["vanilla-pool"][-1]["unique_docs"] <= 1.05 * results["curves"]["tpt"][-1]["unique_docs"]
     assert results["leakage"]["1"]["hit_count"] == 0  # noisy slips never state a held-out sub-result
-    assert "augment-noisy30" in results["leakage"]["1"]["sources"] and "augment-filler" in results["leakage"]["1"]["sources"]
+    assert (
+        "augment-noisy30" in results["leakage"]["1"]["sources"]
+        and "augment-filler" in results["leakage"]["1"]["sources"]
+    )
     assert (out / "seed-1" / "analyze" / "stats.json").exists()  # tpt analyze stats on the lab's own augment run
     assert (out / "plots" / "constrained_data.png").exists()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from tpt.records import THINKING_SCHEMA, ThinkingRecord
 from tpt.tiny import SAMPLE_TEXTS
 
@@ -27,7 +28,14 @@ def write_run(folder: Path, records: list[dict], shard: str = "part-00000") -> P
 
 
 RECORD_DEFAULTS = dict(
-    sample=0, finish_reason="stop", doc_tokens=0, thinking_tokens=0, doc_truncated=False, strategy="s", model="m", backend="b"
+    sample=0,
+    finish_reason="stop",
+    doc_tokens=0,
+    thinking_tokens=0,
+    doc_truncated=False,
+    strategy="s",
+    model="m",
+    backend="b",
 )
 
 
@@ -45,5 +53,3 @@ def write_jsonl(path: Path, rows: list) -> Path:
             f.write(row if isinstance(row, str) else json.dumps(row))
             f.write("\n")
     return path
-
-

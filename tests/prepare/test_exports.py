@@ -5,11 +5,10 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from prepare_helpers import random_records, write_jsonl, write_run
 
 from tpt.prepare.config import PrepareConfig, PrepareError
 from tpt.prepare.run import prepare
-
-from prepare_helpers import random_records, write_jsonl, write_run
 
 
 def config(tok_dir, out, *sources, **kw) -> PrepareConfig:

@@ -11,7 +11,15 @@ def test_tpt_sample_is_doc_think_thinking_close_eos(tok):
     ids, lengths = enc.encode([Sample("a", "A prime number.", "It has two divisors.")])
     plain = lambda s: tok(s, add_special_tokens=False)["input_ids"]  # noqa: E731
     think, close = tok.convert_tokens_to_ids("<think>"), tok.convert_tokens_to_ids("</think>")
-    expected = plain("A prime number.") + plain(" ") + [think] + plain(" ") + plain("It has two divisors.") + plain(" ") + [close, tok.eos_token_id]
+    expected = (
+        plain("A prime number.")
+        + plain(" ")
+        + [think]
+        + plain(" ")
+        + plain("It has two divisors.")
+        + plain(" ")
+        + [close, tok.eos_token_id]
+    )
     assert ids.tolist() == expected
     assert lengths.tolist() == [len(expected)]
     assert tok.decode(ids) == "A prime number. <think> It has two divisors. </think><|endoftext|>"
@@ -83,9 +91,14 @@ def test_template_needs_both_fields(tok):
 
 @pytest.mark.parametrize(
     "spec,kind,weight,epochs",
-    [("runs/a:tpt:1.0", "tpt", 1.0, None), ("raw.jsonl:vanilla:0.125", "vanilla", 0.125, None),
-     ("raw.jsonl:vanilla", "vanilla", 1.0, None), ("runs/a:tpt:x2", "tpt", None, 2.0), ("s3://b/c:tpt:x0.5", "tpt", None, 0.5)],
-)  # fmt: skip
+    [
+        ("runs/a:tpt:1.0", "tpt", 1.0, None),
+        ("raw.jsonl:vanilla:0.125", "vanilla", 0.125, None),
+        ("raw.jsonl:vanilla", "vanilla", 1.0, None),
+        ("runs/a:tpt:x2", "tpt", None, 2.0),
+        ("s3://b/c:tpt:x0.5", "tpt", None, 0.5),
+    ],
+)
 def test_parse_source(spec, kind, weight, epochs):
     s = parse_source(spec)
     assert (s.kind, s.weight, s.epochs) == (kind, weight, epochs)

@@ -9,6 +9,7 @@ import sys
 
 import pyarrow.parquet as pq
 import pytest
+from prepare_helpers import random_records, write_run
 
 from tpt.io.atomic import TEMP_MARK
 from tpt.io.lock import FileLock, LockHeld
@@ -16,8 +17,6 @@ from tpt.prepare.config import PrepareConfig, PrepareError
 from tpt.prepare.packed import PackedDataset
 from tpt.prepare.run import prepare
 from tpt.prepare.writer import lock_path
-
-from prepare_helpers import random_records, write_run
 
 
 def config(tok_dir, out, *sources, **kw) -> PrepareConfig:
@@ -136,8 +135,12 @@ def test_doc_cut_prefix_is_exactly_what_the_generator_saw(tmp_path, tok_dir):
     assert index["config"]["doc_cut"] == "prefix"
     packed = prepare(config(tok_dir, tmp_path / "packed", f"{run}:tpt", doc_cut="prefix"))
     assert packed["config"]["doc_cut"] == "prefix" and len(PackedDataset(tmp_path / "packed")) > 0
-    assert packed["inputs"][f"{run}:tpt:1"] == {"completion": None, "duplicates": 0, "doc_cut": "prefix",
-                                               "docs_cut": index["sources"][0]["doc_cut"]}
+    assert packed["inputs"][f"{run}:tpt:1"] == {
+        "completion": None,
+        "duplicates": 0,
+        "doc_cut": "prefix",
+        "docs_cut": index["sources"][0]["doc_cut"],
+    }
     # the wrong tokenizer is caught, naming the record
     wrong = [{k: v for k, v in r.items() if k != "_cut"} | {"doc_tokens": r["doc_tokens"] + 1} for r in records]
     bad = write_run(tmp_path / "bad", wrong)

@@ -94,6 +94,10 @@ def test_mixer_is_deterministic_for_a_seed():
     a, b = cache("a:tpt", [7, 3, 9, 4] * 10), cache("b:tpt", [5] * 30, first_id=100)
     pools = [training_pool(a, 0, None, 1, None), training_pool(b, 1, None, 1, None)]
     first = run_mixer([a, b], pools, [300.0, 300.0], 600, seed=1)
-    again = run_mixer([a, b], [training_pool(a, 0, None, 1, None), training_pool(b, 1, None, 1, None)], [300.0, 300.0], 600, seed=1)
-    other = run_mixer([a, b], [training_pool(a, 0, None, 2, None), training_pool(b, 1, None, 2, None)], [300.0, 300.0], 600, seed=2)
+    again = run_mixer(
+        [a, b], [training_pool(a, 0, None, 1, None), training_pool(b, 1, None, 1, None)], [300.0, 300.0], 600, seed=1
+    )
+    other = run_mixer(
+        [a, b], [training_pool(a, 0, None, 2, None), training_pool(b, 1, None, 2, None)], [300.0, 300.0], 600, seed=2
+    )
     assert first == again and first[1] != other[1]

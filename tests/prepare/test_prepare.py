@@ -6,16 +6,17 @@ import re
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from prepare_helpers import random_records, write_jsonl, write_run
 
 from tpt.prepare.config import PrepareConfig, PrepareError
 from tpt.prepare.packed import PackedDataset
 from tpt.prepare.run import prepare
 
-from prepare_helpers import random_records, write_jsonl, write_run
-
 
 def config(tok_dir, out, *sources, **kw) -> PrepareConfig:
-    return PrepareConfig(source=list(sources), tokenizer=str(tok_dir), out=out, **{"seq_len": 64, "val_sequences": 4, **kw})
+    return PrepareConfig(
+        source=list(sources), tokenizer=str(tok_dir), out=out, **{"seq_len": 64, "val_sequences": 4, **kw}
+    )
 
 
 def stream(ds: PackedDataset) -> np.ndarray:
@@ -37,8 +38,11 @@ def tagged(records):
 
 def test_two_sources_mixed_packed_and_accounted(tmp_path, tok, tok_dir):
     run = write_run(tmp_path / "run", tagged(random_records(150)))
-    raw = write_jsonl(tmp_path / "raw.jsonl", [{"id": f"r{i}", "text": f"[r{i}] water boils at altitude."} for i in range(80)]
-                      + ["{not json", {"id": "x", "body": "no text"}])  # fmt: skip
+    raw = write_jsonl(
+        tmp_path / "raw.jsonl",
+        [{"id": f"r{i}", "text": f"[r{i}] water boils at altitude."} for i in range(80)]
+        + ["{not json", {"id": "x", "body": "no text"}],
+    )
     index = prepare(config(tok_dir, tmp_path / "out", f"{run}:tpt:1.0", f"{raw}:vanilla:0.125", tokens="8k"))
     train, val = PackedDataset(tmp_path / "out"), PackedDataset(tmp_path / "out", "val")
     assert len(train) == 8000 // 64 == index["train"]["sequences"] and len(val) == 4
@@ -101,7 +105,9 @@ def test_epoch_count_source_repeats_each_document(tmp_path, tok, tok_dir):
 
 
 def test_constrained_pool_tokens(tmp_path, tok_dir, tpt_run):
-    index = prepare(config(tok_dir, tmp_path / "out", f"{tpt_run}:tpt:1", pool_tokens="2k", tokens="10k", val_sequences=0))
+    index = prepare(
+        config(tok_dir, tmp_path / "out", f"{tpt_run}:tpt:1", pool_tokens="2k", tokens="10k", val_sequences=0)
+    )
     src = index["sources"][0]
     assert src["pool_tokens"] <= 2000 and src["unique_docs"] == src["pool_docs"] < 120
     assert src["tokens"] == 10_000 // 64 * 64 and src["epochs_seen"] > 4.5
@@ -122,7 +128,9 @@ def test_vanilla_from_a_run_reads_each_document_once_and_raw_parquet_works(tmp_p
     import pyarrow as pa
 
     pq.write_table(pa.table({"text": [r["text"] for r in records]}), tmp_path / "raw.parquet")
-    index = prepare(config(tok_dir, tmp_path / "out", f"{run}:vanilla:1", f"{tmp_path / 'raw.parquet'}:vanilla:1", val_sequences=0))
+    index = prepare(
+        config(tok_dir, tmp_path / "out", f"{run}:vanilla:1", f"{tmp_path / 'raw.parquet'}:vanilla:1", val_sequences=0)
+    )
     assert [s["docs_read"] for s in index["sources"]] == [30, 30]
 
 

@@ -24,7 +24,10 @@ CONVERSATIONS = [
 
 
 def test_mask_covers_exactly_the_assistant_turns(tmp_path, tok, tok_dir):
-    rows = [{"messages": m} for m in CONVERSATIONS] + ["{broken", {"messages": [{"role": "user", "content": "no answer"}]}]
+    rows = [{"messages": m} for m in CONVERSATIONS] + [
+        "{broken",
+        {"messages": [{"role": "user", "content": "no answer"}]},
+    ]
     out = prepare_sft(write_jsonl(tmp_path / "sft.jsonl", rows), tok_dir, 128, tmp_path / "sft")
     assert json.loads((out / "index.json").read_text())["truncated"] == 0
     ds = PackedDataset(out)
@@ -32,7 +35,9 @@ def test_mask_covers_exactly_the_assistant_turns(tmp_path, tok, tok_dir):
     pad = tok.pad_token_id
     for i, conv in enumerate(CONVERSATIONS):
         ids, mask = ds[i], ds.mask(i)
-        assert tok.decode(ids[mask == 1]) == "".join(m["content"] + "<|im_end|>" for m in conv if m["role"] == "assistant")
+        assert tok.decode(ids[mask == 1]) == "".join(
+            m["content"] + "<|im_end|>" for m in conv if m["role"] == "assistant"
+        )
         real = int((ids != pad).sum())
         assert tok.decode(ids[:real]) == tok.apply_chat_template(conv, tokenize=False)
         assert (ids[real:] == pad).all() and not mask[real:].any()
@@ -58,11 +63,20 @@ def test_prefix_rendering_fallback_matches_generation_markers(tok):
 
 
 def test_long_conversations_truncated_and_val_split(tmp_path, tok_dir):
-    long = [{"role": "user", "content": "Hi."}, {"role": "assistant", "content": "A prime number has two divisors. " * 20}]
+    long = [
+        {"role": "user", "content": "Hi."},
+        {"role": "assistant", "content": "A prime number has two divisors. " * 20},
+    ]
     numbered = lambda i: [{**m, "content": f"{i}. {m['content']}"} for m in CONVERSATIONS[0]]  # noqa: E731
     rows = [{"messages": numbered(i)} for i in range(10)] + [{"messages": long}]
-    cfg = PrepareConfig(source=[str(write_jsonl(tmp_path / "sft.jsonl", rows))], tokenizer=str(tok_dir), out=tmp_path / "sft",
-                        seq_len=64, sft=True, val_sequences=3)  # fmt: skip
+    cfg = PrepareConfig(
+        source=[str(write_jsonl(tmp_path / "sft.jsonl", rows))],
+        tokenizer=str(tok_dir),
+        out=tmp_path / "sft",
+        seq_len=64,
+        sft=True,
+        val_sequences=3,
+    )
     index = prepare(cfg)
     assert index["truncated"] == 1 and index["conversations"] == 11
     assert (index["train"]["sequences"], index["val"]["sequences"]) == (8, 3)
@@ -85,7 +99,19 @@ def test_cli_sft_path(tmp_path, tok_dir, capsys):
     from tpt.prepare.cli import main
 
     path = write_jsonl(tmp_path / "sft.jsonl", [{"messages": m} for m in CONVERSATIONS * 3])
-    argv = ["--sft", "--source", str(path), "--tokenizer", str(tok_dir), "--seq-len", "128", "--val-sequences", "1", "--out", str(tmp_path / "o")]
+    argv = [
+        "--sft",
+        "--source",
+        str(path),
+        "--tokenizer",
+        str(tok_dir),
+        "--seq-len",
+        "128",
+        "--val-sequences",
+        "1",
+        "--out",
+        str(tmp_path / "o"),
+    ]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["train"]["sequences"] + summary["val"]["sequences"] == 6

@@ -9,7 +9,12 @@ from tpt.prepare.tokenizer_cli import main
 def test_tokenizer_train_cli(tmp_path, capsys):
     run = write_run(tmp_path / "run", random_records(80))
     raw = write_jsonl(tmp_path / "raw.jsonl", [{"text": "Photosynthesis converts light."}] * 20 + ["{bad"])
-    assert main(["train", str(run), str(raw), "--vocab-size", "500", "--min-frequency", "1", "--out", str(tmp_path / "tok")]) == 0
+    assert (
+        main(
+            ["train", str(run), str(raw), "--vocab-size", "500", "--min-frequency", "1", "--out", str(tmp_path / "tok")]
+        )
+        == 0
+    )
     assert "1 unreadable input rows" in capsys.readouterr().out
     tok = load_tokenizer(tmp_path / "tok")
     assert len(tok) == 500 and missing_special_tokens(tok, SPECIAL_TOKENS) == []

@@ -13,13 +13,13 @@ import pytest
 
 # A stand-in for `vllm serve` in the --serve-replicas tests: records the CUDA_VISIBLE_DEVICES it got
 # and answers GET /v1/models (what ServedModel's health check polls) with 200.
-STUB_SERVER = '''
+STUB_SERVER = """
 import http.server, os, pathlib, sys
 port, root = int(sys.argv[1]), pathlib.Path(sys.argv[2])
 (root / f"gpus-{port}").write_text(os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
 handler = lambda *a, **kw: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **kw)
 http.server.HTTPServer(("127.0.0.1", port), handler).serve_forever()
-'''
+"""
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +41,10 @@ def corpus(tmp_path):
         path = tmp_path / f"corpus-{n}.jsonl"
         with open(path, "w") as fh:
             for i in range(n):
-                fh.write(json.dumps({"id": f"doc-{i}", "text": f"Document {i} explains primes and derivatives briefly."}) + "\n")
+                fh.write(
+                    json.dumps({"id": f"doc-{i}", "text": f"Document {i} explains primes and derivatives briefly."})
+                    + "\n"
+                )
         return path
 
     return write

@@ -14,8 +14,8 @@ import pytest
 from tpt.augment.backends.openai import make_backend
 from tpt.augment.config import AugmentConfig
 from tpt.augment.endpoints import BalancedOpenAIBackend, EndpointPool, gpu_groups, parse_urls, serve_replicas
-from tpt.augment.serve import free_port
 from tpt.augment.run import run_augment
+from tpt.augment.serve import free_port
 
 
 def test_pool_prefers_the_least_loaded_server_and_avoids_one_that_failed():
@@ -48,8 +48,9 @@ def test_gpu_groups_split_gpus_between_replicas():
 def test_serve_replicas_gives_each_server_its_gpu_and_stops_them_all(tmp_path, stub_server_script, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     root = stub_server_script.parent / "stub-root"
-    config = SimpleNamespace(serve=f"{sys.executable} {stub_server_script} {{port}} {root}", model="m",
-                             serve_timeout=60.0, serve_replicas=0)
+    config = SimpleNamespace(
+        serve=f"{sys.executable} {stub_server_script} {{port}} {root}", model="m", serve_timeout=60.0, serve_replicas=0
+    )
     with serve_replicas(config) as base_urls:
         urls = base_urls.split(",")
         assert len(urls) == 2
@@ -68,9 +69,19 @@ def test_balanced_backend_spreads_requests_and_routes_around_a_dead_server(tmp_p
     twin = live.replace("127.0.0.1", "localhost")
     dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens here
     config = AugmentConfig(
-        inputs=[str(corpus(6))], out=tmp_path / "run", backend="openai", model=openai_server.model,
-        tokenizer=openai_server.model, base_url=f"{live},{twin},{dead}", concurrency=2, max_thinking_tokens=8,
-        retry_backoff=0.05, timeout=60, shard_size=3, samples=2, progress=False,
+        inputs=[str(corpus(6))],
+        out=tmp_path / "run",
+        backend="openai",
+        model=openai_server.model,
+        tokenizer=openai_server.model,
+        base_url=f"{live},{twin},{dead}",
+        concurrency=2,
+        max_thinking_tokens=8,
+        retry_backoff=0.05,
+        timeout=60,
+        shard_size=3,
+        samples=2,
+        progress=False,
     )
     backend = make_backend(config)
     assert isinstance(backend, BalancedOpenAIBackend)
@@ -92,9 +103,26 @@ def test_cli_serve_replicas_spreads_a_run_over_two_servers(tmp_path, corpus, ope
 
     proxy = Path(__file__).parents[1] / "augment" / "fault_proxy.py"
     serve = f"{sys.executable} {proxy} {{port}} {openai_server.base_url.removesuffix('/v1')}"
-    argv = [str(corpus(6)), "--out", str(tmp_path / "run"), "--backend", "openai", "--serve", serve,
-            "--serve-replicas", "2", "--model", openai_server.model, "--max-thinking-tokens", "4",
-            "--no-progress", "--server-sampling", "native", "--concurrency", "1"]
+    argv = [
+        str(corpus(6)),
+        "--out",
+        str(tmp_path / "run"),
+        "--backend",
+        "openai",
+        "--serve",
+        serve,
+        "--serve-replicas",
+        "2",
+        "--model",
+        openai_server.model,
+        "--max-thinking-tokens",
+        "4",
+        "--no-progress",
+        "--server-sampling",
+        "native",
+        "--concurrency",
+        "1",
+    ]
     assert augment_main(argv) == 0
     err = capsys.readouterr().err
     assert "2 servers up" in err

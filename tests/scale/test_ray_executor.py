@@ -26,9 +26,26 @@ DOCS, SAMPLES, SHARD_SIZE = 8, 2, 4  # 2 shards of 8 trajectories, checkpointed 
 
 def augment_args(corpus: Path, out: Path, model: Path) -> list[str]:
     line = len(corpus.read_bytes().split(b"\n", 1)[0]) + 1  # the corpus's lines are equally long (doc-0..9)
-    return [str(corpus), "--out", str(out), "--model", str(model), "--max-thinking-tokens", "24",
-            "--shard-bytes", str(SHARD_SIZE * line), "--samples", str(SAMPLES), "--checkpoint-records", "2",
-            "--batch-size", "2", "--device", "cpu", "--no-progress"]
+    return [
+        str(corpus),
+        "--out",
+        str(out),
+        "--model",
+        str(model),
+        "--max-thinking-tokens",
+        "24",
+        "--shard-bytes",
+        str(SHARD_SIZE * line),
+        "--samples",
+        str(SAMPLES),
+        "--checkpoint-records",
+        "2",
+        "--batch-size",
+        "2",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
 
 
 def worker_statuses(ray) -> list[dict]:
@@ -70,8 +87,17 @@ def test_killed_worker_costs_only_its_chunk_and_nothing_is_lost(tmp_path, corpus
     import ray
 
     source, run = corpus(DOCS), tmp_path / "run-ray"
-    cmd = [sys.executable, "-c", "import sys; from tpt.cli import main; sys.exit(main())", "augment",
-           *augment_args(source, run, tiny_model_dir), "--executor", "ray", "--ray-address", ray_cluster]
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from tpt.cli import main; sys.exit(main())",
+        "augment",
+        *augment_args(source, run, tiny_model_dir),
+        "--executor",
+        "ray",
+        "--ray-address",
+        ray_cluster,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         killed, kept = kill_a_worker_mid_shard(ray, run, proc)

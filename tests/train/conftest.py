@@ -41,8 +41,16 @@ def token_stream(tokenizer_dir: Path) -> tuple[np.ndarray, list[int], int]:
     return np.array(ids, dtype=np.int64), starts, tok.eos_token_id
 
 
-def write_packed(root: Path, tokenizer_dir: Path, seq_len: int = 32, train_shards: int = 2, val_rows: int = 8,
-                 with_mask: bool = False, kind: str = "tpt", repeat: int = 3) -> Path:
+def write_packed(
+    root: Path,
+    tokenizer_dir: Path,
+    seq_len: int = 32,
+    train_shards: int = 2,
+    val_rows: int = 8,
+    with_mask: bool = False,
+    kind: str = "tpt",
+    repeat: int = 3,
+) -> Path:
     """A prepared folder: the token stream (repeated) cut into rows of seq_len, split into shards."""
     from transformers import AutoTokenizer
 
@@ -63,7 +71,9 @@ def write_packed(root: Path, tokenizer_dir: Path, seq_len: int = 32, train_shard
             name = f"{split}-{k:05d}"
             block.astype(dtype).tofile(root / f"{name}.tokens.bin")
             lo, hi = offset, offset + block.size
-            np.save(root / f"{name}.starts.npy", (doc_starts[(doc_starts >= lo) & (doc_starts < hi)] - lo).astype(np.int64))
+            np.save(
+                root / f"{name}.starts.npy", (doc_starts[(doc_starts >= lo) & (doc_starts < hi)] - lo).astype(np.int64)
+            )
             if with_mask:  # SFT-style: loss on the second half of each row
                 mask = np.zeros(block.shape, dtype=np.uint8)
                 mask[:, seq_len // 2 :] = 1
@@ -72,8 +82,16 @@ def write_packed(root: Path, tokenizer_dir: Path, seq_len: int = 32, train_shard
             offset = hi
     if not val_rows:
         del splits["val"]
-    index = {"format": FORMAT, "seq_len": seq_len, "dtype": dtype.name, "vocab_size": vocab, "eos_id": eos,
-             "tokenizer": str(tokenizer_dir), "splits": splits, "sources": [{"path": "synthetic", "kind": kind}]}
+    index = {
+        "format": FORMAT,
+        "seq_len": seq_len,
+        "dtype": dtype.name,
+        "vocab_size": vocab,
+        "eos_id": eos,
+        "tokenizer": str(tokenizer_dir),
+        "splits": splits,
+        "sources": [{"path": "synthetic", "kind": kind}],
+    }
     (root / "index.json").write_text(json.dumps(index, indent=2))
     return root
 

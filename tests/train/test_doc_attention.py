@@ -78,9 +78,21 @@ def test_read_batch_drops_boundary_targets_and_restarts_positions(packed_dir):
 def test_training_with_doc_attention_learns_and_is_fingerprinted(packed_dir, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    cfg = TrainConfig(data=packed_dir, out=tmp_path / "out", model_preset="0.1m", batch_tokens="256", micro_batch=4,
-                      lr=3e-3, threads=1, progress=False, eval_sequences=16, tokens="3K", log_every=4, eval_every=0,
-                      doc_attention=True)
+    cfg = TrainConfig(
+        data=packed_dir,
+        out=tmp_path / "out",
+        model_preset="0.1m",
+        batch_tokens="256",
+        micro_batch=4,
+        lr=3e-3,
+        threads=1,
+        progress=False,
+        eval_sequences=16,
+        tokens="3K",
+        log_every=4,
+        eval_every=0,
+        doc_attention=True,
+    )
     result = train(cfg)
     losses = [json.loads(line)["loss"] for line in result.metrics.read_text().splitlines() if '"loss"' in line]
     assert losses[-1] < losses[0] - 0.5

@@ -117,7 +117,17 @@ def test_cli_os_error_and_held_lock_are_one_line_with_exit_code_3(packed_dir, tm
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    args = ["--data", str(packed_dir), "--tokens", "128", "--model-preset", "0.1m", "--batch-tokens", "128", "--no-progress"]
+    args = [
+        "--data",
+        str(packed_dir),
+        "--tokens",
+        "128",
+        "--model-preset",
+        "0.1m",
+        "--batch-tokens",
+        "128",
+        "--no-progress",
+    ]
     assert main([*args, "--out", str(blocker / "out")]) == 3
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"tpt train: error: {blocker / 'out'}") and "\n" not in err and "Traceback" not in err

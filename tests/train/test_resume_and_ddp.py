@@ -15,7 +15,9 @@ import torch
 
 from tpt.train import TrainConfig, train
 
-COMMON = dict(model_preset="0.1m", batch_tokens="256", micro_batch=4, lr=3e-3, eval_sequences=16, log_every=1, progress=False)
+COMMON = dict(
+    model_preset="0.1m", batch_tokens="256", micro_batch=4, lr=3e-3, eval_sequences=16, log_every=1, progress=False
+)
 
 
 def losses(out: Path) -> list[tuple[int, float]]:
@@ -71,7 +73,9 @@ def test_kill_9_mid_run_then_resume_reproduces_the_straight_run(packed_dir, tmp_
     cfg = dict(COMMON, tokens="12K", save_every=5, eval_every=0, threads=1)  # 47 steps
     straight = train(TrainConfig(data=packed_dir, out=tmp_path / "straight", **cfg))
     out = tmp_path / "killed"
-    killed_at = start_and_kill_9([sys.executable, "-m", "tpt", "train", *cli_args(cfg, packed_dir, out)], out, at_step=5)
+    killed_at = start_and_kill_9(
+        [sys.executable, "-m", "tpt", "train", *cli_args(cfg, packed_dir, out)], out, at_step=5
+    )
     assert 5 <= killed_at < straight.steps
     resumed = train(TrainConfig(data=packed_dir, out=out, **cfg))
     assert resumed.steps == straight.steps and [s for s, _ in losses(out)] == list(range(1, straight.steps + 1))
@@ -89,8 +93,20 @@ def single_process_run(packed_dir, tmp_path_factory) -> Path:
 
 
 def torchrun(args: list[str], parallel: str) -> None:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "tpt", "train",
-           *args, "--parallel", parallel]  # 2 processes x accum 1 x micro 4
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "tpt",
+        "train",
+        *args,
+        "--parallel",
+        parallel,
+    ]  # 2 processes x accum 1 x micro 4
     proc = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -106,7 +122,9 @@ def test_ddp_two_processes_match_one_process_with_the_same_global_batch(packed_d
 def test_fsdp_resumes_a_killed_single_process_run_exactly(packed_dir, single_process_run, tmp_path):
     """kill -9 a 1-process run, resume it with FSDP2 on 2 processes (gloo, CPU): the same run."""
     out = tmp_path / "fsdp"
-    start_and_kill_9([sys.executable, "-m", "tpt", "train", *cli_args({**DIST, "threads": 1}, packed_dir, out)], out, at_step=4)
+    start_and_kill_9(
+        [sys.executable, "-m", "tpt", "train", *cli_args({**DIST, "threads": 1}, packed_dir, out)], out, at_step=4
+    )
     torchrun(cli_args(DIST, packed_dir, out), "fsdp")
     assert json.loads((out / "train_config.json").read_text())["plan"]["parallel"] == "fsdp"
     assert_same_run(single_process_run, out, rtol=1e-4)

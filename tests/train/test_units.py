@@ -17,7 +17,13 @@ def test_counts_parse_and_format():
     assert parse_count("1.5B") == 1_500_000_000
     assert parse_count("2048") == 2048 and parse_count(300) == 300
     assert parse_counts(["1M,2M", "500K"], "--save-at") == [500_000, 1_000_000, 2_000_000]
-    assert [format_count(n) for n in (1_000_000, 2_500_000, 1234, 10_000, 999)] == ["1M", "2.5M", "1.234K", "10K", "999"]
+    assert [format_count(n) for n in (1_000_000, 2_500_000, 1234, 10_000, 999)] == [
+        "1M",
+        "2.5M",
+        "1.234K",
+        "10K",
+        "999",
+    ]
     with pytest.raises(ValueError, match="cannot read"):
         parse_count("lots")
 
@@ -69,7 +75,9 @@ def test_masked_loss_ignores_targets_outside_the_mask():
     from tpt.train.loop import token_loss_sum
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(preset_config("0.1m", vocab_size=64, seq_len=16, eos_id=0, pad_id=1)).eval()
+    model = AutoModelForCausalLM.from_config(
+        preset_config("0.1m", vocab_size=64, seq_len=16, eos_id=0, pad_id=1)
+    ).eval()
     tokens = torch.randint(0, 64, (2, 16))
     mask = torch.zeros(2, 16, dtype=torch.bool)
     mask[:, :8] = True  # targets 1..7 count; a causal model's loss on them cannot see tokens 8..15

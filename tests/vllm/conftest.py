@@ -59,6 +59,7 @@ def vllm_server(reasoning_model_dir, tmp_path_factory):
 
     work = tmp_path_factory.mktemp("vllm-server")
     command = serve_command(max_model_len=MAX_MODEL_LEN, extra=f"--reasoning-parser {REASONING_PARSER}")
-    with ServedModel(command, str(reasoning_model_dir), timeout=900, env=cpu_environment(str(work / "cache")),
-                     log_dir=work) as served:
+    with ServedModel(
+        command, str(reasoning_model_dir), timeout=900, env=cpu_environment(str(work / "cache")), log_dir=work
+    ) as served:
         yield VLLMServer(served, str(reasoning_model_dir))

@@ -24,9 +24,26 @@ def test_serve_vllm_starts_uses_and_stops_vllm(tmp_path, reasoning_model_dir, ca
     require_vllm()
     corpus = write_jsonl(tmp_path / "c.jsonl", corpus_rows(6))
     out = tmp_path / "run"
-    argv = [str(corpus), "--out", str(out), "--backend", "openai", "--serve", "vllm", "--model", str(reasoning_model_dir),
-            "--max-model-len", "1024", "--max-doc-tokens", "256", "--max-thinking-tokens", "32", "--no-progress",
-            "--serve-timeout", "900"]
+    argv = [
+        str(corpus),
+        "--out",
+        str(out),
+        "--backend",
+        "openai",
+        "--serve",
+        "vllm",
+        "--model",
+        str(reasoning_model_dir),
+        "--max-model-len",
+        "1024",
+        "--max-doc-tokens",
+        "256",
+        "--max-thinking-tokens",
+        "32",
+        "--no-progress",
+        "--serve-timeout",
+        "900",
+    ]
     assert augment_main(argv) == 0, capsys.readouterr().err
     err = capsys.readouterr().err
     assert "-m tpt.vllm_launch serve" in err and "--no-enable-chunked-prefill" in err and "6 records" in err
@@ -46,13 +63,31 @@ def test_in_process_vllm_backend(tmp_path, reasoning_model_dir):
     from tpt.augment.backends.vllm import VLLMBackend
 
     corpus = write_jsonl(tmp_path / "c.jsonl", corpus_rows(10))
-    cfg = make_config(tmp_path, [corpus], backend="vllm", model=str(reasoning_model_dir), samples=2,
-                      max_thinking_tokens=24, max_model_len=1024, max_doc_tokens=256, out=tmp_path / "a")
+    cfg = make_config(
+        tmp_path,
+        [corpus],
+        backend="vllm",
+        model=str(reasoning_model_dir),
+        samples=2,
+        max_thinking_tokens=24,
+        max_model_len=1024,
+        max_doc_tokens=256,
+        out=tmp_path / "a",
+    )
     backend = VLLMBackend(cfg)
     try:
         first = run_augment(cfg, backend=backend)
-        cfg_again = make_config(tmp_path, [corpus], backend="vllm", model=str(reasoning_model_dir), samples=2,
-                                max_thinking_tokens=24, max_model_len=1024, max_doc_tokens=256, out=tmp_path / "b")
+        cfg_again = make_config(
+            tmp_path,
+            [corpus],
+            backend="vllm",
+            model=str(reasoning_model_dir),
+            samples=2,
+            max_thinking_tokens=24,
+            max_model_len=1024,
+            max_doc_tokens=256,
+            out=tmp_path / "b",
+        )
         second = run_augment(cfg_again, backend=backend)
         # The same records, resume and failure semantics as every backend: a rerun has nothing to do.
         rerun = run_augment(cfg, backend=backend)

@@ -21,14 +21,23 @@ def per_item(out, task: str, metric: str = "acc") -> list:
     return [(row["doc_id"], row[metric]) for row in sorted(rows, key=lambda r: r["doc_id"])]
 
 
-def test_hf_and_vllm_score_mmlu_and_boolq_alike(reasoning_model_dir, vllm_server, eval_data_dir, tmp_path, openai_server):
+def test_hf_and_vllm_score_mmlu_and_boolq_alike(
+    reasoning_model_dir, vllm_server, eval_data_dir, tmp_path, openai_server
+):
     assert server_logprobs(vllm_server.base_url, vllm_server.model)
     assert not server_logprobs(openai_server.base_url, openai_server.model)  # transformers serve: no prompt logprobs
 
     common = [*TASKS, "--data-dir", str(eval_data_dir), "--dtype", "float32"]
-    assert main([str(reasoning_model_dir), "--backend", "hf", "--device", "cpu", "--out", str(tmp_path / "hf"), *common]) == 0
-    assert main(["--base-url", vllm_server.base_url, "--model", vllm_server.model, "--out", str(tmp_path / "vllm"),
-                 *common]) == 0
+    assert (
+        main([str(reasoning_model_dir), "--backend", "hf", "--device", "cpu", "--out", str(tmp_path / "hf"), *common])
+        == 0
+    )
+    assert (
+        main(
+            ["--base-url", vllm_server.base_url, "--model", vllm_server.model, "--out", str(tmp_path / "vllm"), *common]
+        )
+        == 0
+    )
     hf = json.loads(next((tmp_path / "hf").glob("*.json")).read_text())
     served = json.loads(next((tmp_path / "vllm").glob("*.json")).read_text())
     assert served["lm_eval_model"] == "tpt-local-completions"

@@ -27,8 +27,18 @@ FAULT_PROXY = Path(__file__).resolve().parents[1] / "augment" / "fault_proxy.py"
 
 
 def vllm_config(tmp_path, corpus, base_url, model, name="run", **kw):
-    values = dict(backend="openai", base_url=base_url, model=model, tokenizer=model, concurrency=8,
-                  retry_backoff=0.05, timeout=120, max_thinking_tokens=48, max_doc_tokens=256, out=tmp_path / name)
+    values = dict(
+        backend="openai",
+        base_url=base_url,
+        model=model,
+        tokenizer=model,
+        concurrency=8,
+        retry_backoff=0.05,
+        timeout=120,
+        max_thinking_tokens=48,
+        max_doc_tokens=256,
+        out=tmp_path / name,
+    )
     values.update(kw)
     return make_config(tmp_path, [corpus], **values)
 
@@ -54,16 +64,25 @@ def test_chat_with_reasoning_parser_seeds_and_think_stop(tmp_path, vllm_server):
     assert sum(runs["a"][k] != runs["c"][k] for k in runs["a"]) >= 12  # another seed: other trajectories
 
     # Where the thinking came from: the parser's field (vLLM >= 0.10 calls it `reasoning`).
-    body = {"model": vllm_server.model, "messages": [{"role": "user", "content": "Explain primes."}],
-            "max_tokens": 48, "stop": ["</think>"], "seed": 3, "temperature": 0.6}
-    message = httpx.post(f"{vllm_server.base_url}/chat/completions", json=body, timeout=120).json()["choices"][0]["message"]
+    body = {
+        "model": vllm_server.model,
+        "messages": [{"role": "user", "content": "Explain primes."}],
+        "max_tokens": 48,
+        "stop": ["</think>"],
+        "seed": 3,
+        "temperature": 0.6,
+    }
+    message = httpx.post(f"{vllm_server.base_url}/chat/completions", json=body, timeout=120).json()["choices"][0][
+        "message"
+    ]
     assert (message.get("reasoning") or message.get("reasoning_content")) and not message.get("content")
 
 
 def test_completions_without_parser_and_length_finish(tmp_path, vllm_server):
     corpus = write_jsonl(tmp_path / "c.jsonl", corpus_rows(12))
-    cfg = vllm_config(tmp_path, corpus, vllm_server.base_url, vllm_server.model, api="completions",
-                      max_thinking_tokens=3)
+    cfg = vllm_config(
+        tmp_path, corpus, vllm_server.base_url, vllm_server.model, api="completions", max_thinking_tokens=3
+    )
     summary = run_augment(cfg)
     assert (summary.records, summary.failed) == (12, 0), vllm_server.log()
     records = list(iter_records(cfg.out))
@@ -79,10 +98,32 @@ def test_kill_9_then_rerun_against_vllm(tmp_path, vllm_server):
 
     corpus = write_jsonl(tmp_path / "corpus.jsonl", corpus_rows(16))
     out = tmp_path / "run"
-    argv = [str(corpus), "--out", str(out), "--backend", "openai", "--base-url", vllm_server.base_url,
-            "--model", vllm_server.model, "--tokenizer", vllm_server.model, "--samples", "2",
-            "--max-thinking-tokens", "64", "--max-doc-tokens", "256", "--shard-size", "4", "--checkpoint-records", "2",
-            "--concurrency", "2", "--no-progress"]
+    argv = [
+        str(corpus),
+        "--out",
+        str(out),
+        "--backend",
+        "openai",
+        "--base-url",
+        vllm_server.base_url,
+        "--model",
+        vllm_server.model,
+        "--tokenizer",
+        vllm_server.model,
+        "--samples",
+        "2",
+        "--max-thinking-tokens",
+        "64",
+        "--max-doc-tokens",
+        "256",
+        "--shard-size",
+        "4",
+        "--checkpoint-records",
+        "2",
+        "--concurrency",
+        "2",
+        "--no-progress",
+    ]
     assert kill_after(start(argv), out, at_least=6, timeout=300), "the run finished before it could be killed"
     assert 6 <= saved_records(out) < 32
     final = start(argv)
@@ -96,8 +137,9 @@ def test_kill_9_then_rerun_against_vllm(tmp_path, vllm_server):
 def test_retries_through_fault_proxy_in_front_of_vllm(tmp_path, vllm_server):
     corpus = write_jsonl(tmp_path / "c.jsonl", corpus_rows(10))
     with FaultProxy(vllm_server.root, faults=8) as proxy:
-        cfg = vllm_config(tmp_path, corpus, proxy.base_url, vllm_server.model, max_retries=4, concurrency=4,
-                          server_sampling="native")
+        cfg = vllm_config(
+            tmp_path, corpus, proxy.base_url, vllm_server.model, max_retries=4, concurrency=4, server_sampling="native"
+        )
         summary = run_augment(cfg)
     assert (summary.records, summary.failed) == (10, 0)
     assert proxy.injected == [429, 500, "drop", 503] * 2
@@ -109,9 +151,28 @@ def test_a_dead_server_is_one_event_and_the_rerun_finishes(tmp_path, vllm_server
     once, with the reason, keeps what finished, writes no failed rows; a rerun finishes the rest."""
     corpus = write_jsonl(tmp_path / "c.jsonl", corpus_rows(24))
     serve = f"{sys.executable} {FAULT_PROXY} {{port}} {vllm_server.root} 0 5"
-    base = [str(corpus), "--out", str(tmp_path / "run"), "--backend", "openai", "--model", vllm_server.model,
-            "--max-thinking-tokens", "16", "--max-doc-tokens", "256", "--no-progress", "--concurrency", "2",
-            "--checkpoint-records", "1", "--retry-backoff", "0.05", "--server-sampling", "native"]
+    base = [
+        str(corpus),
+        "--out",
+        str(tmp_path / "run"),
+        "--backend",
+        "openai",
+        "--model",
+        vllm_server.model,
+        "--max-thinking-tokens",
+        "16",
+        "--max-doc-tokens",
+        "256",
+        "--no-progress",
+        "--concurrency",
+        "2",
+        "--checkpoint-records",
+        "1",
+        "--retry-backoff",
+        "0.05",
+        "--server-sampling",
+        "native",
+    ]
     # --serve with no restarts left: the death stops the run (exit 3) with the server's report.
     assert augment_main(base + ["--serve", serve, "--serve-restarts", "0"]) == 3
     err = capsys.readouterr().err
@@ -131,12 +192,29 @@ def test_preflight_checks_model_name_and_context_before_any_request(tmp_path, vl
     from vllm_helpers import MAX_MODEL_LEN
 
     corpus = write_jsonl(tmp_path / "c.jsonl", corpus_rows(4))
-    base = [str(corpus), "--backend", "openai", "--base-url", vllm_server.base_url, "--tokenizer", vllm_server.model,
-            "--no-progress", "--max-doc-tokens", "256"]
-    assert augment_main(base + ["--out", str(tmp_path / "a"), "--model", "not-served", "--max-thinking-tokens", "8"]) == 2
+    base = [
+        str(corpus),
+        "--backend",
+        "openai",
+        "--base-url",
+        vllm_server.base_url,
+        "--tokenizer",
+        vllm_server.model,
+        "--no-progress",
+        "--max-doc-tokens",
+        "256",
+    ]
+    assert (
+        augment_main(base + ["--out", str(tmp_path / "a"), "--model", "not-served", "--max-thinking-tokens", "8"]) == 2
+    )
     assert "not 'not-served'" in capsys.readouterr().err
-    assert augment_main(base + ["--out", str(tmp_path / "b"), "--model", vllm_server.model,
-                                "--max-thinking-tokens", str(MAX_MODEL_LEN)]) == 2
+    assert (
+        augment_main(
+            base
+            + ["--out", str(tmp_path / "b"), "--model", vllm_server.model, "--max-thinking-tokens", str(MAX_MODEL_LEN)]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert f"max_model_len {MAX_MODEL_LEN} tokens" in err and "--max-thinking-tokens" in err
     assert not list((tmp_path / "b").glob("data/*.parquet"))

@@ -12,8 +12,12 @@ from collections.abc import Callable
 from tpt.formats import is_run_folder  # a run folder after a list flag is a positional, not the flag's value
 
 
-def merge_list_flags(argv: list[str], flags: set[str], split_commas: set[str] = frozenset(),
-                     positional: Callable[[str], bool] = is_run_folder) -> list[str]:
+def merge_list_flags(
+    argv: list[str],
+    flags: set[str],
+    split_commas: set[str] = frozenset(),
+    positional: Callable[[str], bool] = is_run_folder,
+) -> list[str]:
     """Collect every value of each flag in ``flags`` into a single occurrence, placed last."""
     values: dict[str, list[str]] = {}
     rest: list[str] = []

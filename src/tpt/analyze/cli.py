@@ -7,7 +7,7 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 from tpt.analyze.argv import merge_list_flags
 from tpt.analyze.quality import QualityConfig
@@ -29,10 +29,20 @@ See docs/analyze.md."""
 class StatsConfig:
     """Trajectory statistics over augment runs, streamed with bounded memory."""
 
-    runs: list[Path] = field(help="augment run folders (RUN/data/*.parquet); give them before list flags", positional=True)
-    by: list[str] = field(default_factory=list, help="group by these fields (repeatable, comma-separated): meta keys such as domain, reasoning_intensity, audience; record columns strategy, model, backend, finish_reason, doc_truncated, sample; or 'run'")
-    order: list[str] = field(default_factory=list, help="order of an ordinal field's labels for the rank correlation: FIELD=low,...,high (repeatable; just low,...,high with a single --by); numeric fields need none")
-    out: Optional[Path] = field(None, help="write stats.json, report.md, report.html and plots/*.png into this folder")
+    runs: list[Path] = field(
+        help="augment run folders (RUN/data/*.parquet); give them before list flags", positional=True
+    )
+    by: list[str] = field(
+        default_factory=list,
+        help="group by these fields (repeatable, comma-separated): meta keys such as domain, reasoning_intensity, "
+        "audience; record columns strategy, model, backend, finish_reason, doc_truncated, sample; or 'run'",
+    )
+    order: list[str] = field(
+        default_factory=list,
+        help="order of an ordinal field's labels for the rank correlation: FIELD=low,...,high (repeatable; just "
+        "low,...,high with a single --by); numeric fields need none",
+    )
+    out: Path | None = field(None, help="write stats.json, report.md, report.html and plots/*.png into this folder")
     json: bool = field(False, help="print the statistics as JSON on stdout (instead of the Markdown report)")
     plots: bool = field(True, help="write PNG plots (with --out)")
     max_groups: int = field(50, help="at most this many groups per field; later labels are pooled as '(other)'")
@@ -48,15 +58,28 @@ class StatsConfig:
 class CurvesConfig:
     """Learning curves and the data-efficiency multiplier of training runs."""
 
-    run: list[str] = field(help="NAME=PATH (repeatable): a metrics .jsonl, an eval .json, or a folder of them; a NAME may repeat to add sources")
-    baseline: Optional[str] = field(None, help="the run the others are compared with (default: the first --run)")
-    task: Optional[str] = field(None, help="eval task whose score makes the curve (default: mean over the tasks every checkpoint has)")
-    metric: Optional[str] = field(None, help="metric inside an lm-eval task result (default: acc_norm, acc, exact_match, score, then the first number)")
+    run: list[str] = field(
+        help="NAME=PATH (repeatable): a metrics .jsonl, an eval .json, or a folder of them; a NAME may repeat to add "
+        "sources"
+    )
+    baseline: str | None = field(None, help="the run the others are compared with (default: the first --run)")
+    task: str | None = field(
+        None, help="eval task whose score makes the curve (default: mean over the tasks every checkpoint has)"
+    )
+    metric: str | None = field(
+        None,
+        help="metric inside an lm-eval task result (default: acc_norm, acc, exact_match, score, then the first number)",
+    )
     score_field: str = field("score", help="metrics JSONL field used as score when a run has no eval results")
-    targets: list[float] = field(default_factory=list, help="target scores for the multiplier (default: --target-fractions)")
-    target_fractions: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0], help="targets at these fractions of the way from the method's first score to its best")
+    targets: list[float] = field(
+        default_factory=list, help="target scores for the multiplier (default: --target-fractions)"
+    )
+    target_fractions: list[float] = field(
+        default_factory=lambda: [0.25, 0.5, 0.75, 1.0],
+        help="targets at these fractions of the way from the method's first score to its best",
+    )
     x: Literal["tokens", "docs"] = field("tokens", help="axis of the multiplier: training tokens or unique documents")
-    out: Optional[Path] = field(None, help="write curves.json, report.md, report.html and plots/*.png into this folder")
+    out: Path | None = field(None, help="write curves.json, report.md, report.html and plots/*.png into this folder")
     json: bool = field(False, help="print the result as JSON on stdout")
     plots: bool = field(True, help="write PNG plots (with --out)")
 
@@ -113,10 +136,19 @@ def run_curves(cfg: CurvesConfig) -> dict:
     runs = load_runs(cfg.run, cfg.metric, problems)
     for p in problems:
         print(f"tpt analyze curves: set aside: {p}", file=sys.stderr)
-    comparisons = compare(runs, cfg.baseline or runs[0].name, cfg.task, cfg.targets, cfg.target_fractions, cfg.x, cfg.score_field)
+    comparisons = compare(
+        runs, cfg.baseline or runs[0].name, cfg.task, cfg.targets, cfg.target_fractions, cfg.x, cfg.score_field
+    )
     result = {
-        "runs": {r.name: {"sources": r.sources, "metrics_points": len(r.metrics), "eval_points": len(r.evals),
-                          "score_curve": r.score_curve(cfg.task, cfg.score_field, cfg.x)} for r in runs},
+        "runs": {
+            r.name: {
+                "sources": r.sources,
+                "metrics_points": len(r.metrics),
+                "eval_points": len(r.evals),
+                "score_curve": r.score_curve(cfg.task, cfg.score_field, cfg.x),
+            }
+            for r in runs
+        },
         "comparisons": [c.to_dict() for c in comparisons],
         "problems": [str(p) for p in problems],
         "config": to_dict(cfg),
@@ -133,6 +165,7 @@ def run_curves(cfg: CurvesConfig) -> dict:
 
 def dumps(obj) -> str:
     """JSON with NaN written as null (strict JSON readers reject NaN)."""
+
     def clean(v):
         if isinstance(v, float) and not math.isfinite(v):
             return None
@@ -155,7 +188,9 @@ def main(argv: list[str]) -> int:
             rest = merge_list_flags(rest, {"--by", "--order", "--template-pattern"}, split_commas={"--by"})
             run_stats(parse(StatsConfig, rest, "tpt analyze stats"))
         elif action == "curves":
-            rest = merge_list_flags(rest, {"--run", "--targets", "--target-fractions"}, split_commas={"--targets", "--target-fractions"})
+            rest = merge_list_flags(
+                rest, {"--run", "--targets", "--target-fractions"}, split_commas={"--targets", "--target-fractions"}
+            )
             run_curves(parse(CurvesConfig, rest, "tpt analyze curves"))
         else:
             print(f"tpt analyze: unknown action {action!r}\n\n{USAGE}", file=sys.stderr)

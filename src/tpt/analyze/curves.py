@@ -9,8 +9,8 @@ with a score before it first attains it).  Where the baseline never gets there, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 
 def tokens_to_reach(tokens: Sequence[float], scores: Sequence[float], target: float) -> float | None:

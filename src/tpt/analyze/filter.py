@@ -27,9 +27,9 @@ import pyarrow.parquet as pq
 from tpt.analyze.quality import FLAGS, QualityConfig, template_patterns
 from tpt.analyze.quality_batch import MAX_BATCH, BatchFlags, flag_batch
 from tpt.config import field, to_dict
-from tpt.parallel import fork_map
 from tpt.io.atomic import atomic_write, atomic_write_text
 from tpt.io.runs import data_files, read_manifest
+from tpt.parallel import fork_map
 from tpt.records import THINKING_SCHEMA
 
 REMOVED_SCHEMA = pa.schema(
@@ -43,7 +43,10 @@ class FilterConfig:
 
     run: Path = field(help="source augment run folder (RUN/data/*.parquet)", positional=True)
     out: Path = field(help="folder for the clean run (must not exist, or be empty, unless --overwrite)")
-    remove: list[str] = field(default_factory=lambda: list(FLAGS), help=f"flags that remove a record; others are only counted (choices: {', '.join(FLAGS)})")
+    remove: list[str] = field(
+        default_factory=lambda: list(FLAGS),
+        help=f"flags that remove a record; others are only counted (choices: {', '.join(FLAGS)})",
+    )
     overwrite: bool = field(False, help="replace an existing non-empty --out folder's files")
     batch_size: int = field(512, help="records per Arrow batch: small batches keep the n-gram hash sets in cache")
     workers: int = field(1, help="processes filtering shard files in parallel (each also runs 2 threads)")
@@ -61,7 +64,7 @@ class FilterResult:
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
-    def merge(self, other: "FilterResult") -> None:
+    def merge(self, other: FilterResult) -> None:
         self.records += other.records
         self.kept += other.kept
         self.removed += other.removed
@@ -89,8 +92,12 @@ def filter_run(cfg: FilterConfig, progress=None) -> FilterResult:
         result.merge(part)
         if not inline and progress is not None:
             progress.update(part.records)
-    manifest["filter"] = {"source": str(source.resolve()), "config": to_dict(cfg), "template_patterns": patterns,
-                          "result": result.to_dict()}
+    manifest["filter"] = {
+        "source": str(source.resolve()),
+        "config": to_dict(cfg),
+        "template_patterns": patterns,
+        "result": result.to_dict(),
+    }
     _write_json(out / "manifest.json", manifest)
     _write_json(out / "stats.json", {"records": result.kept, "filter": result.to_dict()})
     return result
@@ -120,8 +127,10 @@ def _filter_file(path: Path, out: Path, cfg: FilterConfig, patterns: list[str], 
     result = _empty_result(cfg)
 
     def write(kept_tmp: str, removed_tmp: str) -> None:
-        with pq.ParquetWriter(kept_tmp, THINKING_SCHEMA, compression="zstd") as kept_w, \
-                pq.ParquetWriter(removed_tmp, REMOVED_SCHEMA, compression="zstd") as removed_w:
+        with (
+            pq.ParquetWriter(kept_tmp, THINKING_SCHEMA, compression="zstd") as kept_w,
+            pq.ParquetWriter(removed_tmp, REMOVED_SCHEMA, compression="zstd") as removed_w,
+        ):
             kept, removed = _RowGroups(kept_w), _RowGroups(removed_w)
             for batch, flags in _flagged_batches(parquet, cfg, patterns):
                 keep = np.ones(batch.num_rows, bool)
@@ -167,6 +176,7 @@ class _RowGroups:
 
 def _flagged_batches(parquet: pq.ParquetFile, cfg: FilterConfig, patterns: list[str]):
     """(batch, BatchFlags) in file order; two batches are flagged at once in threads."""
+
     def flag(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, BatchFlags]:
         cols = [batch.column(name) for name in ("text", "thinking", "finish_reason")]
         return batch, flag_batch(*cols, cfg.quality, patterns)
@@ -188,8 +198,14 @@ def _removed_table(batch: pa.RecordBatch, flags: BatchFlags, keep: np.ndarray, q
     rows = []
     for row, doc_id, sample in zip(gone.tolist(), ids, samples):
         detail = flags.details(row, quality)
-        rows.append({"id": doc_id, "sample": sample, "flags": sorted(detail),
-                     "detail": "; ".join(f"{k}: {v}" for k, v in sorted(detail.items()))})
+        rows.append(
+            {
+                "id": doc_id,
+                "sample": sample,
+                "flags": sorted(detail),
+                "detail": "; ".join(f"{k}: {v}" for k, v in sorted(detail.items())),
+            }
+        )
     return pa.Table.from_pylist(rows, schema=REMOVED_SCHEMA)
 
 
@@ -211,4 +227,3 @@ def read_removed(out: str | Path) -> pa.Table:
     """The removed-records table of a filtered run (all shards)."""
     files = sorted((Path(out) / "removed").glob("*.parquet"))
     return pa.concat_tables([pq.read_table(f) for f in files]) if files else REMOVED_SCHEMA.empty_table()
-

@@ -30,6 +30,9 @@ def main(argv: list[str]) -> int:
         print(f"tpt filter: {e}", file=sys.stderr)
         return 2
     print(json.dumps(result.to_dict(), indent=2))
-    print(f"kept {result.kept} of {result.records} records -> {cfg.out}/data; removed {result.removed} -> {cfg.out}/removed",
-          file=sys.stderr)
+    print(
+        f"kept {result.kept} of {result.records} records -> {cfg.out}/data; removed {result.removed} -> "
+        f"{cfg.out}/removed",
+        file=sys.stderr,
+    )
     return 0

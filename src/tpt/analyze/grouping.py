@@ -9,17 +9,20 @@ integer group code per row; the distinct meta strings of a batch are parsed once
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 try:  # 3-4x faster than json.loads, which dominates grouped statistics (one parse per distinct meta)
-    from orjson import JSONDecodeError, loads as json_loads
+    from orjson import JSONDecodeError
+    from orjson import loads as json_loads
 except ImportError:  # pragma: no cover - orjson is a dependency; stay usable without it
-    from json import JSONDecodeError, loads as json_loads
+    from json import JSONDecodeError
+    from json import loads as json_loads
 
 COLUMN_FIELDS = ("strategy", "model", "backend", "finish_reason", "doc_truncated", "sample")
 MISSING, BAD_META, OTHER = "(missing)", "(bad meta)", "(other)"
@@ -38,7 +41,7 @@ class Problems:
         for row in rows[: max(0, MAX_EXAMPLES - len(self.examples))]:
             self.examples.append({"file": file, "row": int(row), "field": column, "reason": reason})
 
-    def merge(self, other: "Problems") -> None:
+    def merge(self, other: Problems) -> None:
         for reason, count in other.counts.items():
             self.counts[reason] = self.counts.get(reason, 0) + count
         self.examples += other.examples[: max(0, MAX_EXAMPLES - len(self.examples))]
@@ -69,8 +72,14 @@ class FieldGroups:
             self.numeric[label] = number
         return self.codes[label]
 
-    def add(self, codes: np.ndarray, thinking: np.ndarray, doc: np.ndarray, is_length: np.ndarray,
-            flags: np.ndarray | None = None) -> None:
+    def add(
+        self,
+        codes: np.ndarray,
+        thinking: np.ndarray,
+        doc: np.ndarray,
+        is_length: np.ndarray,
+        flags: np.ndarray | None = None,
+    ) -> None:
         """Route each row of a batch to its group's accumulator (one sort, one slice per group)."""
         order = np.argsort(codes, kind="stable")
         cuts = np.flatnonzero(np.diff(codes[order])) + 1
@@ -98,7 +107,7 @@ def resolve_field(name: str) -> tuple[str, str]:
     if name == "run":
         return "run", ""
     if name.startswith("meta."):
-        return "meta", name[len("meta."):]
+        return "meta", name[len("meta.") :]
     if name in COLUMN_FIELDS:
         return "column", name
     return "meta", name
@@ -106,7 +115,9 @@ def resolve_field(name: str) -> tuple[str, str]:
 
 def column_codes(column: pa.Array, groups: FieldGroups) -> np.ndarray:
     encoded = pc.dictionary_encode(column)
-    lut = np.array([groups.code(*label_of(v)) for v in encoded.dictionary.to_pylist()] + [groups.code(MISSING)], dtype=np.int64)
+    lut = np.array(
+        [groups.code(*label_of(v)) for v in encoded.dictionary.to_pylist()] + [groups.code(MISSING)], dtype=np.int64
+    )
     indices = pc.fill_null(encoded.indices, len(lut) - 1).to_numpy(zero_copy_only=False)
     return lut[indices]
 

@@ -47,7 +47,7 @@ class CountHistogram:
             for b, c in zip(*np.unique(bins, return_counts=True)):
                 self.above[int(b)] = self.above.get(int(b), 0) + int(c)
 
-    def merge(self, other: "CountHistogram") -> None:
+    def merge(self, other: CountHistogram) -> None:
         if other.exact.size > self.exact.size:
             self.exact = np.pad(self.exact, (0, other.exact.size - self.exact.size))
         self.exact[: other.exact.size] += other.exact
@@ -97,7 +97,7 @@ class LogHistogram:
         bins = np.floor(np.log(positive / self.LO) / math.log(LOG_STEP)).astype(np.int64)
         self.counts += np.bincount(np.clip(bins, 0, self.nbins - 1), minlength=self.nbins)
 
-    def merge(self, other: "LogHistogram") -> None:
+    def merge(self, other: LogHistogram) -> None:
         self.counts += other.counts
         self.zeros += other.zeros
 

@@ -27,7 +27,9 @@ class RunCurves:
 
     def series(self, key: str, x: str = "tokens") -> list[tuple[float, float]]:
         """(x, value) pairs of a metrics field (loss, val_loss, score), x = tokens | docs."""
-        return sorted((getattr(p, x), p.values[key]) for p in self.metrics if key in p.values and getattr(p, x) is not None)
+        return sorted(
+            (getattr(p, x), p.values[key]) for p in self.metrics if key in p.values and getattr(p, x) is not None
+        )
 
     def score_curve(self, task: str | None, score_field: str = "score", x: str = "tokens") -> list[tuple[float, float]]:
         if not self.evals:
@@ -72,7 +74,9 @@ def load_runs(specs: list[str], metric: str | None, problems: list[Problem]) -> 
         run = runs.setdefault(name, RunCurves(name))
         metrics, evals = source_files(Path(path))
         if not metrics and not evals:
-            raise FileNotFoundError(f"{path}: no metrics (*.jsonl) or eval results (*.json with scores) for run {name!r}")
+            raise FileNotFoundError(
+                f"{path}: no metrics (*.jsonl) or eval results (*.json with scores) for run {name!r}"
+            )
         for m in metrics:
             run.metrics += read_metrics(m, problems)
             run.sources.append(str(m))
@@ -104,12 +108,24 @@ class Comparison:
     note: str = ""  # why there is no number, when there is none
 
     def to_dict(self) -> dict:
-        return {"method": self.method, "baseline": self.baseline, "x": self.x, "note": self.note,
-                "targets": [e.to_dict() for e in self.efficiencies]}
+        return {
+            "method": self.method,
+            "baseline": self.baseline,
+            "x": self.x,
+            "note": self.note,
+            "targets": [e.to_dict() for e in self.efficiencies],
+        }
 
 
-def compare(runs: list[RunCurves], baseline: str, task: str | None, targets: list[float] | None,
-            fractions: list[float], x: str = "tokens", score_field: str = "score") -> list[Comparison]:
+def compare(
+    runs: list[RunCurves],
+    baseline: str,
+    task: str | None,
+    targets: list[float] | None,
+    fractions: list[float],
+    x: str = "tokens",
+    score_field: str = "score",
+) -> list[Comparison]:
     """The multiplier of every run against ``baseline`` at explicit targets or default fractions."""
     by_name = {r.name: r for r in runs}
     if baseline not in by_name:
@@ -122,8 +138,14 @@ def compare(runs: list[RunCurves], baseline: str, task: str | None, targets: lis
         curve = run.score_curve(task, score_field, x)
         levels = targets if targets else default_targets(curve, fractions)
         empty = [name for name, c in ((run.name, curve), (baseline, base_curve)) if not c]
-        note = (f"no score curve against {x} for {', '.join(empty)} (needs eval results, or a {score_field!r} field in "
-                f"the metrics{', and unique_docs' if x == 'docs' else ''})") if empty else ""
+        note = (
+            (
+                f"no score curve against {x} for {', '.join(empty)} (needs eval results, or a {score_field!r} field in "
+                f"the metrics{', and unique_docs' if x == 'docs' else ''})"
+            )
+            if empty
+            else ""
+        )
         out.append(Comparison(run.name, baseline, x, data_efficiency(base_curve, curve, levels), note))
     return out
 

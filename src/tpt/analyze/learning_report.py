@@ -11,18 +11,44 @@ AXES = {"tokens": "training tokens", "docs": "unique documents"}
 
 
 def curves_blocks(result: dict, comparisons: list[Comparison], plots: dict[str, str]) -> list[Block]:
-    blocks = [Block("h1", "Learning curves and data efficiency"),
-              Block("table", (["run", "metrics points", "eval points", "best score"],
-                              [[name, r["metrics_points"], r["eval_points"], max((y for _, y in r["score_curve"]), default=float("nan"))]
-                               for name, r in result["runs"].items()]))]
+    blocks = [
+        Block("h1", "Learning curves and data efficiency"),
+        Block(
+            "table",
+            (
+                ["run", "metrics points", "eval points", "best score"],
+                [
+                    [
+                        name,
+                        r["metrics_points"],
+                        r["eval_points"],
+                        max((y for _, y in r["score_curve"]), default=float("nan")),
+                    ]
+                    for name, r in result["runs"].items()
+                ],
+            ),
+        ),
+    ]
     for c in comparisons:
         blocks.append(Block("h2", f"{c.method} vs {c.baseline}"))
         if c.note:
             blocks.append(Block("p", f"Note: {c.note}."))
-        blocks.append(Block("p", f"multiplier = {AXES[c.x]} the baseline needs to reach the target score / {AXES[c.x]} "
-                                 f"the method needs (linear interpolation on each run's running-best curve)."))
-        rows = [[e.target, e.method_tokens if e.method_tokens is not None else "never",
-                 e.baseline_tokens if e.baseline_tokens is not None else "never", format_multiplier(e)] for e in c.efficiencies]
+        blocks.append(
+            Block(
+                "p",
+                f"multiplier = {AXES[c.x]} the baseline needs to reach the target score / {AXES[c.x]} "
+                f"the method needs (linear interpolation on each run's running-best curve).",
+            )
+        )
+        rows = [
+            [
+                e.target,
+                e.method_tokens if e.method_tokens is not None else "never",
+                e.baseline_tokens if e.baseline_tokens is not None else "never",
+                format_multiplier(e),
+            ]
+            for e in c.efficiencies
+        ]
         blocks.append(Block("table", (["target score", f"method {c.x}", f"baseline {c.x}", "multiplier"], rows)))
     blocks += [Block("img", path) for path in plots.values()]
     if result["problems"]:
@@ -40,9 +66,11 @@ def plot_curves(runs: list[RunCurves], task: str | None, score_field: str, out: 
 
     (out / "plots").mkdir(parents=True, exist_ok=True)
     paths = {}
-    panels = [("score", lambda r, x: r.score_curve(task, score_field, x)),
-              ("loss", lambda r, x: r.series("loss", x)),
-              ("val_loss", lambda r, x: r.series("val_loss", x))]
+    panels = [
+        ("score", lambda r, x: r.score_curve(task, score_field, x)),
+        ("loss", lambda r, x: r.series("loss", x)),
+        ("val_loss", lambda r, x: r.series("val_loss", x)),
+    ]
     for x in ("tokens", "docs"):
         for name, curve_of in panels:
             curves = [(r.name, curve_of(r, x)) for r in runs]

@@ -15,7 +15,7 @@ beyond histograms.EXACT_CAP are tied within their 1 % bin).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

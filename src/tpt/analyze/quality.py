@@ -16,8 +16,9 @@ Flags (name -> what it means):
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,13 @@ FLAGS = ("truncated", "empty", "repetition", "copy", "template", "script")
 # Chat special tokens and sentences of the paper's prompts (tpt.augment.prompts): in a clean
 # trajectory none of them appears verbatim.
 DEFAULT_TEMPLATE_PATTERNS = (
-    "<think>", "</think>", "<|im_start|>", "<|im_end|>", "<|endoftext|>", "{{CONTEXT}}", "<<<READING HERE>>>",
+    "<think>",
+    "</think>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|endoftext|>",
+    "{{CONTEXT}}",
+    "<<<READING HERE>>>",
     "## End of the context",
     "Simulate an expert's in-depth thought process",
     "Use Feynman technique whenever possible to ensure a deep understanding",
@@ -67,11 +74,19 @@ class QualityConfig:
 
     min_thinking_chars: int = field(50, help="'empty': fewer non-whitespace characters than this in the thinking")
     repeat_ngram: int = field(10, help="'repetition': n, in words, of the n-grams checked for loops")
-    max_repeat_fraction: float = field(0.3, help="'repetition': flag above this fraction of n-grams that repeat an earlier one")
+    max_repeat_fraction: float = field(
+        0.3, help="'repetition': flag above this fraction of n-grams that repeat an earlier one"
+    )
     copy_ngram: int = field(8, help="'copy': n, in words, of the n-grams looked up in the document")
-    max_copy_fraction: float = field(0.6, help="'copy': flag above this fraction of the thinking's n-grams found in the document")
-    min_script_match: float = field(0.5, help="'script': flag below this fraction of thinking letters in the document's main script")
-    template_pattern: list[str] = field(default_factory=list, help="'template': extra literal strings that mark leftover prompt text")
+    max_copy_fraction: float = field(
+        0.6, help="'copy': flag above this fraction of the thinking's n-grams found in the document"
+    )
+    min_script_match: float = field(
+        0.5, help="'script': flag below this fraction of thinking letters in the document's main script"
+    )
+    template_pattern: list[str] = field(
+        default_factory=list, help="'template': extra literal strings that mark leftover prompt text"
+    )
 
 
 def words(text: str) -> list[str]:
@@ -124,8 +139,13 @@ def non_space_chars(text: str) -> int:
     return len(_SPACE.sub("", text))
 
 
-def flag_record(text: str, thinking: str, finish_reason: str, cfg: QualityConfig,
-                patterns: Iterable[str] = DEFAULT_TEMPLATE_PATTERNS) -> dict[str, str]:
+def flag_record(
+    text: str,
+    thinking: str,
+    finish_reason: str,
+    cfg: QualityConfig,
+    patterns: Iterable[str] = DEFAULT_TEMPLATE_PATTERNS,
+) -> dict[str, str]:
     """The flags a record raises, each with a human-readable detail ({} for a clean record)."""
     text, thinking = text or "", thinking or ""
     flags: dict[str, str] = {}
@@ -154,7 +174,10 @@ def flag_record(text: str, thinking: str, finish_reason: str, cfg: QualityConfig
 def flag_rows(rows: dict[str, list[Any]], cfg: QualityConfig, patterns: Iterable[str]) -> list[dict[str, str]]:
     """flag_record over a batch given as columns {"text": [...], "thinking": [...], "finish_reason": [...]}."""
     patterns = list(patterns)
-    return [flag_record(t, th, fr, cfg, patterns) for t, th, fr in zip(rows["text"], rows["thinking"], rows["finish_reason"])]
+    return [
+        flag_record(t, th, fr, cfg, patterns)
+        for t, th, fr in zip(rows["text"], rows["thinking"], rows["finish_reason"])
+    ]
 
 
 def template_patterns(cfg: QualityConfig, manifest: dict | None = None) -> list[str]:

@@ -93,7 +93,7 @@ def pick_metric(task_result: Any, metric: str | None) -> float | None:
     if not isinstance(task_result, dict):
         return None
     plain = {k.split(",")[0]: v for k, v in task_result.items() if _number(v) is not None and "stderr" not in k}
-    for name in ([metric] if metric else list(METRIC_PREFERENCE)):
+    for name in [metric] if metric else list(METRIC_PREFERENCE):
         if name in plain:
             return float(plain[name])
     return None if metric else (float(next(iter(plain.values()))) if plain else None)
@@ -115,8 +115,11 @@ def read_eval(path: str | Path, problems: list[Problem], metric: str | None = No
     if F.is_eval_result(obj):
         return _tpt_eval(path, obj, problems)
     if not isinstance(obj, dict) or not isinstance(obj.get("results"), dict):
-        problems.append(Problem(str(path), 0, F.EVAL_SCORES,
-                                "missing (expected a tpt eval result, or lm-eval's 'results': {task: ...})"))
+        problems.append(
+            Problem(
+                str(path), 0, F.EVAL_SCORES, "missing (expected a tpt eval result, or lm-eval's 'results': {task: ...})"
+            )
+        )
         return None
     scores = {task: s for task, r in obj["results"].items() if (s := pick_metric(r, metric)) is not None}
     if not scores:
@@ -154,8 +157,11 @@ def place_by_step(evals: list[tuple[str, Point]], metrics: list[Point], problems
         row = by_step.get(point.step)
         if point.tokens is None:
             if row is None:
-                why = "missing, and no step" if point.step is None else \
-                    f"missing, and step {point.step} is not in the metrics"
+                why = (
+                    "missing, and no step"
+                    if point.step is None
+                    else f"missing, and step {point.step} is not in the metrics"
+                )
                 problems.append(Problem(path, 0, "tokens", why))
                 continue
             point.tokens = row.tokens

@@ -20,7 +20,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tpt.analyze.grouping import (
-    FieldGroups, Problems, column_codes, meta_codes, ordinal_levels, parse_meta, resolve_field,
+    FieldGroups,
+    Problems,
+    column_codes,
+    meta_codes,
+    ordinal_levels,
+    parse_meta,
+    resolve_field,
 )
 from tpt.analyze.histograms import CountHistogram, LogHistogram
 from tpt.analyze.ordinal import spearman_from_histograms
@@ -44,7 +50,9 @@ class GroupStats:
         self.flagged = np.zeros(len(FLAGS), dtype=np.int64)  # records raising each quality flag
         self.flag_checked = 0  # records whose flags were computed (--quality)
 
-    def add(self, thinking: np.ndarray, doc: np.ndarray, is_length: np.ndarray, flags: np.ndarray | None = None) -> None:
+    def add(
+        self, thinking: np.ndarray, doc: np.ndarray, is_length: np.ndarray, flags: np.ndarray | None = None
+    ) -> None:
         """One batch of a group; ``flags`` (records, len(FLAGS)) bool when quality is counted."""
         if flags is not None:
             self.flagged += flags.sum(axis=0)
@@ -64,7 +72,7 @@ class GroupStats:
         self.ratio_sum += float(ratio.sum())
         self.ratio_n += int(ratio.size)
 
-    def merge(self, other: "GroupStats") -> None:
+    def merge(self, other: GroupStats) -> None:
         self.n += other.n
         self.n_length += other.n_length
         self.thinking.merge(other.thinking)
@@ -115,8 +123,13 @@ def _describe(hist: CountHistogram, total: float, sumsq: float, n: int) -> dict[
 class RunStats:
     """Accumulates statistics over batches; ``to_dict()`` is the `--json` output."""
 
-    def __init__(self, by: list[str], max_groups: int = 50, orders: dict[str, list[str]] | None = None,
-                 quality: QualityConfig | None = None) -> None:
+    def __init__(
+        self,
+        by: list[str],
+        max_groups: int = 50,
+        orders: dict[str, list[str]] | None = None,
+        quality: QualityConfig | None = None,
+    ) -> None:
         self.by = list(by)
         self.orders = orders or {}
         self.quality = quality  # None: no quality flags (the text columns are not even read)
@@ -151,20 +164,28 @@ class RunStats:
             if progress is not None:
                 progress.update(batch.num_rows)
 
-    def add_batch(self, batch: pa.RecordBatch, file: str, first_row: int, run_name: str, patterns: list[str] = ()) -> None:
+    def add_batch(
+        self, batch: pa.RecordBatch, file: str, first_row: int, run_name: str, patterns: list[str] = ()
+    ) -> None:
         thinking_col, doc_col = batch.column("thinking_tokens"), batch.column("doc_tokens")
         valid = pc.and_(
             pc.and_(pc.is_valid(thinking_col), pc.is_valid(doc_col)),
-            pc.and_(pc.greater_equal(pc.fill_null(thinking_col, -1), 0), pc.greater_equal(pc.fill_null(doc_col, -1), 0)),
+            pc.and_(
+                pc.greater_equal(pc.fill_null(thinking_col, -1), 0), pc.greater_equal(pc.fill_null(doc_col, -1), 0)
+            ),
         )
         row_numbers = first_row + np.arange(batch.num_rows)  # rows in the file, for problem reports
         if not pc.all(valid).as_py():
             ok = valid.to_numpy(zero_copy_only=False)
-            self.problems.add("null or negative token count (row skipped)", file, row_numbers[~ok], "thinking_tokens/doc_tokens")
+            self.problems.add(
+                "null or negative token count (row skipped)", file, row_numbers[~ok], "thinking_tokens/doc_tokens"
+            )
             batch, row_numbers = batch.filter(valid), row_numbers[ok]
         thinking = batch.column("thinking_tokens").to_numpy(zero_copy_only=False).astype(np.int64)
         doc = batch.column("doc_tokens").to_numpy(zero_copy_only=False).astype(np.int64)
-        is_length = pc.fill_null(pc.equal(batch.column("finish_reason"), "length"), False).to_numpy(zero_copy_only=False)
+        is_length = pc.fill_null(pc.equal(batch.column("finish_reason"), "length"), False).to_numpy(
+            zero_copy_only=False
+        )
         flags = None
         if self.quality is not None:
             found = flag_rows(batch.select(["text", "thinking", "finish_reason"]).to_pydict(), self.quality, patterns)
@@ -190,7 +211,7 @@ class RunStats:
         rest = [label for label in groups.labels if label not in levels]
         return [label for label in levels + rest if groups.groups[groups.codes[label]].n]
 
-    def merge(self, other: "RunStats") -> None:
+    def merge(self, other: RunStats) -> None:
         """Fold in statistics computed elsewhere (another worker's files)."""
         self.overall.merge(other.overall)
         for name, theirs in other.fields.items():
@@ -204,22 +225,36 @@ class RunStats:
         groups = self.fields[name]
         levels = ordinal_levels(groups, self.orders.get(name))
         if levels is None:
-            return {"available": False, "reason": f"labels of {name!r} are not numeric; give --order {name}=low,...,high"}
+            return {
+                "available": False,
+                "reason": f"labels of {name!r} are not numeric; give --order {name}=low,...,high",
+            }
         hists = [groups.groups[groups.codes[label]].thinking for label, _ in levels]
         result = spearman_from_histograms([v for _, v in levels], hists)
         excluded = sum(g.n for label, g in zip(groups.labels, groups.groups) if label not in dict(levels))
         means = {label: groups.groups[groups.codes[label]].summary()["thinking_tokens"]["mean"] for label, _ in levels}
         first, last = means[levels[0][0]], means[levels[-1][0]]
-        return {"available": True, **result, "levels": [label for label, _ in levels], "records_excluded": excluded,
-                "mean_thinking_tokens": means, "last_over_first": last / first if first else math.nan}
+        return {
+            "available": True,
+            **result,
+            "levels": [label for label, _ in levels],
+            "records_excluded": excluded,
+            "mean_thinking_tokens": means,
+            "last_over_first": last / first if first else math.nan,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         by = {}
         for name, groups in self.fields.items():
             summaries = {label: groups.groups[groups.codes[label]].summary() for label in self.ordered_labels(name)}
             by[name] = {"groups": summaries, "spearman_thinking_tokens": self.spearman(name)}
-        return {"runs": self.runs, "files": self.files, "overall": self.overall.summary(), "by": by,
-                "problems": self.problems.to_dict()}
+        return {
+            "runs": self.runs,
+            "files": self.files,
+            "overall": self.overall.summary(),
+            "by": by,
+            "problems": self.problems.to_dict(),
+        }
 
 
 def count_records(runs: list[str | Path]) -> int:
@@ -227,9 +262,16 @@ def count_records(runs: list[str | Path]) -> int:
     return sum(pq.ParquetFile(path).metadata.num_rows for run in runs for path in data_files(run))
 
 
-def compute_stats(runs: list[str | Path], by: list[str] = (), orders: dict[str, list[str]] | None = None,
-                  max_groups: int = 50, batch_size: int = 65536, progress=None, workers: int = 1,
-                  quality: QualityConfig | None = None) -> RunStats:
+def compute_stats(
+    runs: list[str | Path],
+    by: list[str] = (),
+    orders: dict[str, list[str]] | None = None,
+    max_groups: int = 50,
+    batch_size: int = 65536,
+    progress=None,
+    workers: int = 1,
+    quality: QualityConfig | None = None,
+) -> RunStats:
     """Statistics over all records of ``runs``; see RunStats.to_dict() for the result.
 
     With ``workers > 1`` shard files are processed in parallel processes and merged in file
@@ -253,8 +295,15 @@ def compute_stats(runs: list[str | Path], by: list[str] = (), orders: dict[str, 
     return stats
 
 
-def _file_stats(path: Path, run_name: str, patterns: list[str], by: list[str], max_groups: int, batch_size: int,
-                quality: QualityConfig | None) -> RunStats:
+def _file_stats(
+    path: Path,
+    run_name: str,
+    patterns: list[str],
+    by: list[str],
+    max_groups: int,
+    batch_size: int,
+    quality: QualityConfig | None,
+) -> RunStats:
     part = RunStats(by, max_groups, quality=quality)
     part.add_file(path, run_name, batch_size, patterns=patterns)
     return part

@@ -12,35 +12,70 @@ from tpt.analyze.histograms import CountHistogram
 from tpt.analyze.report import Block
 from tpt.analyze.stats import GroupStats, RunStats
 
-HEADER = ["group", "records", "thinking mean", "p10", "p50", "p90", "doc mean", "doc p50",
-          "think/doc (totals)", "think/doc p50", "length-finish"]
+HEADER = [
+    "group",
+    "records",
+    "thinking mean",
+    "p10",
+    "p50",
+    "p90",
+    "doc mean",
+    "doc p50",
+    "think/doc (totals)",
+    "think/doc p50",
+    "length-finish",
+]
 
 
 def group_row(label: str, s: dict) -> list:
     t, d, r = s["thinking_tokens"], s["doc_tokens"], s["ratio"]
-    return [label, s["records"], t["mean"], t.get("p10", math.nan), t.get("p50", math.nan), t.get("p90", math.nan),
-            d["mean"], d.get("p50", math.nan), r["of_totals"], r["p50"], f"{100 * s['length_finish_rate']:.1f}%"]
+    return [
+        label,
+        s["records"],
+        t["mean"],
+        t.get("p10", math.nan),
+        t.get("p50", math.nan),
+        t.get("p90", math.nan),
+        d["mean"],
+        d.get("p50", math.nan),
+        r["of_totals"],
+        r["p50"],
+        f"{100 * s['length_finish_rate']:.1f}%",
+    ]
 
 
 def stats_blocks(result: dict, plots: dict[str, str]) -> list[Block]:
     """Blocks of the report; ``plots`` maps plot names to paths relative to the report."""
     overall = result["overall"]
-    blocks = [Block("h1", "Thinking trajectories"),
-              Block("p", f"{overall['records']:,} records from {len(result['runs'])} run(s): {', '.join(result['runs'])}. "
-                         "Tokens are the generator's counts; quantiles are exact below 65,536 tokens (1 % bins above); "
-                         "ratio quantiles are within 0.5 %."),
-              Block("table", (HEADER, [group_row("all", overall)])),
-              Block("p", f"Up-sampling factor (document + thinking) / document, over totals: "
-                         f"{overall['ratio']['upsampling_factor']:.3f}.")]
+    blocks = [
+        Block("h1", "Thinking trajectories"),
+        Block(
+            "p",
+            f"{overall['records']:,} records from {len(result['runs'])} run(s): {', '.join(result['runs'])}. "
+            "Tokens are the generator's counts; quantiles are exact below 65,536 tokens (1 % bins above); "
+            "ratio quantiles are within 0.5 %.",
+        ),
+        Block("table", (HEADER, [group_row("all", overall)])),
+        Block(
+            "p",
+            f"Up-sampling factor (document + thinking) / document, over totals: "
+            f"{overall['ratio']['upsampling_factor']:.3f}.",
+        ),
+    ]
     blocks += [Block("img", plots[k]) for k in ("lengths", "ratio") if k in plots]
     for name, section in result["by"].items():
         blocks.append(Block("h2", f"By {name}"))
         blocks.append(Block("table", (HEADER, [group_row(label, s) for label, s in section["groups"].items()])))
         rho = section["spearman_thinking_tokens"]
         if rho["available"]:
-            blocks.append(Block("p", f"Spearman rho between {name} (ordered {' < '.join(rho['levels'])}) and thinking tokens: "
-                                     f"{rho['rho']:.4f} over {rho['records']:,} records ({rho['records_excluded']:,} without a level); "
-                                     f"mean thinking tokens, last level / first level: {rho['last_over_first']:.3f}."))
+            blocks.append(
+                Block(
+                    "p",
+                    f"Spearman rho between {name} (ordered {' < '.join(rho['levels'])}) and thinking tokens: "
+                    f"{rho['rho']:.4f} over {rho['records']:,} records ({rho['records_excluded']:,} without a level); "
+                    f"mean thinking tokens, last level / first level: {rho['last_over_first']:.3f}.",
+                )
+            )
         else:
             blocks.append(Block("p", f"No rank correlation: {rho['reason']}."))
         if f"by_{name}" in plots:
@@ -50,7 +85,15 @@ def stats_blocks(result: dict, plots: dict[str, str]) -> list[Block]:
         blocks.append(Block("h2", "Problems"))
         blocks.append(Block("table", (["reason", "rows"], sorted(problems.items()))))
         examples = result["problems"]["examples"]
-        blocks.append(Block("table", (["file", "row", "field", "reason"], [[e["file"], e["row"], e["field"], e["reason"]] for e in examples])))
+        blocks.append(
+            Block(
+                "table",
+                (
+                    ["file", "row", "field", "reason"],
+                    [[e["file"], e["row"], e["field"], e["reason"]] for e in examples],
+                ),
+            )
+        )
     if "flags" in overall:
         blocks.append(Block("h2", "Quality flags"))
         blocks.append(Block("p", "Share of records raising each flag (tpt filter removes them; see docs/analyze.md)."))
@@ -99,8 +142,15 @@ def plot_stats(stats: RunStats, out: Path) -> dict[str, str]:
         fig, ax = plt.subplots(figsize=(7, 4))
         centres, counts = stats.overall.ratio.centres(), stats.overall.ratio.counts
         keep = counts > 0
-        ax.hist(centres[keep], bins=np.geomspace(centres[keep].min(), centres[keep].max() * 1.01, 60), weights=counts[keep])
-        ax.set(xscale="log", xlabel="thinking tokens / document tokens", ylabel="records", title="Up-sampling ratio per record")
+        ax.hist(
+            centres[keep], bins=np.geomspace(centres[keep].min(), centres[keep].max() * 1.01, 60), weights=counts[keep]
+        )
+        ax.set(
+            xscale="log",
+            xlabel="thinking tokens / document tokens",
+            ylabel="records",
+            title="Up-sampling ratio per record",
+        )
         save(fig, "ratio")
     for name, groups in stats.fields.items():
         live = [(label, groups.groups[groups.codes[label]]) for label in stats.ordered_labels(name)]
@@ -112,7 +162,15 @@ def plot_stats(stats: RunStats, out: Path) -> dict[str, str]:
 
 def _box(hist: CountHistogram, label: str) -> dict:
     q = hist.quantile
-    return {"label": label, "med": q(0.5), "q1": q(0.25), "q3": q(0.75), "whislo": q(0.1), "whishi": q(0.9), "fliers": []}
+    return {
+        "label": label,
+        "med": q(0.5),
+        "q1": q(0.25),
+        "q3": q(0.75),
+        "whislo": q(0.1),
+        "whishi": q(0.9),
+        "fliers": [],
+    }
 
 
 def _group_figure(plt, name: str, live: list[tuple[str, GroupStats]]):

@@ -10,8 +10,9 @@ from tpt.exit_codes import EXIT_CODES_HELP, EXIT_ENVIRONMENT, EXIT_USAGE, one_li
 
 
 def main(argv: list[str]) -> int:
-    config = parse(AugmentConfig, argv, prog="tpt augment",
-                   description=(AugmentConfig.__doc__ or "") + "\n\n" + EXIT_CODES_HELP)
+    config = parse(
+        AugmentConfig, argv, prog="tpt augment", description=(AugmentConfig.__doc__ or "") + "\n\n" + EXIT_CODES_HELP
+    )
     # Imported after parsing: `tpt augment --help` and usage errors answer before pyarrow loads.
     from tpt.augment.planning import PlanMismatch
     from tpt.augment.run import ConfigMismatch, EngineStopped, print_summary, run_augment
@@ -60,8 +61,10 @@ def _plan_only(config: AugmentConfig) -> int:
 
     specs = prepare_run(config)
     files = len({s.file for s in specs})
-    print(f"tpt augment: planned {len(specs)} shards over {files} files in {config.out}/plan.json; nothing generated.",
-          file=sys.stderr)
+    print(
+        f"tpt augment: planned {len(specs)} shards over {files} files in {config.out}/plan.json; nothing generated.",
+        file=sys.stderr,
+    )
     return 0
 
 

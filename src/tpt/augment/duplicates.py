@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -39,8 +39,10 @@ def ids_path(run_dir: Path, name: str) -> Path:
 def write_ids(run_dir: Path, spec, docs, rows) -> None:
     """The shard's ids, sorted, with their lines; a JSONL byte range's lines are stored relative to
     the range (``relative``) and made absolute only for the few reported duplicates."""
-    table = sorted(({"id": d.id, "line": raw._line, "relative": not raw.line_is_known} for d, raw in zip(docs, rows)),
-                   key=lambda r: r["id"])
+    table = sorted(
+        ({"id": d.id, "line": raw._line, "relative": not raw.line_is_known} for d, raw in zip(docs, rows)),
+        key=lambda r: r["id"],
+    )
     write_table(ids_path(run_dir, spec.name), table, IDS_SCHEMA)
 
 
@@ -86,8 +88,16 @@ def merge_duplicates(run_dir: Path, specs) -> int:
     for index, dups in sorted(found.items()):
         spec = by_index[index]
         ids = {doc_id for doc_id, _, _ in dups}
-        rows = [{"file": spec.file, "line": line, "field": spec.id_field or "id",
-                 "reason": f"duplicate id: {doc_id!r} (first at {where})", "raw": ""} for doc_id, line, where in dups]
+        rows = [
+            {
+                "file": spec.file,
+                "line": line,
+                "field": spec.id_field or "id",
+                "reason": f"duplicate id: {doc_id!r} (first at {where})",
+                "raw": "",
+            }
+            for doc_id, line, where in dups
+        ]
         # Rejections first: a kill between the two writes is redone identically from the id files.
         write_table(run_dir / "rejected" / f"{spec.name}.duplicates.parquet", rows, REJECTED_SCHEMA)
         data = run_dir / "data" / f"{spec.name}.parquet"
@@ -101,4 +111,3 @@ def merge_duplicates(run_dir: Path, specs) -> int:
         total += len(dups)
     touch_marker(run_dir / "state" / DONE, str(total))
     return total
-

@@ -17,10 +17,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import httpx
 
@@ -123,7 +124,7 @@ def visible_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(line for line in listing.splitlines() if line.startswith("GPU "))]
 
 
-def gpu_groups(replicas: int, gpus: list[str]) -> list[Optional[str]]:
+def gpu_groups(replicas: int, gpus: list[str]) -> list[str | None]:
     """CUDA_VISIBLE_DEVICES per replica (None: leave the environment alone).
 
     0 replicas = one per GPU.  With fewer replicas than GPUs each gets an equal contiguous group
@@ -144,13 +145,13 @@ def gpu_groups(replicas: int, gpus: list[str]) -> list[Optional[str]]:
     return [",".join(gpus[i * per : (i + 1) * per]) for i in range(replicas)]
 
 
-def replica_command(command: str, gpus: Optional[str]) -> str:
+def replica_command(command: str, gpus: str | None) -> str:
     # `env VAR=... cmd` execs cmd, so ServedModel's process-group stop still reaches the server.
     return command if gpus is None else f"env CUDA_VISIBLE_DEVICES={gpus} {command}"
 
 
 @contextmanager
-def serve_replicas(config, started: Optional[list] = None) -> Iterator[str]:
+def serve_replicas(config, started: list | None = None) -> Iterator[str]:
     """Start ``--serve-replicas`` servers from the ``--serve`` template; yield their URLs, comma-separated.
     ``started`` (a list) receives the ``ServedModel``s, for the run to watch them."""
     from tpt.augment.serve import ServedModel, expand_preset
@@ -163,8 +164,10 @@ def serve_replicas(config, started: Optional[list] = None) -> Iterator[str]:
 
         env = cpu_environment(str(Path(config.out).resolve() / "logs" / "vllm-cache")) if on_cpu() else None
     groups = gpu_groups(config.serve_replicas, visible_gpus())
-    servers = [ServedModel(replica_command(command, g), config.model, timeout=config.serve_timeout, env=env,
-                           log_dir=log_dir) for g in groups]
+    servers = [
+        ServedModel(replica_command(command, g), config.model, timeout=config.serve_timeout, env=env, log_dir=log_dir)
+        for g in groups
+    ]
     if started is not None:
         started.extend(servers)
     if len(servers) == 1:
@@ -183,7 +186,7 @@ def serve_replicas(config, started: Optional[list] = None) -> Iterator[str]:
         yield ",".join(s.base_url for s in servers)
 
 
-def _enter(server) -> Optional[BaseException]:
+def _enter(server) -> BaseException | None:
     try:
         server.__enter__()  # in a worker thread ServedModel leaves signal handling to us
         return None

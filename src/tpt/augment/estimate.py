@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
 
 from tpt.augment.config import AugmentConfig
 from tpt.augment.planning import compute_plan, specs_of
@@ -35,10 +34,10 @@ class Estimate:
     tokenizer: str  # what counted the tokens
     trajectories: float
     thinking_tokens_bound: float  # at --max-thinking-tokens each
-    thinking_tokens_expected: Optional[float]  # from --pilot's measured mean
+    thinking_tokens_expected: float | None  # from --pilot's measured mean
     tokens_per_second: float
     gpu_hours_bound: float
-    gpu_hours_expected: Optional[float]
+    gpu_hours_expected: float | None
 
 
 def estimate(config: AugmentConfig) -> Estimate:
@@ -58,9 +57,24 @@ def estimate(config: AugmentConfig) -> Estimate:
     expected = None if mean is None else trajectories * mean
     hours = 3600.0 * config.tokens_per_second
     rows_exact = exact or all(s.rows >= 0 for s in specs)
-    return Estimate(len(plan["files"]), len(specs), total_rows, n_docs, exact, rows_exact, len(docs),
-                    prompt_tokens if exact else per_doc * n_docs, per_doc, tokenizer, trajectories, bound, expected,
-                    config.tokens_per_second, bound / hours, None if expected is None else expected / hours)
+    return Estimate(
+        len(plan["files"]),
+        len(specs),
+        total_rows,
+        n_docs,
+        exact,
+        rows_exact,
+        len(docs),
+        prompt_tokens if exact else per_doc * n_docs,
+        per_doc,
+        tokenizer,
+        trajectories,
+        bound,
+        expected,
+        config.tokens_per_second,
+        bound / hours,
+        None if expected is None else expected / hours,
+    )
 
 
 def _sample(specs, wanted: int):
@@ -112,7 +126,7 @@ def _counter(config: AugmentConfig):
     return _Counter(None, config.max_doc_tokens), "no local tokenizer: ~4 characters per token"
 
 
-def _pilot_mean(pilot: Optional[str]) -> Optional[float]:
+def _pilot_mean(pilot: str | None) -> float | None:
     if not pilot:
         return None
     stats_path = Path(pilot) / "stats.json"
@@ -136,8 +150,10 @@ def format_estimate(e: Estimate) -> str:
     ]
     if e.thinking_tokens_expected is not None:
         lines.append(f"thinking tokens expected (pilot's mean): {e.thinking_tokens_expected:,.0f}")
-    lines.append(f"GPU-hours at {e.tokens_per_second:,.0f} generated tokens/s per GPU: at most {e.gpu_hours_bound:,.1f}"
-                 + ("" if e.gpu_hours_expected is None else f", expected {e.gpu_hours_expected:,.1f}"))
+    lines.append(
+        f"GPU-hours at {e.tokens_per_second:,.0f} generated tokens/s per GPU: at most {e.gpu_hours_bound:,.1f}"
+        + ("" if e.gpu_hours_expected is None else f", expected {e.gpu_hours_expected:,.1f}")
+    )
     return "\n".join(lines)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import pyarrow.parquet as pq
 
@@ -43,7 +42,7 @@ def write_done_marker(run_dir: Path, name: str, sums: dict) -> None:
     touch_marker(run_dir / "state" / f"{name}.done", json.dumps({"records": sums["records"], "sums": sums}))
 
 
-def marker_sums(run_dir: Path, name: str) -> Optional[dict]:
+def marker_sums(run_dir: Path, name: str) -> dict | None:
     """The sums a done marker carries (None: no marker, or one written by an older tpt)."""
     try:
         return json.loads((run_dir / "state" / f"{name}.done").read_text()).get("sums")

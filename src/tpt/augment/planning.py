@@ -3,10 +3,11 @@
 A shard is a pure function of (file, range): a Parquet file's whole row groups, at least
 ``--shard-size`` rows of them; an HF dataset's rows in blocks of ``--shard-size``; a plain JSONL
 file's bytes ``[start, stop)`` in blocks of ``--shard-bytes`` (a line belongs to the range that
-holds its first byte); a compressed JSONL file whole (it cannot be entered in the middle). Planning lists the files and reads their sizes and
-Parquet footers, never their rows, so any array task can plan by itself; ``RUN/plan.json`` is
-written once (atomically: concurrent planners compute the same plan and exactly one writes it) and
-every later process reads it. A task with ``--shard-range i/n`` then reads only its own ranges.
+holds its first byte); a compressed JSONL file whole (it cannot be entered in the middle).
+Planning lists the files and reads their sizes and Parquet footers, never their rows, so any
+array task can plan by itself; ``RUN/plan.json`` is written once (atomically: concurrent planners
+compute the same plan and exactly one writes it) and every later process reads it. A task with
+``--shard-range i/n`` then reads only its own ranges.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from tpt.io import fs
 from tpt.io.atomic import atomic_create_text
@@ -37,7 +37,7 @@ class ShardSpec:
     rows: int = -1  # rows in the range when the file's metadata says (-1: unknown until read)
     limit: int = -1  # --limit: take at most this many rows of the range
     text_field: str = "text"
-    id_field: Optional[str] = None
+    id_field: str | None = None
     size: int = -1  # the file's size when planned (a changed input is refused, not half-read)
 
     @property
@@ -45,7 +45,7 @@ class ShardSpec:
         return f"shard-{self.index:05d}"
 
 
-def parse_source(spec: str, text_field: str, id_field: Optional[str]) -> tuple[str, str, Optional[str]]:
+def parse_source(spec: str, text_field: str, id_field: str | None) -> tuple[str, str, str | None]:
     """``PATH[:TEXT_FIELD[:ID_FIELD]]`` -> (path, text field, id field); URLs' ``scheme://`` is not a field."""
     if not fs.is_url(spec) and Path(spec).exists():  # a local name that itself holds ":"
         return spec, text_field, id_field
@@ -65,8 +65,14 @@ def plan_files(config) -> list[dict]:
         for path in resolve_inputs([spec]):
             if str(path) in files:
                 continue
-            entry = {"path": str(path), "kind": file_kind(path), "size": _size(path), "rows": None,
-                     "text_field": text_field, "id_field": id_field}
+            entry = {
+                "path": str(path),
+                "kind": file_kind(path),
+                "size": _size(path),
+                "rows": None,
+                "text_field": text_field,
+                "id_field": id_field,
+            }
             try:
                 if entry["kind"] == "parquet":
                     meta = _parquet(path).metadata
@@ -95,8 +101,10 @@ def cut_shards(files: list[dict], shard_size: int, shard_bytes: int) -> list[lis
         elif entry["kind"] == "parquet":
             shards += [[i, start, stop, stop - start] for start, stop in _group_blocks(entry["row_groups"], shard_size)]
         else:
-            shards += [[i, s, min(s + shard_size, entry["rows"]), min(shard_size, entry["rows"] - s)]
-                       for s in range(0, entry["rows"], shard_size)]
+            shards += [
+                [i, s, min(s + shard_size, entry["rows"]), min(shard_size, entry["rows"] - s)]
+                for s in range(0, entry["rows"], shard_size)
+            ]
     return shards
 
 
@@ -117,9 +125,15 @@ def _group_blocks(groups: list[int], shard_size: int) -> list[tuple[int, int]]:
 
 def compute_plan(config) -> dict:
     files = plan_files(config)
-    plan = {"version": PLAN_VERSION, "inputs": list(config.inputs), "shard_size": config.shard_size,
-            "shard_bytes": config.shard_bytes, "limit": config.limit, "files": files,
-            "shards": cut_shards(files, config.shard_size, config.shard_bytes)}
+    plan = {
+        "version": PLAN_VERSION,
+        "inputs": list(config.inputs),
+        "shard_size": config.shard_size,
+        "shard_bytes": config.shard_bytes,
+        "limit": config.limit,
+        "files": files,
+        "shards": cut_shards(files, config.shard_size, config.shard_bytes),
+    }
     if config.limit is not None:
         plan["shards"] = _apply_limit(plan, config.limit)
     return plan
@@ -141,13 +155,25 @@ def _apply_limit(plan: dict, limit: int) -> list[list]:
     return kept
 
 
-def specs_of(plan: dict, shard_range: Optional[str] = None) -> list[ShardSpec]:
+def specs_of(plan: dict, shard_range: str | None = None) -> list[ShardSpec]:
     specs = []
     for index, shard in enumerate(plan["shards"]):
         entry = plan["files"][shard[0]]
         limit = shard[4] if len(shard) > 4 else -1
-        specs.append(ShardSpec(index, entry["path"], entry["kind"], shard[1], shard[2], shard[3], limit,
-                               entry["text_field"], entry["id_field"], entry["size"]))
+        specs.append(
+            ShardSpec(
+                index,
+                entry["path"],
+                entry["kind"],
+                shard[1],
+                shard[2],
+                shard[3],
+                limit,
+                entry["text_field"],
+                entry["id_field"],
+                entry["size"],
+            )
+        )
     if shard_range:
         i, n = parse_shard_range(shard_range)
         specs = [s for s in specs if s.index % n == i]
@@ -185,15 +211,19 @@ def read_plan(path: Path) -> dict:
 
 
 def check_plan(plan: dict, config, path: Path) -> None:
-    wanted = {"inputs": list(config.inputs), "shard_size": config.shard_size, "shard_bytes": config.shard_bytes,
-              "limit": config.limit}
+    wanted = {
+        "inputs": list(config.inputs),
+        "shard_size": config.shard_size,
+        "shard_bytes": config.shard_bytes,
+        "limit": config.limit,
+    }
     diff = {k: (plan.get(k), v) for k, v in wanted.items() if plan.get(k) != v}
     if diff:
         lines = "; ".join(f"{k}: plan has {a!r}, now {b!r}" for k, (a, b) in diff.items())
         raise PlanMismatch(f"{path} was made for other inputs ({lines}); use another --out, or the original settings")
 
 
-def planned_rows(plan: dict) -> Optional[int]:
+def planned_rows(plan: dict) -> int | None:
     """Rows of the whole plan when every file's metadata says (Parquet, HF), else None."""
     total = 0
     for shard in plan["shards"]:

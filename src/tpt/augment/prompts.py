@@ -95,12 +95,16 @@ def back_thinking_strategy(arg: str | None, seed: int) -> PromptStrategy:
     return PromptStrategy(spec, bt.document_template(bt.load_template(bt.template_path_of(spec))), seed)
 
 
-STRATEGIES = Registry("strategy", "--strategy", {
-    "default": default_strategy,
-    "random-focus": random_focus_strategy,
-    "back-thinking": back_thinking_strategy,
-    "file": file_strategy,
-})
+STRATEGIES = Registry(
+    "strategy",
+    "--strategy",
+    {
+        "default": default_strategy,
+        "random-focus": random_focus_strategy,
+        "back-thinking": back_thinking_strategy,
+        "file": file_strategy,
+    },
+)
 
 
 def load_strategy(spec: str, seed: int = 0):
@@ -109,8 +113,10 @@ def load_strategy(spec: str, seed: int = 0):
     strategy = factory(parsed.arg, seed)
     missing = [a for a in ("name", "template", "build") if not hasattr(strategy, a)]
     if missing:
-        raise ValueError(f"--strategy {spec}: {parsed.name} returned {type(strategy).__name__}, "
-                         f"which lacks {', '.join(missing)} (see tpt.augment.prompts.PromptStrategy)")
+        raise ValueError(
+            f"--strategy {spec}: {parsed.name} returned {type(strategy).__name__}, "
+            f"which lacks {', '.join(missing)} (see tpt.augment.prompts.PromptStrategy)"
+        )
     return strategy
 
 
@@ -118,7 +124,7 @@ def strip_thinking_tags(text: str) -> str:
     """The trajectory without a leading <think> and anything from </think> on."""
     text = text.lstrip()
     if text.startswith("<think>"):
-        text = text[len("<think>"):]
+        text = text[len("<think>") :]
     end = text.find("</think>")
     if end >= 0:
         text = text[:end]

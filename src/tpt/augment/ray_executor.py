@@ -19,7 +19,6 @@ import uuid
 from collections import Counter, deque
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
 
 from tpt.augment.backends.base import load_backend_factory
 from tpt.augment.config import AugmentConfig
@@ -27,8 +26,9 @@ from tpt.augment.prompts import PromptStrategy
 from tpt.augment.shards import ShardContext, ShardResult, ShardSpec, is_done, run_shard
 from tpt.progress import Throughput, progress_bar
 
-INSTALL_HINT = ("--executor ray needs Ray, an optional extra: pip install 'tpt[ray]'  "
-                "(or: pip install 'ray[default]>=2.40')")
+INSTALL_HINT = (
+    "--executor ray needs Ray, an optional extra: pip install 'tpt[ray]'  (or: pip install 'ray[default]>=2.40')"
+)
 MAX_ATTEMPTS = 3  # per shard: a shard whose workers keep dying is a problem to report, not to retry forever
 WORKER_PREFIX = "tpt-augment-worker"  # actor names: {prefix}-{run id}-{i}, in NAMESPACE
 NAMESPACE = "tpt-augment"
@@ -57,7 +57,7 @@ class ShardWorker:
         backend = load_backend_factory(config.backend)(backend_config(config))
         # the driver's strategy: a worker has no file to find
         self.ctx = ShardContext(config=config, backend=backend, strategy=strategy)
-        self.current: Optional[str] = None
+        self.current: str | None = None
 
     def status(self) -> dict:
         import ray
@@ -93,7 +93,7 @@ class RayExecutor:
         self._worker_class = None  # ShardWorker as a Ray actor class, made once
         self.retried: list[str] = []  # shard names re-queued after a worker died (for logs and tests)
 
-    def run(self, specs: list[ShardSpec], ctx: ShardContext, total_rows: Optional[int]) -> list[ShardResult]:
+    def run(self, specs: list[ShardSpec], ctx: ShardContext, total_rows: int | None) -> list[ShardResult]:
         out = Path(ctx.config.out)
         results = [run_shard(s, ctx) for s in specs if is_done(out, s)]  # counts records; needs no backend
         todo = [s for s in specs if not is_done(out, s)]
@@ -114,7 +114,9 @@ class RayExecutor:
             return False
         env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
         self.ray.init(
-            address=config.ray_address, namespace=NAMESPACE, runtime_env={"env_vars": env} if env else None,
+            address=config.ray_address,
+            namespace=NAMESPACE,
+            runtime_env={"env_vars": env} if env else None,
             log_to_driver=True,
         )
         return True
@@ -140,8 +142,10 @@ class RayExecutor:
         run_id = uuid.uuid4().hex[:8]
         names = [f"{WORKER_PREFIX}-{run_id}-{i}" for i in range(n_workers)]
         idle = deque((name, self._start_worker(ctx, options, name)) for name in names)
-        print(f"tpt augment: {len(todo)} shards on {n_workers} Ray workers ({options['num_gpus']} GPU each)",
-              file=sys.stderr)
+        print(
+            f"tpt augment: {len(todo)} shards on {n_workers} Ray workers ({options['num_gpus']} GPU each)",
+            file=sys.stderr,
+        )
         queue, running = deque(todo), {}  # ObjectRef -> (spec, name, actor)
         attempts, results = Counter(), []
         bar = _ProgressBar(config, sum(max(0, s.rows) for s in todo))

@@ -15,7 +15,6 @@ from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import pyarrow.parquet as pq
 
@@ -89,8 +88,11 @@ def check_manifest(config: AugmentConfig, template: str) -> None:
     if path.exists():
         old = json.loads(path.read_text()).get("fingerprint", {})
         diff = [k for k in sorted(set(old) | set(wanted)) if old.get(k) != wanted.get(k)]
-        if config.regenerate_length and diff == ["max_thinking_tokens"] and \
-                wanted["max_thinking_tokens"] > old["max_thinking_tokens"]:
+        if (
+            config.regenerate_length
+            and diff == ["max_thinking_tokens"]
+            and wanted["max_thinking_tokens"] > old["max_thinking_tokens"]
+        ):
             diff = []
         if diff:
             lines = [f"  {k}: run has {old.get(k)!r}, now {wanted.get(k)!r}" for k in diff]
@@ -111,8 +113,10 @@ def check_out_folder(config: AugmentConfig) -> None:
         spec = parse_source(source, config.text_field, config.id_field)[0]
         base = fs.as_path(_glob_base(spec))
         if isinstance(base, Path) and base.is_dir() and fs.is_inside(out, base):
-            raise InputError(f"--out {out} is inside the input folder {base}: the run's own files would be read as "
-                             "input on the next run. Choose an --out outside the inputs.")
+            raise InputError(
+                f"--out {out} is inside the input folder {base}: the run's own files would be read as "
+                "input on the next run. Choose an --out outside the inputs."
+            )
     if out.is_dir() and any(out.iterdir()):
         entries = {p.name for p in out.iterdir()}
         stage = _manifest_stage(out)
@@ -130,7 +134,7 @@ def _glob_base(spec: str) -> str:
     return spec[:cut].rsplit("/", 1)[0] if "/" in spec[:cut] else "."
 
 
-def _manifest_stage(out: Path) -> Optional[str]:
+def _manifest_stage(out: Path) -> str | None:
     try:
         return json.loads((out / "manifest.json").read_text()).get("stage", "?")
     except FileNotFoundError:
@@ -162,13 +166,16 @@ def load_backend(config: AugmentConfig) -> Backend:
     return load_backend_factory(config.backend)(config)
 
 
-def run_augment(config: AugmentConfig, backend: Optional[Backend] = None) -> RunSummary:
+def run_augment(config: AugmentConfig, backend: Backend | None = None) -> RunSummary:
     specs = prepare_run(config)
     out = Path(config.out)
     if config.regenerate_length:
         reopened = sum(reopen_length_records(out, s, config.max_thinking_tokens) for s in specs)
-        print(f"tpt augment: --regenerate-length: {reopened} records that hit a smaller thinking budget are "
-              f"generated again with --max-thinking-tokens {config.max_thinking_tokens}.", file=sys.stderr)
+        print(
+            f"tpt augment: --regenerate-length: {reopened} records that hit a smaller thinking budget are "
+            f"generated again with --max-thinking-tokens {config.max_thinking_tokens}.",
+            file=sys.stderr,
+        )
     todo = [s for s in specs if not is_done(out, s)]
     started = time.monotonic()
     if not todo:
@@ -183,13 +190,16 @@ def run_augment(config: AugmentConfig, backend: Optional[Backend] = None) -> Run
         except EngineDied as exc:
             if backend is not None or not config.serve or restart == config.serve_restarts:
                 raise EngineStopped(f"{exc}\n{_stop_advice(config, restart)}") from None
-            print(f"tpt augment: {exc}\ntpt augment: restarting the server ({restart + 1} of at most "
-                  f"{config.serve_restarts} restarts); finished records are kept.", file=sys.stderr)
+            print(
+                f"tpt augment: {exc}\ntpt augment: restarting the server ({restart + 1} of at most "
+                f"{config.serve_restarts} restarts); finished records are kept.",
+                file=sys.stderr,
+            )
             todo = [s for s in specs if not is_done(out, s)]
     return finalize(config, results, started, nothing_to_do=False)
 
 
-def _run_once(config: AugmentConfig, executor, specs, todo, backend: Optional[Backend]) -> list[ShardResult]:
+def _run_once(config: AugmentConfig, executor, specs, todo, backend: Backend | None) -> list[ShardResult]:
     with ExitStack() as stack:
         if backend is None:
             # Executors whose workers open their own backends (Ray) need only the --serve servers here.
@@ -201,8 +211,10 @@ def _run_once(config: AugmentConfig, executor, specs, todo, backend: Optional[Ba
 
 def _stop_advice(config: AugmentConfig, restarts: int) -> str:
     if config.serve:
-        return (f"tpt augment: stopping after {restarts} restart(s) of the server (--serve-restarts "
-                f"{config.serve_restarts}); finished records are kept: fix the server and rerun the same command.")
+        return (
+            f"tpt augment: stopping after {restarts} restart(s) of the server (--serve-restarts "
+            f"{config.serve_restarts}); finished records are kept: fix the server and rerun the same command."
+        )
     return "tpt augment: stopping; finished records are kept: restart the server and rerun the same command."
 
 
@@ -222,8 +234,10 @@ def check_inputs(config: AugmentConfig, todo: list[ShardSpec], rows_per_file: in
         payloads = [r.payload for r in rows if isinstance(r.payload, dict)]
         if rows and not docs and any(r.field == spec.text_field for r in rejections):
             fields = sorted({k for p in payloads for k in p}) or _json_fields(rows)
-            raise InputError(f"{spec.file}: no {spec.text_field!r} field in its first {len(rows)} rows (fields: "
-                             f"{', '.join(fields) or 'none'}); pass --text-field, or PATH:FIELD for this input")
+            raise InputError(
+                f"{spec.file}: no {spec.text_field!r} field in its first {len(rows)} rows (fields: "
+                f"{', '.join(fields) or 'none'}); pass --text-field, or PATH:FIELD for this input"
+            )
 
 
 def _check_parquet_schema(spec: ShardSpec) -> None:
@@ -236,8 +250,10 @@ def _check_parquet_schema(spec: ShardSpec) -> None:
     wanted = [spec.text_field] + ([spec.id_field] if spec.id_field else [])
     missing = [name for name in wanted if name not in names]
     if missing:
-        raise InputError(f"{spec.file}: no column {missing[0]!r} (columns: {', '.join(names)}); pass --text-field / "
-                         "--id-field, or PATH:TEXT_FIELD[:ID_FIELD] for this input")
+        raise InputError(
+            f"{spec.file}: no column {missing[0]!r} (columns: {', '.join(names)}); pass --text-field / "
+            "--id-field, or PATH:TEXT_FIELD[:ID_FIELD] for this input"
+        )
 
 
 def _json_fields(rows) -> list[str]:
@@ -252,12 +268,12 @@ def _json_fields(rows) -> list[str]:
     return sorted(fields)
 
 
-def shard_context(config: AugmentConfig, backend: Optional[Backend]) -> ShardContext:
+def shard_context(config: AugmentConfig, backend: Backend | None) -> ShardContext:
     """Everything ``run_shard`` needs besides its rows; an executor's worker builds one per process."""
     return ShardContext(config=config, backend=backend, strategy=load_strategy(config.strategy, config.seed))
 
 
-def _open_backend(config: AugmentConfig, stack: ExitStack, build: bool = True) -> Optional[Backend]:
+def _open_backend(config: AugmentConfig, stack: ExitStack, build: bool = True) -> Backend | None:
     servers: list = []
     if config.serve:
         from tpt.augment.endpoints import serve_replicas
@@ -331,8 +347,9 @@ def finalize(config: AugmentConfig, results: list[ShardResult], started: float, 
             write_json(out / "stats.json", stats)
     finally:
         lock.release()
-    return RunSummary(stats["records"], stats["rejected"], stats["failed"], stats["this_run"]["new_records"],
-                      nothing_to_do, stats)
+    return RunSummary(
+        stats["records"], stats["rejected"], stats["failed"], stats["this_run"]["new_records"], nothing_to_do, stats
+    )
 
 
 def _stats(out: Path, results: list[ShardResult], wall: float, complete: bool) -> dict:
@@ -394,8 +411,12 @@ def print_summary(config: AugmentConfig, summary: RunSummary, stream=None) -> No
     stream = stream or sys.stderr
     out = Path(config.out)
     if summary.nothing_to_do:
-        print(f"tpt augment: {out} is already complete; nothing to do." if summary.stats.get("complete") else
-              f"tpt augment: this process's shards of {out} are done; nothing to do.", file=stream)
+        print(
+            f"tpt augment: {out} is already complete; nothing to do."
+            if summary.stats.get("complete")
+            else f"tpt augment: this process's shards of {out} are done; nothing to do.",
+            file=stream,
+        )
     s = summary.stats
     print(
         f"tpt augment: {summary.records} records ({summary.new_records} new) in {out}/data; "

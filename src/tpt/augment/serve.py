@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
 
 import httpx
 
@@ -31,7 +30,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def expand_preset(command: str, max_model_len: Optional[int] = None) -> str:
+def expand_preset(command: str, max_model_len: int | None = None) -> str:
     """``vllm`` (optionally followed by extra flags) -> tpt's vLLM command; anything else as it is."""
     name, _, extra = command.strip().partition(" ")
     if name != "vllm" or extra.startswith("serve"):  # `vllm serve ...` is a user's own command
@@ -80,8 +79,15 @@ def log_tail(path: str | Path, lines: int = 20) -> str:
 class ServedModel:
     """Context manager: ``with ServedModel("vllm serve {model} --port {port}", model) as s: s.base_url``."""
 
-    def __init__(self, command: str, model: str, timeout: float = 600.0, port: int | None = None,
-                 env: Optional[dict] = None, log_dir: Optional[str | Path] = None):
+    def __init__(
+        self,
+        command: str,
+        model: str,
+        timeout: float = 600.0,
+        port: int | None = None,
+        env: dict | None = None,
+        log_dir: str | Path | None = None,
+    ):
         self.port = port or free_port()
         self.argv = shlex.split(command.format(model=model, port=self.port))
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
@@ -90,15 +96,17 @@ class ServedModel:
         self.process: subprocess.Popen | None = None
         if log_dir is not None:
             Path(log_dir).mkdir(parents=True, exist_ok=True)
-        self.log = tempfile.NamedTemporaryFile(prefix="tpt-serve-", suffix=".log", delete=False,
-                                               dir=str(log_dir) if log_dir else None)
+        self.log = tempfile.NamedTemporaryFile(
+            prefix="tpt-serve-", suffix=".log", delete=False, dir=str(log_dir) if log_dir else None
+        )
         self._old_sigterm = None
 
-    def __enter__(self) -> "ServedModel":
+    def __enter__(self) -> ServedModel:
         print(f"tpt augment: starting server: {shlex.join(self.argv)} (log: {self.log.name})", file=sys.stderr)
         env = {**os.environ, **self.env} if self.env else None
-        self.process = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-                                        env=env)
+        self.process = subprocess.Popen(
+            self.argv, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
         # SIGTERM becomes an exception so __exit__ runs and the server is stopped.
         try:
             self._old_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
@@ -108,7 +116,9 @@ class ServedModel:
             wait_healthy(self.base_url, self.timeout, self.process)
         except BaseException as exc:
             self.stop()
-            raise RuntimeError(f"--serve: {exc}; see {self.log.name}; its last lines:\n{log_tail(self.log.name)}") from None
+            raise RuntimeError(
+                f"--serve: {exc}; see {self.log.name}; its last lines:\n{log_tail(self.log.name)}"
+            ) from None
         return self
 
     def __exit__(self, *exc) -> None:
@@ -119,8 +129,11 @@ class ServedModel:
 
     def death_report(self) -> str:
         """What to tell the user about a server that stopped answering."""
-        state = (f"exited with code {self.process.returncode}" if self.process is not None and not self.alive()
-                 else "is running but does not answer")
+        state = (
+            f"exited with code {self.process.returncode}"
+            if self.process is not None and not self.alive()
+            else "is running but does not answer"
+        )
         return f"the server at {self.base_url} {state}; last lines of {self.log.name}:\n{log_tail(self.log.name)}"
 
     def stop(self) -> None:

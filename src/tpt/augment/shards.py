@@ -22,9 +22,9 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 import pyarrow.parquet as pq
 
@@ -59,7 +59,7 @@ def parts_dir(run_dir: Path, spec: ShardSpec) -> Path:
     return run_dir / "data" / ".parts" / spec.name
 
 
-def shard_lock(run_dir: Path, spec: ShardSpec, wait: Optional[float]) -> FileLock:
+def shard_lock(run_dir: Path, spec: ShardSpec, wait: float | None) -> FileLock:
     return FileLock(run_dir / "state" / "locks" / f"{spec.name}.lock", what=f"{spec.name} of {run_dir}", wait=wait)
 
 
@@ -68,7 +68,7 @@ class ShardContext:
     """What a shard needs besides its rows: the run's config, backend and prompt strategy."""
 
     config: AugmentConfig
-    backend: Optional[Backend]
+    backend: Backend | None
     strategy: PromptStrategy
     on_progress: Callable[[int, int], None] = lambda docs, tokens: None
 
@@ -77,8 +77,10 @@ def load_rows(spec: ShardSpec) -> list[RawRow]:
     """The shard's rows: only its own range of its own file is read."""
     path = fs.as_path(spec.file)
     if spec.size >= 0 and fs.size(path) != spec.size:
-        raise InputError(f"{spec.file}: its size changed since the run was planned ({spec.size} -> {fs.size(path)} "
-                         "bytes); inputs must not change under a run: restore the file or start a new --out")
+        raise InputError(
+            f"{spec.file}: its size changed since the run was planned ({spec.size} -> {fs.size(path)} "
+            "bytes); inputs must not change under a run: restore the file or start a new --out"
+        )
     rows = iter_range(path, spec.kind, spec.start, spec.stop)
     return list(rows) if spec.limit < 0 else [row for _, row in zip(range(spec.limit), rows)]
 
@@ -88,15 +90,16 @@ def head_of(spec: ShardSpec, n: int) -> ShardSpec:
     return replace(spec, limit=n if spec.limit < 0 else min(n, spec.limit))
 
 
-def run_shard(spec: ShardSpec, ctx: ShardContext, rows: Optional[list[RawRow]] = None,
-              wait: Optional[float] = None) -> ShardResult:
+def run_shard(
+    spec: ShardSpec, ctx: ShardContext, rows: list[RawRow] | None = None, wait: float | None = None
+) -> ShardResult:
     """Run one shard under its lock (``wait``: seconds to wait for another holder; LockHeld after)."""
     run_dir = Path(ctx.config.out)
     with shard_lock(run_dir, spec, wait):
         return _run_locked(spec, ctx, run_dir, rows)
 
 
-def _run_locked(spec: ShardSpec, ctx: ShardContext, run_dir: Path, rows: Optional[list[RawRow]]) -> ShardResult:
+def _run_locked(spec: ShardSpec, ctx: ShardContext, run_dir: Path, rows: list[RawRow] | None) -> ShardResult:
     if is_done(run_dir, spec):
         shutil.rmtree(parts_dir(run_dir, spec), ignore_errors=True)  # a kill between marker and cleanup
         return ShardResult(spec, records=_count_rows(run_dir / "data" / f"{spec.name}.parquet"), skipped=True)
@@ -159,8 +162,9 @@ def remove_stale_temp_files(run_dir: Path, spec: ShardSpec) -> None:
     remove_stale_temps(parts_dir(run_dir, spec))
 
 
-def parse_shard_rows(rows: list[RawRow], spec: ShardSpec, strict: bool = False
-                     ) -> tuple[list[Document], list[RawRow], list[Rejection]]:
+def parse_shard_rows(
+    rows: list[RawRow], spec: ShardSpec, strict: bool = False
+) -> tuple[list[Document], list[RawRow], list[Rejection]]:
     """Documents (with the rows they came from) and rejections; a repeated id within the shard is
     rejected (the first is kept)."""
     docs, doc_rows, rejections = [], [], []
@@ -195,8 +199,9 @@ def _scan_parts(folder: Path) -> tuple[set[tuple[str, int]], int]:
     return keys, next_chunk
 
 
-def _generate_pending(pending, spec: ShardSpec, ctx: ShardContext, chunk_no: int, result: ShardResult,
-                      fresh: list[dict]) -> list[dict]:
+def _generate_pending(
+    pending, spec: ShardSpec, ctx: ShardContext, chunk_no: int, result: ShardResult, fresh: list[dict]
+) -> list[dict]:
     """Generate, streaming results as they finish; every --checkpoint-records records or
     --checkpoint-seconds the finished ones become one atomic part file (the checkpoint)."""
     cfg, backend = ctx.config, ctx.backend
@@ -220,8 +225,9 @@ def _generate_pending(pending, spec: ShardSpec, ctx: ShardContext, chunk_no: int
         for i, res in stream_results(backend, requests, cfg.sampling()):
             request, doc_tokens, truncated = prepared[i]
             if res.error is not None:
-                failures.append({"id": request.doc.id, "sample": request.sample, "error": res.error,
-                                 "attempts": res.attempts})
+                failures.append(
+                    {"id": request.doc.id, "sample": request.sample, "error": res.error, "attempts": res.attempts}
+                )
             else:
                 buffer.append(_record(request, res, doc_tokens, truncated, cfg, backend))
             result.prompt_tokens += res.prompt_tokens
@@ -282,8 +288,9 @@ def _record(request: GenRequest, res: GenResult, doc_tokens: int, truncated: boo
     }
 
 
-def _consolidate(run_dir: Path, spec: ShardSpec, docs: list[Document], samples: int, fresh: list[dict],
-                 first_new_chunk: int) -> list[dict]:
+def _consolidate(
+    run_dir: Path, spec: ShardSpec, docs: list[Document], samples: int, fresh: list[dict], first_new_chunk: int
+) -> list[dict]:
     """Merge the parts into data/shard-k.parquet in input order (one row per key).  Parts of earlier
     (killed or partly failed) runs are read back; this call's rows are already in ``fresh``."""
     folder = parts_dir(run_dir, spec)

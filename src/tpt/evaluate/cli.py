@@ -11,9 +11,14 @@ from tpt.evaluate.datacheck import BadDataFile
 from tpt.evaluate.models import ModelNotLoadable
 from tpt.evaluate.render import DataFileMissing
 
-EPILOG = "tasks:\n" + "\n".join(f"  {name:<9} {spec.summary}" for name, spec in TASKS.items()) + \
-    "\nsuites:\n" + "\n".join(f"  {name:<10} {', '.join(tasks)}" for name, tasks in SUITES.items()) + \
-    "\nunavailable offline: " + ", ".join(UNAVAILABLE)
+EPILOG = (
+    "tasks:\n"
+    + "\n".join(f"  {name:<9} {spec.summary}" for name, spec in TASKS.items())
+    + "\nsuites:\n"
+    + "\n".join(f"  {name:<10} {', '.join(tasks)}" for name, tasks in SUITES.items())
+    + "\nunavailable offline: "
+    + ", ".join(UNAVAILABLE)
+)
 
 
 def parse(argv: list[str]) -> EvalConfig:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 from tpt.config import device, field
 
@@ -13,31 +13,44 @@ from tpt.config import device, field
 class EvalConfig:
     """Benchmarks through lm-evaluation-harness, offline: one JSON per model and a table (docs/eval.md)."""
 
-    models: list[str] = field(default_factory=list, positional=True,
-                              help="local HF model folders (tpt train checkpoints included); none with --base-url")
-    suite: Optional[str] = field(None, help="paper-base | paper-post | all; neither this nor --tasks: paper-base")
-    tasks: Optional[str] = field(None, help="comma-separated tasks: "
-                                 "gsm8k,gsm8k_cot,math,math500,boolq,mmlu,mmlu_pro,aime24,amc23")
+    models: list[str] = field(
+        default_factory=list,
+        positional=True,
+        help="local HF model folders (tpt train checkpoints included); none with --base-url",
+    )
+    suite: str | None = field(None, help="paper-base | paper-post | all; neither this nor --tasks: paper-base")
+    tasks: str | None = field(
+        None, help="comma-separated tasks: gsm8k,gsm8k_cot,math,math500,boolq,mmlu,mmlu_pro,aime24,amc23"
+    )
     data_dir: Path = field(Path("../shared/data/eval"), help="offline benchmark files (layout in docs/eval.md)")
     out: Path = field(Path("results"), help="output folder: <model>.json, comparison.md, tasks/ (rendered YAMLs)")
-    limit: Optional[int] = field(None, help="only the first N items of each task (of each MMLU subject / MMLU-Pro category): quick checks")
+    limit: int | None = field(
+        None, help="only the first N items of each task (of each MMLU subject / MMLU-Pro category): quick checks"
+    )
     samples: int = field(4, help="AIME/AMC: draws per problem at temperature 0.6 for pass@1")
-    max_gen_toks: Optional[int] = field(None, help="one generation budget for every generative task; none: per-task budgets (lm-eval's)")
+    max_gen_toks: int | None = field(
+        None, help="one generation budget for every generative task; none: per-task budgets (lm-eval's)"
+    )
     # --- model
-    backend: Literal["auto", "hf", "vllm"] = field("auto", help="local folders: auto = vllm when installed and a GPU exists, else hf")
-    base_url: Optional[str] = field(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
-    model: Optional[str] = field(None, help="with --base-url: the served model name")
-    tokenizer: Optional[str] = field(None, help="with --base-url and --server-logprobs: a local tokenizer folder")
-    server_logprobs: bool = field(False, help="the server returns prompt logprobs (echo+logprobs, e.g. vLLM): "
-                                  "allows boolq/mmlu over --base-url; transformers serve does not")
+    backend: Literal["auto", "hf", "vllm"] = field(
+        "auto", help="local folders: auto = vllm when installed and a GPU exists, else hf"
+    )
+    base_url: str | None = field(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    model: str | None = field(None, help="with --base-url: the served model name")
+    tokenizer: str | None = field(None, help="with --base-url and --server-logprobs: a local tokenizer folder")
+    server_logprobs: bool = field(
+        False,
+        help="the server returns prompt logprobs (echo+logprobs, e.g. vLLM): "
+        "allows boolq/mmlu over --base-url; transformers serve does not",
+    )
     chat: bool = field(False, help="wrap prompts in the model's chat template (SFT models)")
     batch_size: int = field(8, help="sequences per forward pass (hf/vllm); concurrent requests (server)")
     device: str = field("auto", parse=device, help="hf: auto | cpu | cuda | cuda:N")
     dtype: str = field("auto", help="hf/vllm: auto | bfloat16 | float16 | float32")
     seed: int = field(1234, help="seeds python, numpy, torch and the few-shot sampler")
     # --- subsets and logs
-    mmlu_subjects: Optional[str] = field(None, help="comma-separated MMLU subjects; none: all 57")
-    mmlu_pro_categories: Optional[str] = field(None, help="comma-separated MMLU-Pro categories; none: all 14")
+    mmlu_subjects: str | None = field(None, help="comma-separated MMLU subjects; none: all 57")
+    mmlu_pro_categories: str | None = field(None, help="comma-separated MMLU-Pro categories; none: all 14")
     log_samples: bool = field(False, help="also write every prompt, generation and score to <model>.samples/")
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 class BadDataFile(ValueError):
@@ -34,12 +34,22 @@ JSONL_RULES: dict[str, tuple[tuple[str, ...], tuple[Check, ...]]] = {
     "math500/": (("problem", "answer"), ()),
     "aime24/": (("problem", "answer"), ()),
     "amc23/": (("problem", "answer"), ()),
-    "boolq/": (("query", "gold"), (("gold is 0 or 1", lambda d: d["gold"] in (0, 1)),
-                                   ("query is 'Passage: ...\\nQuestion: ...?'", _boolq_query_ok))),
+    "boolq/": (
+        ("query", "gold"),
+        (
+            ("gold is 0 or 1", lambda d: d["gold"] in (0, 1)),
+            ("query is 'Passage: ...\\nQuestion: ...?'", _boolq_query_ok),
+        ),
+    ),
     "mmlu_pro/": (
         ("question", "options", "answer", "category"),
-        (("options is a non-empty list", lambda d: isinstance(d["options"], list) and len(d["options"]) > 0),
-         ("answer is a letter A-J naming an option", lambda d: d["answer"] in set("ABCDEFGHIJ"[: len(d["options"])]))),
+        (
+            ("options is a non-empty list", lambda d: isinstance(d["options"], list) and len(d["options"]) > 0),
+            (
+                "answer is a letter A-J naming an option",
+                lambda d: d["answer"] in set("ABCDEFGHIJ"[: len(d["options"])]),
+            ),
+        ),
     ),
 }
 MMLU_HEADER = ["question", "choice0", "choice1", "choice2", "choice3", "answer"]

@@ -112,8 +112,13 @@ def _server_target(cfg: EvalConfig) -> ModelTarget:
     base = cfg.base_url.rstrip("/")
     endpoint = "chat/completions" if cfg.chat else "completions"
     args = {
-        "model": cfg.model, "base_url": f"{base}/{endpoint}", "num_concurrent": cfg.batch_size,
-        "max_retries": 3, "seed": cfg.seed, "tokenized_requests": False, "timeout": 600,
+        "model": cfg.model,
+        "base_url": f"{base}/{endpoint}",
+        "num_concurrent": cfg.batch_size,
+        "max_retries": 3,
+        "seed": cfg.seed,
+        "tokenized_requests": False,
+        "timeout": 600,
     }
     if cfg.server_logprobs and not cfg.chat:
         # Log-likelihood requests need a tokenizer to split context from continuation.  Prompts go
@@ -158,8 +163,14 @@ def server_logprobs(base_url: str, model: str, timeout: float = 120.0) -> bool:
     log-likelihood)?  vLLM and SGLang do; transformers serve and most hosted APIs do not."""
     import httpx
 
-    body = {"model": model, "prompt": "The sky is blue because", "max_tokens": 1, "temperature": 0.0,
-            "echo": True, "logprobs": 1}
+    body = {
+        "model": model,
+        "prompt": "The sky is blue because",
+        "max_tokens": 1,
+        "temperature": 0.0,
+        "echo": True,
+        "logprobs": 1,
+    }
     try:
         response = httpx.post(f"{base_url.rstrip('/')}/completions", json=body, timeout=timeout)
         logprobs = response.json()["choices"][0].get("logprobs") or {}

@@ -30,7 +30,9 @@ OFFICIAL_YAML = {
 }
 # The official groups tpt's grouped tasks reproduce (for their versions).
 OFFICIAL_GROUP_YAML = {
-    "math": "benchmarks/minerva_math.yaml", "mmlu": "mmlu/default/_mmlu.yaml", "mmlu_pro": "mmlu_pro/_mmlu_pro.yaml",
+    "math": "benchmarks/minerva_math.yaml",
+    "mmlu": "mmlu/default/_mmlu.yaml",
+    "mmlu_pro": "mmlu_pro/_mmlu_pro.yaml",
 }
 MMLU_PRO_SHOTS = 5
 # lm-eval command-line settings under which the official task equals tpt's: MMLU's YAML has no
@@ -84,9 +86,12 @@ def _data_files(name: str, data_dir: Path, workdir: Path, subject: str, category
         rows = [_superglue_boolq(row) for row in _read_jsonl(data_dir / "boolq/boolq_dev.jsonl")]
         return {"validation": _write_jsonl(workdir / "boolq_validation.jsonl", rows)}
     if name == "mmlu":
-        return {split: _write_jsonl(workdir / f"mmlu_{subject}_{split}.jsonl",
-                                    _cais_mmlu(data_dir / f"mmlu/{split}/{subject}_{split}.csv"))
-                for split in ("dev", "test")}
+        return {
+            split: _write_jsonl(
+                workdir / f"mmlu_{subject}_{split}.jsonl", _cais_mmlu(data_dir / f"mmlu/{split}/{subject}_{split}.csv")
+            )
+            for split in ("dev", "test")
+        }
     if name == "mmlu_pro":
         test = data_dir / "mmlu_pro/test.jsonl"
         shots = _write_jsonl(workdir / "mmlu_pro_validation.jsonl", _mmlu_pro_shots(test, category))
@@ -108,15 +113,17 @@ def _superglue_boolq(row: dict) -> dict:
     """llm-foundry's "Passage: P\\nQuestion: Q?" -> SuperGLUE's fields (no title: the file has none)."""
     head, _, question = row["query"].rpartition("\nQuestion: ")
     assert head.startswith("Passage: ") and question.endswith("?"), row["query"][:80]
-    return {"passage": head[len("Passage: "):], "question": question[:-1], "label": row["gold"]}
+    return {"passage": head[len("Passage: ") :], "question": question[:-1], "label": row["gold"]}
 
 
 def _cais_mmlu(path: Path) -> list[dict]:
     """hendrycks CSV (question, choice0..3, answer index) -> cais/mmlu's {question, choices, answer}."""
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
-        return [{"question": r["question"], "choices": [r[f"choice{i}"] for i in range(4)], "answer": int(r["answer"])}
-                for r in reader]
+        return [
+            {"question": r["question"], "choices": [r[f"choice{i}"] for i in range(4)], "answer": int(r["answer"])}
+            for r in reader
+        ]
 
 
 def _mmlu_pro_shots(test: Path, category: str) -> list[dict]:
@@ -150,6 +157,8 @@ def score_output(task, doc: dict, output: str) -> dict[str, float]:
     inst.resps = [output]
     for ensemble in task._filters:
         ensemble.apply([inst])
-    return {f"{metric},{key}": float(value)
-            for key, resp in inst.filtered_resps.items()
-            for metric, value in task.process_results(doc, [resp]).items()}
+    return {
+        f"{metric},{key}": float(value)
+        for key, resp in inst.filtered_resps.items()
+        for metric, value in task.process_results(doc, [resp]).items()
+    }

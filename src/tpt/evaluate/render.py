@@ -20,7 +20,13 @@ from tpt.evaluate.datacheck import check_file
 # Per-task generation budgets (tokens) when --max-gen-toks is not given: lm-eval's (its YAML's value,
 # else its models' default of 256), and tpt's own for the competition protocol.
 DEFAULT_MAX_GEN_TOKS = {
-    "gsm8k": 256, "gsm8k_cot": 256, "math": 256, "math500": 256, "mmlu_pro": 2048, "aime24": 8192, "amc23": 8192,
+    "gsm8k": 256,
+    "gsm8k_cot": 256,
+    "math": 256,
+    "math500": 256,
+    "mmlu_pro": 2048,
+    "aime24": 8192,
+    "amc23": 8192,
 }
 
 
@@ -84,8 +90,13 @@ def _categories(opts: RenderOptions) -> list[str]:
 def _group_yaml(group: str, members: list[str], metric: str, version: float, filter_name: str = "none") -> str:
     """An lm-eval group averaging ``metric`` weighted by member size, versioned as the official group."""
     lines = [f"group: {group}", "task:"] + [f"  - {m}" for m in members]
-    lines += ["aggregate_metric_list:", f"  - metric: {metric}", "    aggregation: mean", "    weight_by_size: true",
-              f"    filter_list: {filter_name}"]
+    lines += [
+        "aggregate_metric_list:",
+        f"  - metric: {metric}",
+        "    aggregation: mean",
+        "    weight_by_size: true",
+        f"    filter_list: {filter_name}",
+    ]
     return "\n".join(lines + ["metadata:", f"  version: {version}", ""])
 
 
@@ -108,7 +119,10 @@ def _render_one(spec: TaskSpec, opts: RenderOptions, values: dict) -> list[tuple
     if spec.name == "mmlu":
         subjects = _subjects(opts)
         files = [
-            (f"mmlu_{s}.yaml", _template("mmlu_subject.yaml").substitute(values, subject=s, subject_words=s.replace("_", " ")))
+            (
+                f"mmlu_{s}.yaml",
+                _template("mmlu_subject.yaml").substitute(values, subject=s, subject_words=s.replace("_", " ")),
+            )
             for s in subjects
         ]
         group = _group_yaml("tpt_mmlu", [f"tpt_mmlu_{s}" for s in subjects], "acc", spec.reference_version)
@@ -116,7 +130,10 @@ def _render_one(spec: TaskSpec, opts: RenderOptions, values: dict) -> list[tuple
     if spec.name == "mmlu_pro":
         categories = _categories(opts)
         files = [
-            (f"mmlu_pro_{slug(c)}.yaml", _template("mmlu_pro_category.yaml").substitute(values, category=c, slug=slug(c)))
+            (
+                f"mmlu_pro_{slug(c)}.yaml",
+                _template("mmlu_pro_category.yaml").substitute(values, category=c, slug=slug(c)),
+            )
             for c in categories
         ]
         members = [f"tpt_mmlu_pro_{slug(c)}" for c in categories]
@@ -126,5 +143,7 @@ def _render_one(spec: TaskSpec, opts: RenderOptions, values: dict) -> list[tuple
         text = _template("math.yaml").substitute(values, task=spec.lm_task, folder=spec.name, reference=spec.reference)
         return [(f"{spec.name}.yaml", text)]
     if spec.name in ("aime24", "amc23"):
-        return [(f"{spec.name}.yaml", _template("competition.yaml").substitute(values, task=spec.lm_task, folder=spec.name))]
+        return [
+            (f"{spec.name}.yaml", _template("competition.yaml").substitute(values, task=spec.lm_task, folder=spec.name))
+        ]
     return [(f"{spec.name}.yaml", _template(f"{spec.name}.yaml").substitute(values))]

@@ -53,6 +53,9 @@ def compare(results: list[dict]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     limit = results[0].get("limit")
-    note = f"\n\nScores in percent (± standard error). --limit {limit}: a quick check, not a benchmark." if limit else \
-        "\n\nScores in percent (± standard error)."
+    note = (
+        f"\n\nScores in percent (± standard error). --limit {limit}: a quick check, not a benchmark."
+        if limit
+        else "\n\nScores in percent (± standard error)."
+    )
     return "\n".join(lines) + note

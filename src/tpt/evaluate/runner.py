@@ -34,8 +34,11 @@ def evaluate(cfg: EvalConfig) -> dict[str, dict]:
     check_server_tasks(cfg, specs)
     targets = model_targets(cfg)  # every model checked before the first benchmark runs
     opts = RenderOptions(
-        data_dir=cfg.data_dir, samples=cfg.samples, max_gen_toks=cfg.max_gen_toks,
-        mmlu_subjects=split_list(cfg.mmlu_subjects), mmlu_pro_categories=split_list(cfg.mmlu_pro_categories),
+        data_dir=cfg.data_dir,
+        samples=cfg.samples,
+        max_gen_toks=cfg.max_gen_toks,
+        mmlu_subjects=split_list(cfg.mmlu_subjects),
+        mmlu_pro_categories=split_list(cfg.mmlu_pro_categories),
     )
     task_dir = render_tasks(specs, opts, cfg.out / "tasks")
     results = {}
@@ -66,7 +69,10 @@ def evaluate_model(cfg: EvalConfig, target: ModelTarget, specs: list[TaskSpec], 
         task_manager=TaskManager(include_path=str(task_dir), include_defaults=False),
         apply_chat_template=cfg.chat,
         fewshot_as_multiturn=cfg.chat,
-        random_seed=cfg.seed, numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed, fewshot_random_seed=cfg.seed,
+        random_seed=cfg.seed,
+        numpy_random_seed=cfg.seed,
+        torch_random_seed=cfg.seed,
+        fewshot_random_seed=cfg.seed,
     )
     wall = time.time() - started
     if cfg.log_samples:
@@ -130,11 +136,21 @@ def summarize_task(raw: dict, spec: TaskSpec) -> dict:
     metrics = _metrics(results[spec.lm_task])
     headline = metrics.get(spec.metric, {"score": None, "stderr": None})
     n = sum(counts[m]["effective"] for m in members) if members else counts.get(spec.lm_task, {}).get("effective")
-    summary = {"metric": spec.metric, "score": headline["score"], "stderr": headline["stderr"], "n": n, "metrics": metrics,
-               "num_fewshot": _num_fewshot(raw, spec, members), "reference": reference_of(spec)}
+    summary = {
+        "metric": spec.metric,
+        "score": headline["score"],
+        "stderr": headline["stderr"],
+        "n": n,
+        "metrics": metrics,
+        "num_fewshot": _num_fewshot(raw, spec, members),
+        "reference": reference_of(spec),
+    }
     if members:
         summary["subtasks"] = {
-            results[m].get("alias", m).strip(" -"): {**_metrics(results[m]).get(spec.metric, {}), "n": counts[m]["effective"]}
+            results[m].get("alias", m).strip(" -"): {
+                **_metrics(results[m]).get(spec.metric, {}),
+                "n": counts[m]["effective"],
+            }
             for m in members
         }
     return summary

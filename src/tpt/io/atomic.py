@@ -16,9 +16,9 @@ import re
 import shutil
 import socket
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 # Every temp path tpt makes contains this; cleanup deletes only paths that carry it.
 TEMP_MARK = ".tpt-tmp"

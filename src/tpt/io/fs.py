@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import glob
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
-AnyPath = Union[Path, str]  # a str here is always a URL
+AnyPath = Path | str  # a str here is always a URL
 
 
 def is_url(spec: str | Path) -> bool:

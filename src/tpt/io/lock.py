@@ -70,13 +70,13 @@ class FileLock:
         self._excl: Path | None = None
 
     # -- public ---------------------------------------------------------------------------------
-    def acquire(self) -> "FileLock":
+    def acquire(self) -> FileLock:
         mode = os.environ.get("TPT_LOCK", "flock")
         if mode == "none":
             return self
         deadline = None if self.wait is None else time.monotonic() + self.wait
         while True:
-            if (self._try_excl() if mode == "excl" else self._try_flock()):
+            if self._try_excl() if mode == "excl" else self._try_flock():
                 return self
             if deadline is not None and time.monotonic() >= deadline:
                 raise LockHeld(self.path, self.holder(), self.what)
@@ -108,7 +108,7 @@ class FileLock:
                     continue
         return {}
 
-    def __enter__(self) -> "FileLock":
+    def __enter__(self) -> FileLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

@@ -23,9 +23,10 @@ import gzip
 import hashlib
 import io
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Union
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -57,8 +58,9 @@ class RawRow:
 
     __slots__ = ("source", "payload", "_line", "_base")
 
-    def __init__(self, source: str, line: int, payload: Union[bytes, dict, ReadError],
-                 base: Optional[Callable[[], int]] = None):
+    def __init__(
+        self, source: str, line: int, payload: bytes | dict | ReadError, base: Callable[[], int] | None = None
+    ):
         self.source, self.payload, self._line, self._base = source, payload, line, base
 
     @property
@@ -220,7 +222,7 @@ def _jsonl_stream(path: AnyPath, start: int, stop: int) -> Iterator[RawRow]:
     with _open_compressed(path) as fh:
         for i, line in enumerate(fh, start=1):
             if i == 1 and line.startswith(BOM):
-                line = line[len(BOM):]
+                line = line[len(BOM) :]
             if line.strip():
                 yield RawRow(str(path), i, line)
 
@@ -271,7 +273,7 @@ def _jsonl_range(path: AnyPath, start: int, stop: int) -> Iterator[RawRow]:
             i += 1
             position += len(line)
             if i == 1 and start == 0 and line.startswith(BOM):
-                line = line[len(BOM):]
+                line = line[len(BOM) :]
             if line.strip():
                 yield RawRow(str(path), i, line, base)
 
@@ -281,7 +283,7 @@ def content_id(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:20]
 
 
-def parse_row(raw: RawRow, text_field: str = "text", id_field: Optional[str] = None) -> Union[Document, Rejection]:
+def parse_row(raw: RawRow, text_field: str = "text", id_field: str | None = None) -> Document | Rejection:
     """A ``Document``, or a ``Rejection`` saying which file, line and field was wrong and why."""
     item = raw.payload
     if isinstance(item, ReadError):
@@ -300,7 +302,7 @@ def parse_row(raw: RawRow, text_field: str = "text", id_field: Optional[str] = N
     return _document(item, raw, text_field, id_field)
 
 
-def _document(item: dict, raw: RawRow, text_field: str, id_field: Optional[str]) -> Union[Document, Rejection]:
+def _document(item: dict, raw: RawRow, text_field: str, id_field: str | None) -> Document | Rejection:
     text = item.get(text_field)
     if text_field not in item:
         return Rejection(raw.source, raw.line, text_field, "missing text field", _preview(item))
@@ -324,7 +326,7 @@ def _document(item: dict, raw: RawRow, text_field: str, id_field: Optional[str])
     return Document(id=doc_id, text=text, meta=meta, source=raw.source, line=line)
 
 
-def unstorable_field(item: dict) -> Optional[tuple[str, str]]:
+def unstorable_field(item: dict) -> tuple[str, str] | None:
     """(field, reason) for the first value no UTF-8 writer can store (a lone surrogate, which JSON's
     ``"\\ud800"`` escapes produce and tokenizers and Parquet reject), else None."""
     for key, value in item.items():
@@ -333,8 +335,10 @@ def unstorable_field(item: dict) -> Optional[tuple[str, str]]:
                 text.encode("utf-8")
             except UnicodeEncodeError as exc:
                 name = str(key).encode("utf-8", "backslashreplace").decode()
-                return name, (f"lone surrogate {ascii(text[exc.start])} at position {exc.start}: not valid Unicode "
-                              "text, cannot be stored or tokenized")
+                return name, (
+                    f"lone surrogate {ascii(text[exc.start])} at position {exc.start}: not valid Unicode "
+                    "text, cannot be stored or tokenized"
+                )
     return None
 
 

@@ -9,13 +9,13 @@ before any truncation.
 from __future__ import annotations
 
 import os
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 MIN_PIECE = 6  # shorter pieces of a key are indistinguishable from ordinary text
 MASK = "***"
 
 
-def scrub(text: str, secrets: Iterable[Optional[str]]) -> str:
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
     for secret in secrets:
         if secret:
             text = _scrub_one(text, secret)

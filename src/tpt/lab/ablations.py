@@ -43,8 +43,17 @@ def prepare_ablations(root: Path, prof: Profile, seed: int, think_budget: int) -
     budget = int(prof.tokens * prof.vanilla_multiple)
     manifests["vanilla-pool"] = prepare_arm(root, "vanilla-pool", tokenizer, prof, seed, budget, pool_tokens=pool)
     run_stats(StatsConfig(runs=[root / "augment"], by=["family", "difficulty"], out=root / "analyze", plots=True))
-    jobs = [Job(seed, root, arm, int(m["train"]["tokens_budget"]), curve_points(prof, "vanilla" if arm == "vanilla-pool" else "tpt"), think_budget)
-            for arm, m in manifests.items()]  # fmt: skip
+    jobs = [
+        Job(
+            seed,
+            root,
+            arm,
+            int(m["train"]["tokens_budget"]),
+            curve_points(prof, "vanilla" if arm == "vanilla-pool" else "tpt"),
+            think_budget,
+        )
+        for arm, m in manifests.items()
+    ]
     ready.write_text(json.dumps({"jobs": [j.__dict__ | {"root": str(j.root)} for j in jobs],
                                  "data": {arm: data_facts(m) for arm, m in manifests.items()}}, indent=1))  # fmt: skip
     return jobs

@@ -12,7 +12,11 @@ USAGE = "usage: tpt lab run [--quick | --full] [--out DIR] [options]   (tpt lab 
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE + "\n\nsubcommands:\n  run   vanilla vs TPT on synthetic reasoning tasks: augment -> prepare -> train -> eval -> report")
+        print(
+            USAGE
+            + "\n\nsubcommands:\n  run   vanilla vs TPT on synthetic reasoning tasks: augment -> prepare -> train -> "
+            "eval -> report"
+        )
         return 0
     if argv[0] != "run":
         print(f"tpt lab: unknown subcommand {argv[0]!r}\n{USAGE}", file=sys.stderr)

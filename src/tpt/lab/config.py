@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
 
 from tpt.config import field, parse_count
 
@@ -32,24 +31,52 @@ class Profile:
     # RoPE base of the lab models (`tpt train --rope-theta`).  100, not 10,000: with 16-dim heads,
     # base 10,000 leaves ~2 rotation frequencies that vary over a 60-token document (docs/lab.md)
     rope_theta: float = 100.0
-    vocab_size: int = 512  # small enough that digits stay separate tokens, large enough that every chain_mod10 step is 4 tokens
+    vocab_size: int = (
+        512  # small enough that digits stay separate tokens, large enough that every chain_mod10 step is 4 tokens
+    )
 
 
 ALL_FAMILIES = ("chain_mod10", "divisibility", "multiply", "two_hop")
 
 PROFILES: dict[str, Profile] = {
     # `--quick`: a smoke run for tests; numbers are noise
-    "quick": Profile(tokens=16_000, fractions=(0.5, 1.0, 2.0, 4.0), model_preset="0.1m", seq_len=128, batch_tokens="1K", lr=3e-3,
-                     heldout_per_family=8, families=ALL_FAMILIES, test_seeds=(1,)),
+    "quick": Profile(
+        tokens=16_000,
+        fractions=(0.5, 1.0, 2.0, 4.0),
+        model_preset="0.1m",
+        seq_len=128,
+        batch_tokens="1K",
+        lr=3e-3,
+        heldout_per_family=8,
+        families=ALL_FAMILIES,
+        test_seeds=(1,),
+    ),
     # the default (`make demo`): <= 10 minutes on an idle 2-core CPU for 3 test seeds (docs/lab.md,
     # "Budget").  Two families: chain_mod10 (where TPT's steps can work at this size) and
     # divisibility (which vanilla learns directly): signal per second.  vanilla reads 4 x B.
-    "default": Profile(tokens=1_000_000, fractions=(0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0), model_preset="0.1m",
-                       seq_len=256, batch_tokens="512", lr=4e-3, heldout_per_family=64, families=("chain_mod10", "divisibility")),
+    "default": Profile(
+        tokens=1_000_000,
+        fractions=(0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0),
+        model_preset="0.1m",
+        seq_len=256,
+        batch_tokens="512",
+        lr=4e-3,
+        heldout_per_family=64,
+        families=("chain_mod10", "divisibility"),
+    ),
     # `--full`: sized for one GPU (5m preset); batch 4K / lr 4e-3 from an earlier H200 run (docs/lab.md)
-    "full": Profile(tokens=8_000_000, fractions=(0.0625, 0.125, 0.25, 0.5, 0.75, 1.0, 2.0, 3.0, 4.0), model_preset="5m",
-                    seq_len=512, batch_tokens="4K", lr=4e-3, heldout_per_family=200, families=ALL_FAMILIES, workers=1),
-}  # fmt: skip
+    "full": Profile(
+        tokens=8_000_000,
+        fractions=(0.0625, 0.125, 0.25, 0.5, 0.75, 1.0, 2.0, 3.0, 4.0),
+        model_preset="5m",
+        seq_len=512,
+        batch_tokens="4K",
+        lr=4e-3,
+        heldout_per_family=200,
+        families=ALL_FAMILIES,
+        workers=1,
+    ),
+}
 
 
 @dataclass
@@ -57,42 +84,71 @@ class LabConfig:
     """Controlled TPT experiment on synthetic reasoning tasks: vanilla vs TPT through augment ->
     prepare -> train -> eval, then a report with bootstrap intervals.  See docs/lab.md."""
 
-    out: Path = field(Path("runs/lab"), help="output folder: report.md, results.json, plots/, and every stage's outputs")
+    out: Path = field(
+        Path("runs/lab"), help="output folder: report.md, results.json, plots/, and every stage's outputs"
+    )
     quick: bool = field(False, help="smoke-test size (numbers are noise)")
     full: bool = field(False, help="GPU size: larger model and budgets, all four families")
-    dev: bool = field(False, help="run the dev seed only (for choosing settings); its report is marked DEV and is not a result")
-    evaluate_saved: bool = field(False, help="no training: evaluate the checkpoints an interrupted run saved and report them (the curves stop where the arms stopped; the report says so)")
-    ablations: bool = field(False, help="also the ablation arms: constrained-data curve, noisy experts, [d; t_other], [d; filler] (docs/lab.md)")
-    generators: bool = field(
-        False, help="also TPT arms whose thinking is written by small generators tpt trains (two sizes, forward and back-thinking; docs/generators.md)"
+    dev: bool = field(
+        False, help="run the dev seed only (for choosing settings); its report is marked DEV and is not a result"
     )
-    families: Optional[list[str]] = field(None, help="task families: built-in names or module paths (default: the profile's)")
-    test_seeds: Optional[list[int]] = field(None, help="test seeds (default: the profile's; the dev seed is refused)")
-    tokens: Optional[str] = field(None, help="TPT's training tokens B, e.g. 1.5M (vanilla reads vanilla_multiple x B)")
-    model_preset: Optional[str] = field(None, help="`tpt train` model preset (overrides the profile)")
-    batch_tokens: Optional[str] = field(None, help="tokens per optimizer step (overrides the profile)")
-    lr: Optional[float] = field(None, help="peak learning rate (overrides the profile)")
-    rope_theta: Optional[float] = field(None, help="RoPE base of the models (overrides the profile; `tpt train --rope-theta`)")
-    workers: Optional[int] = field(None, help="training runs in parallel, one CPU thread each (default: the profile's)")
+    evaluate_saved: bool = field(
+        False,
+        help="no training: evaluate the checkpoints an interrupted run saved and report them (the curves stop where "
+        "the arms stopped; the report says so)",
+    )
+    ablations: bool = field(
+        False,
+        help="also the ablation arms: constrained-data curve, noisy experts, [d; t_other], [d; filler] (docs/lab.md)",
+    )
+    generators: bool = field(
+        False,
+        help="also TPT arms whose thinking is written by small generators tpt trains (two sizes, forward and "
+        "back-thinking; docs/generators.md)",
+    )
+    families: list[str] | None = field(
+        None, help="task families: built-in names or module paths (default: the profile's)"
+    )
+    test_seeds: list[int] | None = field(None, help="test seeds (default: the profile's; the dev seed is refused)")
+    tokens: str | None = field(None, help="TPT's training tokens B, e.g. 1.5M (vanilla reads vanilla_multiple x B)")
+    model_preset: str | None = field(None, help="`tpt train` model preset (overrides the profile)")
+    batch_tokens: str | None = field(None, help="tokens per optimizer step (overrides the profile)")
+    lr: float | None = field(None, help="peak learning rate (overrides the profile)")
+    rope_theta: float | None = field(
+        None, help="RoPE base of the models (overrides the profile; `tpt train --rope-theta`)"
+    )
+    workers: int | None = field(None, help="training runs in parallel, one CPU thread each (default: the profile's)")
     doc_attention: bool = field(
-        False, help="`tpt train --doc-attention`: attend within each packed document, positions from 0 per document (as the evaluation prompts see them)"
+        False,
+        help="`tpt train --doc-attention`: attend within each packed document, positions from 0 per document (as the "
+        "evaluation prompts see them)",
     )
     device: str = field("auto", help="training and evaluation device: cpu | cuda | auto")
     threads: int = field(
-        1, help="torch threads per training run (0: torch's default). 1 is the default because these models are tiny: "
-        "on a busy 2-core machine, OpenMP threads spinning against other processes made a step ~10x slower (docs/lab.md)"
+        1,
+        help="torch threads per training run (0: torch's default). 1 is the default because these models are tiny: "
+        "on a busy 2-core machine, OpenMP threads spinning against other processes made a step ~10x slower "
+        "(docs/lab.md)",
     )
 
     def profile(self) -> Profile:
         if self.quick and self.full:
             raise ValueError("--quick and --full are exclusive")
         base = PROFILES["quick" if self.quick else "full" if self.full else "default"]
-        overrides = {k: v for k, v in (
-            ("tokens", parse_count(self.tokens, "--tokens") if self.tokens else None), ("model_preset", self.model_preset),
-            ("batch_tokens", self.batch_tokens), ("lr", self.lr), ("rope_theta", self.rope_theta), ("workers", self.workers),
-            ("families", tuple(self.families) if self.families else None),
-            ("test_seeds", tuple(self.test_seeds) if self.test_seeds else None),
-        ) if v}  # fmt: skip
+        overrides = {
+            k: v
+            for k, v in (
+                ("tokens", parse_count(self.tokens, "--tokens") if self.tokens else None),
+                ("model_preset", self.model_preset),
+                ("batch_tokens", self.batch_tokens),
+                ("lr", self.lr),
+                ("rope_theta", self.rope_theta),
+                ("workers", self.workers),
+                ("families", tuple(self.families) if self.families else None),
+                ("test_seeds", tuple(self.test_seeds) if self.test_seeds else None),
+            )
+            if v
+        }
         prof = replace(base, **overrides)
         if prof.dev_seed in prof.test_seeds:
             raise ValueError(f"--test-seeds must not include the dev seed {prof.dev_seed}: every choice was made on it")

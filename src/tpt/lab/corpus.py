@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from tpt.lab.evaluate import HeldOut
 from tpt.lab.families import TaskFamily
@@ -93,15 +93,23 @@ def corpus_rows(families: dict[str, TaskFamily], heldout: list[HeldOut], n_docs:
 
 def sft_rows(families: dict[str, TaskFamily], heldout: list[HeldOut], n_examples: int, seed: int) -> Iterator[dict]:
     """Think-then-answer chat examples (the post-training set both arms get), disjoint from held-out."""
-    stream = training_problems(families, heldout_identity(families, heldout), seed + 7919)  # a different stream from the corpus
+    stream = training_problems(
+        families, heldout_identity(families, heldout), seed + 7919
+    )  # a different stream from the corpus
     for _ in range(n_examples):
         family, _, problem = next(stream)
         reply = f"<think> {family.trajectory(problem)} </think> The answer is {family.answer(problem)}."
-        yield {"messages": [{"role": "user", "content": family.question(problem)}, {"role": "assistant", "content": reply}]}
+        yield {
+            "messages": [{"role": "user", "content": family.question(problem)}, {"role": "assistant", "content": reply}]
+        }
 
 
 def background_rows(families: dict[str, TaskFamily]) -> list[dict]:
-    return [{"id": f"{name}-fact-{i:05d}", "text": text} for name, fam in families.items() for i, text in enumerate(fam.background())]
+    return [
+        {"id": f"{name}-fact-{i:05d}", "text": text}
+        for name, fam in families.items()
+        for i, text in enumerate(fam.background())
+    ]
 
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
@@ -125,7 +133,14 @@ def write_heldout(path: Path, heldout: list[HeldOut], families: dict[str, TaskFa
 
     def row(h: HeldOut) -> dict:
         fam = families[h.family]
-        return {"family": h.family, "difficulty": h.difficulty, "problem": h.problem, "question": fam.question(h.problem),
-                "answer": fam.answer(h.problem), "trajectory": fam.trajectory(h.problem), "identity": sorted(fam.identity(h.problem))}  # fmt: skip
+        return {
+            "family": h.family,
+            "difficulty": h.difficulty,
+            "problem": h.problem,
+            "question": fam.question(h.problem),
+            "answer": fam.answer(h.problem),
+            "trajectory": fam.trajectory(h.problem),
+            "identity": sorted(fam.identity(h.problem)),
+        }
 
     return write_jsonl(path, (row(h) for h in heldout))

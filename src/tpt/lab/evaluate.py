@@ -26,9 +26,10 @@ Why not lm-evaluation-harness here: see docs/lab.md ("Evaluation").
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from tpt.lab.families import TaskFamily
 from tpt.lab.families.base import ANSWER_PREFIX, ANSWER_RE
@@ -58,17 +59,24 @@ def prompts_for(family: TaskFamily, problem: dict, mode: str, think_separator: s
     return f"{question}{think_separator}<think>"
 
 
-def _generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int, stop_ids: list[int]) -> list[str]:
+def _generate(
+    model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int, stop_ids: list[int]
+) -> list[str]:
     """Greedy completions of ``prompts`` (left-padded batches); special tokens kept for parsing."""
     import torch
 
     tokenizer.padding_side = "left"
     out: list[str] = []
     for i in range(0, len(prompts), batch_size):
-        batch = tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        batch = tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(
+            model.device
+        )
         with torch.inference_mode():
             gen = model.generate(
-                **batch, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop_ids,
+                **batch,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                eos_token_id=stop_ids,
                 pad_token_id=tokenizer.pad_token_id,
             )
         new = gen[:, batch["input_ids"].shape[1] :]  # (batch, new_tokens)
@@ -97,7 +105,9 @@ def evaluate_checkpoint(
     model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).to(device).eval()
 
     def chat_prefix(q: str) -> str:
-        return tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False)
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False
+        )
 
     stop_ids = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("</think>")]
     result: dict[str, Any] = {}
@@ -112,7 +122,9 @@ def evaluate_checkpoint(
         result[mode] = summarize(problems, correct)
         result[mode]["correct"] = "".join("1" if ok else "0" for ok in correct)
         if mode in THINKING_MODES:  # diagnostic: how much of the expert's reasoning the model reproduces
-            result[mode]["steps_reproduced"] = steps_by_family(problems, families, [thinking_text(t) for t in completions])
+            result[mode]["steps_reproduced"] = steps_by_family(
+                problems, families, [thinking_text(t) for t in completions]
+            )
         result[mode]["examples"] = [
             {"prompt": pr, "completion": c, "correct": ok} for pr, c, ok in list(zip(prompts, completions, correct))[:3]
         ]
@@ -169,7 +181,9 @@ def steps_reproduced(family: TaskFamily, problem: dict, completion: str) -> floa
     return matched / len(steps)
 
 
-def steps_by_family(problems: Sequence[HeldOut], families: dict[str, TaskFamily], completions: Sequence[str]) -> dict[str, float]:
+def steps_by_family(
+    problems: Sequence[HeldOut], families: dict[str, TaskFamily], completions: Sequence[str]
+) -> dict[str, float]:
     """Mean ``steps_reproduced`` per family."""
     shares: dict[str, list[float]] = defaultdict(list)
     for p, text in zip(problems, completions):

@@ -65,7 +65,9 @@ def prepare_seed(lab: LabConfig, prof: Profile, seed: int) -> list[Job]:
     ready = root / "prepared.json"
     if ready.exists():
         log(f"seed {seed}: reusing its prepared data")
-        return [Job(**(j | {"root": root})) for j in json.loads(ready.read_text())["jobs"]]  # root: the folder may have moved
+        return [
+            Job(**(j | {"root": root})) for j in json.loads(ready.read_text())["jobs"]
+        ]  # root: the folder may have moved
     if root.exists():  # a seed whose preparation did not finish: start it clean (redrawn identically)
         shutil.rmtree(root)
     families = families_for(prof, seed)
@@ -84,15 +86,28 @@ def prepare_seed(lab: LabConfig, prof: Profile, seed: int) -> list[Job]:
     vanilla_tokens = int(prof.tokens * prof.vanilla_multiple)
     sizes = {"vanilla": int(1.15 * vanilla_tokens / doc_len) + 200, "tpt": int(1.15 * prof.tokens / sample_len) + 200}
     rows += [next(stream) for _ in range(max(sizes.values()) - len(rows))]
-    log(f"seed {seed}: {len(heldout)} held-out problems; corpora of {sizes['vanilla']:,} (vanilla) and {sizes['tpt']:,} (TPT) documents")
+    log(
+        f"seed {seed}: {len(heldout)} held-out problems; corpora of {sizes['vanilla']:,} (vanilla) and "
+        f"{sizes['tpt']:,} (TPT) documents"
+    )
     corpus.write_jsonl(root / "corpus.jsonl", rows[: sizes["vanilla"]])
     corpus.write_jsonl(root / "corpus-tpt.jsonl", rows[: sizes["tpt"]])  # TPT reads a prefix of the same stream
     augment(root, tokenizer)
-    manifests = {arm: prepare_arm(root, arm, tokenizer, prof, seed, vanilla_tokens if arm == "vanilla" else prof.tokens) for arm in ARMS}
+    manifests = {
+        arm: prepare_arm(root, arm, tokenizer, prof, seed, vanilla_tokens if arm == "vanilla" else prof.tokens)
+        for arm in ARMS
+    }
     think = think_tokens_needed(tokenizer, heldout, families)
-    jobs = [Job(seed, root, arm, int(m["train"]["tokens_budget"]), curve_points(prof, arm), think) for arm, m in manifests.items()]
-    facts = {"jobs": [j.__dict__ | {"root": str(j.root)} for j in jobs], "seconds": round(time.perf_counter() - started, 1),
-             "data": {arm: data_facts(m) for arm, m in manifests.items()}, "trajectory_lengths": trajectory_lengths(root / "augment")}  # fmt: skip
+    jobs = [
+        Job(seed, root, arm, int(m["train"]["tokens_budget"]), curve_points(prof, arm), think)
+        for arm, m in manifests.items()
+    ]
+    facts = {
+        "jobs": [j.__dict__ | {"root": str(j.root)} for j in jobs],
+        "seconds": round(time.perf_counter() - started, 1),
+        "data": {arm: data_facts(m) for arm, m in manifests.items()},
+        "trajectory_lengths": trajectory_lengths(root / "augment"),
+    }
     ready.write_text(json.dumps(facts, indent=1))
     return jobs
 
@@ -135,16 +150,36 @@ def augment(root: Path, tokenizer: Path, name: str = "augment", backend: str = "
     from tpt.augment.config import AugmentConfig
     from tpt.augment.run import run_augment
 
-    cfg = AugmentConfig(inputs=[str(root / "corpus-tpt.jsonl")], out=root / name, backend=backend, tokenizer=str(tokenizer),
-                        shard_size=50_000, progress=False, max_doc_tokens=4096, checkpoint_records=50_000, checkpoint_seconds=600.0)  # fmt: skip
+    cfg = AugmentConfig(
+        inputs=[str(root / "corpus-tpt.jsonl")],
+        out=root / name,
+        backend=backend,
+        tokenizer=str(tokenizer),
+        shard_size=50_000,
+        progress=False,
+        max_doc_tokens=4096,
+        checkpoint_records=50_000,
+        checkpoint_seconds=600.0,
+    )
     summary = run_augment(cfg)
     if summary.failed or summary.rejected:
-        raise RuntimeError(f"{cfg.out}: augment left {summary.failed} failed and {summary.rejected} rejected rows (see its failed/ and rejected/)")
+        raise RuntimeError(
+            f"{cfg.out}: augment left {summary.failed} failed and {summary.rejected} rejected rows (see its failed/ "
+            "and rejected/)"
+        )
     return cfg.out
 
 
-def prepare_arm(root: Path, arm: str, tokenizer: Path, prof: Profile, seed: int, tokens: int, pool_tokens: int | None = None,
-                source: Path | None = None) -> dict:  # fmt: skip
+def prepare_arm(
+    root: Path,
+    arm: str,
+    tokenizer: Path,
+    prof: Profile,
+    seed: int,
+    tokens: int,
+    pool_tokens: int | None = None,
+    source: Path | None = None,
+) -> dict:
     """Packed data of one arm: vanilla reads the raw corpus, TPT-like arms an augment run, the
     pool arm TPT's augment run as plain documents (so its pool is the documents TPT read)."""
     from tpt.prepare.config import PrepareConfig
@@ -157,8 +192,16 @@ def prepare_arm(root: Path, arm: str, tokenizer: Path, prof: Profile, seed: int,
     sources = [main]
     if (root / "background.jsonl").exists():
         sources.append(f"{root / 'background.jsonl'}:vanilla:{BACKGROUND_SHARE / (1 - BACKGROUND_SHARE):.6f}")
-    cfg = PrepareConfig(source=sources, tokenizer=str(tokenizer), out=root / "data" / arm, seq_len=prof.seq_len, tokens=str(tokens),
-                        pool_tokens=str(pool_tokens) if pool_tokens else None, seed=seed, overwrite=True)  # fmt: skip
+    cfg = PrepareConfig(
+        source=sources,
+        tokenizer=str(tokenizer),
+        out=root / "data" / arm,
+        seq_len=prof.seq_len,
+        tokens=str(tokens),
+        pool_tokens=str(pool_tokens) if pool_tokens else None,
+        seed=seed,
+        overwrite=True,
+    )
     manifest = prepare(cfg)
     manifest["train"]["tokens_budget"] = tokens
     return manifest
@@ -176,7 +219,9 @@ def run_job(job: Job, prof: Profile, lab: LabConfig, families_seed: int) -> list
     if lab.threads > 0:
         torch.set_num_threads(lab.threads)
     started = time.perf_counter()
-    final = train_arm(job.root / "data" / job.arm, job.out, prof, lab, job.seed, job.budget, [p for p in job.points if p < job.budget])
+    final = train_arm(
+        job.root / "data" / job.arm, job.out, prof, lab, job.seed, job.budget, [p for p in job.points if p < job.budget]
+    )
     trained = time.perf_counter() - started
     families = families_for(prof, families_seed)
     heldout = corpus.read_heldout(job.root / "heldout.jsonl")
@@ -206,8 +251,16 @@ def evaluate_saved(job: Job, prof: Profile, lab: LabConfig, families_seed: int) 
         if tokens not in done and not (ckpt / "config.json").exists():
             continue
         if tokens not in done:
-            done[tokens] = {"tokens": tokens, "eval": evaluate_checkpoint(ckpt, heldout, families, max_new_tokens_think=job.think_budget, device=lab.device)}
-            log(f"  seed {job.seed} {job.arm} @ {tokens:,} tokens (saved): reflect accuracy {done[tokens]['eval']['reflect']['accuracy']:.3f}")
+            done[tokens] = {
+                "tokens": tokens,
+                "eval": evaluate_checkpoint(
+                    ckpt, heldout, families, max_new_tokens_think=job.think_budget, device=lab.device
+                ),
+            }
+            log(
+                f"  seed {job.seed} {job.arm} @ {tokens:,} tokens (saved): reflect accuracy "
+                f"{done[tokens]['eval']['reflect']['accuracy']:.3f}"
+            )
             cache.write_text(json.dumps(sorted(done.values(), key=lambda p: p["tokens"])))
         curve.append(done[tokens])
     return curve
@@ -329,24 +382,35 @@ def run_lab(lab: LabConfig) -> dict[str, Any]:
     prof = lab.profile()
     seeds = lab.seeds(prof)
     started = time.perf_counter()
-    log(f"{'DEV seed' if lab.dev else 'test seeds'} {seeds}; families {', '.join(prof.families)}; TPT {prof.tokens:,} tokens, "
-        f"vanilla {int(prof.tokens * prof.vanilla_multiple):,}; {prof.workers} worker(s)")
+    log(
+        f"{'DEV seed' if lab.dev else 'test seeds'} {seeds}; families {', '.join(prof.families)}; TPT "
+        f"{prof.tokens:,} tokens, vanilla {int(prof.tokens * prof.vanilla_multiple):,}; {prof.workers} worker(s)"
+    )
     _, curves = run_seeds(lab, prof, seeds)
     reached = common_points(curves)
     for (seed, arm), curve in curves.items():
         root = Path(lab.out) / f"seed-{seed}"
-        facts_file = "prepared.json" if arm in ARMS else "generators.json" if arm.startswith("gen-") else "ablations.json"
+        facts_file = (
+            "prepared.json" if arm in ARMS else "generators.json" if arm.startswith("gen-") else "ablations.json"
+        )
         facts = json.loads((root / facts_file).read_text())["data"][arm]
         for point in curve:
             point["unique_docs"] = unique_docs_at(facts, point["tokens"])
     trained = time.perf_counter() - started
     leakage = {seed: scan(Path(lab.out) / f"seed-{seed}") for seed in seeds}
     for seed, found in leakage.items():
-        log(f"seed {seed}: leakage scan of {found['texts']:,} training texts for {found['patterns']:,} held-out strings: {len(found['hits'])} hits")
+        log(
+            f"seed {seed}: leakage scan of {found['texts']:,} training texts for {found['patterns']:,} held-out "
+            f"strings: {len(found['hits'])} hits"
+        )
     wall = time.perf_counter() - started
     cpu = cpu_seconds()
-    timing = {"prepare_train_eval_seconds": round(trained, 1), "scan_report_seconds": round(wall - trained, 1), "cpu_seconds": round(cpu, 1),
-              "idle_2core_estimate_seconds": round(cpu / 2, 1)}  # fmt: skip
+    timing = {
+        "prepare_train_eval_seconds": round(trained, 1),
+        "scan_report_seconds": round(wall - trained, 1),
+        "cpu_seconds": round(cpu, 1),
+        "idle_2core_estimate_seconds": round(cpu / 2, 1),
+    }
     timing["last_point"] = reached  # the budget each arm's curve reaches (less than planned only with --evaluate-saved)
     results = write_report(Path(lab.out), lab, prof, seeds, curves, leakage, wall, timing)
     if lab.generators:

@@ -88,7 +88,9 @@ class LabExpert:
         family = self.family(str(meta["family"]), int(meta.get("world_seed", 0)))
         problem = meta["problem"]
         if not isinstance(problem, dict):
-            raise ValueError(f"document {request.doc.id}: meta field 'problem' must be an object, got {type(problem).__name__}")
+            raise ValueError(
+                f"document {request.doc.id}: meta field 'problem' must be an object, got {type(problem).__name__}"
+            )
         if family.question(problem) not in request.doc.text:
             raise ValueError(f"document {request.doc.id}: text does not state its problem ({family.name})")
         if self.variant == "clean":
@@ -97,7 +99,10 @@ class LabExpert:
             return self.noisy_trajectory(family, problem, random.Random(f"noise-{request.doc.id}-{request.sample}"))
         if self.variant == "other":
             if not isinstance(meta.get("other"), dict):
-                raise ValueError(f"document {request.doc.id}: the 'other' variant needs meta field 'other' (another training problem)")
+                raise ValueError(
+                    f"document {request.doc.id}: the 'other' variant needs meta field 'other' (another training "
+                    "problem)"
+                )
             return family.trajectory(meta["other"])
         if self.variant == "filler":  # as many tokens as the real trajectory, none of its content
             return " ".join(["."] * self.count_tokens(family.trajectory(problem)))

@@ -51,10 +51,21 @@ class GenSizes:
 
 
 GEN_PROFILES = {
-    "quick": GenSizes(sizes=("0.1m", "0.5m"), problems=300, pretrain_tokens=32_000, sft_examples=64, sft_epochs=4.0, batch_size=64),
-    "default": GenSizes(sizes=("0.1m", "0.5m"), problems=12_000, pretrain_tokens=1_500_000, sft_examples=2_000, sft_epochs=2.0),
-    "full": GenSizes(sizes=("1m", "5m"), problems=100_000, pretrain_tokens=16_000_000, sft_examples=8_000, sft_epochs=2.0, batch_size=512),
-}  # fmt: skip
+    "quick": GenSizes(
+        sizes=("0.1m", "0.5m"), problems=300, pretrain_tokens=32_000, sft_examples=64, sft_epochs=4.0, batch_size=64
+    ),
+    "default": GenSizes(
+        sizes=("0.1m", "0.5m"), problems=12_000, pretrain_tokens=1_500_000, sft_examples=2_000, sft_epochs=2.0
+    ),
+    "full": GenSizes(
+        sizes=("1m", "5m"),
+        problems=100_000,
+        pretrain_tokens=16_000_000,
+        sft_examples=8_000,
+        sft_epochs=2.0,
+        batch_size=512,
+    ),
+}
 
 
 def gen_profile(lab: LabConfig) -> GenSizes:
@@ -82,7 +93,7 @@ def generator_rows(families: dict, heldout: list[HeldOut], tpt_questions: set[st
     TPT's corpus.  Rows in the lab corpus format (the lab-expert backend reads their meta)."""
     stream = corpus.training_problems(families, corpus.heldout_identity(families, heldout), seed + GEN_STREAM_OFFSET)
     rows, seen = [], set()
-    for attempt in range(n * 200):
+    for _ in range(n * 200):
         if len(rows) == n:
             break
         family, level, problem = next(stream)
@@ -90,8 +101,16 @@ def generator_rows(families: dict, heldout: list[HeldOut], tpt_questions: set[st
         if question in tpt_questions or question in seen:
             continue
         seen.add(question)
-        rows.append({"id": f"gen-{family.name}-{len(rows):07d}", "text": family.document(problem), "family": family.name,
-                     "difficulty": level, "problem": problem, "world_seed": seed})  # fmt: skip
+        rows.append(
+            {
+                "id": f"gen-{family.name}-{len(rows):07d}",
+                "text": family.document(problem),
+                "family": family.name,
+                "difficulty": level,
+                "problem": problem,
+                "world_seed": seed,
+            }
+        )
     if len(rows) < n:
         raise ValueError(
             f"seed {seed}: only {len(rows)} of {n} generator problems are disjoint from held-out and TPT's corpus"
@@ -144,10 +163,26 @@ def write_sft_back(path: Path, rows: list[dict], families: dict, tokenizer: Path
     from tpt.prepare.back_thinking import build_back_thinking_sft
 
     source = path.with_name(path.stem + "-rows.jsonl")
-    corpus.write_jsonl(source, ({"question": families[r["family"]].question(r["problem"]), "response": r["text"],
-                                 "thinking": families[r["family"]].trajectory(r["problem"])} for r in rows))  # fmt: skip
-    summary = build_back_thinking_sft([str(source)], path, tokenizer=str(tokenizer), max_doc_tokens=4096, no_question_rate=0.5,
-                                      seed=seed, overwrite=True)  # fmt: skip
+    corpus.write_jsonl(
+        source,
+        (
+            {
+                "question": families[r["family"]].question(r["problem"]),
+                "response": r["text"],
+                "thinking": families[r["family"]].trajectory(r["problem"]),
+            }
+            for r in rows
+        ),
+    )
+    summary = build_back_thinking_sft(
+        [str(source)],
+        path,
+        tokenizer=str(tokenizer),
+        max_doc_tokens=4096,
+        no_question_rate=0.5,
+        seed=seed,
+        overwrite=True,
+    )
     if summary.get("rejected"):
         raise RuntimeError(
             f"{path}: tpt prepare back-thinking set {summary['rejected']} rows aside (see its .rejected.parquet)"
@@ -179,14 +214,29 @@ def run_augment_into(inputs: Path, out: Path, backend: str, tokenizer: Path, mod
     from tpt.augment.config import AugmentConfig
     from tpt.augment.run import run_augment
 
-    cfg = AugmentConfig(inputs=[str(inputs)], out=out, backend=backend, model=model, tokenizer=str(tokenizer), strategy=strategy,
-                        temperature=0.0, max_thinking_tokens=max_thinking_tokens, batch_size=batch_size, device=device,
-                        dtype="float32", shard_size=50_000, progress=False, max_doc_tokens=4096, checkpoint_records=2048,
-                        checkpoint_seconds=120.0)  # fmt: skip
+    cfg = AugmentConfig(
+        inputs=[str(inputs)],
+        out=out,
+        backend=backend,
+        model=model,
+        tokenizer=str(tokenizer),
+        strategy=strategy,
+        temperature=0.0,
+        max_thinking_tokens=max_thinking_tokens,
+        batch_size=batch_size,
+        device=device,
+        dtype="float32",
+        shard_size=50_000,
+        progress=False,
+        max_doc_tokens=4096,
+        checkpoint_records=2048,
+        checkpoint_seconds=120.0,
+    )
     summary = run_augment(cfg)
     if summary.failed or summary.rejected:
         raise RuntimeError(
-            f"{out}: augment left {summary.failed} failed and {summary.rejected} rejected rows (see its failed/ and rejected/)"
+            f"{out}: augment left {summary.failed} failed and {summary.rejected} rejected rows (see its failed/ and "
+            "rejected/)"
         )
     return out
 
@@ -199,9 +249,26 @@ def sft_generator(
 
     if done(out):
         return out
-    cfg = TrainConfig(data=data, out=out, mode="sft", init=init, epochs=gs.sft_epochs, seq_len=seq_len, batch_tokens=str(16 * seq_len),
-                      micro_batch=16, lr=prof.lr / 2, warmup=0.05, seed=seed, device=lab.device, eval_every=0, eval_sequences=8,
-                      save_every=0, log_every=200, progress=False, threads=lab.threads)  # fmt: skip
+    cfg = TrainConfig(
+        data=data,
+        out=out,
+        mode="sft",
+        init=init,
+        epochs=gs.sft_epochs,
+        seq_len=seq_len,
+        batch_tokens=str(16 * seq_len),
+        micro_batch=16,
+        lr=prof.lr / 2,
+        warmup=0.05,
+        seed=seed,
+        device=lab.device,
+        eval_every=0,
+        eval_sequences=8,
+        save_every=0,
+        log_every=200,
+        progress=False,
+        threads=lab.threads,
+    )
     return train(cfg).checkpoint
 
 
@@ -239,8 +306,17 @@ def prepare_generators(lab: LabConfig, prof: Profile, root: Path, seed: int, thi
     # students are evaluated at B only (the expert's arm has its curve): evaluation is the slow part
     jobs = [Job(seed, root, arm, int(m["train"]["tokens_budget"]), [int(m["train"]["tokens_budget"])], think_budget)
             for arm, m in manifests.items()]  # fmt: skip
-    ready.write_text(json.dumps({"jobs": [j.__dict__ | {"root": str(j.root)} for j in jobs], "disjointness": shared["disjointness"],
-                                 "timing": timing, "data": {arm: data_facts(m) for arm, m in manifests.items()}}, indent=1))  # fmt: skip
+    ready.write_text(
+        json.dumps(
+            {
+                "jobs": [j.__dict__ | {"root": str(j.root)} for j in jobs],
+                "disjointness": shared["disjointness"],
+                "timing": timing,
+                "data": {arm: data_facts(m) for arm, m in manifests.items()},
+            },
+            indent=1,
+        )
+    )
     return jobs
 
 
@@ -262,12 +338,20 @@ def prepare_shared(lab: LabConfig, prof: Profile, root: Path, seed: int) -> dict
     think = int(longest_tokens(tokenizer, [families[r["family"]].trajectory(r["problem"]) for r in rows]) * 1.25) + 8
     log(f"seed {seed}: {len(rows):,} generator problems (disjoint: {checks}); expert [d; t] for their pre-training")
     run_augment_into(gen / "corpus.jsonl", gen / "augment-expert", "lab-expert", tokenizer)
-    sft = {"forward": write_sft_forward(gen / "sft-forward.jsonl", rows[: gs.sft_examples], families),
-           "back": write_sft_back(gen / "sft-back.jsonl", rows[: gs.sft_examples], families, tokenizer, seed)}  # fmt: skip
-    return {"tokenizer": tokenizer, "think": think, "pretrain_data": prepare_pretrain(gen, tokenizer, prof, seed, gs), "sft": sft,
-            "sft_seq_len": sft_seq_len(tokenizer, sft), "disjointness": checks,
-            "heldout_docs": write_heldout_questions(eval_dir(lab, seed) / "questions.jsonl", heldout, families),
-            "seconds": round(time_now() - started, 1)}  # fmt: skip
+    sft = {
+        "forward": write_sft_forward(gen / "sft-forward.jsonl", rows[: gs.sft_examples], families),
+        "back": write_sft_back(gen / "sft-back.jsonl", rows[: gs.sft_examples], families, tokenizer, seed),
+    }
+    return {
+        "tokenizer": tokenizer,
+        "think": think,
+        "pretrain_data": prepare_pretrain(gen, tokenizer, prof, seed, gs),
+        "sft": sft,
+        "sft_seq_len": sft_seq_len(tokenizer, sft),
+        "disjointness": checks,
+        "heldout_docs": write_heldout_questions(eval_dir(lab, seed) / "questions.jsonl", heldout, families),
+        "seconds": round(time_now() - started, 1),
+    }
 
 
 def prepare_size(lab: LabConfig, prof: Profile, root: Path, seed: int, size: str, shared: dict) -> tuple[dict, dict]:
@@ -295,11 +379,29 @@ def prepare_size(lab: LabConfig, prof: Profile, root: Path, seed: int, size: str
         timing[f"{arm}-sft"] = round(time_now() - started, 1)
         started = time_now()
         log(f"seed {seed}: augment TPT's corpus with the {size} {form} generator")
-        run_augment_into(root / "corpus-tpt.jsonl", root / f"augment-{arm}", "transformers", tokenizer, str(ckpt), STRATEGY[form],
-                         shared["think"], gs.batch_size, lab.device)  # fmt: skip
+        run_augment_into(
+            root / "corpus-tpt.jsonl",
+            root / f"augment-{arm}",
+            "transformers",
+            tokenizer,
+            str(ckpt),
+            STRATEGY[form],
+            shared["think"],
+            gs.batch_size,
+            lab.device,
+        )
         timing[f"{arm}-augment"] = round(time_now() - started, 1)
-        run_augment_into(shared["heldout_docs"], eval_dir(lab, seed) / arm, "transformers", tokenizer, str(ckpt), STRATEGY[form],
-                         shared["think"], gs.batch_size, lab.device)  # fmt: skip
+        run_augment_into(
+            shared["heldout_docs"],
+            eval_dir(lab, seed) / arm,
+            "transformers",
+            tokenizer,
+            str(ckpt),
+            STRATEGY[form],
+            shared["think"],
+            gs.batch_size,
+            lab.device,
+        )
         manifests[arm] = prepare_arm(
             root, arm, root / "tokenizer", prof, seed, prof.tokens, source=root / f"augment-{arm}"
         )
@@ -330,8 +432,17 @@ def prepare_pretrain(gen: Path, tokenizer: Path, prof: Profile, seed: int, gs: G
     from tpt.prepare.run import prepare
 
     out = gen / "data" / "pretrain"
-    prepare(PrepareConfig(source=[f"{gen / 'augment-expert'}:tpt:1"], tokenizer=str(tokenizer), out=out, seq_len=prof.seq_len,
-                          tokens=str(gs.pretrain_tokens), seed=seed, overwrite=True))  # fmt: skip
+    prepare(
+        PrepareConfig(
+            source=[f"{gen / 'augment-expert'}:tpt:1"],
+            tokenizer=str(tokenizer),
+            out=out,
+            seq_len=prof.seq_len,
+            tokens=str(gs.pretrain_tokens),
+            seed=seed,
+            overwrite=True,
+        )
+    )
     return out
 
 
@@ -351,8 +462,15 @@ def sft_seq_len(tokenizer: Path, files: dict[str, Path]) -> int:
 
 def write_heldout_questions(path: Path, heldout: list[HeldOut], families: dict) -> Path:
     """Held-out problems as documents *without* their answer: the generator must solve them."""
-    rows = [{"id": f"h-{i:05d}", "text": families[h.family].question(h.problem), "family": h.family, "difficulty": h.difficulty}
-            for i, h in enumerate(heldout)]  # fmt: skip
+    rows = [
+        {
+            "id": f"h-{i:05d}",
+            "text": families[h.family].question(h.problem),
+            "family": h.family,
+            "difficulty": h.difficulty,
+        }
+        for i, h in enumerate(heldout)
+    ]
     corpus.write_jsonl(path, rows)
     return path
 

@@ -53,8 +53,15 @@ def trajectory_quality(run: Path, families: dict) -> dict[str, dict]:
         acc.setdefault(fam.name, []).append(
             (fam.check(problem, text), steps_reproduced(fam, problem, text), not text.strip())
         )
-    return {f: {"records": len(v), "answer_right": float(np.mean([a for a, _, _ in v])), "steps_reproduced": float(np.mean([s for _, s, _ in v])),
-                "empty": float(np.mean([e for _, _, e in v]))} for f, v in sorted(acc.items())}  # fmt: skip
+    return {
+        f: {
+            "records": len(v),
+            "answer_right": float(np.mean([a for a, _, _ in v])),
+            "steps_reproduced": float(np.mean([s for _, s, _ in v])),
+            "empty": float(np.mean([e for _, _, e in v])),
+        }
+        for f, v in sorted(acc.items())
+    }
 
 
 def length_by_difficulty(stats_dir: Path) -> dict[str, Any]:
@@ -105,15 +112,29 @@ def write_generator_report(out: Path, lab, prof, seeds: list[int], curves: dict)
         for arm in arms
     }
     quality["tpt"] = {str(s): trajectory_quality(out / f"seed-{s}" / "augment", fams_by_seed[s]) for s in seeds}
-    lengths = {arm: length_by_difficulty(out / f"seed-{seeds[0]}" / "analyze-gen" / ("augment" if arm == "tpt" else f"augment-{arm}"))
-               for arm in ["tpt", *arms]}  # fmt: skip
+    lengths = {
+        arm: length_by_difficulty(
+            out / f"seed-{seeds[0]}" / "analyze-gen" / ("augment" if arm == "tpt" else f"augment-{arm}")
+        )
+        for arm in ["tpt", *arms]
+    }
     prepared = {s: json.loads((out / f"seed-{s}" / "generators.json").read_text()) for s in seeds}
-    results = {"seeds": seeds, "families": families, "budget": prof.tokens, "chance": chance, "students": students,
-               "student_minus_expert_tpt": vs_expert, "generator_on_heldout": generator, "generator_before_sft_on_heldout": pretrained, "student_minus_generator": student_minus_gen,
-               "trajectory_quality": quality, "length_by_difficulty": lengths,
-               "disjointness": {str(s): p["disjointness"] for s, p in prepared.items()},
-               "timing": {str(s): p["timing"] for s, p in prepared.items()},
-               "data": {str(s): p["data"] for s, p in prepared.items()}}  # fmt: skip
+    results = {
+        "seeds": seeds,
+        "families": families,
+        "budget": prof.tokens,
+        "chance": chance,
+        "students": students,
+        "student_minus_expert_tpt": vs_expert,
+        "generator_on_heldout": generator,
+        "generator_before_sft_on_heldout": pretrained,
+        "student_minus_generator": student_minus_gen,
+        "trajectory_quality": quality,
+        "length_by_difficulty": lengths,
+        "disjointness": {str(s): p["disjointness"] for s, p in prepared.items()},
+        "timing": {str(s): p["timing"] for s, p in prepared.items()},
+        "data": {str(s): p["data"] for s, p in prepared.items()},
+    }
     (out / "generators.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     (out / "generators.md").write_text(render(results))
     return results
@@ -122,12 +143,22 @@ def write_generator_report(out: Path, lab, prof, seeds: list[int], curves: dict)
 def render(r: dict) -> str:
     fams, arms = r["families"], list(r["student_minus_expert_tpt"])
     keys = ["overall", *fams]
-    lines = ["# Learned generators (tpt lab run --generators)", "",
-             (f"Test seeds {', '.join(map(str, r['seeds']))}; every student arm trains on B = {r['budget']:,} tokens of TPT's corpus, "
-              "thinking by the programmatic expert (`tpt`) or by a generator tpt trained (`gen-SIZE-FORM`: forward = the default "
-              "prompt, back = back-thinking).  Accuracy in the lab's fixed `reflect` mode [95% interval, bootstrap over seeds x "
-              "problems]; *chance* = inside the majority baseline's interval."), "",
-             "## Students at B", "", "| arm | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]  # fmt: skip
+    lines = [
+        "# Learned generators (tpt lab run --generators)",
+        "",
+        (
+            f"Test seeds {', '.join(map(str, r['seeds']))}; every student arm trains on B = {r['budget']:,} tokens "
+            "of TPT's corpus, thinking by the programmatic expert (`tpt`) or by a generator tpt trained "
+            "(`gen-SIZE-FORM`: forward = the default prompt, back = back-thinking).  Accuracy in the lab's fixed "
+            "`reflect` mode [95% interval, bootstrap over seeds x problems]; *chance* = inside the majority "
+            "baseline's interval."
+        ),
+        "",
+        "## Students at B",
+        "",
+        "| arm | " + " | ".join(keys) + " |",
+        "|---|" + "---:|" * len(keys),
+    ]
     for arm, row in r["students"].items():
         lines.append(f"| {arm} | " + " | ".join(acc_cell(row[k]) for k in keys) + " |")
     lines += [
@@ -139,18 +170,37 @@ def render(r: dict) -> str:
     ]
     for arm in arms:
         lines.append(f"| {arm} | " + " | ".join(ci(r["student_minus_expert_tpt"][arm][f], "diff") for f in fams) + " |")
-    lines += ["", "## The generator on the task itself vs its student", "",
-              ("Generator: held-out questions without their answer, in its trained prompt form, greedy; its thinking's final "
-               "answer.  Before SFT: the pre-trained generator asked as the students are (`reflect`)."), "",
-              "| arm | family | generator | generator before SFT | student | student − generator |", "|---|---|---:|---:|---:|---:|"]  # fmt: skip
+    lines += [
+        "",
+        "## The generator on the task itself vs its student",
+        "",
+        (
+            "Generator: held-out questions without their answer, in its trained prompt form, greedy; its thinking's "
+            "final answer.  Before SFT: the pre-trained generator asked as the students are (`reflect`)."
+        ),
+        "",
+        "| arm | family | generator | generator before SFT | student | student − generator |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for arm in arms:
         for f in fams:
-            lines.append(f"| {arm} | {f} | {ci(r['generator_on_heldout'][arm][f])} | {ci(r['generator_before_sft_on_heldout'][arm][f])} | {acc_cell(r['students'][arm][f])} | "
-                         f"{ci(r['student_minus_generator'][arm][f], 'diff')} |")  # fmt: skip
-    lines += ["", "## Trajectory quality on TPT's corpus", "",
-              ("Right final answer and share of the expert's steps reproduced in order from the start, per seed; thinking "
-               "tokens by difficulty from `tpt analyze stats --by family,difficulty` (first seed)."), "",
-              "| arm | family | seed: answer right / steps reproduced / empty | thinking tokens by difficulty | Spearman |", "|---|---|---|---|---:|"]  # fmt: skip
+            lines.append(
+                f"| {arm} | {f} | {ci(r['generator_on_heldout'][arm][f])} | "
+                f"{ci(r['generator_before_sft_on_heldout'][arm][f])} | {acc_cell(r['students'][arm][f])} | "
+                f"{ci(r['student_minus_generator'][arm][f], 'diff')} |"
+            )
+    lines += [
+        "",
+        "## Trajectory quality on TPT's corpus",
+        "",
+        (
+            "Right final answer and share of the expert's steps reproduced in order from the start, per seed; "
+            "thinking tokens by difficulty from `tpt analyze stats --by family,difficulty` (first seed)."
+        ),
+        "",
+        "| arm | family | seed: answer right / steps reproduced / empty | thinking tokens by difficulty | Spearman |",
+        "|---|---|---|---|---:|",
+    ]
     for arm, per_seed in r["trajectory_quality"].items():
         length = r["length_by_difficulty"][arm]
         by_d = ", ".join(f"{d}: {v:.1f}" for d, v in length["mean_thinking_tokens"].items())

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 def training_texts(seed_dir: Path) -> Iterator[tuple[str, str]]:
@@ -54,7 +54,11 @@ def scan(seed_dir: Path) -> dict:
         n_texts += len(texts)
         # one string per source and str.find per pattern: a fast substring search over megabytes
         blob = "\n\n".join(texts)
-        hits += [{"source": source, "family": fam, "kind": kind, "pattern": pat} for fam, kind, pat in patterns if pat in blob]
+        hits += [
+            {"source": source, "family": fam, "kind": kind, "pattern": pat}
+            for fam, kind, pat in patterns
+            if pat in blob
+        ]
     return {"patterns": len(patterns), "texts": n_texts, "sources": sorted(by_source), "hits": hits}
 
 

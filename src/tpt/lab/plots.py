@@ -62,8 +62,31 @@ def write_plots(folder: Path, results: dict, families: list[str]) -> list[str]:
     keys = ["overall", *families]
     curves, chance = results["curves"], results["chance"]
     return [
-        _curve_grid(folder / "accuracy_vs_tokens.png", curves, chance, keys, "tokens", ["vanilla", "tpt"], "training tokens"),
-        _curve_grid(folder / "accuracy_vs_unique_docs.png", curves, chance, keys, "unique_docs", ["vanilla", "tpt"], "unique documents"),
+        _curve_grid(
+            folder / "accuracy_vs_tokens.png", curves, chance, keys, "tokens", ["vanilla", "tpt"], "training tokens"
+        ),
+        _curve_grid(
+            folder / "accuracy_vs_unique_docs.png",
+            curves,
+            chance,
+            keys,
+            "unique_docs",
+            ["vanilla", "tpt"],
+            "unique documents",
+        ),
         _trajectory_lengths(folder / "trajectory_length_vs_difficulty.png", results["trajectory_lengths"]),
-    ] + ([_curve_grid(folder / "constrained_data.png", curves, chance, keys, "tokens", ["vanilla-pool", "tpt", "vanilla"], "training tokens")]
-         if "vanilla-pool" in curves else [])  # fmt: skip
+    ] + (
+        [
+            _curve_grid(
+                folder / "constrained_data.png",
+                curves,
+                chance,
+                keys,
+                "tokens",
+                ["vanilla-pool", "tpt", "vanilla"],
+                "training tokens",
+            )
+        ]
+        if "vanilla-pool" in curves
+        else []
+    )

@@ -22,8 +22,15 @@ from tpt.lab import corpus, stats
 from tpt.lab.evaluate import HEADLINE_MODE
 from tpt.lab.families import load_family
 
-ARM_STYLE = {"vanilla": ("tab:blue", "vanilla (d)"), "tpt": ("tab:red", "TPT ([d; t])"), "vanilla-pool": ("tab:green", "vanilla, TPT's pool repeated")}
-TARGET_STEPS = (0.5, 1.0)  # targets: these fractions of the way from the chance interval's top to the better arm's accuracy at B
+ARM_STYLE = {
+    "vanilla": ("tab:blue", "vanilla (d)"),
+    "tpt": ("tab:red", "TPT ([d; t])"),
+    "vanilla-pool": ("tab:green", "vanilla, TPT's pool repeated"),
+}
+TARGET_STEPS = (
+    0.5,
+    1.0,
+)  # targets: these fractions of the way from the chance interval's top to the better arm's accuracy at B
 VERSIONED = ("torch", "transformers", "tokenizers", "numpy", "pyarrow", "matplotlib", "tpt")
 
 
@@ -44,7 +51,9 @@ class Evidence:
 
     def __init__(self, out: Path, seeds: list[int], families: list[str], curves: dict):
         self.families, self.seeds = families, seeds
-        self.index: dict[str, list[tuple[int, int]]] = {f: [] for f in families}  # family -> [(seed position, problem position)]
+        self.index: dict[str, list[tuple[int, int]]] = {
+            f: [] for f in families
+        }  # family -> [(seed position, problem position)]
         self.answers: dict[str, list[str]] = {f: [] for f in families}
         self.levels: dict[str, list[int]] = {f: [] for f in families}
         self.training_answers: dict[str, dict[int, Counter]] = {f: {} for f in families}
@@ -81,7 +90,10 @@ def accuracy_table(ev: Evidence, arm: str, point: int, chance: dict[str, dict]) 
         est["at_chance"] = stats.at_chance(est["acc"], chance[fam]["ci"])
         row[fam] = est
         replicates.append(ev.resamplers[fam].accuracy(c))
-    row["overall"] = {"acc": float(np.mean([row[f]["acc"] for f in ev.families])), "ci": stats.interval(np.mean(replicates, axis=0))}
+    row["overall"] = {
+        "acc": float(np.mean([row[f]["acc"] for f in ev.families])),
+        "ci": stats.interval(np.mean(replicates, axis=0)),
+    }
     return row
 
 
@@ -110,9 +122,19 @@ def efficiency(ev: Evidence, family: str, chance_hi: float) -> list[dict]:
         target = math.floor((chance_hi + step * (at_b - chance_hi)) * 1e4) / 1e4
         curve = {arm: list(zip(tokens[arm], [c.mean() for c in correct[arm]])) for arm in tokens}
         kind, value = stats.multiplier(curve["vanilla"], curve["tpt"], target)
-        ci = stats.multiplier_interval(tokens["vanilla"], correct["vanilla"], tokens["tpt"], correct["tpt"], target, ev.resamplers[family])
-        out.append({"target": target, "kind": kind, "multiplier": value, "ci": ci,
-                    "vanilla_tokens": _reach(curve["vanilla"], target), "tpt_tokens": _reach(curve["tpt"], target)})  # fmt: skip
+        ci = stats.multiplier_interval(
+            tokens["vanilla"], correct["vanilla"], tokens["tpt"], correct["tpt"], target, ev.resamplers[family]
+        )
+        out.append(
+            {
+                "target": target,
+                "kind": kind,
+                "multiplier": value,
+                "ci": ci,
+                "vanilla_tokens": _reach(curve["vanilla"], target),
+                "tpt_tokens": _reach(curve["tpt"], target),
+            }
+        )
     return out
 
 
@@ -122,7 +144,9 @@ def _reach(curve, target):
     return tokens_to_reach([x for x, _ in curve], [y for _, y in curve], target)
 
 
-def write_report(out: Path, lab, prof, seeds: list[int], curves: dict, leakage: dict, wall: float, timing: dict) -> dict[str, Any]:
+def write_report(
+    out: Path, lab, prof, seeds: list[int], curves: dict, leakage: dict, wall: float, timing: dict
+) -> dict[str, Any]:
     families = list(prof.families)
     ev = Evidence(out, seeds, families, curves)
     chance = {f: stats.estimate(ev.majority(f), ev.resamplers[f]) for f in families}
@@ -130,34 +154,72 @@ def write_report(out: Path, lab, prof, seeds: list[int], curves: dict, leakage: 
     for arm in ("vanilla", "tpt"):
         arms[arm] = []
         for i, point in enumerate(curves[(seeds[0], arm)]):
-            row = {"tokens": point["tokens"], "unique_docs": float(np.mean([curves[(s, arm)][i]["unique_docs"] for s in seeds]))}
+            row = {
+                "tokens": point["tokens"],
+                "unique_docs": float(np.mean([curves[(s, arm)][i]["unique_docs"] for s in seeds])),
+            }
             arms[arm].append(row | accuracy_table(ev, arm, i, chance))
     for arm in sorted({a for _, a in curves} - set(arms)):  # ablation arms, when run
         arms[arm] = []
         for i, point in enumerate(curves[(seeds[0], arm)]):
-            row = {"tokens": point["tokens"], "unique_docs": float(np.mean([curves[(s, arm)][i]["unique_docs"] for s in seeds]))}
+            row = {
+                "tokens": point["tokens"],
+                "unique_docs": float(np.mean([curves[(s, arm)][i]["unique_docs"] for s in seeds])),
+            }
             arms[arm].append(row | accuracy_table(ev, arm, i, chance))
     b_index = {arm: max(i for i, p in enumerate(curves[(seeds[0], arm)]) if p["tokens"] <= prof.tokens) for arm in arms}
-    comparisons = {f: {"tpt_minus_vanilla_at_B": difference(ev, ("tpt", b_index["tpt"]), ("vanilla", b_index["vanilla"]), f),
-                       "tpt_at_B_minus_vanilla_at_end": difference(ev, ("tpt", b_index["tpt"]), ("vanilla", len(arms["vanilla"]) - 1), f)}
-                   for f in families}  # fmt: skip
+    comparisons = {
+        f: {
+            "tpt_minus_vanilla_at_B": difference(ev, ("tpt", b_index["tpt"]), ("vanilla", b_index["vanilla"]), f),
+            "tpt_at_B_minus_vanilla_at_end": difference(
+                ev, ("tpt", b_index["tpt"]), ("vanilla", len(arms["vanilla"]) - 1), f
+            ),
+        }
+        for f in families
+    }
     ablations = {arm: {f: difference(ev, (arm, b_index[arm]), ("tpt", b_index["tpt"]), f) for f in families}
                  for arm in arms if arm not in ("vanilla", "tpt")}  # fmt: skip
     prepared = {s: json.loads((out / f"seed-{s}" / "prepared.json").read_text()) for s in seeds}
     results: dict[str, Any] = {
-        "split": "dev" if lab.dev else "test", "dev_seed": prof.dev_seed, "test_seeds": [] if lab.dev else seeds, "seeds": seeds,
-        "mode": {arm: HEADLINE_MODE for arm in arms}, "families": families,
-        "config": to_dict(lab), "profile": to_dict(prof), "versions": versions(), "wall_seconds": round(wall, 1), "timing": timing,
-        "chance": chance, "curves": arms, "comparisons": comparisons, "ablations_vs_tpt_at_B": ablations,
+        "split": "dev" if lab.dev else "test",
+        "dev_seed": prof.dev_seed,
+        "test_seeds": [] if lab.dev else seeds,
+        "seeds": seeds,
+        "mode": {arm: HEADLINE_MODE for arm in arms},
+        "families": families,
+        "config": to_dict(lab),
+        "profile": to_dict(prof),
+        "versions": versions(),
+        "wall_seconds": round(wall, 1),
+        "timing": timing,
+        "chance": chance,
+        "curves": arms,
+        "comparisons": comparisons,
+        "ablations_vs_tpt_at_B": ablations,
         "data_efficiency": {f: efficiency(ev, f, chance[f]["ci"][1]) for f in families},
-        "leakage": {str(s): {"patterns": r["patterns"], "texts": r["texts"], "sources": r["sources"], "hits": r["hits"][:50], "hit_count": len(r["hits"])}
-                    for s, r in leakage.items()},
-        "throughput": {f"seed-{s}/{arm}": {k: curves[(s, arm)][-1].get(k) for k in ("train_seconds", "tokens_per_second", "eval_seconds")}
-                       for s, arm in curves if curves[(s, arm)] and "train_seconds" in curves[(s, arm)][-1]},
+        "leakage": {
+            str(s): {
+                "patterns": r["patterns"],
+                "texts": r["texts"],
+                "sources": r["sources"],
+                "hits": r["hits"][:50],
+                "hit_count": len(r["hits"]),
+            }
+            for s, r in leakage.items()
+        },
+        "throughput": {
+            f"seed-{s}/{arm}": {
+                k: curves[(s, arm)][-1].get(k) for k in ("train_seconds", "tokens_per_second", "eval_seconds")
+            }
+            for s, arm in curves
+            if curves[(s, arm)] and "train_seconds" in curves[(s, arm)][-1]
+        },
         "trajectory_lengths": prepared[seeds[0]]["trajectory_lengths"],
         "data": {str(s): p["data"] for s, p in prepared.items()},
-        "per_seed": {f"seed-{s}/{arm}": [{"tokens": p["tokens"], "eval": p["eval"]} for p in c] for (s, arm), c in curves.items()},
-    }  # fmt: skip
+        "per_seed": {
+            f"seed-{s}/{arm}": [{"tokens": p["tokens"], "eval": p["eval"]} for p in c] for (s, arm), c in curves.items()
+        },
+    }
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     from tpt.lab.plots import write_plots

@@ -39,35 +39,76 @@ def render_markdown(results: dict, plots: list[str]) -> str:
         lines += ["**Partial run** (`--evaluate-saved`): training was interrupted; curves stop at " +
                   ", ".join(f"{arm} {t:,} tokens (planned {planned[arm]:,.0f})" for arm, t in short.items()) +
                   ".  Multipliers' lower bounds are relative to those last points.", ""]  # fmt: skip
+    seeds_label = (
+        "dev seed " + str(results["dev_seed"]) if dev else "test seeds " + ", ".join(map(str, results["test_seeds"]))
+    )
     lines += [
-        (f"Seeds: {'dev seed ' + str(results['dev_seed']) if dev else 'test seeds ' + ', '.join(map(str, results['test_seeds']))} "
-        f"(dev seed {results['dev_seed']}: every setting was chosen on it; it is not in this report{' — except here' if dev else ''}). "
-        f"Model preset `{prof['model_preset']}`, TPT budget B = {prof['tokens']:,} tokens, vanilla to {prof['vanilla_multiple']:g} x B, "
-        f"lr {prof['lr']:g} for both arms, batch {prof['batch_tokens']} tokens, seq_len {prof['seq_len']}, RoPE base {prof['rope_theta']:g}. "
-        f"Wall time {results['wall_seconds']:.0f} s ({results['timing']})."), "",
-        (f"Prompt mode (fixed in advance, the same for both arms): `{results['mode']['tpt']}` — \"<question> The answer is\"; the model "
-        "may open <think> and reason, whose final answer then counts.  Accuracy [95% interval: bootstrap over seeds x problems]; "
-        "*chance* = inside or below the family's majority-baseline interval.  'overall' is the mean over families."), "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()) + ".", "",
-        "## Chance: majority baseline per family", "",
-        "Each level's most frequent training answer, scored on the held-out problems.", "",
-        "| family | majority baseline | held-out problems |", "|---|---:|---:|",
-    ]  # fmt: skip
+        (
+            f"Seeds: {seeds_label} (dev seed {results['dev_seed']}: every setting was chosen on it; it is not in "
+            f"this report{' — except here' if dev else ''}). Model preset `{prof['model_preset']}`, TPT budget B = "
+            f"{prof['tokens']:,} tokens, vanilla to {prof['vanilla_multiple']:g} x B, lr {prof['lr']:g} for both "
+            f"arms, batch {prof['batch_tokens']} tokens, seq_len {prof['seq_len']}, RoPE base "
+            f"{prof['rope_theta']:g}. Wall time {results['wall_seconds']:.0f} s ({results['timing']})."
+        ),
+        "",
+        (
+            f"Prompt mode (fixed in advance, the same for both arms): `{results['mode']['tpt']}` — "
+            '"<question> The answer is"; the model may open <think> and reason, whose final answer then counts.  '
+            "Accuracy [95% interval: bootstrap over seeds x problems]; *chance* = inside or below the family's "
+            "majority-baseline interval.  'overall' is the mean over families."
+        ),
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()) + ".",
+        "",
+        "## Chance: majority baseline per family",
+        "",
+        "Each level's most frequent training answer, scored on the held-out problems.",
+        "",
+        "| family | majority baseline | held-out problems |",
+        "|---|---:|---:|",
+    ]
     for fam in fams:
         lines.append(f"| {fam} | {ci(results['chance'][fam])} | {results['chance'][fam]['n']} |")
-    lines += ["", "## Learning curves (accuracy vs training tokens)", "",
-              "| arm | tokens | unique docs | " + " | ".join(keys) + " |", "|---|---:|---:|" + "---:|" * len(keys)]  # fmt: skip
+    lines += [
+        "",
+        "## Learning curves (accuracy vs training tokens)",
+        "",
+        "| arm | tokens | unique docs | " + " | ".join(keys) + " |",
+        "|---|---:|---:|" + "---:|" * len(keys),
+    ]
     for arm, points in results["curves"].items():
         for p in points:
-            lines.append(f"| {arm} | {p['tokens']:,} | {p['unique_docs']:,.0f} | " + " | ".join(acc_cell(p[k]) for k in keys) + " |")
-    lines += ["", "## TPT vs vanilla (paired differences)", "", "| family | TPT − vanilla, both at B | TPT at B − vanilla at its last point |", "|---|---:|---:|"]
+            lines.append(
+                f"| {arm} | {p['tokens']:,} | {p['unique_docs']:,.0f} | "
+                + " | ".join(acc_cell(p[k]) for k in keys)
+                + " |"
+            )
+    lines += [
+        "",
+        "## TPT vs vanilla (paired differences)",
+        "",
+        "| family | TPT − vanilla, both at B | TPT at B − vanilla at its last point |",
+        "|---|---:|---:|",
+    ]
     for fam, comp in results["comparisons"].items():
-        lines.append(f"| {fam} | {ci(comp['tpt_minus_vanilla_at_B'], 'diff')} | {ci(comp['tpt_at_B_minus_vanilla_at_end'], 'diff')} |")
-    lines += ["", "## Data-efficiency multiplier (vanilla tokens / TPT tokens to reach a target accuracy)", "",
-              ("Targets lie above the family's chance interval: halfway from its top to the better arm's accuracy at B, and at that "
-              "accuracy, provided that accuracy's interval clears the chance interval.  Read off the curves by interpolation (tpt.analyze.curves); interval over the bootstrap replicates "
-              "(∞: in some replicates vanilla never reaches the target)."), "",
-              "| family | target | vanilla tokens | TPT tokens | multiplier [95%] |", "|---|---:|---:|---:|---|"]  # fmt: skip
+        lines.append(
+            f"| {fam} | {ci(comp['tpt_minus_vanilla_at_B'], 'diff')} | "
+            f"{ci(comp['tpt_at_B_minus_vanilla_at_end'], 'diff')} |"
+        )
+    lines += [
+        "",
+        "## Data-efficiency multiplier (vanilla tokens / TPT tokens to reach a target accuracy)",
+        "",
+        (
+            "Targets lie above the family's chance interval: halfway from its top to the better arm's accuracy at B, "
+            "and at that accuracy, provided that accuracy's interval clears the chance interval.  Read off the "
+            "curves by interpolation (tpt.analyze.curves); interval over the bootstrap replicates (∞: in some "
+            "replicates vanilla never reaches the target)."
+        ),
+        "",
+        "| family | target | vanilla tokens | TPT tokens | multiplier [95%] |",
+        "|---|---:|---:|---:|---|",
+    ]
     for fam, effs in results["data_efficiency"].items():
         if not effs:
             lines.append(f"| {fam} | — | | | no target: neither arm's interval at B clears chance |")
@@ -76,25 +117,58 @@ def render_markdown(results: dict, plots: list[str]) -> str:
             mt = f"{e['tpt_tokens']:,.0f}" if e["tpt_tokens"] else "not reached"
             lines.append(f"| {fam} | {e['target']:.3f} | {vt} | {mt} | {mult_cell(e)} |")
     if results.get("ablations_vs_tpt_at_B"):
-        lines += ["", "## Ablations: each arm − TPT, both at B (paired; vanilla-pool at its point nearest B)", "",
-                  ("vanilla-pool: TPT's raw documents repeated (its later points are more epochs; see the curves above); "
-                  "tpt-noisy10/30: an expert whose steps are wrong with probability 0.1/0.3 (errors propagate); "
-                  "tpt-other: [d; another document's trajectory]; tpt-filler: [d; filler of the trajectory's length]."), "",
-                  "| arm | " + " | ".join(fams) + " |", "|---|" + "---:|" * len(fams)]  # fmt: skip
+        lines += [
+            "",
+            "## Ablations: each arm − TPT, both at B (paired; vanilla-pool at its point nearest B)",
+            "",
+            (
+                "vanilla-pool: TPT's raw documents repeated (its later points are more epochs; see the curves "
+                "above); tpt-noisy10/30: an expert whose steps are wrong with probability 0.1/0.3 (errors "
+                "propagate); tpt-other: [d; another document's trajectory]; tpt-filler: [d; filler of the "
+                "trajectory's length]."
+            ),
+            "",
+            "| arm | " + " | ".join(fams) + " |",
+            "|---|" + "---:|" * len(fams),
+        ]
         for arm, row in results["ablations_vs_tpt_at_B"].items():
             lines.append(f"| {arm} | " + " | ".join(ci(row[f], "diff") for f in fams) + " |")
-    lines += ["", "## Leakage scan", "", ("Every held-out question, trajectory and multi-step sub-result searched verbatim in every "
-              "text any arm trained on (tpt.lab.leakage)."), "", "| seed | strings | training texts | hits |", "|---|---:|---:|---:|"]  # fmt: skip
+    lines += [
+        "",
+        "## Leakage scan",
+        "",
+        (
+            "Every held-out question, trajectory and multi-step sub-result searched verbatim in every text any arm "
+            "trained on (tpt.lab.leakage)."
+        ),
+        "",
+        "| seed | strings | training texts | hits |",
+        "|---|---:|---:|---:|",
+    ]
     for seed, scan in results["leakage"].items():
         lines.append(f"| {seed} | {scan['patterns']:,} | {scan['texts']:,} | {scan['hit_count']} |")
-    lines += ["", "## Trajectory length vs difficulty (mean thinking tokens)", "",
-              ("Longer for harder problems *by construction* (one step per operation or hop); `tpt analyze stats` on the seed's "
-              "augment run is the tool for real trajectories."), "", "| family | difficulty: tokens |", "|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        "## Trajectory length vs difficulty (mean thinking tokens)",
+        "",
+        (
+            "Longer for harder problems *by construction* (one step per operation or hop); `tpt analyze stats` on "
+            "the seed's augment run is the tool for real trajectories."
+        ),
+        "",
+        "| family | difficulty: tokens |",
+        "|---|---|",
+    ]
     for fam, table in results["trajectory_lengths"].items():
         lines.append(f"| {fam} | " + ", ".join(f"{d}: {v:.1f}" for d, v in table.items()) + " |")
-    lines += ["", "## Training throughput (one CPU thread per run)", "", "| run | tokens/s | train s | eval s |", "|---|---:|---:|---:|"]
+    lines += [
+        "",
+        "## Training throughput (one CPU thread per run)",
+        "",
+        "| run | tokens/s | train s | eval s |",
+        "|---|---:|---:|---:|",
+    ]
     for run, t in results["throughput"].items():
         lines.append(f"| {run} | {t['tokens_per_second']:,.0f} | {t['train_seconds']:.0f} | {t['eval_seconds']:.0f} |")
     lines += ["", "## Plots", ""] + [f"![{Path(p).stem}](plots/{Path(p).name})" for p in plots] + [""]
     return "\n".join(lines)
-

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -80,7 +80,9 @@ def at_chance(acc: float, chance_ci: Sequence[float]) -> bool:
 # --- the data-efficiency multiplier ------------------------------------------------------------
 
 
-def multiplier(base: Sequence[tuple[float, float]], method: Sequence[tuple[float, float]], target: float) -> tuple[str, float]:
+def multiplier(
+    base: Sequence[tuple[float, float]], method: Sequence[tuple[float, float]], target: float
+) -> tuple[str, float]:
     """(kind, value) of vanilla tokens / TPT tokens to reach ``target``:
 
     finite       both reach it
@@ -99,7 +101,9 @@ def multiplier(base: Sequence[tuple[float, float]], method: Sequence[tuple[float
     return "none", math.nan
 
 
-def multiplier_interval(base_tokens, base_correct, meth_tokens, meth_correct, target: float, resampler: Resampler) -> list[float]:
+def multiplier_interval(
+    base_tokens, base_correct, meth_tokens, meth_correct, target: float, resampler: Resampler
+) -> list[float]:
     """95% interval of the multiplier over the bootstrap replicates.  A replicate where vanilla
     never reaches the target counts as +inf (its true multiplier is above any bound we can read),
     one where TPT never does as 0; one where neither does is dropped."""

@@ -7,12 +7,10 @@ source repeated 6.9x or read at 21% is never only a number in a JSON file.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from tpt.prepare.config import SourceSpec
 
 
-def budget_warnings(cfg, specs: list[SourceSpec], sources: list[dict], cap: Optional[int]) -> list[str]:
+def budget_warnings(cfg, specs: list[SourceSpec], sources: list[dict], cap: int | None) -> list[str]:
     """Weighted sources only (an xN source asked for its repetition); none in the constrained-data
     setting (--pool-tokens), where repeating a small pool is the point."""
     if cap is not None:

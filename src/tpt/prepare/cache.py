@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -122,7 +123,7 @@ class _CacheFile:
         self.offsets: list[np.ndarray] = [np.zeros(1, dtype=np.int64)]
         self.keys: list[np.ndarray] = [np.zeros(0, dtype=np.uint64)]
 
-    def __enter__(self) -> "_CacheFile":
+    def __enter__(self) -> _CacheFile:
         self.file = open(self.path, "wb")
         return self
 
@@ -133,7 +134,9 @@ class _CacheFile:
         ids, lengths = self.encoder.assemble(samples, encodings)
         self.file.write(ids.tobytes())
         self.offsets.append(self.total + np.cumsum(lengths))
-        self.keys.append(np.fromiter((split_key(s.id, self.seed) for s in samples), dtype=np.uint64, count=len(samples)))
+        self.keys.append(
+            np.fromiter((split_key(s.id, self.seed) for s in samples), dtype=np.uint64, count=len(samples))
+        )
         self.total += int(lengths.sum())
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

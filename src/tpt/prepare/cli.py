@@ -39,7 +39,12 @@ def main(argv: list[str]) -> int:
         from tpt.prepare.back_thinking_cli import main as back_thinking_main
 
         return back_thinking_main(argv[1:])
-    cfg = parse(PrepareConfig, merge_repeated(list(argv), "--source"), "tpt prepare", (PrepareConfig.__doc__ or "") + "\n\n" + EPILOG_EXAMPLE)
+    cfg = parse(
+        PrepareConfig,
+        merge_repeated(list(argv), "--source"),
+        "tpt prepare",
+        (PrepareConfig.__doc__ or "") + "\n\n" + EPILOG_EXAMPLE,
+    )
     # the Rust tokenizer's own thread pool; we never fork after using it
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     from tpt.io.lock import LockHeld
@@ -61,8 +66,19 @@ def main(argv: list[str]) -> int:
 
 
 def summary(index: dict) -> dict:
-    keys = ("format", "seq_len", "vocab_size", "train", "val", "packing", "rejected_rows", "added_tokens",
-            "megatron_data_path", "warnings", "seconds")
+    keys = (
+        "format",
+        "seq_len",
+        "vocab_size",
+        "train",
+        "val",
+        "packing",
+        "rejected_rows",
+        "added_tokens",
+        "megatron_data_path",
+        "warnings",
+        "seconds",
+    )
     out = {k: index[k] for k in keys if index.get(k) not in (None, [], {})}
     wanted = ("source", "tokens", "share", "unique_docs", "share_used", "epochs_seen", "documents", "prefix")
     out["sources"] = [{k: s[k] for k in wanted if k in s} for s in index.get("sources", [])]

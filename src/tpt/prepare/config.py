@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 from tpt.config import field
 from tpt.config import parse_count as shared_parse_count
@@ -31,8 +31,8 @@ class PrepareError(ValueError):
 class SourceSpec:
     path: Path
     kind: str  # "tpt" | "vanilla"
-    weight: Optional[float] = None  # share of the budget (relative), or
-    epochs: Optional[float] = None  # exact number of passes
+    weight: float | None = None  # share of the budget (relative), or
+    epochs: float | None = None  # exact number of passes
 
     @property
     def name(self) -> str:
@@ -50,12 +50,16 @@ def parse_source(spec: str) -> SourceSpec:
     elif len(parts) == 3 and parts[1] in KINDS:
         path, kind, amount = parts
     else:
-        raise PrepareError(f"--source {spec!r}: expected PATH:KIND[:WEIGHT], KIND one of {KINDS}, WEIGHT a float or xN epochs")
+        raise PrepareError(
+            f"--source {spec!r}: expected PATH:KIND[:WEIGHT], KIND one of {KINDS}, WEIGHT a float or xN epochs"
+        )
     epochs = amount[1:] if amount.startswith("x") else None
     try:
         value = float(epochs if epochs is not None else amount)
     except ValueError:
-        raise PrepareError(f"--source {spec!r}: {amount!r} is neither a weight (0.125) nor an epoch count (x2)") from None
+        raise PrepareError(
+            f"--source {spec!r}: {amount!r} is neither a weight (0.125) nor an epoch count (x2)"
+        ) from None
     if not value > 0:
         raise PrepareError(f"--source {spec!r}: weight / epochs must be > 0")
     if epochs is not None:
@@ -63,7 +67,7 @@ def parse_source(spec: str) -> SourceSpec:
     return SourceSpec(Path(path), kind, weight=value)
 
 
-def parse_count(text: Optional[str], flag: str = "--tokens") -> Optional[int]:
+def parse_count(text: str | None, flag: str = "--tokens") -> int | None:
     """'50M' -> 50_000_000 (tpt.config.parse_count); None or '' stays None; must be positive."""
     if text is None or text == "":
         return None
@@ -111,22 +115,32 @@ class PrepareConfig:
     warn_epochs: float = field(1.0, help="warn when a weighted source is repeated more than this many times")
     warn_share: float = field(0.5, help="warn when less than this share of a weighted source's documents is used")
     seq_len: int = field(2048, help="tokens per packed sequence")
-    tokens: Optional[str] = field(
-        None, help="total training-token budget (50M, 1.5B, ...); default: the largest budget that repeats no weighted source"
+    tokens: str | None = field(
+        None,
+        help="total training-token budget (50M, 1.5B, ...); default: the largest budget that repeats no weighted "
+        "source",
     )
-    pool_tokens: Optional[str] = field(
-        None, help="constrained-data setting: each source keeps only this many unique tokens, repeated to fill the budget"
+    pool_tokens: str | None = field(
+        None,
+        help="constrained-data setting: each source keeps only this many unique tokens, repeated to fill the budget",
     )
     val_sequences: int = field(8, help="held-out validation sequences, from documents never in train")
-    val_fraction: Optional[float] = field(None, help="instead of --val-sequences: this fraction of all unique tokens")
+    val_fraction: float | None = field(None, help="instead of --val-sequences: this fraction of all unique tokens")
     seed: int = field(0, help="seed of document order, epoch shuffles and the validation split")
-    template: str = field(DEFAULT_TEMPLATE, help="TPT sample template with {text} and {thinking}; EOS is added after each sample")
+    template: str = field(
+        DEFAULT_TEMPLATE, help="TPT sample template with {text} and {thinking}; EOS is added after each sample"
+    )
     on_length: Literal["keep", "drop", "cut"] = field(
-        "keep", help="records with finish_reason=length: keep them, drop them, or cut the thinking at its last full sentence"
+        "keep",
+        help="records with finish_reason=length: keep them, drop them, or cut the thinking at its last full sentence",
     )
     text_field: str = field("text", help="text column of raw JSONL / Parquet sources")
-    id_field: Optional[str] = field(None, help="id column of raw sources (default: 'id' when present, else a content hash)")
+    id_field: str | None = field(
+        None, help="id column of raw sources (default: 'id' when present, else a content hash)"
+    )
     shard_tokens: str = field("128M", help="tokens per output shard file")
     batch_docs: int = field(1024, help="documents per tokenizer batch")
-    sft: bool = field(False, help="SFT mode: --source files are chat JSONL (`messages`); rows are padded, with a loss mask")
+    sft: bool = field(
+        False, help="SFT mode: --source files are chat JSONL (`messages`); rows are padded, with a loss mask"
+    )
     overwrite: bool = field(False, help="replace --out if it exists")

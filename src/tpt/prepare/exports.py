@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 import shutil
 import struct
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -158,7 +158,7 @@ class _TextFiles:
 
     def __init__(self, root: Path):
         self.root, self.count, self.rows = root, 0, 0
-        self.writer: Optional[pq.ParquetWriter] = None
+        self.writer: pq.ParquetWriter | None = None
 
     def write(self, table: pa.Table) -> None:
         while table.num_rows:

@@ -20,6 +20,8 @@ from tpt.prepare.tokenizer import missing_special_tokens, template_special_token
 FIELDS = ("{text}", "{thinking}")
 # A sentence ends at . ! ? (or their CJK forms) followed by whitespace, a closing quote/bracket, or the end.
 _SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f][\"')\]]*(?=\s|$)")
+# uint32 holds any vocabulary; callers that know the vocab size pass a narrower dtype.
+DEFAULT_IDS_DTYPE = np.dtype(np.uint32)
 
 
 def check_tokenizer(tokenizer, template: str, need_template: bool, where: str, add_missing: bool = False) -> list[str]:
@@ -47,8 +49,8 @@ def check_tokenizer(tokenizer, template: str, need_template: bool, where: str, a
 def cut_at_sentence(text: str) -> str:
     """``text`` up to and including its last complete sentence ('' when it has none)."""
     last = None
-    for last in _SENTENCE_END.finditer(text):
-        pass
+    for match in _SENTENCE_END.finditer(text):
+        last = match
     return text[: last.end()] if last else ""
 
 
@@ -73,7 +75,7 @@ def apply_length_policy(sample: Sample, policy: str, stats: LengthStats) -> Samp
 class SampleEncoder:
     """Encodes batches of samples into one flat id array plus per-sample lengths (EOS included)."""
 
-    def __init__(self, tokenizer, template: str, dtype: np.dtype = np.dtype(np.uint32)):
+    def __init__(self, tokenizer, template: str, dtype: np.dtype = DEFAULT_IDS_DTYPE):
         from tokenizers import Tokenizer
 
         self.dtype = np.dtype(dtype)

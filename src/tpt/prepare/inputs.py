@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -23,7 +22,7 @@ from tpt.prepare.config import PrepareError, SourceSpec
 from tpt.prepare.sources import Sample, is_run_folder
 
 
-def check_complete(spec: SourceSpec, allow: bool) -> Optional[dict]:
+def check_complete(spec: SourceSpec, allow: bool) -> dict | None:
     """Refuse (or, with ``allow``, warn about) a run with shards not done; warn about failed rows."""
     if not is_run_folder(spec.path):
         return None

@@ -13,8 +13,8 @@ The budget is then rounded down to whole sequences, taken from the weighted sour
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Optional
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from tpt.prepare.cache import SourceCache
 from tpt.prepare.config import PrepareError, SourceSpec
 
 
-def val_threshold(caches: list[SourceCache], val_tokens: int) -> Optional[int]:
+def val_threshold(caches: list[SourceCache], val_tokens: int) -> int | None:
     """The smallest split key k such that documents with key <= k hold >= ``val_tokens`` tokens."""
     if val_tokens <= 0:
         return None
@@ -33,11 +33,13 @@ def val_threshold(caches: list[SourceCache], val_tokens: int) -> Optional[int]:
     pos = int(np.searchsorted(cumulative, val_tokens))
     if pos >= len(keys):
         have = int(cumulative[-1]) if len(cumulative) else 0
-        raise PrepareError(f"validation split needs {val_tokens} tokens but all sources together hold {have}: lower --val-sequences")
+        raise PrepareError(
+            f"validation split needs {val_tokens} tokens but all sources together hold {have}: lower --val-sequences"
+        )
     return int(keys[order[pos]])
 
 
-def is_val(cache: SourceCache, threshold: Optional[int]) -> np.ndarray:
+def is_val(cache: SourceCache, threshold: int | None) -> np.ndarray:
     if threshold is None:
         return np.zeros(cache.num_docs, dtype=bool)
     return cache.keys <= np.uint64(threshold)
@@ -47,19 +49,24 @@ def epoch_order(docs: np.ndarray, seed: int, source: int, epoch: int) -> np.ndar
     return np.random.default_rng([seed, source, epoch]).permutation(docs)
 
 
-def training_pool(cache: SourceCache, source: int, threshold: Optional[int], seed: int, cap: Optional[int]) -> np.ndarray:
+def training_pool(cache: SourceCache, source: int, threshold: int | None, seed: int, cap: int | None) -> np.ndarray:
     """Training document indices of one source in epoch-0 order; with ``cap``, only a fixed pool of
     about ``cap`` unique tokens (the constrained-data setting): the first documents of that order."""
     docs = epoch_order(np.flatnonzero(~is_val(cache, threshold)), seed, source, 0)
     if not len(docs):
-        raise PrepareError(f"source {cache.spec.describe()}: no training documents left (read {cache.num_docs}, all held out or rejected)")
+        raise PrepareError(
+            f"source {cache.spec.describe()}: no training documents left (read {cache.num_docs}, all held out or "
+            "rejected)"
+        )
     if cap is not None:
         keep = int(np.searchsorted(np.cumsum(cache.lengths[docs]), cap, side="right"))
         docs = docs[: max(keep, 1)]
     return docs
 
 
-def assign_targets(specs: list[SourceSpec], pool_tokens: list[int], budget: Optional[int], seq_len: int) -> tuple[list[float], int]:
+def assign_targets(
+    specs: list[SourceSpec], pool_tokens: list[int], budget: int | None, seq_len: int
+) -> tuple[list[float], int]:
     """-> (training tokens per source, number of training sequences)."""
     fixed = sum(s.epochs * p for s, p in zip(specs, pool_tokens) if s.epochs is not None)
     weighted = [(i, s.weight) for i, s in enumerate(specs) if s.weight is not None]
@@ -67,9 +74,14 @@ def assign_targets(specs: list[SourceSpec], pool_tokens: list[int], budget: Opti
     if budget is None:
         total = fixed + (min(pool_tokens[i] * total_weight / w for i, w in weighted) if weighted else 0)
     elif weighted and budget <= fixed:
-        raise PrepareError(f"--tokens {budget}: the xN sources alone need {fixed:.0f} tokens, leaving nothing for the weighted ones")
+        raise PrepareError(
+            f"--tokens {budget}: the xN sources alone need {fixed:.0f} tokens, leaving nothing for the weighted ones"
+        )
     elif not weighted and budget > fixed:
-        raise PrepareError(f"--tokens {budget}: the xN sources give only {fixed:.0f} tokens; raise their epochs or add a weighted source")
+        raise PrepareError(
+            f"--tokens {budget}: the xN sources give only {fixed:.0f} tokens; raise their epochs or add a weighted "
+            "source"
+        )
     else:
         total = budget
     rows = int(total // seq_len)
@@ -80,7 +92,9 @@ def assign_targets(specs: list[SourceSpec], pool_tokens: list[int], budget: Opti
     if not weighted:  # only xN sources: the rounding is shared by all
         return [t * written / fixed for t in targets], rows
     if written <= fixed:
-        raise PrepareError(f"the budget rounded to whole sequences ({written} tokens) leaves nothing for the weighted sources")
+        raise PrepareError(
+            f"the budget rounded to whole sequences ({written} tokens) leaves nothing for the weighted sources"
+        )
     for i, w in weighted:  # the weighted sources absorb the rounding: xN sources stay exact
         targets[i] = (written - fixed) * w / total_weight
     return targets, rows
@@ -94,7 +108,7 @@ class SourceProgress:
     emitted: int = 0  # tokens handed out (whole documents)
     epoch: int = 0
     position: int = 0  # next document in the current epoch's order
-    order: Optional[np.ndarray] = None
+    order: np.ndarray | None = None
 
 
 class Mixer:
@@ -105,7 +119,9 @@ class Mixer:
 
     def __init__(self, caches: list[SourceCache], pools: list[np.ndarray], targets: list[float], seed: int):
         self.caches, self.seed = caches, seed
-        self.progress = [SourceProgress(p, int(c.lengths[p].sum()), t, order=p) for c, p, t in zip(caches, pools, targets)]
+        self.progress = [
+            SourceProgress(p, int(c.lengths[p].sum()), t, order=p) for c, p, t in zip(caches, pools, targets)
+        ]
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
         heap = [self._schedule(i) for i in range(len(self.progress))]

@@ -31,7 +31,9 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size <= 65535 else np.dtype(np.uint32)
 
 
-def write_index(root: str | Path, *, seq_len: int, vocab_size: int, eos_id: int, splits: dict[str, list[dict]], **extra) -> Path:
+def write_index(
+    root: str | Path, *, seq_len: int, vocab_size: int, eos_id: int, splits: dict[str, list[dict]], **extra
+) -> Path:
     """Write ``root/index.json`` (the format's required keys first, then anything in ``extra``)."""
     index = {
         "format": FORMAT,
@@ -79,18 +81,22 @@ class PackedDataset:
             raise KeyError(f"{index_path}: no split {split!r} (have: {', '.join(self.index['splits'])})")
         self.shards = [ShardInfo(**s) for s in shards]
         self._tokens = [self._open(s.name + ".tokens.bin", s.num_sequences, self.dtype) for s in self.shards]
-        self._masks = [self._open(s.name + ".mask.bin", s.num_sequences, np.uint8) if s.has_mask else None for s in self.shards]
+        self._masks = [
+            self._open(s.name + ".mask.bin", s.num_sequences, np.uint8) if s.has_mask else None for s in self.shards
+        ]
         self._offsets = np.cumsum([0] + [s.num_sequences for s in self.shards])
         for s in self.shards:
             if not (self.root / f"{s.name}.starts.npy").exists():
-                raise FileNotFoundError(f"{self.root / s.name}.starts.npy: document starts listed in index.json are missing")
+                raise FileNotFoundError(
+                    f"{self.root / s.name}.starts.npy: document starts listed in index.json are missing"
+                )
 
     def check_model(self, vocab_size: int, max_positions: int | None = None) -> None:
         """Clear errors when this data cannot feed a model: ids beyond its vocabulary, rows too long."""
         if self.vocab_size > vocab_size:
             raise ValueError(
-                f"{self.root}: data tokenized with a vocabulary of {self.vocab_size} ids, the model has only {vocab_size} "
-                "(prepare the data with the model's tokenizer)"
+                f"{self.root}: data tokenized with a vocabulary of {self.vocab_size} ids, the model has only "
+                f"{vocab_size} (prepare the data with the model's tokenizer)"
             )
         if max_positions is not None and self.seq_len > max_positions:
             raise ValueError(f"{self.root}: seq_len {self.seq_len} exceeds the model's {max_positions} positions")
@@ -101,7 +107,9 @@ class PackedDataset:
             raise FileNotFoundError(f"{path}: shard listed in index.json is missing")
         expected = rows * self.seq_len * np.dtype(dtype).itemsize
         if path.stat().st_size != expected:
-            raise ValueError(f"{path}: {path.stat().st_size} bytes, index.json implies {expected} (truncated or corrupt shard)")
+            raise ValueError(
+                f"{path}: {path.stat().st_size} bytes, index.json implies {expected} (truncated or corrupt shard)"
+            )
         return np.memmap(path, dtype=dtype, mode="r", shape=(rows, self.seq_len))
 
     def __len__(self) -> int:

@@ -11,7 +11,6 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pyarrow as pa
@@ -39,7 +38,15 @@ def prepare(cfg: PrepareConfig) -> dict:
     if cfg.sft:
         from tpt.prepare.sft import prepare_sft
 
-        out = prepare_sft(cfg.source, cfg.tokenizer, cfg.seq_len, cfg.out, val_sequences=cfg.val_sequences, seed=cfg.seed, overwrite=cfg.overwrite)
+        out = prepare_sft(
+            cfg.source,
+            cfg.tokenizer,
+            cfg.seq_len,
+            cfg.out,
+            val_sequences=cfg.val_sequences,
+            seed=cfg.seed,
+            overwrite=cfg.overwrite,
+        )
         return json.loads((out / "index.json").read_text())
     specs, budget, cap, shard_tokens = _check_config(cfg)
     inputs = _check_inputs(cfg, specs)
@@ -92,15 +99,24 @@ def _pack_all(cfg, specs, caches, budget, cap, shard_tokens, tmp, tokenizer, rej
 
 def _export_megatron(cfg, specs, caches, encoder, tmp, tokenizer, added) -> dict:
     exported = export_megatron(tmp, specs, caches, encoder.dtype)
-    return {"format": MEGATRON_FORMAT, "sources": exported, "megatron_data_path": megatron_data_path(specs, exported),
-            "dtype": encoder.dtype.name, "vocab_size": len(tokenizer), "eos_id": int(tokenizer.eos_token_id),
-            "template": cfg.template, **_tokenizer_fields(cfg, tokenizer, added), "config": to_dict(cfg)}
+    return {
+        "format": MEGATRON_FORMAT,
+        "sources": exported,
+        "megatron_data_path": megatron_data_path(specs, exported),
+        "dtype": encoder.dtype.name,
+        "vocab_size": len(tokenizer),
+        "eos_id": int(tokenizer.eos_token_id),
+        "template": cfg.template,
+        **_tokenizer_fields(cfg, tokenizer, added),
+        "config": to_dict(cfg),
+    }
 
 
 def _export_text(cfg, specs, inputs, tmp, rejected) -> dict:
     options = dict(on_length=cfg.on_length, batch_docs=cfg.batch_docs, text_field=cfg.text_field, id_field=cfg.id_field)
-    sources = export_text(tmp, specs, rejected, cfg.template, options, [i["cutter"] for i in inputs],
-                          [i["duplicates"] for i in inputs])
+    sources = export_text(
+        tmp, specs, rejected, cfg.template, options, [i["cutter"] for i in inputs], [i["duplicates"] for i in inputs]
+    )
     for source, inp in zip(sources, inputs):
         source["doc_cut"] = inp["cutter"].cut if inp["cutter"] else 0
     return {"format": TEXT_FORMAT, "sources": sources, "template": cfg.template, "config": to_dict(cfg)}
@@ -134,25 +150,44 @@ def _check_inputs(cfg: PrepareConfig, specs: list[SourceSpec]) -> list[dict]:
 def _input_summary(inp: dict) -> dict:
     """What index.json says about a source's checks: completion, repeated keys, the document cut."""
     cut = inp["cutter"].cut if inp["cutter"] else 0
-    return {"completion": inp["completion"], "duplicates": len(inp["duplicates"]), "doc_cut": inp["doc_cut"], "docs_cut": cut}
+    return {
+        "completion": inp["completion"],
+        "duplicates": len(inp["duplicates"]),
+        "doc_cut": inp["doc_cut"],
+        "docs_cut": cut,
+    }
 
 
-def _tokenize_all(cfg: PrepareConfig, specs: list[SourceSpec], encoder: SampleEncoder, tmp: Path, rejected: list,
-                  inputs: list[dict]) -> list[SourceCache]:
+def _tokenize_all(
+    cfg: PrepareConfig, specs: list[SourceSpec], encoder: SampleEncoder, tmp: Path, rejected: list, inputs: list[dict]
+) -> list[SourceCache]:
     """Pass 1: every source through the tokenizer once, into ``tmp/_cache``."""
     (tmp / "_cache").mkdir()
-    options = dict(seed=cfg.seed, on_length=cfg.on_length, batch_docs=cfg.batch_docs, text_field=cfg.text_field, id_field=cfg.id_field)
+    options = dict(
+        seed=cfg.seed,
+        on_length=cfg.on_length,
+        batch_docs=cfg.batch_docs,
+        text_field=cfg.text_field,
+        id_field=cfg.id_field,
+    )
     caches = []
     for i, (spec, inp) in enumerate(zip(specs, inputs)):
-        cache = tokenize_source(spec, encoder, tmp / "_cache" / f"source-{i}.bin", rejected, **options,
-                                duplicates=inp["duplicates"], cutter=inp["cutter"])
+        cache = tokenize_source(
+            spec,
+            encoder,
+            tmp / "_cache" / f"source-{i}.bin",
+            rejected,
+            **options,
+            duplicates=inp["duplicates"],
+            cutter=inp["cutter"],
+        )
         if cache.num_docs == 0:
             raise PrepareError(empty_source_message(spec, cache))
         caches.append(cache)
     return caches
 
 
-def _check_config(cfg: PrepareConfig) -> tuple[list[SourceSpec], Optional[int], Optional[int], int]:
+def _check_config(cfg: PrepareConfig) -> tuple[list[SourceSpec], int | None, int | None, int]:
     if not cfg.source:
         raise PrepareError("no --source given")
     specs = [parse_source(s) for s in cfg.source]
@@ -205,12 +240,14 @@ def _load_checked_tokenizer(cfg: PrepareConfig, specs: list[SourceSpec]):
     return tokenizer, add_special_tokens(tokenizer, missing) if missing else {}
 
 
-def _plan_validation(cfg: PrepareConfig, caches: list[SourceCache]) -> tuple[int, Optional[int]]:
+def _plan_validation(cfg: PrepareConfig, caches: list[SourceCache]) -> tuple[int, int | None]:
     """-> (validation rows, split-key threshold) -- documents with key <= threshold are held out."""
     if cfg.val_fraction is not None:
         rows = int(cfg.val_fraction * sum(int(c.lengths.sum()) for c in caches) // cfg.seq_len)
         if rows < 1:
-            raise PrepareError(f"--val-fraction {cfg.val_fraction}: less than one --seq-len {cfg.seq_len} sequence of data")
+            raise PrepareError(
+                f"--val-fraction {cfg.val_fraction}: less than one --seq-len {cfg.seq_len} sequence of data"
+            )
     else:
         rows = cfg.val_sequences
     return rows, val_threshold(caches, rows * cfg.seq_len)
@@ -239,13 +276,17 @@ def _pack(writer: SplitWriter, mixer: Mixer, num_sources: int) -> dict:
     }
 
 
-def _pack_validation(tmp: Path, caches: list[SourceCache], threshold: Optional[int], rows: int, seed: int, writer: dict) -> Optional[dict]:
+def _pack_validation(
+    tmp: Path, caches: list[SourceCache], threshold: int | None, rows: int, seed: int, writer: dict
+) -> dict | None:
     """Validation rows from the held-out documents of all sources, interleaved by size, one pass."""
     if not rows:
         return None
     held = [np.flatnonzero(is_val(c, threshold)) for c in caches]
     use = [i for i, docs in enumerate(held) if len(docs)]  # sources with held-out documents
-    mixer = Mixer([caches[i] for i in use], [held[i] for i in use], [float(caches[i].lengths[held[i]].sum()) for i in use], seed)
+    mixer = Mixer(
+        [caches[i] for i in use], [held[i] for i in use], [float(caches[i].lengths[held[i]].sum()) for i in use], seed
+    )
     packed = _pack(SplitWriter(tmp, "val", rows=rows, **writer), mixer, len(use))
     per_source = [0] * len(caches)
     for j, i in enumerate(use):
@@ -267,16 +308,30 @@ def _manifest(cfg, tokenizer, specs, caches, pools, targets, mixer, train, val, 
     held_out = val["docs_per_source"] if val else [0] * len(specs)
     for i, (spec, cache) in enumerate(zip(specs, caches)):
         written = train["tokens_per_source"][i]
-        sources.append({
-            "source": spec.describe(), "path": str(spec.path), "kind": spec.kind, "weight": spec.weight, "epochs": spec.epochs,
-            "docs_read": cache.num_docs, "docs_tokens": int(cache.offsets[-1]), "rejected_rows": cache.rejected,
-            "length_dropped": cache.length.dropped, "length_cut": cache.length.cut,
-            "val_docs": val["docs_per_source"][i] if val else 0, "val_tokens": val["tokens_per_source"][i] if val else 0,
-            "pool_docs": len(pools[i]), "pool_tokens": pool_tokens[i], "target_tokens": round(targets[i], 1),
-            "tokens": written, "share": round(written / train["tokens"], 6),
-            "unique_docs": mixer.unique_docs(i), "epochs_seen": round(written / pool_tokens[i], 6),
-            "share_used": round(mixer.unique_docs(i) / max(1, cache.num_docs - held_out[i]), 6),
-        })  # fmt: skip
+        sources.append(
+            {
+                "source": spec.describe(),
+                "path": str(spec.path),
+                "kind": spec.kind,
+                "weight": spec.weight,
+                "epochs": spec.epochs,
+                "docs_read": cache.num_docs,
+                "docs_tokens": int(cache.offsets[-1]),
+                "rejected_rows": cache.rejected,
+                "length_dropped": cache.length.dropped,
+                "length_cut": cache.length.cut,
+                "val_docs": val["docs_per_source"][i] if val else 0,
+                "val_tokens": val["tokens_per_source"][i] if val else 0,
+                "pool_docs": len(pools[i]),
+                "pool_tokens": pool_tokens[i],
+                "target_tokens": round(targets[i], 1),
+                "tokens": written,
+                "share": round(written / train["tokens"], 6),
+                "unique_docs": mixer.unique_docs(i),
+                "epochs_seen": round(written / pool_tokens[i], 6),
+                "share_used": round(mixer.unique_docs(i) / max(1, cache.num_docs - held_out[i]), 6),
+            }
+        )
     slots = train["sequences"] * cfg.seq_len
     return {
         "pad_id": tokenizer.pad_token_id,

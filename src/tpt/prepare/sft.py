@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Optional, Union
 
 import numpy as np
 import pyarrow as pa
@@ -33,13 +32,17 @@ ROLES = ("system", "user", "assistant", "tool")
 def chat_ids_and_mask(tokenizer, messages: list[dict]) -> tuple[list[int], list[int]]:
     """Token ids of a conversation through the chat template, and its assistant-only loss mask."""
     if "{% generation %}" in (tokenizer.chat_template or ""):
-        enc = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+        enc = tokenizer.apply_chat_template(
+            messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        )
         return list(enc["input_ids"]), list(enc["assistant_masks"])
     return _mask_by_prefix(tokenizer, messages)
 
 
 def _render(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> list[int]:
-    enc = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, add_generation_prompt=add_generation_prompt)
+    enc = tokenizer.apply_chat_template(
+        messages, tokenize=True, return_dict=True, add_generation_prompt=add_generation_prompt
+    )
     return list(enc["input_ids"])
 
 
@@ -49,14 +52,19 @@ def _mask_by_prefix(tokenizer, messages: list[dict]) -> tuple[list[int], list[in
     for k, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        prompt, upto = _render(tokenizer, messages[:k], add_generation_prompt=True), _render(tokenizer, messages[: k + 1])
+        prompt, upto = (
+            _render(tokenizer, messages[:k], add_generation_prompt=True),
+            _render(tokenizer, messages[: k + 1]),
+        )
         if upto[: len(prompt)] != prompt or ids[: len(upto)] != upto:
-            raise ValueError("chat template does not render conversations prefix by prefix; cannot find assistant tokens")
+            raise ValueError(
+                "chat template does not render conversations prefix by prefix; cannot find assistant tokens"
+            )
         mask[len(prompt) : len(upto)] = [1] * (len(upto) - len(prompt))
     return ids, mask
 
 
-def _messages(raw: readers.RawRow, field: str) -> Union[list[dict], Rejection]:
+def _messages(raw: readers.RawRow, field: str) -> list[dict] | Rejection:
     item = raw.payload
     if isinstance(item, bytes):
         try:
@@ -69,22 +77,26 @@ def _messages(raw: readers.RawRow, field: str) -> Union[list[dict], Rejection]:
         return Rejection(raw.source, raw.line, field, "missing or empty message list", preview)
     for m in messages:
         if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
-            return Rejection(raw.source, raw.line, field, f"each message needs a role in {ROLES} and a string content", preview)
+            return Rejection(
+                raw.source, raw.line, field, f"each message needs a role in {ROLES} and a string content", preview
+            )
     if not any(m["role"] == "assistant" for m in messages):
         return Rejection(raw.source, raw.line, field, "no assistant message (nothing to train on)", preview)
     return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
 def _row_key(raw: readers.RawRow, seed: int) -> int:
-    payload = raw.payload if isinstance(raw.payload, bytes) else json.dumps(raw.payload, sort_keys=True, default=str).encode()
+    payload = (
+        raw.payload if isinstance(raw.payload, bytes) else json.dumps(raw.payload, sort_keys=True, default=str).encode()
+    )
     return int.from_bytes(hashlib.blake2b(str(seed).encode() + b"\0" + payload, digest_size=8).digest(), "little")
 
 
 def prepare_sft(
-    jsonl: Union[str, Path, list],
+    jsonl: str | Path | list,
     tokenizer,
     seq_len: int,
-    out: Union[str, Path],
+    out: str | Path,
     *,
     val_sequences: int = 0,
     seed: int = 0,
@@ -126,26 +138,39 @@ def prepare_sft(
         splits = {s: shards for s, w in writers.items() if (shards := w.close())}
         if "train" not in splits:
             raise PrepareError(f"{paths}: no usable conversation for training ({len(rejected)} rejected)")
-        pq.write_table(pa.Table.from_pylist([r.to_row() for r in rejected], schema=REJECTED_SCHEMA), tmp / "rejected.parquet")
+        pq.write_table(
+            pa.Table.from_pylist([r.to_row() for r in rejected], schema=REJECTED_SCHEMA), tmp / "rejected.parquet"
+        )
         real = stats["real_tokens"]
         slots = sum(w.written for w in writers.values())
         write_index(
-            tmp, seq_len=seq_len, vocab_size=len(tok), eos_id=int(tok.eos_token_id), splits=splits,
-            pad_id=pad_id, tokenizer=str(Path(tokenizer).resolve()) if isinstance(tokenizer, (str, Path)) else tok.name_or_path,
-            sft=True, sources=[{"source": p, "path": p, "kind": "sft"} for p in paths], seed=seed, rejected_rows=len(rejected),
+            tmp,
+            seq_len=seq_len,
+            vocab_size=len(tok),
+            eos_id=int(tok.eos_token_id),
+            splits=splits,
+            pad_id=pad_id,
+            tokenizer=str(Path(tokenizer).resolve()) if isinstance(tokenizer, (str, Path)) else tok.name_or_path,
+            sft=True,
+            sources=[{"source": p, "path": p, "kind": "sft"} for p in paths],
+            seed=seed,
+            rejected_rows=len(rejected),
             packing={"efficiency": real / slots if slots else 0.0, "padding_tokens": slots - real},
-            train={"sequences": writers["train"].written // seq_len}, val={"sequences": writers["val"].written // seq_len},
+            train={"sequences": writers["train"].written // seq_len},
+            val={"sequences": writers["val"].written // seq_len},
             **stats,
-        )  # fmt: skip
+        )
     return out
 
 
-def _val_threshold(files: list[Path], val_sequences: int, seed: int) -> Optional[int]:
+def _val_threshold(files: list[Path], val_sequences: int, seed: int) -> int | None:
     if val_sequences <= 0:
         return None
     keys = np.sort(np.fromiter((_row_key(r, seed) for r in readers.iter_raw_rows(files)), dtype=np.uint64))
     if val_sequences >= len(keys):
-        raise PrepareError(f"--val-sequences {val_sequences}: only {len(keys)} conversations, none would be left to train on")
+        raise PrepareError(
+            f"--val-sequences {val_sequences}: only {len(keys)} conversations, none would be left to train on"
+        )
     return int(keys[val_sequences - 1])
 
 
@@ -166,4 +191,8 @@ def _encode_row(tok, raw, field: str, seq_len: int, pad_id: int, stats: dict):
     stats["conversations"] += 1
     stats["assistant_tokens"] += int(sum(mask))
     n = len(ids)
-    return np.array(ids + [pad_id] * (seq_len - n), dtype=np.int64), np.array(mask + [0] * (seq_len - n), dtype=np.uint8), n
+    return (
+        np.array(ids + [pad_id] * (seq_len - n), dtype=np.int64),
+        np.array(mask + [0] * (seq_len - n), dtype=np.uint8),
+        n,
+    )

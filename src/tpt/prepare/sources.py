@@ -7,9 +7,9 @@ field, reason) in the caller's list: nothing is dropped without a row saying why
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
 import pyarrow.parquet as pq
 
@@ -25,8 +25,8 @@ RUN_COLUMNS = ["id", "sample", "text", "thinking", "finish_reason", "doc_tokens"
 class Sample:
     id: str
     text: str
-    thinking: Optional[str] = None  # None for vanilla samples
-    finish_reason: Optional[str] = None
+    thinking: str | None = None  # None for vanilla samples
+    finish_reason: str | None = None
     sample: int = 0
     doc_tokens: int = 0  # with the generator's tokenizer (thinking records only)
     thinking_tokens: int = 0
@@ -55,7 +55,9 @@ def check_source(spec: SourceSpec, text_field: str = "text") -> list[Path]:
         if path.name.endswith(readers.PARQUET_SUFFIXES):
             rows += _check_parquet(path, needed)
         elif not (path.name.endswith(readers.JSONL_SUFFIXES) or readers.is_hf_dataset_dir(path)):
-            raise PrepareError(f"source {spec.describe()}: {path}: unsupported file (expected .jsonl[.gz|.zst] or .parquet)")
+            raise PrepareError(
+                f"source {spec.describe()}: {path}: unsupported file (expected .jsonl[.gz|.zst] or .parquet)"
+            )
     if is_run_folder(spec.path) and rows == 0:
         raise PrepareError(
             f"source {spec.describe()}: 0 records in {spec.path / 'data'} (filtered to nothing?); drop the source"
@@ -81,7 +83,7 @@ def iter_sample_batches(
     rejected: list[Rejection],
     batch_size: int = 1024,
     text_field: str = "text",
-    id_field: Optional[str] = None,
+    id_field: str | None = None,
     duplicates: frozenset = frozenset(),
 ) -> Iterator[list[Sample]]:
     """Batches of valid samples of one source; bad rows are appended to ``rejected``."""
@@ -118,14 +120,23 @@ def _run_samples(spec: SourceSpec, rejected: list[Rejection], duplicates: frozen
                 if problem:
                     rejected.append(Rejection(str(path), line, problem[0], problem[1], str(doc_id)))
                 elif tpt:
-                    yield Sample(doc_id, row[2], row[3], row[4], sample or 0, row[5] or 0, row[6] or 0, bool(row[7]),
-                                 f"{path}:{line}")
+                    yield Sample(
+                        doc_id,
+                        row[2],
+                        row[3],
+                        row[4],
+                        sample or 0,
+                        row[5] or 0,
+                        row[6] or 0,
+                        bool(row[7]),
+                        f"{path}:{line}",
+                    )
                 elif doc_id not in seen:
                     seen.add(doc_id)
                     yield Sample(doc_id, row[2], where=f"{path}:{line}")
 
 
-def _repeated(key: tuple, seen: set) -> Optional[tuple[str, str]]:
+def _repeated(key: tuple, seen: set) -> tuple[str, str] | None:
     """The problem of a repeated (id, sample) key: every occurrence after the first is set aside."""
     if key in seen:
         return "id", f"duplicate (id, sample) key {key}: its first record was kept"
@@ -146,7 +157,7 @@ def _column_batches(path: Path) -> Iterator[dict]:
         yield batch.to_pydict()
 
 
-def _record_problem(doc_id, text, thinking, tpt: bool) -> Optional[tuple[str, str]]:
+def _record_problem(doc_id, text, thinking, tpt: bool) -> tuple[str, str] | None:
     """(field, reason) when a thinking record cannot become a sample, else None."""
     if doc_id is None or doc_id == "":
         return "id", "missing id"
@@ -157,7 +168,9 @@ def _record_problem(doc_id, text, thinking, tpt: bool) -> Optional[tuple[str, st
     return None
 
 
-def _raw_samples(spec: SourceSpec, rejected: list[Rejection], text_field: str, id_field: Optional[str]) -> Iterator[Sample]:
+def _raw_samples(
+    spec: SourceSpec, rejected: list[Rejection], text_field: str, id_field: str | None
+) -> Iterator[Sample]:
     files = readers.resolve_inputs([str(spec.path)])
     for raw in readers.iter_raw_rows(files):
         doc = readers.parse_row(raw, text_field, id_field)

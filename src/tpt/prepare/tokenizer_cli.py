@@ -8,23 +8,24 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Iterator, Optional
 
 from tpt.config import add_dataclass_arguments, field, from_namespace
 
 
 @dataclass
 class TokenizerTrainConfig:
-    """Train a byte-level BPE tokenizer (special tokens <|endoftext|> <|pad|> <think> </think> <|im_start|> <|im_end|>)."""
+    """Train a byte-level BPE tokenizer (special tokens <|endoftext|> <|pad|> <think> </think>
+    <|im_start|> <|im_end|>)."""
 
     inputs: list[str] = field(help="augment run folders, or raw JSONL / Parquet files or folders", positional=True)
     out: Path = field(help="output tokenizer folder (an HF tokenizer: AutoTokenizer.from_pretrained loads it)")
     vocab_size: int = field(8192, help="vocabulary size, special tokens included")
     min_frequency: int = field(2, help="minimum pair frequency for a merge")
-    max_texts: Optional[int] = field(None, help="train on at most this many texts (documents + trajectories)")
+    max_texts: int | None = field(None, help="train on at most this many texts (documents + trajectories)")
     text_field: str = field("text", help="text column of raw sources")
 
 
@@ -49,7 +50,9 @@ def train(cfg: TokenizerTrainConfig) -> tuple[Path, int]:
 
     rejected: list = []
     texts = iter_training_texts(cfg, rejected)
-    out = train_tokenizer(islice(texts, cfg.max_texts) if cfg.max_texts else texts, cfg.out, cfg.vocab_size, cfg.min_frequency)
+    out = train_tokenizer(
+        islice(texts, cfg.max_texts) if cfg.max_texts else texts, cfg.out, cfg.vocab_size, cfg.min_frequency
+    )
     return out, len(rejected)
 
 

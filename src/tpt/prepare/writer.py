@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
 
 import numpy as np
 
@@ -22,7 +22,14 @@ class SplitWriter:
     """``rows=None``: as many rows as are added (SFT, where each add is one whole padded row)."""
 
     def __init__(
-        self, root: Path, split: str, seq_len: int, dtype: np.dtype, rows: Optional[int], shard_rows: int, with_mask: bool = False
+        self,
+        root: Path,
+        split: str,
+        seq_len: int,
+        dtype: np.dtype,
+        rows: int | None,
+        shard_rows: int,
+        with_mask: bool = False,
     ):
         self.root, self.split, self.seq_len, self.dtype = Path(root), split, seq_len, np.dtype(dtype)
         self.rows, self.shard_rows, self.with_mask = rows, max(1, shard_rows), with_mask
@@ -39,7 +46,7 @@ class SplitWriter:
     def full(self) -> bool:
         return self.remaining == 0 if self.rows is not None else False
 
-    def add(self, ids: np.ndarray, mask: Optional[np.ndarray] = None) -> int:
+    def add(self, ids: np.ndarray, mask: np.ndarray | None = None) -> int:
         """Append one document (it starts here); returns how many of its tokens fit (the rest of
         the last document is cut when the split is full)."""
         if self.full or not len(ids):
@@ -84,7 +91,9 @@ class SplitWriter:
             if f is not None:
                 f.close()
         np.save(self.root / f"{self._name}.starts.npy", np.asarray(self._starts, dtype=np.int64))
-        self.shards.append({"name": self._name, "num_sequences": self._shard_pos // self.seq_len, "has_mask": self.with_mask})
+        self.shards.append(
+            {"name": self._name, "num_sequences": self._shard_pos // self.seq_len, "has_mask": self.with_mask}
+        )
         self._files = None
 
     def close(self) -> list[dict]:
@@ -95,7 +104,9 @@ class SplitWriter:
                 self._close_shard()
             return self.shards
         if not self.full:
-            raise RuntimeError(f"split {self.split}: {self.remaining} tokens short of {self.rows} rows (writer closed early)")
+            raise RuntimeError(
+                f"split {self.split}: {self.remaining} tokens short of {self.rows} rows (writer closed early)"
+            )
         return self.shards
 
 

@@ -31,7 +31,6 @@ import numpy as np
 import torch
 
 from tpt import formats
-
 from tpt.io.atomic import atomic_folder, atomic_write_text, recover_folder, remove_stale_temps, temp_name
 
 STATE_DIR = "state"
@@ -47,8 +46,14 @@ class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be read back (names the file)."""
 
 
-def save_hf(model: torch.nn.Module, tokenizer, folder: Path, state_dict: dict | None = None, info: dict | None = None,
-            dtype: torch.dtype | None = None) -> None:
+def save_hf(
+    model: torch.nn.Module,
+    tokenizer,
+    folder: Path,
+    state_dict: dict | None = None,
+    info: dict | None = None,
+    dtype: torch.dtype | None = None,
+) -> None:
     """An HF folder transformers / lm-eval / vLLM load unchanged: weights, config, tokenizer.
 
     ``dtype``: write floating weights (and config.json's dtype) in this dtype, e.g. the --init
@@ -101,7 +106,11 @@ def clean_leftovers(out: Path) -> None:
 
 
 def rng_states() -> dict[str, Any]:
-    states: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    states: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -191,7 +200,9 @@ def load_trainer_state(state_dir: Path) -> dict:
 def config_differences(saved: dict, current: dict) -> list[str]:
     """Fields of the run fingerprint that changed since the checkpoint was written."""
     keys = sorted(set(saved) | set(current))
-    return [f"{k}: checkpoint has {saved.get(k)!r}, now {current.get(k)!r}" for k in keys if saved.get(k) != current.get(k)]
+    return [
+        f"{k}: checkpoint has {saved.get(k)!r}, now {current.get(k)!r}" for k in keys if saved.get(k) != current.get(k)
+    ]
 
 
 def truncate_metrics(path: Path, step: int) -> None:

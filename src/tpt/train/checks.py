@@ -12,7 +12,13 @@ from pathlib import Path
 
 from tpt.prepare.packed import PackedDataset
 from tpt.prepare.tokenizer import (
-    EOS, IM_END, IM_START, THINK_CLOSE, THINK_OPEN, missing_special_tokens, template_special_tokens,
+    EOS,
+    IM_END,
+    IM_START,
+    THINK_CLOSE,
+    THINK_OPEN,
+    missing_special_tokens,
+    template_special_tokens,
 )
 
 from .data import max_token_id
@@ -49,7 +55,9 @@ def tokenizer_dir(ds: PackedDataset) -> Path:
     if isinstance(value, dict):  # tolerate {"path": ...}
         value = value.get("path")
     if not value:
-        raise TrainInputError(f"{ds.root}/index.json: field 'tokenizer' is missing (the tokenizer folder the data was made with)")
+        raise TrainInputError(
+            f"{ds.root}/index.json: field 'tokenizer' is missing (the tokenizer folder the data was made with)"
+        )
     path = Path(value)
     if not path.is_absolute() and (ds.root / path).is_dir():  # saved with the data (prepare --add-think-tokens)
         path = ds.root / path
@@ -80,7 +88,9 @@ def check_tokenizer(tok, path: Path, index: dict, mode: str) -> None:
     """The tokenizer has the EOS the data was packed with, and the special tokens the mode needs."""
     eos_id = index.get("eos_id")
     if eos_id is not None and tok.convert_tokens_to_ids(EOS) != eos_id and tok.eos_token_id != eos_id:
-        raise TrainInputError(f"tokenizer {path}: EOS id {tok.eos_token_id} differs from index.json field eos_id={eos_id}")
+        raise TrainInputError(
+            f"tokenizer {path}: EOS id {tok.eos_token_id} differs from index.json field eos_id={eos_id}"
+        )
     needed = [IM_START, IM_END] if mode == "sft" else (template_tokens(index) if data_has_thinking(index) else [])
     missing = missing_special_tokens(tok, needed) if needed else []
     if missing:
@@ -141,7 +151,9 @@ def check_doc_starts(ds: PackedDataset) -> None:
 
 # Text that exercises what pre-tokenizers disagree on: digits after spaces, runs of digits,
 # punctuation, newlines and indentation, accents (NFC), the special tokens.
-TOKENIZER_PROBE = "The answer is 42. <think> start at 3 , then +7 = 0; x=1234.5\n\n    café  Ünïcode e\u0301 ﬁ\t</think><|endoftext|>"
+TOKENIZER_PROBE = (
+    "The answer is 42. <think> start at 3 , then +7 = 0; x=1234.5\n\n    café  Ünïcode e\u0301 ﬁ\t</think><|endoftext|>"
+)
 
 
 def check_checkpoint_tokenizer(tok, path: Path, model_config, train: PackedDataset) -> None:
@@ -165,9 +177,10 @@ def check_checkpoint_tokenizer(tok, path: Path, model_config, train: PackedDatas
     for text in probes:
         if tok.encode(text, add_special_tokens=False) != again.encode(text, add_special_tokens=False):
             raise TrainInputError(
-                f"tokenizer {path}: a {model_config.model_type} checkpoint reloads it as {type(again).__name__}, which splits "
-                f"text differently (e.g. {text[:60]!r}): evaluation would not see what training saw. Train the tokenizer "
-                "with `tpt tokenizer train` (it uses Qwen2's pre-tokenization), or use the tokenizer of the --init model"
+                f"tokenizer {path}: a {model_config.model_type} checkpoint reloads it as {type(again).__name__}, "
+                f"which splits text differently (e.g. {text[:60]!r}): evaluation would not see what training saw. "
+                "Train the tokenizer with `tpt tokenizer train` (it uses Qwen2's pre-tokenization), or use the "
+                "tokenizer of the --init model"
             )
 
 
@@ -177,11 +190,14 @@ def check_model_fits(config, train: PackedDataset, source: str, vocab: int | Non
     vocab = int(config.vocab_size) if vocab is None else vocab
     if int(train.index["vocab_size"]) > vocab:
         raise TrainInputError(
-            f"{source}: vocab_size={vocab} is smaller than the data's ({train.root}/index.json vocab_size={train.index['vocab_size']})"
+            f"{source}: vocab_size={vocab} is smaller than the data's ({train.root}/index.json "
+            f"vocab_size={train.index['vocab_size']})"
         )
     highest = max_token_id(train)
     if highest >= vocab:
-        raise TrainInputError(f"{train.root}: token id {highest} is outside the model's vocabulary ({source}: vocab_size={vocab})")
+        raise TrainInputError(
+            f"{train.root}: token id {highest} is outside the model's vocabulary ({source}: vocab_size={vocab})"
+        )
     positions = getattr(config, "max_position_embeddings", None)
     if positions is not None and train.seq_len > int(positions):
         raise TrainInputError(f"{source}: max_position_embeddings={positions} < the data's seq_len={train.seq_len}")
@@ -198,8 +214,8 @@ def check_init_tokenizer(init: Path, data_tok, data_tok_path: Path, added: dict 
     if init_tok.get_vocab() != data_vocab:
         diff = len(set(init_tok.get_vocab().items()) ^ set(data_vocab.items()))
         raise TrainInputError(
-            f"--init {init}: its tokenizer differs from the data's ({data_tok_path}): {diff} vocabulary entries differ; "
-            "prepare the data with the checkpoint's tokenizer"
+            f"--init {init}: its tokenizer differs from the data's ({data_tok_path}): {diff} vocabulary entries "
+            "differ; prepare the data with the checkpoint's tokenizer"
         )
 
 

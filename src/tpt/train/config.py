@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 from tpt.config import field, format_count, parse_count, parse_counts  # noqa: F401 (re-exported)
+
 
 @dataclass
 class TrainConfig:
@@ -19,16 +20,30 @@ class TrainConfig:
 
     data: Path = field(help="prepared folder (tpt prepare); for --mode sft also a chat JSONL")
     out: Path = field(help="output folder: final model at the top, OUT/state for resume, OUT/tokens-* snapshots")
-    mode: Literal["pretrain", "sft"] = field("pretrain", help="pretrain: loss on all tokens; sft: loss on mask==1 (assistant) tokens only")
-    model_preset: str = field("", help="model size preset (see docs/train.md: 0.5m, 1m, 5m, 20m, 50m, 150m, 400m, 1b); ignored with --init")
-    model_config: Optional[Path] = field(None, help="a transformers config.json to build the model from (instead of a preset)")
-    rope_theta: Optional[float] = field(None, help="RoPE base for a preset model (default 10000); a small base (e.g. 100) gives small heads finer position resolution over short contexts")
-    init: Optional[Path] = field(None, help="mid-training / SFT: start from this local HF causal-LM folder")
+    mode: Literal["pretrain", "sft"] = field(
+        "pretrain", help="pretrain: loss on all tokens; sft: loss on mask==1 (assistant) tokens only"
+    )
+    model_preset: str = field(
+        "", help="model size preset (see docs/train.md: 0.5m, 1m, 5m, 20m, 50m, 150m, 400m, 1b); ignored with --init"
+    )
+    model_config: Path | None = field(
+        None, help="a transformers config.json to build the model from (instead of a preset)"
+    )
+    rope_theta: float | None = field(
+        None,
+        help="RoPE base for a preset model (default 10000); a small base (e.g. 100) gives small heads finer position "
+        "resolution over short contexts",
+    )
+    init: Path | None = field(None, help="mid-training / SFT: start from this local HF causal-LM folder")
     tokens: str = field("", help="training token budget, e.g. 50M (default: --epochs over the data)")
     epochs: float = field(1.0, help="passes over the data when --tokens is not given")
-    seq_len: int = field(2048, help="sequence length for SFT data built from a JSONL (prepared folders carry their own)")
+    seq_len: int = field(
+        2048, help="sequence length for SFT data built from a JSONL (prepared folders carry their own)"
+    )
     batch_tokens: str = field("256K", help="global batch in tokens per optimizer step (rounded to whole sequences)")
-    micro_batch: int = field(8, help="sequences per forward pass per process; gradient accumulation fills the global batch")
+    micro_batch: int = field(
+        8, help="sequences per forward pass per process; gradient accumulation fills the global batch"
+    )
     lr: float = field(3e-4, help="peak learning rate (AdamW)")
     min_lr_ratio: float = field(0.1, help="cosine decays to lr * this")
     warmup: float = field(0.01, help="linear warmup: a fraction of all steps if < 1, else a number of steps")
@@ -37,7 +52,11 @@ class TrainConfig:
     beta2: float = field(0.95, help="AdamW beta2")
     grad_clip: float = field(1.0, help="clip the global gradient norm to this (0 = off)")
     seed: int = field(0, help="seed for model init and data order")
-    doc_attention: bool = field(False, help="attend only within each document of a packed row, positions restarting at 0 per document (boundary-crossing targets dropped)")
+    doc_attention: bool = field(
+        False,
+        help="attend only within each document of a packed row, positions restarting at 0 per document "
+        "(boundary-crossing targets dropped)",
+    )
     precision: Literal["auto", "fp32", "bf16"] = field("auto", help="auto: bf16 autocast on GPU, fp32 on CPU")
     compile: bool = field(False, help="torch.compile the model (helps on GPU; not on CPU)")
     threads: int = field(0, help="CPU threads per process (0 = torch's default); 1 is fastest on a busy machine")
@@ -46,7 +65,9 @@ class TrainConfig:
     eval_every: int = field(200, help="validation loss every N steps (0 = only at the end)")
     eval_sequences: int = field(256, help="held-out sequences for validation loss")
     save_every: int = field(500, help="write the resumable state OUT/state every N steps (0 = only at the end)")
-    save_at: list[str] = field(default_factory=list, help="also save HF snapshots OUT/tokens-<N> at these token counts, e.g. 1M,2M,5M")
+    save_at: list[str] = field(
+        default_factory=list, help="also save HF snapshots OUT/tokens-<N> at these token counts, e.g. 1M,2M,5M"
+    )
     log_every: int = field(10, help="metrics line every N steps")
     progress: bool = field(True, help="progress bar with tokens/s")
     resume: bool = field(True, help="resume from OUT/state when it exists (--no-resume refuses a non-empty OUT)")

@@ -57,7 +57,7 @@ class BatchLayout:
     world: int
 
     @classmethod
-    def plan(cls, global_batch: int, micro: int, world: int) -> "BatchLayout":
+    def plan(cls, global_batch: int, micro: int, world: int) -> BatchLayout:
         # Round the global batch up to a multiple of world, then take the largest micro-batch
         # (<= requested) that divides each process's share, so every step has the same shape.
         per_rank = -(-global_batch // world)
@@ -73,8 +73,9 @@ class BatchLayout:
         return [rows[i * self.micro : (i + 1) * self.micro] for i in range(self.accum)]
 
 
-def read_batch(ds: PackedDataset, rows: np.ndarray, use_mask: bool, doc_attention: bool = False
-               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+def read_batch(
+    ds: PackedDataset, rows: np.ndarray, use_mask: bool, doc_attention: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """(tokens, targets mask, position ids) for ``rows``.
 
     tokens (B, T) int64.  mask (B, T) bool or None: which tokens count as targets (SFT: the
@@ -109,7 +110,9 @@ def document_positions(starts: list[np.ndarray], seq_len: int) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-def split_heldout(train: PackedDataset, val: PackedDataset | None, eval_sequences: int) -> tuple[np.ndarray, np.ndarray, bool]:
+def split_heldout(
+    train: PackedDataset, val: PackedDataset | None, eval_sequences: int
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """(training rows, held-out rows, held-out rows come from the val split).
 
     Without a val split, the last rows of the training split are held out (at most 5%)."""

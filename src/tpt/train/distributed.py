@@ -66,7 +66,11 @@ def wrap(model: torch.nn.Module, kind: str, dist: Dist) -> torch.nn.Module:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
         # bf16 compute with fp32 master weights and fp32 gradient reduction.
-        policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if dist.device.type == "cuda" else MixedPrecisionPolicy()
+        policy = (
+            MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+            if dist.device.type == "cuda"
+            else MixedPrecisionPolicy()
+        )
         for layer in decoder_layers(model):
             fully_shard(layer, mp_policy=policy)
         fully_shard(model, mp_policy=policy)
@@ -122,7 +126,9 @@ def optimizer_state(model: torch.nn.Module, base: torch.nn.Module, optimizer: to
     if kind == "fsdp":
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
-        return get_optimizer_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return get_optimizer_state_dict(
+            model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        )
     names = _param_names_in_optimizer_order(base, optimizer)
     raw = optimizer.state_dict()  # keyed by position: 0..n-1 in param_groups order
     return {
@@ -131,17 +137,25 @@ def optimizer_state(model: torch.nn.Module, base: torch.nn.Module, optimizer: to
     }
 
 
-def load_optimizer_state(model: torch.nn.Module, base: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict, kind: str) -> None:
+def load_optimizer_state(
+    model: torch.nn.Module, base: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict, kind: str
+) -> None:
     if kind == "fsdp":
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-        set_optimizer_state_dict(model, optimizer, optim_state_dict=state, options=StateDictOptions(full_state_dict=True))
+        set_optimizer_state_dict(
+            model, optimizer, optim_state_dict=state, options=StateDictOptions(full_state_dict=True)
+        )
         return
     position = {name: i for i, name in enumerate(_param_names_in_optimizer_order(base, optimizer))}
-    optimizer.load_state_dict({
-        "state": {position[name]: s for name, s in state["state"].items()},
-        "param_groups": [{**group, "params": [position[n] for n in group["params"]]} for group in state["param_groups"]],
-    })
+    optimizer.load_state_dict(
+        {
+            "state": {position[name]: s for name, s in state["state"].items()},
+            "param_groups": [
+                {**group, "params": [position[n] for n in group["params"]]} for group in state["param_groups"]
+            ],
+        }
+    )
 
 
 def _param_names_in_optimizer_order(base: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:

@@ -33,7 +33,6 @@ from .data import read_batch
 from .metrics import MetricsLog
 from .plan import RunPlan, make_plan
 
-
 LOCK_FILE = ".tpt-lock"
 
 
@@ -112,8 +111,9 @@ def autocast_for(cfg: TrainConfig, device: torch.device):
     return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def token_loss_sum(model, tokens: torch.Tensor, mask: torch.Tensor | None, autocast,
-                   positions: torch.Tensor | None = None) -> torch.Tensor:
+def token_loss_sum(
+    model, tokens: torch.Tensor, mask: torch.Tensor | None, autocast, positions: torch.Tensor | None = None
+) -> torch.Tensor:
     """Sum of next-token cross-entropies.  tokens (B, T); mask (B, T) bool: which targets count;
     positions (B, T) int64 position ids restarting at 0 per document (None: 0..T-1, one causal block)."""
     inputs, targets = tokens[:, :-1], tokens[:, 1:]  # (B, T-1) each
@@ -194,11 +194,15 @@ class Trainer:
             return None
         state, saved = found
         if not self.cfg.resume:
-            raise TrainInputError(f"--out {self.out}: holds a checkpoint ({state}); remove it or drop --no-resume to continue it")
+            raise TrainInputError(
+                f"--out {self.out}: holds a checkpoint ({state}); remove it or drop --no-resume to continue it"
+            )
         # States written before --doc-attention existed trained without it.
         diffs = ckpt.config_differences({"doc_attention": False, **saved["fingerprint"]}, self.fingerprint)
         if diffs:
-            raise TrainInputError(f"--out {self.out}: cannot resume, the run's settings changed:\n  " + "\n  ".join(diffs))
+            raise TrainInputError(
+                f"--out {self.out}: cannot resume, the run's settings changed:\n  " + "\n  ".join(diffs)
+            )
         self._saved_state = saved
         return state
 
@@ -206,7 +210,9 @@ class Trainer:
         s = self._saved_state
         D.load_optimizer_state(self.model, self.base, self.optimizer, s["optimizer"], self.kind)
         ckpt.restore_rng(s["rng"])
-        self.progress = Progress(step=s["step"], cursor=s["cursor"], tokens_seen=s["tokens_seen"], last_good_step=s["step"])
+        self.progress = Progress(
+            step=s["step"], cursor=s["cursor"], tokens_seen=s["tokens_seen"], last_good_step=s["step"]
+        )
         self.val_loss = s.get("val_loss")
         if self.dist.is_main:
             ckpt.truncate_metrics(self.out / "metrics.jsonl", s["step"])
@@ -217,8 +223,10 @@ class Trainer:
     def _step(self, running: torch.Tensor) -> None:
         """One optimizer step.  running: [loss sum, target count, non-finite grad norms, grad norm]."""
         plan, dist, p = self.plan, self.dist, self.progress
-        batches = [read_batch(plan.train, rows, plan.use_mask, plan.doc_attention)
-                   for rows in plan.layout.micro_rows(plan.order, p.cursor, dist.rank)]
+        batches = [
+            read_batch(plan.train, rows, plan.use_mask, plan.doc_attention)
+            for rows in plan.layout.micro_rows(plan.order, p.cursor, dist.rank)
+        ]
         if plan.counts_targets:  # SFT / doc attention: targets per step vary; count them over all processes first
             count = torch.tensor(float(sum(int(m[:, 1:].sum()) for _, m, _ in batches)), device=dist.device)
             count = D.all_reduce_sum(count, dist).clamp_min(1.0)
@@ -256,8 +264,14 @@ class Trainer:
                 f"{what} at step {p.step} (tokens {p.tokens_seen}); stopped. Last good checkpoint: "
                 + (f"{self.out / ckpt.STATE_DIR} (step {p.last_good_step})" if p.last_good_step else "none written yet")
             )
-        record = {"step": p.step, "tokens": p.tokens_seen, "loss": round(loss, 6), "lr": self.plan.schedule.lr(p.step - 1),
-                  "grad_norm": round(float(running[3]), 6), "tokens_per_s": round(log.tokens_per_second(p.step), 1)}
+        record = {
+            "step": p.step,
+            "tokens": p.tokens_seen,
+            "loss": round(loss, 6),
+            "lr": self.plan.schedule.lr(p.step - 1),
+            "grad_norm": round(float(running[3]), 6),
+            "tokens_per_s": round(log.tokens_per_second(p.step), 1),
+        }
         log.write(record)
         log.advance(0, loss, record["tokens_per_s"])
         running.zero_()
@@ -266,9 +280,14 @@ class Trainer:
         p = self.progress
         model_state = D.full_model_state(self.model, self.kind)  # collective under FSDP
         trainer_state = {
-            "version": 1, "step": p.step, "cursor": p.cursor, "tokens_seen": p.tokens_seen,
+            "version": 1,
+            "step": p.step,
+            "cursor": p.cursor,
+            "tokens_seen": p.tokens_seen,
             "optimizer": D.optimizer_state(self.model, self.base, self.optimizer, self.kind),
-            "scheduler": to_dict(self.plan.schedule), "rng": ckpt.rng_states(), "fingerprint": self.fingerprint,
+            "scheduler": to_dict(self.plan.schedule),
+            "rng": ckpt.rng_states(),
+            "fingerprint": self.fingerprint,
             "val_loss": self.val_loss,
         }
         if self.dist.is_main:
@@ -289,7 +308,9 @@ class Trainer:
 
     def run(self) -> TrainResult:
         cfg, plan, p = self.cfg, self.plan, self.progress
-        log = MetricsLog(self.out / "metrics.jsonl", self.dist.is_main, plan.total_steps, p.step, plan.tokens_per_step, cfg.progress)
+        log = MetricsLog(
+            self.out / "metrics.jsonl", self.dist.is_main, plan.total_steps, p.step, plan.tokens_per_step, cfg.progress
+        )
         running = torch.zeros(4, dtype=torch.float64, device=self.dist.device)
         self.model.train()
         try:
@@ -335,7 +356,15 @@ def already_done(out: Path, total_steps: int) -> TrainResult | None:
     if info.get("step") != total_steps:
         return None
     snapshots = sorted(d for d in out.glob("tokens-*") if d.is_dir())
-    return TrainResult(out, out / "metrics.jsonl", info.get("val_loss"), info["step"], info["tokens_seen"], snapshots, info.get("parameters", 0))
+    return TrainResult(
+        out,
+        out / "metrics.jsonl",
+        info.get("val_loss"),
+        info["step"],
+        info["tokens_seen"],
+        snapshots,
+        info.get("parameters", 0),
+    )
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -358,13 +387,27 @@ def train(cfg: TrainConfig) -> TrainResult:
             return finished
         if dist.is_main:
             out.mkdir(parents=True, exist_ok=True)
-            describe = {"config": to_dict(cfg), "plan": {"model": plan.model_source, "parameters": trainer.parameters,
-                        "global_batch": plan.layout.global_batch, "micro_batch": plan.layout.micro, "accum": plan.layout.accum,
-                        "world": dist.world, "parallel": trainer.kind, "total_steps": plan.total_steps, "seq_len": plan.seq_len}}
+            describe = {
+                "config": to_dict(cfg),
+                "plan": {
+                    "model": plan.model_source,
+                    "parameters": trainer.parameters,
+                    "global_batch": plan.layout.global_batch,
+                    "micro_batch": plan.layout.micro,
+                    "accum": plan.layout.accum,
+                    "world": dist.world,
+                    "parallel": trainer.kind,
+                    "total_steps": plan.total_steps,
+                    "seq_len": plan.seq_len,
+                },
+            }
             atomic_write_text(out / "train_config.json", json.dumps(describe, indent=2) + "\n")
-            print(f"tpt train: {plan.model_source}, {trainer.parameters / 1e6:.2f}M parameters, {plan.total_steps} steps x "
-                  f"{plan.tokens_per_step} tokens (global batch {plan.layout.global_batch} = {dist.world} x {plan.layout.accum} "
-                  f"x {plan.layout.micro} sequences of {plan.seq_len})", flush=True)
+            print(
+                f"tpt train: {plan.model_source}, {trainer.parameters / 1e6:.2f}M parameters, {plan.total_steps} "
+                f"steps x {plan.tokens_per_step} tokens (global batch {plan.layout.global_batch} = {dist.world} x "
+                f"{plan.layout.accum} x {plan.layout.micro} sequences of {plan.seq_len})",
+                flush=True,
+            )
         return trainer.run()
     finally:
         if lock is not None:

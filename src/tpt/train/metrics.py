@@ -12,7 +12,9 @@ from tpt.progress import progress_bar
 class MetricsLog:
     """Appends one JSON object per line; only the main process writes."""
 
-    def __init__(self, path: Path, enabled: bool, total_steps: int, start_step: int, tokens_per_step: int, progress: bool):
+    def __init__(
+        self, path: Path, enabled: bool, total_steps: int, start_step: int, tokens_per_step: int, progress: bool
+    ):
         self.path = path
         self.enabled = enabled
         self.tokens_per_step = tokens_per_step

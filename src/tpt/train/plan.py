@@ -94,13 +94,17 @@ class RunPlan:
 def sft_data_from_jsonl(cfg: TrainConfig, dist: Dist) -> Path:
     """A chat JSONL becomes a masked packed folder OUT/sft-data via tpt.prepare.sft.prepare_sft."""
     if cfg.init is None:
-        raise TrainInputError(f"--mode sft --data {cfg.data}: a chat JSONL needs --init (its tokenizer encodes the chats)")
+        raise TrainInputError(
+            f"--mode sft --data {cfg.data}: a chat JSONL needs --init (its tokenizer encodes the chats)"
+        )
     target = Path(cfg.out) / "sft-data"
     if dist.is_main and not (target / "index.json").exists():
         try:
             from tpt.prepare.sft import prepare_sft  # the prepare stage's function, imported only when needed
         except ImportError as e:
-            raise TrainInputError(f"--data {cfg.data}: building SFT data needs tpt.prepare.sft.prepare_sft ({e})") from None
+            raise TrainInputError(
+                f"--data {cfg.data}: building SFT data needs tpt.prepare.sft.prepare_sft ({e})"
+            ) from None
         try:  # validation rows: split_heldout takes them from the tail of train
             prepare_sft(Path(cfg.data), Path(cfg.init), cfg.seq_len, target)
         except ValueError as e:  # the prepare stage's PrepareError names the file and row
@@ -111,8 +115,10 @@ def sft_data_from_jsonl(cfg: TrainConfig, dist: Dist) -> Path:
 
 def resolve_model_config(cfg: TrainConfig, train: PackedDataset, tok) -> tuple[object, str]:
     if cfg.rope_theta is not None and (cfg.init is not None or cfg.model_config is not None or cfg.rope_theta <= 0):
-        raise TrainInputError(f"--rope-theta {cfg.rope_theta}: must be > 0 and applies to --model-preset only "
-                              "(an --init checkpoint or --model-config file carries its own rope_theta)")
+        raise TrainInputError(
+            f"--rope-theta {cfg.rope_theta}: must be > 0 and applies to --model-preset only "
+            "(an --init checkpoint or --model-config file carries its own rope_theta)"
+        )
     if cfg.init is not None:
         from transformers import AutoConfig
 
@@ -125,7 +131,14 @@ def resolve_model_config(cfg: TrainConfig, train: PackedDataset, tok) -> tuple[o
         raise TrainInputError("no model: give --model-preset (e.g. 20m), --model-config FILE or --init CHECKPOINT")
     # Round the vocabulary up to a multiple of 64: faster matmuls, same token ids.
     vocab = -(-max(int(train.index["vocab_size"]), len(tok)) // 64) * 64
-    return preset_config(cfg.model_preset, vocab, train.seq_len, int(train.index.get("eos_id", tok.eos_token_id)), tok.pad_token_id, cfg.rope_theta), f"preset {cfg.model_preset}"
+    return preset_config(
+        cfg.model_preset,
+        vocab,
+        train.seq_len,
+        int(train.index.get("eos_id", tok.eos_token_id)),
+        tok.pad_token_id,
+        cfg.rope_theta,
+    ), f"preset {cfg.model_preset}"
 
 
 def total_steps(cfg: TrainConfig, train_rows: int, seq_len: int, layout: BatchLayout) -> int:
@@ -205,5 +218,9 @@ def make_plan(cfg: TrainConfig, dist: Dist) -> RunPlan:
 def warn_epochs(sequences: int, train_rows: int, data_root: Path) -> None:
     """Say so when the budget goes past one pass over the data (the data repeats)."""
     if sequences > train_rows:
-        print(f"tpt train: warning: the budget is {sequences / train_rows:.2f} epochs over {data_root}'s "
-              f"{train_rows:,} training sequences: every sequence is seen more than once", file=sys.stderr, flush=True)
+        print(
+            f"tpt train: warning: the budget is {sequences / train_rows:.2f} epochs over {data_root}'s "
+            f"{train_rows:,} training sequences: every sequence is seen more than once",
+            file=sys.stderr,
+            flush=True,
+        )

@@ -44,7 +44,9 @@ PRESETS: dict[str, Shape] = {
 }
 
 
-def preset_config(name: str, vocab_size: int, seq_len: int, eos_id: int, pad_id: int | None, rope_theta: float | None = None):
+def preset_config(
+    name: str, vocab_size: int, seq_len: int, eos_id: int, pad_id: int | None, rope_theta: float | None = None
+):
     """A transformers Qwen2Config for preset ``name`` sized to the data's vocabulary."""
     from transformers import Qwen2Config
 
@@ -80,14 +82,18 @@ def config_from_file(path: Path):
     except json.JSONDecodeError as e:
         raise ValueError(f"--model-config: {path} line {e.lineno}: not valid JSON ({e.msg})") from e
     if "model_type" not in raw:
-        raise ValueError(f"--model-config: {path} has no 'model_type' field (e.g. \"qwen2\" or \"llama\")")
+        raise ValueError(f'--model-config: {path} has no \'model_type\' field (e.g. "qwen2" or "llama")')
     model_type = raw.pop("model_type")
     return AutoConfig.for_model(model_type, **raw)
 
 
 def preset_table(vocab_size: int = 32768) -> str:
     """Markdown table of the presets (for docs and --help)."""
-    rows = ["| preset | hidden | layers | heads (kv) | MLP | non-embedding params | + tied embedding at vocab %d |" % vocab_size, "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| preset | hidden | layers | heads (kv) | MLP | non-embedding params | + tied embedding at vocab "
+        f"{vocab_size} |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, s in PRESETS.items():
         rows.append(
             f"| {name} | {s.hidden} | {s.layers} | {s.heads} ({s.kv_heads}) | {s.intermediate} | "

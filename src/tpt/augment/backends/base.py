@@ -71,11 +71,15 @@ class Backend(Protocol):
 # still use the others).  Factories take (config) and return a Backend.  Plugins (the lab's
 # expert among them) come from entry points in group tpt.backends or a "module:factory" name:
 # tpt.registry, the one mechanism for every kind of plugin.  A factory may set ``needs_model = False``.
-BACKENDS = Registry("backend", "--backend", {
-    "openai": "tpt.augment.backends.openai:make_backend",  # any OpenAI-compatible server (vLLM, SGLang, ...)
-    "transformers": "tpt.augment.backends.hf:make_backend",  # in-process, no server: CPU and small runs
-    "vllm": "tpt.augment.backends.vllm:make_backend",  # vLLM's offline engine in-process
-})
+BACKENDS = Registry(
+    "backend",
+    "--backend",
+    {
+        "openai": "tpt.augment.backends.openai:make_backend",  # any OpenAI-compatible server (vLLM, SGLang, ...)
+        "transformers": "tpt.augment.backends.hf:make_backend",  # in-process, no server: CPU and small runs
+        "vllm": "tpt.augment.backends.vllm:make_backend",  # vLLM's offline engine in-process
+    },
+)
 
 
 def load_backend_factory(name: str) -> Any:

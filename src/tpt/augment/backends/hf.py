@@ -15,8 +15,15 @@ from tpt.augment.backends.tokenize import TokenizerOps, require_tokenizer_path
 class TransformersBackend(TokenizerOps):
     name = "transformers"
 
-    def __init__(self, model_path: str, tokenizer_path: str | None = None, batch_size: int = 8,
-                 device: str = "auto", dtype: str = "auto", raw_prompt: bool = False):
+    def __init__(
+        self,
+        model_path: str,
+        tokenizer_path: str | None = None,
+        batch_size: int = 8,
+        device: str = "auto",
+        dtype: str = "auto",
+        raw_prompt: bool = False,
+    ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -90,5 +97,11 @@ class TransformersBackend(TokenizerOps):
 
 
 def make_backend(config) -> TransformersBackend:
-    return TransformersBackend(config.model, tokenizer_path=config.tokenizer, batch_size=config.batch_size,
-                               device=config.device, dtype=config.dtype, raw_prompt=config.raw_prompt)
+    return TransformersBackend(
+        config.model,
+        tokenizer_path=config.tokenizer,
+        batch_size=config.batch_size,
+        device=config.device,
+        dtype=config.dtype,
+        raw_prompt=config.raw_prompt,
+    )

@@ -25,7 +25,8 @@ import json
 import os
 import random
 import sys
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -61,12 +62,12 @@ class OpenAIBackend(TokenizerOps):
         self._api_key = os.environ.get(config.api_key_env) or None
         self.send_generation_config = config.server_sampling == "generation-config"
         self._loop = asyncio.new_event_loop()
-        self._client: Optional[httpx.AsyncClient] = None
+        self._client: httpx.AsyncClient | None = None
         # Set under --serve: returns None while the server lives, else what to tell the user.
-        self.server_status: Optional[Callable[[], Optional[str]]] = None
-        self._dead: Optional[str] = None
-        self._engine_check: Optional[asyncio.Lock] = None
-        self.max_model_len: Optional[int] = None  # from the server's model list, for the run's pre-flight check
+        self.server_status: Callable[[], str | None] | None = None
+        self._dead: str | None = None
+        self._engine_check: asyncio.Lock | None = None
+        self.max_model_len: int | None = None  # from the server's model list, for the run's pre-flight check
         self._check_served_model()
         if config.server_sampling == "auto" and config.temperature > 0:
             self.send_generation_config = self._probe_sampling(config.sampling())
@@ -88,7 +89,9 @@ class OpenAIBackend(TokenizerOps):
         pending = {self._loop.create_task(one(i, r)) for i, r in enumerate(requests)}
         try:
             while pending:
-                done, pending = self._loop.run_until_complete(asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED))
+                done, pending = self._loop.run_until_complete(
+                    asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                )
                 errors = [task.exception() for task in done if task.exception() is not None]  # e.g. EngineDied
                 for task in done:
                     if task.exception() is None:
@@ -139,12 +142,14 @@ class OpenAIBackend(TokenizerOps):
             body["prompt"] = prompt if self.raw_prompt else self.chat_prompt(prompt)
         if self.send_generation_config:
             # transformers serve builds its GenerationConfig from this JSON instead of the model's.
-            body["generation_config"] = json.dumps({
-                "do_sample": sampling.temperature > 0,
-                "temperature": sampling.temperature,
-                "top_p": sampling.top_p,
-                "max_new_tokens": sampling.max_tokens,
-            })
+            body["generation_config"] = json.dumps(
+                {
+                    "do_sample": sampling.temperature > 0,
+                    "temperature": sampling.temperature,
+                    "top_p": sampling.top_p,
+                    "max_new_tokens": sampling.max_tokens,
+                }
+            )
         return body
 
     async def _with_retries(self, body: dict[str, Any]) -> GenResult:
@@ -190,8 +195,10 @@ class OpenAIBackend(TokenizerOps):
         if not limits or not all(limits.values()):
             return  # e.g. transformers serve lists cached models without a context length and loads any on demand
         if self.model not in limits:
-            raise ValueError(f"{url} serves {', '.join(map(repr, limits))}, not {self.model!r}: "
-                             "pass the served name as --model (vLLM: --served-model-name, default the model path)")
+            raise ValueError(
+                f"{url} serves {', '.join(map(repr, limits))}, not {self.model!r}: "
+                "pass the served name as --model (vLLM: --served-model-name, default the model path)"
+            )
         self.max_model_len = int(limits[self.model])
 
     # ---- is the engine alive?
@@ -209,7 +216,7 @@ class OpenAIBackend(TokenizerOps):
         if self._dead:
             raise EngineDied(self._dead)
 
-    async def _death_report(self, error: str) -> Optional[str]:
+    async def _death_report(self, error: str) -> str | None:
         if self.server_status is not None:  # --serve: the process tells at once
             report = self.server_status()
             if report:
@@ -220,9 +227,11 @@ class OpenAIBackend(TokenizerOps):
             if await self._any_server_answers():
                 return None
         where = ", ".join(self.server_urls())
-        return (f"the server at {where} does not answer any more ({self._scrub(error)}; /health and /models fail "
-                f"{HEALTH_PROBES} times): it died or was stopped. Finished records are kept; start it again and "
-                "rerun the same command to carry on.")
+        return (
+            f"the server at {where} does not answer any more ({self._scrub(error)}; /health and /models fail "
+            f"{HEALTH_PROBES} times): it died or was stopped. Finished records are kept; start it again and "
+            "rerun the same command to carry on."
+        )
 
     async def _any_server_answers(self) -> bool:
         for url in self.server_urls():
@@ -277,8 +286,11 @@ class OpenAIBackend(TokenizerOps):
                 texts.add(res.text)
             if len(texts) > 1:
                 if with_config:
-                    print("tpt augment: the server ignores temperature/top_p unless the request carries a "
-                          "generation_config (transformers serve); sending it with every request.", file=sys.stderr)
+                    print(
+                        "tpt augment: the server ignores temperature/top_p unless the request carries a "
+                        "generation_config (transformers serve); sending it with every request.",
+                        file=sys.stderr,
+                    )
                 return with_config
         raise SamplingIgnored(
             f"{self.base_url} returned identical text for 3 different seeds at temperature 1.0, with and without a "

@@ -8,10 +8,9 @@ chat template needs ``transformers.AutoTokenizer`` and is loaded only when used.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 
-def require_tokenizer_path(path: Optional[str], what: str) -> str:
+def require_tokenizer_path(path: str | None, what: str) -> str:
     if not path or not Path(path).is_dir():
         raise ValueError(
             f"{what}: a local tokenizer folder is needed to count and truncate on token boundaries; "
@@ -68,7 +67,9 @@ class TokenizerOps:
             if n <= max_tokens:
                 out.append((text, n, False))
             else:
-                out.append((text[: cut_point(enc.token_to_chars(max_tokens - 1), enc.token_to_chars(max_tokens))], n, True))
+                out.append(
+                    (text[: cut_point(enc.token_to_chars(max_tokens - 1), enc.token_to_chars(max_tokens))], n, True)
+                )
         return out
 
     def chat_prompt(self, user_prompt: str) -> str:

@@ -57,16 +57,22 @@ class VLLMBackend(TokenizerOps):
     def generate_stream(self, requests: list[GenRequest], sampling: SamplingParams):
         """Yield (index, result) as the engine finishes each request.  All of them are queued in the
         engine at once, so its scheduler always has work and the runner checkpoints meanwhile."""
-        from vllm import SamplingParams as EngineSampling
         from vllm.sampling_params import RequestOutputKind
+
+        from vllm import SamplingParams as EngineSampling
 
         engine = self.llm.llm_engine
         pending: dict[str, int] = {}
         try:
             for i, request in enumerate(requests):
-                params = EngineSampling(temperature=sampling.temperature, top_p=sampling.top_p, seed=request.seed,
-                                        max_tokens=sampling.max_tokens, stop=list(sampling.stop),
-                                        output_kind=RequestOutputKind.FINAL_ONLY)
+                params = EngineSampling(
+                    temperature=sampling.temperature,
+                    top_p=sampling.top_p,
+                    seed=request.seed,
+                    max_tokens=sampling.max_tokens,
+                    stop=list(sampling.stop),
+                    output_kind=RequestOutputKind.FINAL_ONLY,
+                )
                 prompt = request.prompt if self.raw_prompt else self.chat_prompt(request.prompt)
                 request_id = f"tpt-{next(self._ids)}"  # outputs carry this id (the engine adds a suffix inside)
                 engine.add_request(request_id, prompt, params)

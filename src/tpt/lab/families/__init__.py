@@ -24,7 +24,9 @@ def load_family(name: str, seed: int = 0) -> TaskFamily:
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise ValueError(f"unknown lab family {name!r}: not built-in ({', '.join(BUILTIN)}) and not importable ({e})") from e
+        raise ValueError(
+            f"unknown lab family {name!r}: not built-in ({', '.join(BUILTIN)}) and not importable ({e})"
+        ) from e
     family = getattr(module, "FAMILY", None)
     if not isinstance(family, TaskFamily):
         raise ValueError(f"lab family module {module_name} has no FAMILY (a tpt.lab.families.base.TaskFamily instance)")

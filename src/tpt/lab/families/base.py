@@ -56,7 +56,7 @@ class TaskFamily(ABC):
     def identity(self, problem: Problem) -> set[str]:
         return {self.question(problem), *self.sub_results(problem)}
 
-    def setup(self, seed: int) -> None:
+    def setup(self, seed: int) -> None:  # noqa: B027 (an optional hook: most families need no shared world)
         """Build any shared world (e.g. a knowledge base) from the experiment seed."""
 
     def background(self) -> list[str]:

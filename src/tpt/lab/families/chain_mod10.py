@@ -64,7 +64,9 @@ class ChainMod10(TaskFamily):
         """Every run of >= 2 consecutive operations from the value it starts at ("7 *3 =1 +4 =5"):
         a trajectory stating it, at any position, computes that chain for a model to copy."""
         values, steps = self.values(problem), self.solve(problem)[0][1:]
-        return [" ".join([str(values[i]), *steps[i:j]]) for i in range(len(steps)) for j in range(i + 2, len(steps) + 1)]
+        return [
+            " ".join([str(values[i]), *steps[i:j]]) for i in range(len(steps)) for j in range(i + 2, len(steps) + 1)
+        ]
 
 
 FAMILY = ChainMod10()

@@ -52,7 +52,11 @@ class Divisibility(TaskFamily):
         """The (a, b) pair in every step that depends on both: only the same (a, b) states them."""
         a, b = problem["a"], problem["b"]
         square, total = b * b, b * b + a
-        return [f"{b} squared plus {a}.", f"{square} plus {a} is {total}.", f"n is {total} minus {b} which is {total - b}."]
+        return [
+            f"{b} squared plus {a}.",
+            f"{square} plus {a} is {total}.",
+            f"n is {total} minus {b} which is {total - b}.",
+        ]
 
 
 FAMILY = Divisibility()

@@ -37,7 +37,9 @@ class TwoHop(TaskFamily):
             names.add((rng.choice(_SYLLABLES) + rng.choice(_SYLLABLES)).capitalize())
         self.people = sorted(names)
         # each relation maps every person to someone else
-        self.world = {rel: {p: rng.choice([q for q in self.people if q != p]) for p in self.people} for rel in _RELATIONS}
+        self.world = {
+            rel: {p: rng.choice([q for q in self.people if q != p]) for p in self.people} for rel in _RELATIONS
+        }
 
     def fact(self, rel: str, who: str, whom: str | None = None) -> str:
         return f"The {rel} of {who} is {whom or self.world[rel][who]}."
