@@ -25,12 +25,13 @@ lock:
 demo: install
 	$(BIN)/tpt demo --out runs/lab
 
-test: install
+test: install lint
 	$(BIN)/python -m pytest -q tests
 
-# ruff's settings are in pyproject.toml ([tool.ruff]); `ruff format --check` joins once the tree is formatted.
+# ruff's settings are in pyproject.toml ([tool.ruff]); the tree passes both, and `make test` checks it.
 lint: install
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 bench: install
 	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
