@@ -190,4 +190,6 @@ def is_run_folder(path: str | Path) -> bool:
 
 
 # Everything an augment run folder may hold: anything else in --out means it is not (only) a run.
-RUN_ENTRIES = frozenset({"manifest.json", "plan.json", "stats.json", "data", "state", "rejected", "failed"})
+RUN_ENTRIES = frozenset(
+    {"manifest.json", "plan.json", "stats.json", "data", "state", "rejected", "failed", "logs"}  # logs: --serve / vllm
+)

@@ -31,7 +31,8 @@ def main(argv: list[str]) -> int:
         print(one_line("augment", exc, _key(config)), file=sys.stderr)
         return EXIT_ENVIRONMENT
     except EngineStopped as exc:
-        print(one_line("augment", exc, _key(config)), file=sys.stderr)  # names the dead engine, its last log lines
+        died = one_line("augment", exc, _key(config)).replace("error: ", "the generation engine died: ", 1)
+        print(died, file=sys.stderr)  # with the engine's last log lines
         return EXIT_ENVIRONMENT
     except KeyboardInterrupt:
         print("tpt augment: interrupted; run the same command again to resume.", file=sys.stderr)
