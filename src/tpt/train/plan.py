@@ -218,9 +218,10 @@ def make_plan(cfg: TrainConfig, dist: Dist) -> RunPlan:
 def warn_epochs(sequences: int, train_rows: int, data_root: Path) -> None:
     """Say so when the budget goes past one pass over the data (the data repeats)."""
     if sequences > train_rows:
+        repeated = "every sequence is" if sequences >= 2 * train_rows else f"{sequences - train_rows:,} sequences are"
         print(
             f"tpt train: warning: the budget is {sequences / train_rows:.2f} epochs over {data_root}'s "
-            f"{train_rows:,} training sequences: every sequence is seen more than once",
+            f"{train_rows:,} training sequences: {repeated} seen more than once",
             file=sys.stderr,
             flush=True,
         )
