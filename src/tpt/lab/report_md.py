@@ -48,7 +48,7 @@ def render_markdown(results: dict, plots: list[str]) -> str:
             f"this report{' — except here' if dev else ''}). Model preset `{prof['model_preset']}`, TPT budget B = "
             f"{prof['tokens']:,} tokens, vanilla to {prof['vanilla_multiple']:g} x B, lr {prof['lr']:g} for both "
             f"arms, batch {prof['batch_tokens']} tokens, seq_len {prof['seq_len']}, RoPE base "
-            f"{prof['rope_theta']:g}. Wall time {results['wall_seconds']:.0f} s ({results['timing']})."
+            f"{prof['rope_theta']:g}. Wall time {results['wall_seconds']:.0f} s ({_timing_text(results['timing'])})."
         ),
         "",
         (
@@ -172,3 +172,8 @@ def render_markdown(results: dict, plots: list[str]) -> str:
         lines.append(f"| {run} | {t['tokens_per_second']:,.0f} | {t['train_seconds']:.0f} | {t['eval_seconds']:.0f} |")
     lines += ["", "## Plots", ""] + [f"![{Path(p).stem}](plots/{Path(p).name})" for p in plots] + [""]
     return "\n".join(lines)
+
+
+def _timing_text(timing: dict) -> str:
+    """``prepare_train_eval_seconds 518.6, cpu_seconds 908.2, ...`` (the curve endpoints are reported above)."""
+    return ", ".join(f"{k} {v}" for k, v in timing.items() if not isinstance(v, dict))
