@@ -148,7 +148,6 @@ def mean_lengths(tokenizer: Path, rows: list[dict], families: dict[str, TaskFami
 
 def augment(root: Path, tokenizer: Path, name: str = "augment", backend: str = "lab-expert") -> Path:
     from tpt.augment.config import AugmentConfig
-    from tpt.augment.run import run_augment
 
     cfg = AugmentConfig(
         inputs=[str(root / "corpus-tpt.jsonl")],
@@ -161,13 +160,20 @@ def augment(root: Path, tokenizer: Path, name: str = "augment", backend: str = "
         checkpoint_records=50_000,
         checkpoint_seconds=600.0,
     )
+    return run_augment_checked(cfg)
+
+
+def run_augment_checked(cfg) -> Path:
+    """A real ``tpt augment`` run whose every row must succeed: a lab corpus has no bad rows to set aside."""
+    from tpt.augment.run import run_augment
+
     summary = run_augment(cfg)
     if summary.failed or summary.rejected:
         raise RuntimeError(
             f"{cfg.out}: augment left {summary.failed} failed and {summary.rejected} rejected rows (see its failed/ "
             "and rejected/)"
         )
-    return cfg.out
+    return Path(cfg.out)
 
 
 def prepare_arm(

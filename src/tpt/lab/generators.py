@@ -31,6 +31,7 @@ from pathlib import Path
 from tpt.lab import corpus
 from tpt.lab.config import LabConfig, Profile
 from tpt.lab.evaluate import HeldOut
+from tpt.lab.experiment import run_augment_checked
 
 FORMS = ("forward", "back")
 STRATEGY = {"forward": "default", "back": "back-thinking"}
@@ -212,7 +213,6 @@ def longest_tokens(tokenizer: Path, texts: list[str]) -> int:
 def run_augment_into(inputs: Path, out: Path, backend: str, tokenizer: Path, model: str = "", strategy: str = "default",
                      max_thinking_tokens: int = 8192, batch_size: int = 8, device: str = "auto") -> Path:  # fmt: skip
     from tpt.augment.config import AugmentConfig
-    from tpt.augment.run import run_augment
 
     cfg = AugmentConfig(
         inputs=[str(inputs)],
@@ -232,13 +232,7 @@ def run_augment_into(inputs: Path, out: Path, backend: str, tokenizer: Path, mod
         checkpoint_records=2048,
         checkpoint_seconds=120.0,
     )
-    summary = run_augment(cfg)
-    if summary.failed or summary.rejected:
-        raise RuntimeError(
-            f"{out}: augment left {summary.failed} failed and {summary.rejected} rejected rows (see its failed/ and "
-            "rejected/)"
-        )
-    return out
+    return run_augment_checked(cfg)
 
 
 def sft_generator(
