@@ -9,6 +9,14 @@ live in one place.  Field metadata understood here:
   short="-o"           an extra short flag
   choices=[...]        allowed values (Literal types get this for free)
   count=True           an int field that also reads '50M', '1.5B', '2k' (typed at the boundary)
+  parse=fn             a field's own converter (str -> typed value; ValueError is a usage error)
+  deprecated=["--x"]   old spellings of the flag, still accepted with a warning
+
+Components own small dataclasses (a backend's settings, sampling, an optimizer, ...) that a stage
+config composes as fields.  The CLI stays flat: a nested field's flag is its own name (or ``flag=``),
+so ``--temperature`` sets ``config.sampling.temperature``; every flat name must be unique within a
+stage.  ``build(Cls, **values)`` is the Python API's boundary: flat or nested values, typed exactly
+as the same flags or config-file keys would be.
 
 Every generated CLI also takes ``--config FILE`` (YAML, TOML or JSON — a run's manifest.json
 included; flags on the command line override it) and ``--print-config`` (print the effective config
@@ -64,7 +72,7 @@ def _converter(tp: Any, meta: dict | None = None):
     return str
 
 
-def _count_arg(value: str) -> int:
+def _count_arg(value: str | int) -> int:
     try:
         return parse_count(value)
     except ValueError as exc:
@@ -79,6 +87,7 @@ def _checked(check):
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     convert.__name__ = check.__name__  # argparse names it in "invalid <name> value"
+    convert.typed_as = getattr(check, "typed_as", None)  # type: ignore[attr-defined]
     return convert
 
 
@@ -111,6 +120,38 @@ def _default_of(f: dataclasses.Field) -> Any:
     return dataclasses.MISSING
 
 
+def flat_name(f: dataclasses.Field) -> str:
+    """The field's name on the command line and in flat config files: ``--backend`` -> ``backend``."""
+    flag = f.metadata.get("flag")
+    return flag.lstrip("-").replace("-", "_") if flag else f.name
+
+
+def leaves(cls: type, path: tuple[str, ...] = ()) -> dict[str, tuple[tuple[str, ...], dataclasses.Field]]:
+    """Every CLI field of ``cls`` and its nested configs: flat name -> (attribute path, field)."""
+    hints = typing.get_type_hints(cls)
+    out: dict[str, tuple[tuple[str, ...], dataclasses.Field]] = {}
+    for f in dataclasses.fields(cls):
+        if not f.init or f.metadata.get("cli") is False:
+            continue
+        tp, _ = _unwrap_optional(hints[f.name])
+        if dataclasses.is_dataclass(tp):
+            out.update(leaves(tp, (*path, f.name)))
+        else:
+            out[flat_name(f)] = ((*path, f.name), f)
+    return out
+
+
+def flat_values(config: Any) -> dict[str, Any]:
+    """A (nested) config as one flat mapping: flat name -> value (fingerprints, old-style manifests)."""
+    values = {}
+    for name, (path, _) in leaves(type(config)).items():
+        obj = config
+        for part in path:
+            obj = getattr(obj, part)
+        values[name] = obj
+    return values
+
+
 def _add_field(parser: Any, f: dataclasses.Field, tp: Any) -> None:
     meta = dict(f.metadata)
     default = _default_of(f)
@@ -119,7 +160,7 @@ def _add_field(parser: Any, f: dataclasses.Field, tp: Any) -> None:
     if not required and not isinstance(default, bool) and "(default" not in help_text:
         shown = "none" if default is None or default == [] else default
         help_text = f"{help_text} (default: {shown})" if help_text else f"(default: {shown})"
-    kwargs: dict[str, Any] = {"help": help_text, "dest": f.name}
+    kwargs: dict[str, Any] = {"help": help_text, "dest": flat_name(f)}
     origin = get_origin(tp)
     is_list = origin in (list, tuple, Sequence) or tp in (list, tuple)
     if origin is Literal:
@@ -145,6 +186,9 @@ def _add_field(parser: Any, f: dataclasses.Field, tp: Any) -> None:
     names = [meta.get("flag", "--" + f.name.replace("_", "-"))]
     if "short" in meta:
         names.append(meta["short"])
+    if meta.get("deprecated"):
+        names += meta["deprecated"]
+        kwargs["action"] = _deprecated_action(kwargs.get("action"), names[0])
     if required:
         kwargs["required"] = True
     elif is_list:
@@ -165,9 +209,25 @@ def from_namespace(cls: type[T], ns: argparse.Namespace) -> T:
         tp, _ = _unwrap_optional(hints[f.name])
         if dataclasses.is_dataclass(tp) and f.metadata.get("cli") is not False:
             values[f.name] = from_namespace(tp, ns)
-        elif getattr(ns, f.name, None) is not None or (hasattr(ns, f.name) and _default_of(f) is None):
-            values[f.name] = getattr(ns, f.name)
+        elif getattr(ns, flat_name(f), None) is not None or (hasattr(ns, flat_name(f)) and _default_of(f) is None):
+            values[f.name] = getattr(ns, flat_name(f))
     return cls(**values)
+
+
+def _deprecated_action(base: Any, current: str) -> type[argparse.Action]:
+    """An action that warns when the flag was spelled one of its old names, then acts as ``base``."""
+    if base is None:
+        base = argparse._StoreAction
+    elif isinstance(base, str):
+        base = {"extend": argparse._ExtendAction}[base]
+
+    class Deprecated(base):  # type: ignore[misc, valid-type]
+        def __call__(self, parser, namespace, values, option_string=None):
+            if option_string and option_string != current and option_string in self.option_strings[1:]:
+                print(f"{parser.prog}: warning: {option_string} is deprecated; use {current}", file=sys.stderr)
+            super().__call__(parser, namespace, values, option_string)
+
+    return Deprecated
 
 
 def make_parser(prog: str, description: str, *configs: type) -> argparse.ArgumentParser:
@@ -197,14 +257,53 @@ def parse(cls: type[T], argv: Sequence[str] | None, prog: str, description: str 
     parser = make_parser(prog, description or (cls.__doc__ or ""), cls)
     from_file = apply_config_file(parser, cls, argv)
     ns = parser.parse_args(argv)
-    for name, value in from_file.items():  # a list flag on the command line replaces the file's list
-        if getattr(ns, name, None) is None:
-            setattr(ns, name, value)
-    config = from_namespace(cls, ns)
+    config = _finish(cls, ns, from_file)
     if ns.print_config:
         sys.stdout.write(dump_config(config))
         raise SystemExit(0)
     return config
+
+
+def build(cls: type[T], **values: Any) -> T:
+    """``cls`` from flat or nested values (Python API), typed as the same flags would be:
+    ``build(TrainConfig, data=d, out=o, tokens="1M", lr=1e-3)`` or ``..., optimizer={"lr": 1e-3}``.
+    Component dataclass instances are taken as they are.  A wrong name or value raises ValueError."""
+    from tpt.configfile import apply_values
+
+    parser = make_parser(cls.__name__, "", cls)
+    parser.exit_on_error = False
+    parser.error = _raise_value_error  # type: ignore[method-assign]  # an API call must not exit the process
+    try:
+        late = apply_values(parser, cls, _split_objects(cls, values, objects := {}), f"{cls.__name__}(...)")
+        ns = parser.parse_args([])
+    except (SystemExit, argparse.ArgumentError) as exc:
+        raise ValueError(str(exc)) from None
+    config = _finish(cls, ns, late)
+    for name, obj in objects.items():
+        setattr(config, name, obj)
+    return config
+
+
+def _raise_value_error(message: str) -> None:
+    raise ValueError(message)
+
+
+def _split_objects(cls: type, values: dict[str, Any], objects: dict[str, Any]) -> dict[str, Any]:
+    """Take component instances (``sampling=SamplingConfig(...)``) out of ``values`` into ``objects``."""
+    rest = {}
+    for key, value in values.items():
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            objects[key] = value
+        else:
+            rest[key] = value
+    return rest
+
+
+def _finish(cls: type[T], ns: argparse.Namespace, late: dict[str, Any]) -> T:
+    for name, value in late.items():  # a list flag on the command line replaces the file's list
+        if getattr(ns, name, None) is None:
+            setattr(ns, name, value)
+    return from_namespace(cls, ns)
 
 
 def to_dict(obj: Any) -> Any:

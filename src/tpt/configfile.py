@@ -56,28 +56,30 @@ def load_file(path: Path) -> dict:
     return data
 
 
-def flatten(cls: type, data: dict, path: Path) -> dict[str, Any]:
-    """``{'sampling': {'temperature': 1}}`` or ``{'temperature': 1}`` -> ``{'temperature': 1}``, checked."""
+def flatten(cls: type, data: dict, where: str) -> dict[str, Any]:
+    """Nested sections (``{'sampling': {'temperature': 1}}``, as ``--print-config`` writes them) or flat
+    keys (``{'temperature': 1}``, as older manifests hold them) -> ``{'temperature': 1}``, checked."""
+    from tpt.config import flat_name, leaves
+
     hints = typing.get_type_hints(cls)
     by_name = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    flat = leaves(cls)
     out: dict[str, Any] = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
         f = by_name.get(name)
-        nested = f is not None and dataclasses.is_dataclass(_strip_optional(hints[name]))
-        if nested and isinstance(value, dict):
-            out.update(flatten(_strip_optional(hints[name]), value, path))
+        inner = _strip_optional(hints[name]) if f is not None else None
+        if f is not None and dataclasses.is_dataclass(inner) and isinstance(value, dict):
+            out.update(flatten(inner, value, where))
+        elif f is not None and f.metadata.get("cli") is False:
             continue
-        if f is None:
-            inner = _find_nested(cls, hints, name)
-            if inner is None:
-                known = ", ".join(sorted(by_name))
-                raise SystemExit(f"--config {path}: unknown option {key!r} (options: {known})")
-            out.update(flatten(inner, {name: value}, path))
-            continue
-        if f.metadata.get("cli") is False:
-            continue
-        out[name] = value
+        elif f is not None and not dataclasses.is_dataclass(inner):
+            out[flat_name(f)] = value
+        elif name in flat:
+            out[name] = value
+        else:
+            known = ", ".join(sorted(set(by_name) | set(flat)))
+            raise SystemExit(f"{where}: unknown option {key!r} (options: {known})")
     return out
 
 
@@ -86,40 +88,36 @@ def _strip_optional(tp: Any) -> Any:
     return args[0] if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1 else tp
 
 
-def _find_nested(cls: type, hints: dict, name: str) -> type | None:
-    """The nested config dataclass (flattened into the CLI) that owns field ``name``."""
-    for f in dataclasses.fields(cls):
-        tp = _strip_optional(hints[f.name])
-        if dataclasses.is_dataclass(tp):
-            inner_hints = typing.get_type_hints(tp)
-            if name in {g.name for g in dataclasses.fields(tp)} or _find_nested(tp, inner_hints, name):
-                return tp
-    return None
-
-
-def _typed(action: argparse.Action, value: Any, path: Path) -> Any:
+def _typed(action: argparse.Action, value: Any, where: str) -> Any:
     """Type a file value exactly as the flag would: the action's converter, list items, choices."""
     if isinstance(value, list):
-        return [_typed_one(action, v, path) for v in value]
+        return [_typed_one(action, v, where) for v in value]
     if action.nargs in ("+", "*") and value is not None:
-        return [_typed_one(action, value, path)]
-    return _typed_one(action, value, path)
+        return [_typed_one(action, value, where)]
+    return _typed_one(action, value, where)
 
 
-def _typed_one(action: argparse.Action, value: Any, path: Path) -> Any:
+def _typed_one(action: argparse.Action, value: Any, where: str) -> Any:
     if value is None or isinstance(action, argparse.BooleanOptionalAction):
         if isinstance(action, argparse.BooleanOptionalAction) and not isinstance(value, bool):
-            raise SystemExit(f"--config {path}: {action.dest} must be true or false, got {value!r}")
+            raise SystemExit(f"{where}: {action.dest} must be true or false, got {value!r}")
         return value
     convert = action.type or str
     try:
-        typed = convert(value)
+        typed = value if _already_typed(convert, value) else convert(value)
     except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
-        raise SystemExit(f"--config {path}: {action.dest}: {exc}") from None
+        raise SystemExit(f"{where}: {action.dest}: {exc}") from None
     if action.choices is not None and typed not in action.choices:
         choices = ", ".join(map(str, action.choices))
-        raise SystemExit(f"--config {path}: {action.dest} must be one of {choices}, got {value!r}")
+        raise SystemExit(f"{where}: {action.dest} must be one of {choices}, got {value!r}")
     return typed
+
+
+def _already_typed(convert: Any, value: Any) -> bool:
+    """A Python caller's typed value (a SourceSpec, a Path) passes as it is; a bool is never an int."""
+    return not isinstance(value, (str, bool)) and getattr(convert, "typed_as", None) is not None and isinstance(
+        value, convert.typed_as
+    )
 
 
 def apply_config_file(parser: argparse.ArgumentParser, cls: type, argv: Sequence[str] | None) -> dict[str, Any]:
@@ -128,12 +126,17 @@ def apply_config_file(parser: argparse.ArgumentParser, cls: type, argv: Sequence
     path = config_path(argv)
     if path is None:
         return {}
-    values = flatten(cls, load_file(path), path)
+    return apply_values(parser, cls, load_file(path), f"--config {path}")
+
+
+def apply_values(parser: argparse.ArgumentParser, cls: type, data: dict, where: str) -> dict[str, Any]:
+    """``data`` (nested or flat keys) becomes the parser's defaults, typed as flags; see apply_config_file."""
+    values = flatten(cls, data, where)
     actions = {a.dest: a for a in parser._actions}
     late: dict[str, Any] = {}
     for name, value in values.items():
         action = actions[name]
-        typed = _typed(action, value, path)
+        typed = _typed(action, value, where)
         if isinstance(action, argparse._ExtendAction):
             late[name] = typed
             continue
