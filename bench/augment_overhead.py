@@ -27,6 +27,7 @@ from tpt.augment.backends.tokenize import TokenizerOps  # noqa: E402
 from tpt.augment.config import AugmentConfig  # noqa: E402
 from tpt.augment.prompts import load_strategy  # noqa: E402
 from tpt.augment.run import run_augment  # noqa: E402
+from tpt.config import build
 from tpt.records import Document  # noqa: E402
 
 WORDS = "the derivative slope prime divisor energy glucose pressure boiling multiply expert context simple".split()
@@ -79,7 +80,7 @@ def write_corpus(path: Path, n: int, words: int, seed: int = 0, zipf: bool = Fal
 def config(corpus: Path, out: Path, model: Path, **kw) -> AugmentConfig:
     values = dict(inputs=[str(corpus)], out=out, model=str(model), progress=False, device="cpu")
     values.update(kw)
-    return AugmentConfig(**values)
+    return build(AugmentConfig, **values)
 
 
 def bench_instant(tmp: Path, model: Path, docs: int) -> dict:
@@ -123,7 +124,7 @@ def bench_generation(tmp: Path, model: Path, docs: int, tokens: int, repeats: in
         for i in range(0, len(requests), 16):  # the pipeline calls generate() on slices of --batch-size
             backend.generate(requests[i : i + 16], sampling)
         alone.append((time.perf_counter() - wall, time.process_time() - cpu))
-        cfg = config(corpus, tmp / f"run-gen-{r}", model, max_thinking_tokens=tokens, batch_size=16, shard_size=docs)
+        cfg = config(corpus, tmp / f"run-gen-{r}", model, max_thinking_tokens=tokens, gen_batch=16, shard_size=docs)
         wall, cpu = time.perf_counter(), time.process_time()
         run_augment(cfg, backend=backend)
         pipeline.append((time.perf_counter() - wall, time.process_time() - cpu))

@@ -59,15 +59,16 @@ TASK = r"""
 import json, sys, time
 from pathlib import Path
 from tpt.augment.config import AugmentConfig
+from tpt.config import build
 from tpt.augment.duplicates import write_ids
 from tpt.augment.planning import load_or_create_plan, specs_of
 from tpt.augment.shards import load_rows, parse_shard_rows
 corpus, out, shard_size, shard_bytes = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-cfg = AugmentConfig(inputs=[corpus], out=out, backend="lab-expert", shard_size=shard_size, shard_bytes=shard_bytes,
-                    shard_range="0/1000000")
+cfg = build(AugmentConfig, inputs=[corpus], out=out, backend="lab-expert", shard_size=shard_size,
+            shard_bytes=shard_bytes, shard_range="0/1000000")
 out.mkdir(parents=True, exist_ok=True)
 t0 = time.perf_counter()
-specs = specs_of(load_or_create_plan(cfg), cfg.shard_range)
+specs = specs_of(load_or_create_plan(cfg), cfg.executor.shard_range)
 t1 = time.perf_counter()
 rows = load_rows(specs[0])
 docs, doc_rows, rejected = parse_shard_rows(rows, specs[0])

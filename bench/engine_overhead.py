@@ -63,6 +63,7 @@ def write_corpus(src: str, n: int, out: Path) -> Path:
 
 def augment_config(args, corpus: Path, out: Path, **kw):
     from tpt.augment.config import AugmentConfig
+    from tpt.config import build
 
     values = dict(
         inputs=[str(corpus)],
@@ -77,7 +78,7 @@ def augment_config(args, corpus: Path, out: Path, **kw):
         checkpoint_seconds=30.0,
     )
     values.update(kw)
-    return AugmentConfig(**values)
+    return build(AugmentConfig, **values)
 
 
 def tpt_requests(cfg, backend):
@@ -89,7 +90,7 @@ def tpt_requests(cfg, backend):
     plan = make_plan(cfg)
     ctx = shard_context(cfg, backend, plan)
     docs = []
-    for spec in plan_shards(plan["n_rows"], cfg.shard_size):
+    for spec in plan_shards(plan["n_rows"], cfg.executor.shard_size):
         from tpt.io.readers import parse_row
 
         docs += [parse_row(raw, cfg.text_field, cfg.id_field) for raw in load_rows(cfg, spec)]
@@ -113,12 +114,12 @@ def offline(args, corpus: Path, work: Path, results: dict) -> None:
 
     cfg = augment_config(args, corpus, work / "tpt-vllm", backend="vllm")
     started = time.monotonic()
-    backend = VLLMBackend(cfg)
+    backend = VLLMBackend(cfg.backend_config(), cfg.sampling)
     results["startup_offline_s"] = round(time.monotonic() - started, 1)
     try:
         requests = tpt_requests(augment_config(args, corpus, work / "plan-offline", backend="vllm"), backend)
         prompts = [backend.chat_prompt(r.prompt) for r in requests]
-        sampling = cfg.sampling()
+        sampling = cfg.sampling.params()
         params = [
             SamplingParams(
                 temperature=sampling.temperature,
@@ -202,8 +203,8 @@ def served(args, corpus: Path, work: Path, results: dict) -> None:
         serve_command(max_model_len=cfg.context_length()), args.model, timeout=1800, env=env, log_dir=work
     ) as server:
         results["startup_server_s"] = round(time.monotonic() - started, 1)
-        cfg.base_url = server.base_url
-        probe = OpenAIBackend(cfg)
+        cfg.backend.openai.base_url = server.base_url
+        probe = OpenAIBackend(cfg.backend, cfg.sampling)
         requests = tpt_requests(
             augment_config(
                 args,
@@ -219,11 +220,18 @@ def served(args, corpus: Path, work: Path, results: dict) -> None:
         prompts = [probe.chat_prompt(r.prompt) for r in requests]
         probe.close()
         if "server" not in args.skip:
-            asyncio.run(bare_client(server.base_url, args.model, prompts[:8], [1] * 8, cfg.sampling(), 8))  # warm-up
+            asyncio.run(
+                bare_client(server.base_url, args.model, prompts[:8], [1] * 8, cfg.sampling.params(), 8)
+            )  # warm-up
             reset_prefix_cache(server.base_url)
             results["server"] = asyncio.run(
                 bare_client(
-                    server.base_url, args.model, prompts, [r.seed for r in requests], cfg.sampling(), args.concurrency
+                    server.base_url,
+                    args.model,
+                    prompts,
+                    [r.seed for r in requests],
+                    cfg.sampling.params(),
+                    args.concurrency,
                 )
             )
             print("server:", results["server"], flush=True)

@@ -7,14 +7,14 @@ import pytest
 
 from tpt.analyze.cli import StatsConfig
 from tpt.augment.config import AugmentConfig
-from tpt.config import parse
+from tpt.config import flat_values, parse
 from tpt.evaluate.config import EvalConfig
 
 
 @pytest.mark.parametrize("cls, first", [(AugmentConfig, "corpus.jsonl"), (EvalConfig, "model")])
 def test_device_values_are_the_same_everywhere(cls, first, capsys):
     for value in ("auto", "cpu", "cuda", "cuda:1"):
-        assert parse(cls, [first, "--device", value], "tpt x").device == value
+        assert flat_values(parse(cls, [first, "--device", value], "tpt x"))["device"] == value
     with pytest.raises(SystemExit) as exit_info:
         parse(cls, [first, "--device", "gpu"], "tpt x")
     assert exit_info.value.code == 2

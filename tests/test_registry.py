@@ -12,6 +12,7 @@ from tpt.augment.config import AugmentConfig
 from tpt.augment.executors import EXECUTORS, LocalExecutor, make_executor
 from tpt.augment.prompts import STRATEGIES, load_strategy
 from tpt.augment.run import run_augment
+from tpt.config import build
 from tpt.registry import PluginNotFound, Registry
 
 PLUGIN = textwrap.dedent("""
@@ -77,7 +78,8 @@ def test_a_plugin_strategy_and_executor_run_the_augment_stage(plugin_module, tmp
 
     rows = [{"id": f"d{i}", "text": f"document number {i}"} for i in range(3)]
     (tmp_path / "c.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = AugmentConfig(
+    cfg = build(
+        AugmentConfig,
         inputs=[str(tmp_path / "c.jsonl")],
         out=tmp_path / "run",
         backend="lab-expert",

@@ -72,6 +72,15 @@ def _converter(tp: Any, meta: dict | None = None):
     return str
 
 
+def _key_value(value: str | tuple) -> tuple[str, str]:
+    if isinstance(value, tuple):
+        return value
+    key, sep, rest = str(value).partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected KEY=VALUE")
+    return key, rest
+
+
 def _count_arg(value: str | int) -> int:
     try:
         return parse_count(value)
@@ -162,8 +171,10 @@ def _add_field(parser: Any, f: dataclasses.Field, tp: Any) -> None:
         help_text = f"{help_text} (default: {shown})" if help_text else f"(default: {shown})"
     kwargs: dict[str, Any] = {"help": help_text, "dest": flat_name(f)}
     origin = get_origin(tp)
-    is_list = origin in (list, tuple, Sequence) or tp in (list, tuple)
-    if origin is Literal:
+    is_list = origin in (list, tuple, Sequence, dict) or tp in (list, tuple)
+    if origin is dict:  # repeated KEY=VALUE, typed into a dict by from_namespace
+        kwargs.update(type=_key_value, nargs="*", metavar="KEY=VALUE")
+    elif origin is Literal:
         kwargs["choices"] = list(get_args(tp))
         kwargs["type"] = type(get_args(tp)[0])
     elif is_list:
@@ -209,6 +220,8 @@ def from_namespace(cls: type[T], ns: argparse.Namespace) -> T:
         tp, _ = _unwrap_optional(hints[f.name])
         if dataclasses.is_dataclass(tp) and f.metadata.get("cli") is not False:
             values[f.name] = from_namespace(tp, ns)
+        elif get_origin(tp) is dict and getattr(ns, flat_name(f), None) is not None:
+            values[f.name] = dict(getattr(ns, flat_name(f)))
         elif getattr(ns, flat_name(f), None) is not None or (hasattr(ns, flat_name(f)) and _default_of(f) is None):
             values[f.name] = getattr(ns, flat_name(f))
     return cls(**values)

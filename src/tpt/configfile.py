@@ -64,9 +64,14 @@ def flatten(cls: type, data: dict, where: str) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     by_name = {f.name: f for f in dataclasses.fields(cls) if f.init}
     flat = leaves(cls)
+    renamed = {
+        old.lstrip("-").replace("-", "_"): new
+        for new, (_, f) in flat.items()
+        for old in f.metadata.get("deprecated", ())
+    }
     out: dict[str, Any] = {}
     for key, value in data.items():
-        name = str(key).replace("-", "_")
+        name = renamed.get(str(key).replace("-", "_"), str(key).replace("-", "_"))  # old manifests' names
         f = by_name.get(name)
         inner = _strip_optional(hints[name]) if f is not None else None
         if f is not None and dataclasses.is_dataclass(inner) and isinstance(value, dict):
@@ -90,6 +95,8 @@ def _strip_optional(tp: Any) -> Any:
 
 def _typed(action: argparse.Action, value: Any, where: str) -> Any:
     """Type a file value exactly as the flag would: the action's converter, list items, choices."""
+    if isinstance(value, dict):  # a KEY=VALUE mapping
+        value = [(str(k), str(v)) for k, v in value.items()]
     if isinstance(value, list):
         return [_typed_one(action, v, where) for v in value]
     if action.nargs in ("+", "*") and value is not None:
@@ -115,8 +122,10 @@ def _typed_one(action: argparse.Action, value: Any, where: str) -> Any:
 
 def _already_typed(convert: Any, value: Any) -> bool:
     """A Python caller's typed value (a SourceSpec, a Path) passes as it is; a bool is never an int."""
-    return not isinstance(value, (str, bool)) and getattr(convert, "typed_as", None) is not None and isinstance(
-        value, convert.typed_as
+    return (
+        not isinstance(value, (str, bool))
+        and getattr(convert, "typed_as", None) is not None
+        and isinstance(value, convert.typed_as)
     )
 
 

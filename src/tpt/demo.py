@@ -34,13 +34,15 @@ def write_sample_corpus(path: Path) -> Path:
 def run_augment_demo(out: Path, samples: int = 2, max_thinking_tokens: int = 24) -> int:
     from tpt.augment.config import AugmentConfig
     from tpt.augment.run import print_summary, run_augment
+    from tpt.config import build
     from tpt.tiny import build_tiny_model
 
     model_dir = out / "tiny-model"
     if not (model_dir / "config.json").exists():
         build_tiny_model(model_dir)
     corpus = write_sample_corpus(out / "corpus.jsonl")
-    config = AugmentConfig(
+    config = build(  # the flat names of the flags, typed as the flags would be
+        AugmentConfig,
         inputs=[str(corpus)],
         out=out / "augment",
         backend="transformers",

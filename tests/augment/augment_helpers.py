@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tpt.augment.config import AugmentConfig
+from tpt.config import build
 
 TOPICS = ["derivatives", "primes", "photosynthesis", "boiling water", "mitochondria", "long multiplication"]
 
@@ -42,7 +43,7 @@ def make_config(tmp_path: Path, inputs: list[str], **overrides) -> AugmentConfig
         checkpoint_records=4,
     )
     values.update(overrides)
-    return AugmentConfig(**values)
+    return build(AugmentConfig, **values)
 
 
 def lab_rows(n: int, seed: int = 3) -> list[dict]:

@@ -10,6 +10,7 @@ import pytest
 from tpt.augment.backends.base import backend_needs_model, load_backend_factory
 from tpt.augment.config import AugmentConfig
 from tpt.augment.run import run_augment
+from tpt.config import build
 from tpt.io.runs import iter_records
 
 PLUGIN = """
@@ -33,7 +34,7 @@ class Shouter:
         pass
 
 
-def make(config):
+def make(config, sampling):
     return Shouter()
 
 
@@ -45,8 +46,12 @@ def test_out_of_tree_backend_from_a_module_path(tmp_path, monkeypatch):
     (tmp_path / "my_shouter_backend.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "corpus.jsonl").write_text('{"id": "a", "text": "think about this"}\n{"id": "b", "text": "and this"}\n')
-    cfg = AugmentConfig(
-        inputs=[str(tmp_path / "corpus.jsonl")], out=tmp_path / "run", backend="my_shouter_backend:make", progress=False
+    cfg = build(
+        AugmentConfig,
+        inputs=[str(tmp_path / "corpus.jsonl")],
+        out=tmp_path / "run",
+        backend="my_shouter_backend:make",
+        progress=False,
     )
     summary = run_augment(cfg)
     assert summary.records == 2 and summary.failed == 0

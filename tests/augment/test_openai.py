@@ -105,9 +105,10 @@ def test_server_that_ignores_temperature_is_detected(tmp_path, small_corpus, ope
     gen.update(do_sample=False, temperature=None, top_p=None)
     (greedy / "generation_config.json").write_text(json.dumps(gen))
     cfg = openai_config(tmp_path, small_corpus, openai_server.base_url, str(greedy))
-    backend = OpenAIBackend(cfg)
+    backend = OpenAIBackend(cfg.backend, cfg.sampling)
     assert backend.send_generation_config  # the probe found it must send generation_config
-    sampling_model = OpenAIBackend(openai_config(tmp_path, small_corpus, openai_server.base_url, openai_server.model))
+    other = openai_config(tmp_path, small_corpus, openai_server.base_url, openai_server.model)
+    sampling_model = OpenAIBackend(other.backend, other.sampling)
     assert not sampling_model.send_generation_config  # this one samples natively
     backend.close(), sampling_model.close()
 

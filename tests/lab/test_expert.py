@@ -8,6 +8,7 @@ import json
 from tpt.augment.backends.base import GenRequest, SamplingParams, load_backend_factory
 from tpt.augment.config import AugmentConfig
 from tpt.augment.run import run_augment
+from tpt.config import build
 from tpt.io.runs import iter_records
 from tpt.lab import corpus
 from tpt.lab.families import BUILTIN, load_family
@@ -19,8 +20,12 @@ def test_expert_through_the_augment_stage(tmp_path):
     rows = list(corpus.corpus_rows(families, [], 40, seed=2))
     bad = {"id": "bad-1", "text": "A document without a problem."}  # no lab meta: must fail, not vanish
     corpus.write_jsonl(tmp_path / "corpus.jsonl", rows + [bad])
-    cfg = AugmentConfig(
-        inputs=[str(tmp_path / "corpus.jsonl")], out=tmp_path / "run", backend="lab-expert", progress=False
+    cfg = build(
+        AugmentConfig,
+        inputs=[str(tmp_path / "corpus.jsonl")],
+        out=tmp_path / "run",
+        backend="lab-expert",
+        progress=False,
     )
     summary = run_augment(cfg)
     assert summary.records == 40 and summary.failed == 1
@@ -35,7 +40,7 @@ def test_expert_through_the_augment_stage(tmp_path):
 
 
 def test_expert_reports_errors_and_length(tmp_path):
-    expert = load_backend_factory("lab-expert")(AugmentConfig(inputs=["x"]))
+    expert = load_backend_factory("lab-expert")(build(AugmentConfig, inputs=["x"]).backend)
     fam = load_family("chain_mod10")
     problem = {"start": 1, "ops": [["add", 2], ["mul", 3], ["sub", 4], ["add", 5]]}
     good = Document("a", fam.document(problem), {"family": "chain_mod10", "problem": problem, "difficulty": 4})

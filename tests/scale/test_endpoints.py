@@ -16,6 +16,7 @@ from tpt.augment.config import AugmentConfig
 from tpt.augment.endpoints import BalancedOpenAIBackend, EndpointPool, gpu_groups, parse_urls, serve_replicas
 from tpt.augment.run import run_augment
 from tpt.augment.serve import free_port
+from tpt.config import build
 
 
 def test_pool_prefers_the_least_loaded_server_and_avoids_one_that_failed():
@@ -68,7 +69,8 @@ def test_balanced_backend_spreads_requests_and_routes_around_a_dead_server(tmp_p
     live = openai_server.base_url  # the same real server under two names: two "replicas"
     twin = live.replace("127.0.0.1", "localhost")
     dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens here
-    config = AugmentConfig(
+    config = build(
+        AugmentConfig,
         inputs=[str(corpus(6))],
         out=tmp_path / "run",
         backend="openai",
@@ -83,7 +85,7 @@ def test_balanced_backend_spreads_requests_and_routes_around_a_dead_server(tmp_p
         samples=2,
         progress=False,
     )
-    backend = make_backend(config)
+    backend = make_backend(config.backend, config.sampling)
     assert isinstance(backend, BalancedOpenAIBackend)
     try:
         summary = run_augment(config, backend=backend)

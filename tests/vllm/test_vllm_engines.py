@@ -74,7 +74,7 @@ def test_in_process_vllm_backend(tmp_path, reasoning_model_dir):
         max_doc_tokens=256,
         out=tmp_path / "a",
     )
-    backend = VLLMBackend(cfg)
+    backend = VLLMBackend(cfg.backend_config(), cfg.sampling)
     try:
         first = run_augment(cfg, backend=backend)
         cfg_again = make_config(
@@ -93,7 +93,7 @@ def test_in_process_vllm_backend(tmp_path, reasoning_model_dir):
         rerun = run_augment(cfg, backend=backend)
         before = {(r.id, r.sample): r for r in iter_records(tmp_path / "a")}
         # A larger budget for the records that hit the old one; everything else is reused.
-        cfg.max_thinking_tokens, cfg.regenerate_length = 64, True
+        cfg.sampling.max_thinking_tokens, cfg.regenerate_length = 64, True
         longer = run_augment(cfg, backend=backend)
     finally:
         backend.close()

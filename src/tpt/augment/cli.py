@@ -45,7 +45,7 @@ def _key(config: AugmentConfig) -> tuple[str, ...]:
     """The run's API key (whatever its variable is called), scrubbed from every message."""
     import os
 
-    value = os.environ.get(config.api_key_env, "")
+    value = os.environ.get(config.backend.openai.api_key_env, "")
     return (value,) if value else ()
 
 

@@ -76,12 +76,12 @@ class EndpointPool:
 class BalancedOpenAIBackend(OpenAIBackend):
     """The ``openai`` backend over several servers of the same model (replicas)."""
 
-    def __init__(self, config):
+    def __init__(self, config, sampling=None):
         # The pool must exist before OpenAIBackend.__init__: its sampling probe already sends requests.
-        self.pool = EndpointPool(parse_urls(config.base_url), start=os.getpid())
-        super().__init__(config)
+        self.pool = EndpointPool(parse_urls(config.openai.base_url), start=os.getpid())
+        super().__init__(config, sampling)
         # --concurrency is per server when several are listed: N replicas take N times the load.
-        self.concurrency = self.parallelism = max(1, config.concurrency) * len(self.pool.urls)
+        self.concurrency = self.parallelism = max(1, config.openai.concurrency) * len(self.pool.urls)
         if self._client is not None:  # made by the probe with the smaller connection limit
             self._loop.run_until_complete(self._client.aclose())
             self._client = None
@@ -156,17 +156,17 @@ def serve_replicas(config, started: list | None = None) -> Iterator[str]:
     ``started`` (a list) receives the ``ServedModel``s, for the run to watch them."""
     from tpt.augment.serve import ServedModel, expand_preset
 
-    context = config.context_length() if hasattr(config, "context_length") else None
-    command, env = expand_preset(config.serve, context), None
-    log_dir = Path(config.out) / "logs" if getattr(config, "out", None) else None
-    if command != config.serve:  # tpt's own vLLM command: its caches go in the run folder too
+    context = config.context_length()
+    command, env = expand_preset(config.serve.command, context), None
+    log_dir = Path(config.out) / "logs"
+    if command != config.serve.command:  # tpt's own vLLM command: its caches go in the run folder too
         from tpt.vllm_launch import cpu_environment, on_cpu
 
         env = cpu_environment(str(Path(config.out).resolve() / "logs" / "vllm-cache")) if on_cpu() else None
-    groups = gpu_groups(config.serve_replicas, visible_gpus())
+    groups = gpu_groups(config.serve.replicas, visible_gpus())
+    model, timeout = config.backend.model, config.serve.timeout
     servers = [
-        ServedModel(replica_command(command, g), config.model, timeout=config.serve_timeout, env=env, log_dir=log_dir)
-        for g in groups
+        ServedModel(replica_command(command, g), model, timeout=timeout, env=env, log_dir=log_dir) for g in groups
     ]
     if started is not None:
         started.extend(servers)

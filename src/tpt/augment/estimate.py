@@ -45,14 +45,14 @@ def estimate(config: AugmentConfig) -> Estimate:
     specs = specs_of(plan)
     rows, docs, whole = _sample(specs, config.dry_run_sample)
     counter, tokenizer = _counter(config)
-    strategy = load_strategy(config.strategy, config.seed)
+    strategy = load_strategy(config.prompt.strategy, config.sampling.seed)
     prompt_tokens = sum(counter(strategy.build(d.id, cut)) for d, cut in zip(docs, counter.cut([d.text for d in docs])))
     total_rows, exact = (len(rows), True) if whole else (_total_rows(specs, rows), False)
     valid_share = len(docs) / max(1, len(rows))
     n_docs = len(docs) if exact else total_rows * valid_share
     per_doc = prompt_tokens / max(1, len(docs))
-    trajectories = n_docs * config.samples
-    bound = trajectories * config.max_thinking_tokens
+    trajectories = n_docs * config.sampling.samples
+    bound = trajectories * config.sampling.max_thinking_tokens
     mean = _pilot_mean(config.pilot)
     expected = None if mean is None else trajectories * mean
     hours = 3600.0 * config.tokens_per_second
@@ -118,12 +118,12 @@ class _Counter:
 
 
 def _counter(config: AugmentConfig):
-    path = config.tokenizer_path()
+    path = config.backend.tokenizer_path()
     if path and Path(path).is_dir():
         from tpt.augment.backends.tokenize import TokenizerOps
 
-        return _Counter(TokenizerOps(path), config.max_doc_tokens), f"tokenizer {path}"
-    return _Counter(None, config.max_doc_tokens), "no local tokenizer: ~4 characters per token"
+        return _Counter(TokenizerOps(path), config.prompt.max_doc_tokens), f"tokenizer {path}"
+    return _Counter(None, config.prompt.max_doc_tokens), "no local tokenizer: ~4 characters per token"
 
 
 def _pilot_mean(pilot: str | None) -> float | None:

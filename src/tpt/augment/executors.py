@@ -31,7 +31,7 @@ class LocalExecutor:
         todo = [s for s in specs if not is_done(out, s)]
         if not todo:
             return results
-        bar = _progress_bar(ctx, None if total_rows is None else total_rows * ctx.config.samples)
+        bar = _progress_bar(ctx, None if total_rows is None else total_rows * ctx.config.sampling.samples)
         held: list[tuple[ShardSpec, LockHeld]] = []
         try:
             for spec in todo:
@@ -53,7 +53,7 @@ def _who(exc: LockHeld) -> str:
 
 
 def _progress_bar(ctx: ShardContext, total: int | None):
-    unit = "doc" if ctx.config.samples == 1 else "traj"
+    unit = "doc" if ctx.config.sampling.samples == 1 else "traj"
     bar = progress_bar(total, "augment", unit, ctx.config.progress, smoothing=0.1)
     ctx.on_progress = Throughput(bar).add
     return bar

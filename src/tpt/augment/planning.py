@@ -128,11 +128,11 @@ def compute_plan(config) -> dict:
     plan = {
         "version": PLAN_VERSION,
         "inputs": list(config.inputs),
-        "shard_size": config.shard_size,
-        "shard_bytes": config.shard_bytes,
+        "shard_size": config.executor.shard_size,
+        "shard_bytes": config.executor.shard_bytes,
         "limit": config.limit,
         "files": files,
-        "shards": cut_shards(files, config.shard_size, config.shard_bytes),
+        "shards": cut_shards(files, config.executor.shard_size, config.executor.shard_bytes),
     }
     if config.limit is not None:
         plan["shards"] = _apply_limit(plan, config.limit)
@@ -213,8 +213,8 @@ def read_plan(path: Path) -> dict:
 def check_plan(plan: dict, config, path: Path) -> None:
     wanted = {
         "inputs": list(config.inputs),
-        "shard_size": config.shard_size,
-        "shard_bytes": config.shard_bytes,
+        "shard_size": config.executor.shard_size,
+        "shard_bytes": config.executor.shard_bytes,
         "limit": config.limit,
     }
     diff = {k: (plan.get(k), v) for k, v in wanted.items() if plan.get(k) != v}

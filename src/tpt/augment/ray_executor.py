@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tpt.augment.backends.base import load_backend_factory
-from tpt.augment.config import AugmentConfig
+from tpt.augment.config import AugmentConfig, BackendConfig
 from tpt.augment.prompts import PromptStrategy
 from tpt.augment.shards import ShardContext, ShardResult, ShardSpec, is_done, run_shard
 from tpt.progress import Throughput, progress_bar
@@ -54,7 +54,7 @@ class ShardWorker:
     ``status`` answers while ``run`` is busy generating."""
 
     def __init__(self, config: AugmentConfig, strategy: PromptStrategy):
-        backend = load_backend_factory(config.backend)(backend_config(config))
+        backend = load_backend_factory(config.backend.name)(backend_config(config), config.sampling)
         # the driver's strategy: a worker has no file to find
         self.ctx = ShardContext(config=config, backend=backend, strategy=strategy)
         self.current: str | None = None
@@ -75,14 +75,15 @@ class ShardWorker:
         self.ctx.backend.close()
 
 
-def backend_config(config: AugmentConfig) -> AugmentConfig:
+def backend_config(config: AugmentConfig) -> BackendConfig:
     """The config a worker opens its backend with: local model/tokenizer folders made absolute (workers
     do not share the driver's working directory).  Records keep the run's own ``--model`` text."""
 
     def resolve(path):
         return str(Path(path).resolve()) if path and Path(path).exists() else path
 
-    return replace(config, model=resolve(config.model), tokenizer=resolve(config.tokenizer_path()))
+    own = config.backend_config()
+    return replace(own, model=resolve(own.model), tokenizer=resolve(own.tokenizer_path()))
 
 
 class RayExecutor:
@@ -114,7 +115,7 @@ class RayExecutor:
             return False
         env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
         self.ray.init(
-            address=config.ray_address,
+            address=config.executor.ray_address,
             namespace=NAMESPACE,
             runtime_env={"env_vars": env} if env else None,
             log_to_driver=True,
@@ -125,8 +126,8 @@ class RayExecutor:
         """How many workers, and what each one reserves."""
         resources = self.ray.cluster_resources()
         gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
-        on_gpu = config.backend in IN_PROCESS_BACKENDS and gpus > 0 and config.device != "cpu"
-        wanted = config.ray_workers or (gpus if on_gpu else cpus)
+        on_gpu = config.backend.name in IN_PROCESS_BACKENDS and gpus > 0 and config.backend.local.device != "cpu"
+        wanted = config.executor.ray_workers or (gpus if on_gpu else cpus)
         options = {"num_cpus": 1, "num_gpus": 1 if on_gpu else 0, "max_concurrency": 2, "max_restarts": 0}
         return max(1, min(wanted, n_shards)), options
 
@@ -166,7 +167,7 @@ class RayExecutor:
                         idle.append((name, self._start_worker(ctx, options, f"{name}-r{attempts[spec.index]}")))
                         continue
                     results.append(result)
-                    bar.update(spec, result, config.samples)
+                    bar.update(spec, result, config.sampling.samples)
                     idle.append((name, actor))
         finally:
             bar.close()
@@ -207,8 +208,8 @@ class _ProgressBar:
     """Per-shard progress in the driver (documents or trajectories, and generated tokens/s)."""
 
     def __init__(self, config: AugmentConfig, rows: int):
-        unit = "doc" if config.samples == 1 else "traj"
-        self.bar = progress_bar(rows * config.samples, "augment (ray)", unit, config.progress)
+        unit = "doc" if config.sampling.samples == 1 else "traj"
+        self.bar = progress_bar(rows * config.sampling.samples, "augment (ray)", unit, config.progress)
         self.rate = Throughput(self.bar)
 
     def update(self, spec: ShardSpec, result: ShardResult, samples: int) -> None:

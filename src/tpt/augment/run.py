@@ -40,7 +40,7 @@ from tpt.augment.shards import (
     parse_shard_rows,
     reopen_length_records,
 )
-from tpt.config import to_dict
+from tpt.config import flat_values, to_dict
 from tpt.formats import RUN_ENTRIES
 from tpt.io import fs
 from tpt.io.atomic import TEMP_MARK, remove_stale_temps
@@ -74,7 +74,8 @@ class RunSummary:
 
 
 def fingerprint(config: AugmentConfig, template: str) -> dict:
-    values = {name: to_dict(getattr(config, name)) for name in FINGERPRINT_FIELDS}
+    flat = flat_values(config)  # flat names: manifests written before the nested configs still match
+    values = {name: to_dict(flat[name]) for name in FINGERPRINT_FIELDS}
     values["prompt_template"] = template
     return values
 
@@ -157,23 +158,23 @@ def prepare_run(config: AugmentConfig) -> list[ShardSpec]:
         remove_stale_temps(out)
         if (out / "plan.json").exists():
             read_plan(out / "plan.json")  # an old run: say so before the manifest lists every changed field
-        check_manifest(config, load_strategy(config.strategy, config.seed).template)
+        check_manifest(config, load_strategy(config.prompt.strategy, config.sampling.seed).template)
         plan = load_or_create_plan(config)
-    return specs_of(plan, config.shard_range)
+    return specs_of(plan, config.executor.shard_range)
 
 
 def load_backend(config: AugmentConfig) -> Backend:
-    return load_backend_factory(config.backend)(config)
+    return load_backend_factory(config.backend.name)(config.backend_config(), config.sampling)
 
 
 def run_augment(config: AugmentConfig, backend: Backend | None = None) -> RunSummary:
     specs = prepare_run(config)
     out = Path(config.out)
     if config.regenerate_length:
-        reopened = sum(reopen_length_records(out, s, config.max_thinking_tokens) for s in specs)
+        reopened = sum(reopen_length_records(out, s, config.sampling.max_thinking_tokens) for s in specs)
         print(
             f"tpt augment: --regenerate-length: {reopened} records that hit a smaller thinking budget are "
-            f"generated again with --max-thinking-tokens {config.max_thinking_tokens}.",
+            f"generated again with --max-thinking-tokens {config.sampling.max_thinking_tokens}.",
             file=sys.stderr,
         )
     todo = [s for s in specs if not is_done(out, s)]
@@ -181,18 +182,18 @@ def run_augment(config: AugmentConfig, backend: Backend | None = None) -> RunSum
     if not todo:
         return finalize(config, [], started, nothing_to_do=True)
     check_inputs(config, todo)  # before any model or server starts: a wrong field fails in seconds
-    executor = make_executor(config.executor)  # before any server starts: a missing Ray fails fast
+    executor = make_executor(config.executor.name)  # before any server starts: a missing Ray fails fast
     results: list[ShardResult] = []
-    for restart in range(config.serve_restarts + 1):
+    for restart in range(config.serve.restarts + 1):
         try:
             results = _run_once(config, executor, specs, todo, backend)
             break
         except EngineDied as exc:
-            if backend is not None or not config.serve or restart == config.serve_restarts:
+            if backend is not None or not config.serve.command or restart == config.serve.restarts:
                 raise EngineStopped(f"{exc}\n{_stop_advice(config, restart)}") from None
             print(
                 f"tpt augment: {exc}\ntpt augment: restarting the server ({restart + 1} of at most "
-                f"{config.serve_restarts} restarts); finished records are kept.",
+                f"{config.serve.restarts} restarts); finished records are kept.",
                 file=sys.stderr,
             )
             todo = [s for s in specs if not is_done(out, s)]
@@ -210,10 +211,10 @@ def _run_once(config: AugmentConfig, executor, specs, todo, backend: Backend | N
 
 
 def _stop_advice(config: AugmentConfig, restarts: int) -> str:
-    if config.serve:
+    if config.serve.command:
         return (
             f"tpt augment: stopping after {restarts} restart(s) of the server (--serve-restarts "
-            f"{config.serve_restarts}); finished records are kept: fix the server and rerun the same command."
+            f"{config.serve.restarts}); finished records are kept: fix the server and rerun the same command."
         )
     return "tpt augment: stopping; finished records are kept: restart the server and rerun the same command."
 
@@ -270,16 +271,18 @@ def _json_fields(rows) -> list[str]:
 
 def shard_context(config: AugmentConfig, backend: Backend | None) -> ShardContext:
     """Everything ``run_shard`` needs besides its rows; an executor's worker builds one per process."""
-    return ShardContext(config=config, backend=backend, strategy=load_strategy(config.strategy, config.seed))
+    return ShardContext(
+        config=config, backend=backend, strategy=load_strategy(config.prompt.strategy, config.sampling.seed)
+    )
 
 
 def _open_backend(config: AugmentConfig, stack: ExitStack, build: bool = True) -> Backend | None:
     servers: list = []
-    if config.serve:
+    if config.serve.command:
         from tpt.augment.endpoints import serve_replicas
 
         # One server, or --serve-replicas of them (one per GPU): base_url becomes their comma-separated list.
-        config.base_url = stack.enter_context(serve_replicas(config, started=servers))
+        config.backend.openai.base_url = stack.enter_context(serve_replicas(config, started=servers))
     if not build:
         return None
     backend = load_backend(config)
@@ -297,31 +300,31 @@ def preflight(config: AugmentConfig, backend: Backend) -> None:
     limit = getattr(backend, "max_model_len", None)
     if not limit:
         return
-    template = load_strategy(config.strategy, config.seed).build("preflight", "")
-    overhead = backend.count_tokens(template if config.raw_prompt else backend.chat_prompt(template))
-    need = config.max_doc_tokens + overhead + config.max_thinking_tokens
+    template = load_strategy(config.prompt.strategy, config.sampling.seed).build("preflight", "")
+    overhead = backend.count_tokens(template if config.backend.raw_prompt else backend.chat_prompt(template))
+    need = config.prompt.max_doc_tokens + overhead + config.sampling.max_thinking_tokens
     if need > limit:
         raise ValueError(
             f"the engine's context (max_model_len {limit} tokens) cannot hold the longest request: up to "
-            f"{config.max_doc_tokens} document tokens (--max-doc-tokens) + {overhead} of prompt + "
-            f"{config.max_thinking_tokens} thinking tokens (--max-thinking-tokens) = {need}. Serve the model with a "
-            f"larger context (vLLM: --max-model-len {need}; tpt: --max-model-len for --serve vllm / --backend vllm), "
-            "or lower --max-doc-tokens / --max-thinking-tokens."
+            f"{config.prompt.max_doc_tokens} document tokens (--max-doc-tokens) + {overhead} of prompt + "
+            f"{config.sampling.max_thinking_tokens} thinking tokens (--max-thinking-tokens) = {need}. Serve the model "
+            f"with a larger context (vLLM: --max-model-len {need}; tpt: --max-model-len for --serve vllm / "
+            "--backend vllm), or lower --max-doc-tokens / --max-thinking-tokens."
         )
 
 
 def validate(config: AugmentConfig) -> None:
     problems = []
-    if config.samples < 1:
+    if config.sampling.samples < 1:
         problems.append("--samples must be >= 1")
-    if config.max_doc_tokens < 1 or config.max_thinking_tokens < 1:
+    if config.prompt.max_doc_tokens < 1 or config.sampling.max_thinking_tokens < 1:
         problems.append("--max-doc-tokens and --max-thinking-tokens must be >= 1")
-    if config.shard_size < 1 or config.shard_bytes < 1 or config.checkpoint_records < 1:
+    if config.executor.shard_size < 1 or config.executor.shard_bytes < 1 or config.executor.checkpoint_records < 1:
         problems.append("--shard-size, --shard-bytes and --checkpoint-records must be >= 1")
     if config.limit is not None and config.limit < 1:
         problems.append("--limit must be >= 1")
-    if not config.model and backend_needs_model(config.backend):
-        problems.append(f"--model is required for the {config.backend} backend")
+    if not config.backend.model and backend_needs_model(config.backend.name):
+        problems.append(f"--model is required for the {config.backend.name} backend")
     if not config.inputs:
         problems.append("no inputs given")
     if problems:

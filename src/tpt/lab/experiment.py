@@ -147,18 +147,17 @@ def mean_lengths(tokenizer: Path, rows: list[dict], families: dict[str, TaskFami
 
 
 def augment(root: Path, tokenizer: Path, name: str = "augment", backend: str = "lab-expert") -> Path:
-    from tpt.augment.config import AugmentConfig
+    from tpt.augment.config import AugmentConfig, BackendConfig, ExecutorConfig, PromptConfig
 
+    # the expert's variants must not state the held-out problems: they read them from this option
+    options = {"heldout": str(root / "heldout.jsonl")}
     cfg = AugmentConfig(
         inputs=[str(root / "corpus-tpt.jsonl")],
         out=root / name,
-        backend=backend,
-        tokenizer=str(tokenizer),
-        shard_size=50_000,
+        backend=BackendConfig(name=backend, tokenizer=str(tokenizer), options=options),
+        prompt=PromptConfig(max_doc_tokens=4096),
+        executor=ExecutorConfig(shard_size=50_000, checkpoint_records=50_000, checkpoint_seconds=600.0),
         progress=False,
-        max_doc_tokens=4096,
-        checkpoint_records=50_000,
-        checkpoint_seconds=600.0,
     )
     return run_augment_checked(cfg)
 

@@ -165,16 +165,18 @@ class LabExpert:
         self._families.clear()
 
 
-def make_backend(config) -> LabExpert:
+def make_backend(config, sampling=None) -> LabExpert:
     """The ``lab-expert`` backend, registered as a plugin (pyproject.toml: entry point group
-    ``tpt.backends``), exactly as a third-party backend would be."""
+    ``tpt.backends``), exactly as a third-party backend would be: it receives its BackendConfig."""
     return LabExpert(tokenizer_path=config.tokenizer_path())
 
 
 def _variant(name: str):
-    def factory(config) -> LabExpert:
-        heldout = Path(config.inputs[0]).parent / "heldout.jsonl" if config.inputs else None
-        return LabExpert(tokenizer_path=config.tokenizer_path(), variant=name, heldout=heldout)
+    def factory(config, sampling=None) -> LabExpert:
+        heldout = config.options.get("heldout")  # --backend-option heldout=PATH: problems no variant may state
+        return LabExpert(
+            tokenizer_path=config.tokenizer_path(), variant=name, heldout=Path(heldout) if heldout else None
+        )
 
     factory.needs_model = False  # type: ignore[attr-defined]
     return factory

@@ -212,25 +212,24 @@ def longest_tokens(tokenizer: Path, texts: list[str]) -> int:
 
 def run_augment_into(inputs: Path, out: Path, backend: str, tokenizer: Path, model: str = "", strategy: str = "default",
                      max_thinking_tokens: int = 8192, batch_size: int = 8, device: str = "auto") -> Path:  # fmt: skip
-    from tpt.augment.config import AugmentConfig
+    from tpt.augment.config import (
+        AugmentConfig,
+        BackendConfig,
+        ExecutorConfig,
+        LocalConfig,
+        PromptConfig,
+        SamplingConfig,
+    )
 
+    local = LocalConfig(batch_size=batch_size, device=device, dtype="float32")
     cfg = AugmentConfig(
         inputs=[str(inputs)],
         out=out,
-        backend=backend,
-        model=model,
-        tokenizer=str(tokenizer),
-        strategy=strategy,
-        temperature=0.0,
-        max_thinking_tokens=max_thinking_tokens,
-        batch_size=batch_size,
-        device=device,
-        dtype="float32",
-        shard_size=50_000,
+        backend=BackendConfig(name=backend, model=model, tokenizer=str(tokenizer), local=local),
+        prompt=PromptConfig(strategy=strategy, max_doc_tokens=4096),
+        sampling=SamplingConfig(temperature=0.0, max_thinking_tokens=max_thinking_tokens),
+        executor=ExecutorConfig(shard_size=50_000, checkpoint_records=2048, checkpoint_seconds=120.0),
         progress=False,
-        max_doc_tokens=4096,
-        checkpoint_records=2048,
-        checkpoint_seconds=120.0,
     )
     return run_augment_checked(cfg)
 

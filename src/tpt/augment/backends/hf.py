@@ -8,8 +8,13 @@ rerun with the same batch composition draws the same samples.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tpt.augment.backends.base import GenRequest, GenResult, SamplingParams
 from tpt.augment.backends.tokenize import TokenizerOps, require_tokenizer_path
+
+if TYPE_CHECKING:
+    from tpt.augment.config import BackendConfig, SamplingConfig
 
 
 class TransformersBackend(TokenizerOps):
@@ -96,12 +101,12 @@ class TransformersBackend(TokenizerOps):
         self.model = None
 
 
-def make_backend(config) -> TransformersBackend:
+def make_backend(config: BackendConfig, sampling: SamplingConfig) -> TransformersBackend:
     return TransformersBackend(
         config.model,
         tokenizer_path=config.tokenizer,
-        batch_size=config.batch_size,
-        device=config.device,
-        dtype=config.dtype,
+        batch_size=config.local.batch_size,
+        device=config.local.device,
+        dtype=config.local.dtype,
         raw_prompt=config.raw_prompt,
     )

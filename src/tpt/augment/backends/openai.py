@@ -26,11 +26,14 @@ import os
 import random
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from tpt.augment.backends.base import EngineDied, GenRequest, GenResult, SamplingParams
+
+if TYPE_CHECKING:
+    from tpt.augment.config import BackendConfig, SamplingConfig
 from tpt.augment.backends.tokenize import TokenizerOps, require_tokenizer_path
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -47,20 +50,21 @@ class SamplingIgnored(RuntimeError):
 class OpenAIBackend(TokenizerOps):
     name = "openai"
 
-    def __init__(self, config):
-        if not config.base_url:
+    def __init__(self, config: BackendConfig, sampling: SamplingConfig | None = None):
+        server = config.openai
+        if not server.base_url:
             raise ValueError("openai backend: --base-url (or --serve) is required")
         super().__init__(require_tokenizer_path(config.tokenizer_path(), "openai backend"))
-        self.base_url = config.base_url.rstrip("/")
+        self.base_url = server.base_url.rstrip("/")
         self.model = config.model
-        self.api = config.api
+        self.api = server.api
         self.raw_prompt = config.raw_prompt
-        self.parallelism = self.concurrency = max(1, config.concurrency)
-        self.timeout = config.timeout
-        self.max_retries = config.max_retries
-        self.retry_backoff = config.retry_backoff
-        self._api_key = os.environ.get(config.api_key_env) or None
-        self.send_generation_config = config.server_sampling == "generation-config"
+        self.parallelism = self.concurrency = max(1, server.concurrency)
+        self.timeout = server.timeout
+        self.max_retries = server.max_retries
+        self.retry_backoff = server.retry_backoff
+        self._api_key = os.environ.get(server.api_key_env) or None
+        self.send_generation_config = server.server_sampling == "generation-config"
         self._loop = asyncio.new_event_loop()
         self._client: httpx.AsyncClient | None = None
         # Set under --serve: returns None while the server lives, else what to tell the user.
@@ -69,8 +73,8 @@ class OpenAIBackend(TokenizerOps):
         self._engine_check: asyncio.Lock | None = None
         self.max_model_len: int | None = None  # from the server's model list, for the run's pre-flight check
         self._check_served_model()
-        if config.server_sampling == "auto" and config.temperature > 0:
-            self.send_generation_config = self._probe_sampling(config.sampling())
+        if server.server_sampling == "auto" and sampling is not None and sampling.temperature > 0:
+            self.send_generation_config = self._probe_sampling(sampling.params())
 
     # ---- public contract
     def generate(self, requests: list[GenRequest], sampling: SamplingParams) -> list[GenResult]:
@@ -313,9 +317,9 @@ def _retry_after(response: httpx.Response) -> float:
         return 0.0
 
 
-def make_backend(config) -> OpenAIBackend:
-    if config.base_url and "," in config.base_url:  # several servers, balanced by load
+def make_backend(config: BackendConfig, sampling: SamplingConfig) -> OpenAIBackend:
+    if config.openai.base_url and "," in config.openai.base_url:  # several servers, balanced by load
         from tpt.augment.endpoints import BalancedOpenAIBackend
 
-        return BalancedOpenAIBackend(config)
-    return OpenAIBackend(config)
+        return BalancedOpenAIBackend(config, sampling)
+    return OpenAIBackend(config, sampling)

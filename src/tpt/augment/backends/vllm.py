@@ -17,30 +17,34 @@ from __future__ import annotations
 import itertools
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tpt.augment.backends.base import EngineDied, GenRequest, GenResult, SamplingParams
 from tpt.augment.backends.tokenize import TokenizerOps, require_tokenizer_path
+
+if TYPE_CHECKING:
+    from tpt.augment.config import BackendConfig, SamplingConfig
 
 
 class VLLMBackend(TokenizerOps):
     name = "vllm"
 
-    def __init__(self, config):
+    def __init__(self, config: BackendConfig, sampling: SamplingConfig):
         path = require_tokenizer_path(config.tokenizer_path(), "vllm backend")
         super().__init__(path)
         from tpt.vllm_launch import cpu_environment, engine_kwargs, on_cpu, require_vllm
 
         require_vllm("--backend vllm")
         if on_cpu():  # read by vLLM at import: a small KV cache, its compile cache in the run folder
-            cache = Path(config.out).resolve() / "logs" / "vllm-cache"
+            cache = Path(config.cache_dir or "logs").resolve() / "vllm-cache"
             for key, value in cpu_environment(str(cache)).items():
                 os.environ.setdefault(key, value)
         from vllm import LLM
 
-        kwargs = engine_kwargs(config.context_length())
-        if config.dtype != "auto":
-            kwargs["dtype"] = config.dtype
-        self.llm = LLM(model=config.model, tokenizer=path, seed=config.seed, **kwargs)
+        kwargs = engine_kwargs(config.max_model_len)
+        if config.local.dtype != "auto":
+            kwargs["dtype"] = config.local.dtype
+        self.llm = LLM(model=config.model, tokenizer=path, seed=sampling.seed, **kwargs)
         self.raw_prompt = config.raw_prompt
         self._ids = itertools.count()
 
@@ -118,5 +122,5 @@ def _engine_dead(exc: BaseException) -> bool:
     return "EngineDeadError" in names or "EngineDeadError" in str(exc)
 
 
-def make_backend(config) -> VLLMBackend:
-    return VLLMBackend(config)
+def make_backend(config: BackendConfig, sampling: SamplingConfig) -> VLLMBackend:
+    return VLLMBackend(config, sampling)
