@@ -96,10 +96,12 @@ def reference_loop(data: Path, preset: str, steps: int, micro: int, device: str,
 
 def tpt_loop(data: Path, out: Path, preset: str, steps: int, micro: int, device: str) -> float:
     """`tpt train` on the same data and batch; tokens/s as its own metrics report (setup excluded)."""
+    from tpt.config import build
     from tpt.train import TrainConfig, train
 
     seq_len = json.loads((data / "index.json").read_text())["seq_len"]
-    cfg = TrainConfig(
+    cfg = build(
+        TrainConfig,
         data=data,
         out=out,
         model_preset=preset,

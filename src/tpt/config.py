@@ -72,6 +72,22 @@ def _converter(tp: Any, meta: dict | None = None):
     return str
 
 
+def _count_list_arg(value: str | int) -> list[int]:
+    """'1M,2M' -> [1_000_000, 2_000_000]: count lists may be comma-separated."""
+    try:
+        return parse_counts(value if isinstance(value, str) else [value], "count")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class _ExtendFlat(argparse._ExtendAction):
+    """``--save-at 1M,2M --save-at 5M`` -> [1M, 2M, 5M], sorted and unique."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = list(getattr(namespace, self.dest, None) or []) + [x for v in values for x in v]
+        setattr(namespace, self.dest, sorted(set(items)))
+
+
 def _key_value(value: str | tuple) -> tuple[str, str]:
     if isinstance(value, tuple):
         return value
@@ -179,7 +195,7 @@ def _add_field(parser: Any, f: dataclasses.Field, tp: Any) -> None:
         kwargs["type"] = type(get_args(tp)[0])
     elif is_list:
         inner = get_args(tp)[0] if get_args(tp) else str
-        kwargs["type"] = _converter(inner, meta)
+        kwargs["type"] = _count_list_arg if meta.get("count") else _converter(inner, meta)
         kwargs["nargs"] = "+" if required else "*"  # a list with a default may be left empty
     elif tp is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
@@ -199,12 +215,12 @@ def _add_field(parser: Any, f: dataclasses.Field, tp: Any) -> None:
         names.append(meta["short"])
     if meta.get("deprecated"):
         names += meta["deprecated"]
-        kwargs["action"] = _deprecated_action(kwargs.get("action"), names[0])
+        kwargs["action"] = _deprecated_action(kwargs.get("action"), names[0])  # type: ignore[arg-type]
     if required:
         kwargs["required"] = True
     elif is_list:
         # '--x a --x b' accumulates; the field's default applies only when the flag is absent
-        kwargs.update(action="extend", default=None)
+        kwargs.update(action=_ExtendFlat if meta.get("count") else "extend", default=None)
     else:
         kwargs["default"] = default
     parser.add_argument(*names, **kwargs)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import types
 import typing
 from collections.abc import Sequence
@@ -69,8 +70,12 @@ def flatten(cls: type, data: dict, where: str) -> dict[str, Any]:
         for new, (_, f) in flat.items()
         for old in f.metadata.get("deprecated", ())
     }
+    retired = getattr(cls, "retired_keys", {})
     out: dict[str, Any] = {}
     for key, value in data.items():
+        if key in retired:
+            print(f"{where}: ignoring {key!r}: {retired[key]}", file=sys.stderr)
+            continue
         name = renamed.get(str(key).replace("-", "_"), str(key).replace("-", "_"))  # old manifests' names
         f = by_name.get(name)
         inner = _strip_optional(hints[name]) if f is not None else None
@@ -98,9 +103,10 @@ def _typed(action: argparse.Action, value: Any, where: str) -> Any:
     if isinstance(value, dict):  # a KEY=VALUE mapping
         value = [(str(k), str(v)) for k, v in value.items()]
     if isinstance(value, list):
-        return [_typed_one(action, v, where) for v in value]
+        typed = [_typed_one(action, v, where) for v in value]
+        return [x for item in typed for x in (item if isinstance(item, list) else [item])]  # '1M,2M' items
     if action.nargs in ("+", "*") and value is not None:
-        return [_typed_one(action, value, where)]
+        return _typed(action, [value], where)
     return _typed_one(action, value, where)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from tpt.config import build, flat_values
 from tpt.prepare.packed import PackedDataset
 from tpt.train import TrainConfig, TrainInputError, train
 from tpt.train.data import document_positions, read_batch
@@ -78,7 +79,8 @@ def test_read_batch_drops_boundary_targets_and_restarts_positions(packed_dir):
 def test_training_with_doc_attention_learns_and_is_fingerprinted(packed_dir, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    cfg = TrainConfig(
+    cfg = build(
+        TrainConfig,
         data=packed_dir,
         out=tmp_path / "out",
         model_preset="0.1m",
@@ -100,8 +102,8 @@ def test_training_with_doc_attention_learns_and_is_fingerprinted(packed_dir, tmp
     model = AutoModelForCausalLM.from_pretrained(result.checkpoint, local_files_only=True)
     assert model.config.model_type == "qwen2"  # a plain HF checkpoint
     with pytest.raises(TrainInputError, match="doc_attention"):
-        train(TrainConfig(**{**cfg.__dict__, "doc_attention": False}))
-    plain = train(TrainConfig(**{**cfg.__dict__, "doc_attention": False, "out": tmp_path / "plain"}))
+        train(build(TrainConfig, **{**flat_values(cfg), "doc_attention": False}))
+    plain = train(build(TrainConfig, **{**flat_values(cfg), "doc_attention": False, "out": tmp_path / "plain"}))
     assert plain.val_loss != pytest.approx(result.val_loss, rel=1e-4)  # the flag reaches the model
 
 

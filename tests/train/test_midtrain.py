@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tpt.config import build
 from tpt.prepare.config import PrepareConfig, PrepareError
 from tpt.prepare.run import prepare
 from tpt.tiny import ARCHITECTURES, SAMPLE_TEXTS, build_base_checkpoint
@@ -79,7 +80,7 @@ def test_add_think_tokens_then_init_resizes_and_keeps_the_model_itself(base, tmp
     assert sorted(index["added_tokens"].values()) == [len(base_tok), len(base_tok) + 1]
 
     before = AutoConfig.from_pretrained(ckpt)
-    result = train(TrainConfig(data=tmp_path / "data", init=ckpt, out=tmp_path / "out", **TRAIN))
+    result = train(build(TrainConfig, data=tmp_path / "data", init=ckpt, out=tmp_path / "out", **TRAIN))
     assert result.steps == 2
     tok = AutoTokenizer.from_pretrained(result.checkpoint)
     for token, i in index["added_tokens"].items():
@@ -114,7 +115,9 @@ def test_tag_free_template_needs_no_new_tokens(base, tmp_path):
         )
     )
     assert index["template"] == template and index["added_tokens"] == {}
-    result = train(TrainConfig(data=tmp_path / "data", init=ckpt, out=tmp_path / "out", **TRAIN))  # reads the template
+    result = train(
+        build(TrainConfig, data=tmp_path / "data", init=ckpt, out=tmp_path / "out", **TRAIN)
+    )  # reads the template
     assert result.steps == 2
 
 
@@ -159,5 +162,5 @@ def test_data_from_another_base_tokenizer_is_refused(tmp_path):
         )
     )
     with pytest.raises(TrainInputError, match=rf"--init {other}: its tokenizer differs from the data's"):
-        train(TrainConfig(data=tmp_path / "data", init=other, out=tmp_path / "out", **TRAIN))
+        train(build(TrainConfig, data=tmp_path / "data", init=other, out=tmp_path / "out", **TRAIN))
     assert not (tmp_path / "out" / "metrics.jsonl").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tpt.config import build
 from tpt.io.lock import FileLock, LockHeld
 from tpt.train import TrainConfig, TrainInputError, train
 from tpt.train.checkpoint import CORRUPT_STATE_DIR, PREV_STATE_DIR, STATE_DIR, STATE_FILE
@@ -46,7 +47,7 @@ def test_second_train_on_a_live_out_is_refused_without_touching_it(packed_dir, t
     before = (out / "metrics.jsonl").read_bytes()
     with FileLock(out / LOCK_FILE, what=f"--out {out}"):  # the live run
         with pytest.raises(LockHeld, match=rf"--out {out} is in use by pid {os.getpid()}"):
-            train(TrainConfig(data=packed_dir, out=out, tokens="512", **FAST))
+            train(build(TrainConfig, data=packed_dir, out=out, tokens="512", **FAST))
     assert (out / "metrics.jsonl").read_bytes() == before and sorted(p.name for p in out.iterdir()) == [
         LOCK_FILE,
         "metrics.jsonl",
@@ -55,7 +56,7 @@ def test_second_train_on_a_live_out_is_refused_without_touching_it(packed_dir, t
 
 def test_previous_state_is_kept_and_a_cut_latest_one_falls_back(packed_dir, tmp_path, capsys):
     out = tmp_path / "out"
-    cfg = TrainConfig(data=packed_dir, out=out, tokens="768", save_every=2, **FAST)  # 6 steps, states at 2, 4, 6
+    cfg = build(TrainConfig, data=packed_dir, out=out, tokens="768", save_every=2, **FAST)  # 6 steps, states at 2, 4, 6
     first = train(cfg)
     assert first.steps == 6
     info = lambda d: json.loads((out / d / "tpt_checkpoint.json").read_text())["step"]  # noqa: E731
@@ -72,7 +73,7 @@ def test_previous_state_is_kept_and_a_cut_latest_one_falls_back(packed_dir, tmp_
 
 def test_cut_trainer_state_and_nothing_to_fall_back_to_is_named(packed_dir, tmp_path):
     out = tmp_path / "out"
-    cfg = TrainConfig(data=packed_dir, out=out, tokens="256", save_every=0, **FAST)
+    cfg = build(TrainConfig, data=packed_dir, out=out, tokens="256", save_every=0, **FAST)
     train(cfg)
     (out / "tpt_train_done.json").unlink()
     cut(out / STATE_DIR / STATE_FILE)
@@ -84,11 +85,12 @@ def test_cut_trainer_state_and_nothing_to_fall_back_to_is_named(packed_dir, tmp_
 
 
 def test_init_checkpoint_that_cannot_be_loaded_is_named(packed_dir, tmp_path):
-    first = train(TrainConfig(data=packed_dir, out=tmp_path / "base", tokens="128", save_every=0, **FAST))
+    first = train(build(TrainConfig, data=packed_dir, out=tmp_path / "base", tokens="128", save_every=0, **FAST))
     cut(first.checkpoint / "model.safetensors")
     with pytest.raises(TrainInputError, match=rf"{first.checkpoint / 'model.safetensors'}: cannot be loaded"):
         train(
-            TrainConfig(
+            build(
+                TrainConfig,
                 data=packed_dir,
                 out=tmp_path / "mid",
                 tokens="128",
@@ -102,13 +104,13 @@ def test_cut_starts_file_is_named_before_training(tokenizer_dir, tmp_path):
     data = write_packed(tmp_path / "data", tokenizer_dir)
     cut(data / "train-00001.starts.npy", 0.3)
     with pytest.raises(TrainInputError, match=rf"{data / 'train-00001.starts.npy'}: unreadable document starts"):
-        train(TrainConfig(data=data, out=tmp_path / "out", tokens="256", doc_attention=True, **FAST))
+        train(build(TrainConfig, data=data, out=tmp_path / "out", tokens="256", doc_attention=True, **FAST))
     assert not (tmp_path / "out" / "metrics.jsonl").exists()
 
 
 def test_budget_past_one_epoch_is_warned(tokenizer_dir, tmp_path, capsys):
     data = write_packed(tmp_path / "data", tokenizer_dir, repeat=1)
-    train(TrainConfig(data=data, out=tmp_path / "out", epochs=2.0, **FAST))
+    train(build(TrainConfig, data=data, out=tmp_path / "out", epochs=2.0, **FAST))
     assert "tpt train: warning: the budget is 2.0" in capsys.readouterr().err
 
 

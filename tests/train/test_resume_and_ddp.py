@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tpt.config import build
 from tpt.train import TrainConfig, train
 
 COMMON = dict(
@@ -71,13 +72,13 @@ def assert_same_run(a: Path, b: Path, rtol: float) -> None:
 
 def test_kill_9_mid_run_then_resume_reproduces_the_straight_run(packed_dir, tmp_path):
     cfg = dict(COMMON, tokens="12K", save_every=5, eval_every=0, threads=1)  # 47 steps
-    straight = train(TrainConfig(data=packed_dir, out=tmp_path / "straight", **cfg))
+    straight = train(build(TrainConfig, data=packed_dir, out=tmp_path / "straight", **cfg))
     out = tmp_path / "killed"
     killed_at = start_and_kill_9(
         [sys.executable, "-m", "tpt", "train", *cli_args(cfg, packed_dir, out)], out, at_step=5
     )
     assert 5 <= killed_at < straight.steps
-    resumed = train(TrainConfig(data=packed_dir, out=out, **cfg))
+    resumed = train(build(TrainConfig, data=packed_dir, out=out, **cfg))
     assert resumed.steps == straight.steps and [s for s, _ in losses(out)] == list(range(1, straight.steps + 1))
     assert_same_run(tmp_path / "straight", out, rtol=1e-5)
 
@@ -88,7 +89,7 @@ DIST = dict(COMMON, tokens="4K", save_every=4, eval_every=8)  # 16 steps, global
 @pytest.fixture(scope="module")
 def single_process_run(packed_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("single") / "out"
-    train(TrainConfig(data=packed_dir, out=out, threads=1, **DIST))  # 1 process x accum 2 x micro 4
+    train(build(TrainConfig, data=packed_dir, out=out, threads=1, **DIST))  # 1 process x accum 2 x micro 4
     return out
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tpt.config import build, flat_values
 from tpt.train import TrainConfig, TrainingDiverged, TrainInputError, train
 
 from .conftest import write_packed
@@ -25,7 +26,8 @@ def metrics(path: Path) -> tuple[list[dict], list[dict]]:
 
 @pytest.fixture(scope="module")
 def scratch_run(packed_dir, tmp_path_factory):
-    cfg = TrainConfig(
+    cfg = build(
+        TrainConfig,
         data=packed_dir,
         out=tmp_path_factory.mktemp("scratch") / "out",
         tokens="12K",
@@ -68,7 +70,7 @@ def test_finished_run_is_not_trained_again(scratch_run):
 
 def test_resume_refuses_a_changed_schedule(scratch_run):
     cfg, _ = scratch_run
-    changed = TrainConfig(**{**cfg.__dict__, "lr": 1e-3})
+    changed = build(TrainConfig, **{**flat_values(cfg), "lr": 1e-3})
     with pytest.raises(TrainInputError, match="schedule"):
         train(changed)
 
@@ -76,7 +78,8 @@ def test_resume_refuses_a_changed_schedule(scratch_run):
 def test_mid_training_starts_from_the_checkpoint(scratch_run, packed_dir, tmp_path):
     _, result = scratch_run
     mid = train(
-        TrainConfig(
+        build(
+            TrainConfig,
             data=packed_dir,
             out=tmp_path / "mid",
             init=result.checkpoint,
@@ -95,8 +98,13 @@ def test_mid_training_starts_from_the_checkpoint(scratch_run, packed_dir, tmp_pa
 def test_mid_training_refuses_a_checkpoint_with_another_tokenizer(tiny_model_dir, packed_dir, tmp_path):
     with pytest.raises(TrainInputError, match="tokenizer differs|vocab"):
         train(
-            TrainConfig(
-                data=packed_dir, out=tmp_path / "x", init=tiny_model_dir, tokens="1K", **{**FAST, "model_preset": ""}
+            build(
+                TrainConfig,
+                data=packed_dir,
+                out=tmp_path / "x",
+                init=tiny_model_dir,
+                tokens="1K",
+                **{**FAST, "model_preset": ""},
             )
         )
 
@@ -105,7 +113,8 @@ def test_sft_trains_on_masked_tokens_from_a_checkpoint(scratch_run, tokenizer_di
     _, result = scratch_run
     sft_data = write_packed(tmp_path / "sft-data", tokenizer_dir, with_mask=True, kind="sft")
     sft = train(
-        TrainConfig(
+        build(
+            TrainConfig,
             data=sft_data,
             out=tmp_path / "sft",
             mode="sft",
@@ -122,7 +131,8 @@ def test_sft_trains_on_masked_tokens_from_a_checkpoint(scratch_run, tokenizer_di
     assert sft.val_loss is not None
     with pytest.raises(TrainInputError, match="no loss mask"):
         train(
-            TrainConfig(
+            build(
+                TrainConfig,
                 data=write_packed(tmp_path / "nomask", tokenizer_dir),
                 out=tmp_path / "s2",
                 mode="sft",
@@ -135,8 +145,16 @@ def test_sft_trains_on_masked_tokens_from_a_checkpoint(scratch_run, tokenizer_di
 
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(packed_dir, tmp_path):
     out = tmp_path / "nan"
-    cfg = TrainConfig(
-        data=packed_dir, out=out, tokens="5K", log_every=1, save_every=1, warmup=0, grad_clip=0, **{**FAST, "lr": 1e30}
+    cfg = build(
+        TrainConfig,
+        data=packed_dir,
+        out=out,
+        tokens="5K",
+        log_every=1,
+        save_every=1,
+        warmup=0,
+        grad_clip=0,
+        **{**FAST, "lr": 1e30},
     )  # the second step's weights overflow
     with pytest.raises(TrainingDiverged, match=r"at step 2 .*Last good checkpoint: .*state \(step 1\)"):
         train(cfg)
@@ -156,7 +174,8 @@ def test_cli_runs_and_reports_bad_input(packed_dir, tmp_path, capsys):
 
 def test_save_at_writes_one_snapshot_per_budget_with_exact_step(packed_dir, tmp_path):
     result = train(
-        TrainConfig(
+        build(
+            TrainConfig,
             data=packed_dir,
             out=tmp_path / "curve",
             tokens="2K",
@@ -190,7 +209,9 @@ def test_checks_run_before_any_compute(packed_dir, tmp_path):
                 }
             )
         )
-        train(TrainConfig(data=packed_dir, out=tmp_path / "a", model_preset="", model_config=cfg_file, tokens="1K"))
+        train(
+            build(TrainConfig, data=packed_dir, out=tmp_path / "a", model_preset="", model_config=cfg_file, tokens="1K")
+        )
     with pytest.raises(TrainInputError, match="vocab_size=100 is smaller"):
         cfg_file.write_text(
             json.dumps(
@@ -205,9 +226,11 @@ def test_checks_run_before_any_compute(packed_dir, tmp_path):
                 }
             )
         )
-        train(TrainConfig(data=packed_dir, out=tmp_path / "b", model_preset="", model_config=cfg_file, tokens="1K"))
+        train(
+            build(TrainConfig, data=packed_dir, out=tmp_path / "b", model_preset="", model_config=cfg_file, tokens="1K")
+        )
     with pytest.raises(TrainInputError, match="no model"):
-        train(TrainConfig(data=packed_dir, out=tmp_path / "c", tokens="1K"))
+        train(build(TrainConfig, data=packed_dir, out=tmp_path / "c", tokens="1K"))
     assert not any((tmp_path / d / "metrics.jsonl").exists() for d in "abc")
     assert time.perf_counter() - start < 30
 
@@ -216,15 +239,15 @@ def test_missing_and_truncated_shards_are_named(tokenizer_dir, tmp_path):
     broken = write_packed(tmp_path / "broken", tokenizer_dir)
     (broken / "train-00001.tokens.bin").unlink()
     with pytest.raises(TrainInputError, match=r"train-00001.tokens.bin: shard listed in index.json is missing"):
-        train(TrainConfig(data=broken, out=tmp_path / "o1", tokens="1K", **FAST))
+        train(build(TrainConfig, data=broken, out=tmp_path / "o1", tokens="1K", **FAST))
     cut = write_packed(tmp_path / "cut", tokenizer_dir)
     path = cut / "train-00000.tokens.bin"
     path.write_bytes(path.read_bytes()[:-7])
     with pytest.raises(TrainInputError, match=r"train-00000.tokens.bin: .*truncated or corrupt"):
-        train(TrainConfig(data=cut, out=tmp_path / "o2", tokens="1K", **FAST))
+        train(build(TrainConfig, data=cut, out=tmp_path / "o2", tokens="1K", **FAST))
     (cut / "index.json").write_text("{not json")
     with pytest.raises(TrainInputError, match="corrupt index.json"):
-        train(TrainConfig(data=cut, out=tmp_path / "o3", tokens="1K", **FAST))
+        train(build(TrainConfig, data=cut, out=tmp_path / "o3", tokens="1K", **FAST))
 
 
 def test_tokenizer_without_think_tokens_is_refused_for_tpt_data(tmp_path):
@@ -241,7 +264,7 @@ def test_tokenizer_without_think_tokens_is_refused_for_tpt_data(tmp_path):
     PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>").save_pretrained(tmp_path / "plain-tok")
     data = write_packed(tmp_path / "data", tmp_path / "plain-tok")
     with pytest.raises(TrainInputError, match=r"lacks special tokens \['<think>', '</think>'\]"):
-        train(TrainConfig(data=data, out=tmp_path / "o", tokens="1K", **FAST))
+        train(build(TrainConfig, data=data, out=tmp_path / "o", tokens="1K", **FAST))
     # No thinking, so no special tokens needed; but a Qwen2 checkpoint reloads this plain byte-level
     # BPE as Qwen2Tokenizer, which splits " 12" into " ", "1", "2": evaluation would not see what
     # training saw, so training is refused before it starts.
@@ -250,7 +273,7 @@ def test_tokenizer_without_think_tokens_is_refused_for_tpt_data(tmp_path):
         TrainInputError,
         match=r"plain-tok: a qwen2 checkpoint reloads it as Qwen2Tokenizer, which splits text differently",
     ):
-        train(TrainConfig(data=vanilla, out=tmp_path / "v", tokens="256", eval_every=0, **FAST))
+        train(build(TrainConfig, data=vanilla, out=tmp_path / "v", tokens="256", eval_every=0, **FAST))
     assert not (tmp_path / "v" / "model.safetensors").exists()
 
 
@@ -258,7 +281,8 @@ def test_rope_theta_only_with_a_preset(scratch_run, packed_dir, tmp_path):
     _, result = scratch_run
     with pytest.raises(TrainInputError, match=r"--rope-theta 100.0: must be > 0 and applies to --model-preset only"):
         train(
-            TrainConfig(
+            build(
+                TrainConfig,
                 data=packed_dir,
                 out=tmp_path / "o",
                 tokens="1K",
@@ -268,9 +292,9 @@ def test_rope_theta_only_with_a_preset(scratch_run, packed_dir, tmp_path):
             )
         )
     with pytest.raises(TrainInputError, match=r"--rope-theta -1.0: must be > 0"):
-        train(TrainConfig(data=packed_dir, out=tmp_path / "o2", tokens="1K", rope_theta=-1.0, **FAST))
+        train(build(TrainConfig, data=packed_dir, out=tmp_path / "o2", tokens="1K", rope_theta=-1.0, **FAST))
     small = train(
-        TrainConfig(data=packed_dir, out=tmp_path / "o3", tokens="256", rope_theta=100.0, eval_every=0, **FAST)
+        build(TrainConfig, data=packed_dir, out=tmp_path / "o3", tokens="256", rope_theta=100.0, eval_every=0, **FAST)
     )
     assert json.loads((small.checkpoint / "config.json").read_text())["rope_parameters"]["rope_theta"] == 100.0
 
@@ -311,13 +335,18 @@ def test_sft_from_chat_jsonl_builds_masked_data_first(scratch_run, tmp_path):
                 + "\n"
             )
     out = tmp_path / "sft"
+    with pytest.raises(TrainInputError, match="tpt prepare --sft --source"):  # train reads prepared data only
+        train(build(TrainConfig, data=chats, out=out, mode="sft", init=result.checkpoint, tokens="1K", **FAST))
+    from tpt.prepare.sft import prepare_sft
+
+    prepared = prepare_sft(chats, result.checkpoint, 32, tmp_path / "sft-data")
     sft = train(
-        TrainConfig(
-            data=chats,
+        build(
+            TrainConfig,
+            data=prepared,
             out=out,
             mode="sft",
             init=result.checkpoint,
-            seq_len=32,
             tokens="1K",
             log_every=1,
             eval_every=0,
@@ -325,7 +354,7 @@ def test_sft_from_chat_jsonl_builds_masked_data_first(scratch_run, tmp_path):
             **{**FAST, "model_preset": ""},
         )
     )
-    index = json.loads((out / "sft-data" / "index.json").read_text())
+    index = json.loads((prepared / "index.json").read_text())
     assert all(s["has_mask"] for s in index["splits"]["train"]) and sft.steps == 4
 
 
@@ -343,5 +372,5 @@ def test_trains_on_the_output_of_tpt_prepare(tokenizer_dir, tmp_path):
             source=[f"{raw}:vanilla"], tokenizer=str(tokenizer_dir), out=tmp_path / "data", seq_len=32, val_sequences=4
         )
     )
-    result = train(TrainConfig(data=tmp_path / "data", out=tmp_path / "out", tokens="2K", eval_every=0, **FAST))
+    result = train(build(TrainConfig, data=tmp_path / "data", out=tmp_path / "out", tokens="2K", eval_every=0, **FAST))
     assert result.steps == 8 and result.val_loss is not None

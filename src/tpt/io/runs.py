@@ -28,6 +28,19 @@ def read_manifest(run_dir: str | Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def run_settings(run_dir: str | Path) -> dict:
+    """An augment run's settings by flat name (``max_doc_tokens``, ``tokenizer``, ``shard_size``, ...),
+    whether its manifest holds the nested component configs or the older flat ones."""
+
+    def flat(section: dict) -> dict:
+        out: dict = {}
+        for key, value in section.items():
+            out.update(flat(value) if isinstance(value, dict) and key != "options" else {key: value})
+        return out
+
+    return flat(read_manifest(run_dir).get("config", {}))
+
+
 def iter_record_batches(run_dir: str | Path, columns: list[str] | None = None, batch_size: int = 8192):
     """Arrow record batches over all shards: bounded memory, whatever the run's size."""
     for path in data_files(run_dir):
@@ -52,7 +65,7 @@ def completion(run_dir: str | Path) -> dict | None:
     plan_path = run / "plan.json"
     try:
         n_rows = int(json.loads(plan_path.read_text())["n_rows"])
-        shard_size = int(read_manifest(run)["config"]["shard_size"])
+        shard_size = int(run_settings(run)["shard_size"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
     names = [f"shard-{k:05d}" for k in range(-(-n_rows // max(1, shard_size)))]

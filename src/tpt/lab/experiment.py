@@ -291,14 +291,19 @@ def format_tokens(n: int) -> str:
 
 
 def train_arm(data: Path, out: Path, prof: Profile, lab: LabConfig, seed: int, budget: int, save_at: list[int]) -> Path:
-    from tpt.train.config import TrainConfig
+    from tpt.config import parse_count
+    from tpt.train import config as tc
     from tpt.train.loop import train
 
-    cfg = TrainConfig(data=data, out=out, mode="pretrain", model_preset=prof.model_preset, rope_theta=prof.rope_theta,
-                      tokens=str(budget), batch_tokens=prof.batch_tokens, micro_batch=16, lr=prof.lr,
-                      warmup=0.05, seed=seed, device=lab.device, eval_every=0, eval_sequences=8, save_every=0,
-                      save_at=[str(t) for t in save_at], log_every=200, progress=False, threads=lab.threads,
-                      doc_attention=lab.doc_attention)  # fmt: skip
+    cfg = tc.TrainConfig(
+        data=data, out=out, mode="pretrain", seed=seed, device=lab.device, eval_every=0, log_every=200,
+        progress=False, threads=lab.threads,
+        model=tc.ModelConfig(preset=prof.model_preset, rope_theta=prof.rope_theta, doc_attention=lab.doc_attention),
+        optimizer=tc.OptimizerConfig(lr=prof.lr),
+        schedule=tc.ScheduleConfig(tokens=budget, warmup=0.05),
+        batch=tc.BatchConfig(batch_tokens=parse_count(prof.batch_tokens), micro_batch=16, eval_sequences=8),
+        checkpoint=tc.CheckpointConfig(save_every=0, save_at=sorted(save_at)),
+    )  # fmt: skip
     return train(cfg).checkpoint
 
 

@@ -237,31 +237,27 @@ def run_augment_into(inputs: Path, out: Path, backend: str, tokenizer: Path, mod
 def sft_generator(
     data: Path, init: Path, out: Path, prof: Profile, lab: LabConfig, gs: GenSizes, seq_len: int, seed: int
 ) -> Path:
-    from tpt.train.config import TrainConfig
+    from tpt.prepare.config import PrepareConfig
+    from tpt.prepare.run import prepare
+    from tpt.train import config as tc
     from tpt.train.loop import train
 
     if done(out):
         return out
-    cfg = TrainConfig(
-        data=data,
-        out=out,
-        mode="sft",
-        init=init,
-        epochs=gs.sft_epochs,
-        seq_len=seq_len,
-        batch_tokens=str(16 * seq_len),
-        micro_batch=16,
-        lr=prof.lr / 2,
-        warmup=0.05,
-        seed=seed,
-        device=lab.device,
-        eval_every=0,
-        eval_sequences=8,
-        save_every=0,
-        log_every=200,
-        progress=False,
-        threads=lab.threads,
-    )
+    prepared = out.parent / f"{out.name}-data"  # tpt prepare --sft: train reads prepared data only
+    if not (prepared / "index.json").exists():
+        # no val split: train holds out its validation rows from the tail of train, as before
+        prepare(PrepareConfig(source=[data], out=prepared, tokenizer=str(init), seq_len=seq_len, sft=True,
+                              val_sequences=0, seed=seed, overwrite=True))  # fmt: skip
+    cfg = tc.TrainConfig(
+        data=prepared, out=out, mode="sft", seed=seed, device=lab.device, eval_every=0, log_every=200,
+        progress=False, threads=lab.threads,
+        model=tc.ModelConfig(init=init),
+        optimizer=tc.OptimizerConfig(lr=prof.lr / 2),
+        schedule=tc.ScheduleConfig(epochs=gs.sft_epochs, warmup=0.05),
+        batch=tc.BatchConfig(batch_tokens=16 * seq_len, micro_batch=16, eval_sequences=8),
+        checkpoint=tc.CheckpointConfig(save_every=0),
+    )  # fmt: skip
     return train(cfg).checkpoint
 
 

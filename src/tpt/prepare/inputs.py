@@ -81,7 +81,7 @@ class DocCutter:
     def __init__(self, spec: SourceSpec, tokenizer: str):
         from tpt.augment.backends.tokenize import TokenizerOps  # the function augment cut with
 
-        config = runs.read_manifest(spec.path).get("config", {})
+        config = runs.run_settings(spec.path)
         self.max_tokens = config.get("max_doc_tokens")
         path = tokenizer or config.get("tokenizer") or config.get("model") or ""
         if not self.max_tokens:

@@ -62,7 +62,7 @@ class Progress:
 def build_model(plan: RunPlan, cfg: TrainConfig, resume_dir: Path | None, device: torch.device) -> torch.nn.Module:
     from transformers import AutoModelForCausalLM
 
-    source = resume_dir or cfg.init
+    source = resume_dir or cfg.model.init
     if source is None:
         torch.manual_seed(cfg.seed)  # same initial weights on every process
         return AutoModelForCausalLM.from_config(plan.model_config, dtype=torch.float32).to(device)
@@ -98,10 +98,12 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
     """AdamW; no weight decay on norms and biases (1-d tensors)."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.optimizer.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.type == "cuda")
+    return torch.optim.AdamW(
+        groups, lr=cfg.optimizer.lr, betas=(cfg.optimizer.beta1, cfg.optimizer.beta2), fused=device.type == "cuda"
+    )
 
 
 def autocast_for(cfg: TrainConfig, device: torch.device):
@@ -168,7 +170,7 @@ class Trainer:
         self.fingerprint = plan.fingerprint(cfg)
         self.resumed_from = resume_dir = self._resume_dir()
         self.base = build_model(plan, cfg, resume_dir, dist.device)  # unwrapped: what gets saved
-        if cfg.doc_attention:
+        if cfg.model.doc_attention:
             checks.check_doc_attention(self.base.config, plan.model_source)
         self.parameters = sum(p.numel() for p in self.base.parameters())
         self.model = D.wrap(self.base, self.kind, dist)
@@ -181,7 +183,7 @@ class Trainer:
         else:
             random.seed(cfg.seed)
             np.random.seed(cfg.seed)
-        self.snapshots_due = [t for t in cfg.save_at_tokens() if t > self.progress.tokens_seen]
+        self.snapshots_due = [t for t in cfg.checkpoint.save_at if t > self.progress.tokens_seen]
         self.snapshots: list[Path] = []
 
     # -- resume -------------------------------------------------------------------------------
@@ -193,7 +195,7 @@ class Trainer:
         if found is None:
             return None
         state, saved = found
-        if not self.cfg.resume:
+        if not self.cfg.checkpoint.resume:
             raise TrainInputError(
                 f"--out {self.out}: holds a checkpoint ({state}); remove it or drop --no-resume to continue it"
             )
@@ -240,7 +242,7 @@ class Trainer:
                 (loss_sum * scale).backward()
             running[0] += loss_sum.detach()
         running[1] += count / dist.world  # summed over processes at the flush
-        clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
+        clip = self.cfg.optimizer.grad_clip if self.cfg.optimizer.grad_clip > 0 else float("inf")
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP2: a DTensor
         running[2] += (~torch.isfinite(norm)).float()
@@ -318,7 +320,7 @@ class Trainer:
                 self._step(running)
                 log.advance(1)
                 last = p.step == plan.total_steps
-                save = last or (cfg.save_every > 0 and p.step % cfg.save_every == 0)
+                save = last or (cfg.checkpoint.save_every > 0 and p.step % cfg.checkpoint.save_every == 0)
                 snapshot = bool(self.snapshots_due) and p.tokens_seen >= self.snapshots_due[0]
                 evaluate_now = last or (cfg.eval_every > 0 and p.step % cfg.eval_every == 0)
                 if not (save or snapshot or evaluate_now or p.step % max(1, cfg.log_every) == 0):

@@ -20,7 +20,7 @@ from . import checks
 from .checks import TrainInputError
 from .config import TrainConfig
 from .data import BatchLayout, DataOrder, split_heldout
-from .distributed import Dist, barrier
+from .distributed import Dist
 from .presets import config_from_file, preset_config
 
 
@@ -85,71 +85,69 @@ class RunPlan:
             "global_batch": self.layout.global_batch,
             "total_steps": self.total_steps,
             "schedule": [self.schedule.peak, self.schedule.min_ratio, self.schedule.warmup],
-            "optimizer": [cfg.weight_decay, cfg.beta1, cfg.beta2, cfg.grad_clip],
+            "optimizer": [
+                cfg.optimizer.weight_decay,
+                cfg.optimizer.beta1,
+                cfg.optimizer.beta2,
+                cfg.optimizer.grad_clip,
+            ],
             "seed": cfg.seed,
-            "doc_attention": cfg.doc_attention,  # changes what every token sees and which targets count
+            "doc_attention": cfg.model.doc_attention,  # changes what every token sees and which targets count
         }
 
 
-def sft_data_from_jsonl(cfg: TrainConfig, dist: Dist) -> Path:
-    """A chat JSONL becomes a masked packed folder OUT/sft-data via tpt.prepare.sft.prepare_sft."""
-    if cfg.init is None:
-        raise TrainInputError(
-            f"--mode sft --data {cfg.data}: a chat JSONL needs --init (its tokenizer encodes the chats)"
-        )
-    target = Path(cfg.out) / "sft-data"
-    if dist.is_main and not (target / "index.json").exists():
-        try:
-            from tpt.prepare.sft import prepare_sft  # the prepare stage's function, imported only when needed
-        except ImportError as e:
-            raise TrainInputError(
-                f"--data {cfg.data}: building SFT data needs tpt.prepare.sft.prepare_sft ({e})"
-            ) from None
-        try:  # validation rows: split_heldout takes them from the tail of train
-            prepare_sft(Path(cfg.data), Path(cfg.init), cfg.seq_len, target)
-        except ValueError as e:  # the prepare stage's PrepareError names the file and row
-            raise TrainInputError(f"--data {cfg.data}: {e}") from None
-    barrier(dist)
-    return target
+def refuse_raw_sft(cfg: TrainConfig) -> None:
+    """SFT data is prepared by ``tpt prepare --sft`` (tokenized with the model's tokenizer, padded,
+    masked); train reads only prepared folders, so a chat JSONL gets the command that prepares it."""
+    init = cfg.model.init or "CHECKPOINT"
+    raise TrainInputError(
+        f"--data {cfg.data}: a file, not a prepared folder. Prepare chat JSONL first: "
+        f"tpt prepare --sft --source {cfg.data} --tokenizer {init} --seq-len 2048 --out {cfg.data}.prepared, "
+        f"then tpt train --mode {cfg.mode} --data {cfg.data}.prepared ..."
+    )
 
 
 def resolve_model_config(cfg: TrainConfig, train: PackedDataset, tok) -> tuple[object, str]:
-    if cfg.rope_theta is not None and (cfg.init is not None or cfg.model_config is not None or cfg.rope_theta <= 0):
+    if cfg.model.rope_theta is not None and (
+        cfg.model.init is not None or cfg.model.config is not None or cfg.model.rope_theta <= 0
+    ):
         raise TrainInputError(
-            f"--rope-theta {cfg.rope_theta}: must be > 0 and applies to --model-preset only "
+            f"--rope-theta {cfg.model.rope_theta}: must be > 0 and applies to --model-preset only "
             "(an --init checkpoint or --model-config file carries its own rope_theta)"
         )
-    if cfg.init is not None:
+    if cfg.model.init is not None:
         from transformers import AutoConfig
 
-        init = Path(cfg.init)
+        init = Path(cfg.model.init)
         checks.check_init_folder(init)
         return AutoConfig.from_pretrained(str(init), local_files_only=True), f"init {init}"
-    if cfg.model_config is not None:
-        return config_from_file(Path(cfg.model_config)), f"config {cfg.model_config}"
-    if not cfg.model_preset:
+    if cfg.model.config is not None:
+        return config_from_file(Path(cfg.model.config)), f"config {cfg.model.config}"
+    if not cfg.model.preset:
         raise TrainInputError("no model: give --model-preset (e.g. 20m), --model-config FILE or --init CHECKPOINT")
     # Round the vocabulary up to a multiple of 64: faster matmuls, same token ids.
     vocab = -(-max(int(train.index["vocab_size"]), len(tok)) // 64) * 64
     return preset_config(
-        cfg.model_preset,
+        cfg.model.preset,
         vocab,
         train.seq_len,
         int(train.index.get("eos_id", tok.eos_token_id)),
         tok.pad_token_id,
-        cfg.rope_theta,
-    ), f"preset {cfg.model_preset}"
+        cfg.model.rope_theta,
+    ), f"preset {cfg.model.preset}"
 
 
 def total_steps(cfg: TrainConfig, train_rows: int, seq_len: int, layout: BatchLayout) -> int:
-    budget = cfg.token_budget()
+    budget = cfg.schedule.tokens
     if budget is None:
-        if cfg.epochs <= 0:
-            raise TrainInputError(f"--epochs {cfg.epochs}: must be > 0 (or give --tokens)")
-        budget = int(cfg.epochs * train_rows * seq_len)
+        if cfg.schedule.epochs <= 0:
+            raise TrainInputError(f"--epochs {cfg.schedule.epochs}: must be > 0 (or give --tokens)")
+        budget = int(cfg.schedule.epochs * train_rows * seq_len)
     steps = -(-budget // (layout.global_batch * seq_len))
     if steps < 1:
-        raise TrainInputError(f"--tokens {cfg.tokens}: less than one step of {layout.global_batch * seq_len} tokens")
+        raise TrainInputError(
+            f"--tokens {cfg.schedule.tokens}: less than one step of {layout.global_batch * seq_len} tokens"
+        )
     return steps
 
 
@@ -157,8 +155,8 @@ def make_plan(cfg: TrainConfig, dist: Dist) -> RunPlan:
     data_root = Path(cfg.data)
     if not data_root.exists():
         raise TrainInputError(f"--data {data_root}: does not exist")
-    if cfg.mode == "sft" and data_root.is_file():
-        data_root = sft_data_from_jsonl(cfg, dist)
+    if data_root.is_file():
+        refuse_raw_sft(cfg)
     train = checks.open_split(data_root, "train", required=True)
     val = checks.open_split(data_root, "val", required=False)
     if len(train) == 0:
@@ -174,26 +172,26 @@ def make_plan(cfg: TrainConfig, dist: Dist) -> RunPlan:
     model_config, source = resolve_model_config(cfg, train, tok)
     added = checks.added_tokens(train.index, tok, tok_path)
     vocab = int(model_config.vocab_size)
-    if cfg.init is not None and added:  # rows for the added tokens (the checkpoint may already have them)
+    if cfg.model.init is not None and added:  # rows for the added tokens (the checkpoint may already have them)
         vocab = max(vocab, len(tok))
     checks.check_model_fits(model_config, train, source, vocab)
     checks.check_checkpoint_tokenizer(tok, tok_path, model_config, train)
-    if cfg.init is not None:
-        checks.check_init_tokenizer(Path(cfg.init), tok, tok_path, added)
-    if cfg.doc_attention:
+    if cfg.model.init is not None:
+        checks.check_init_tokenizer(Path(cfg.model.init), tok, tok_path, added)
+    if cfg.model.doc_attention:
         checks.check_doc_starts(train)
 
-    train_rows, eval_rows, from_val = split_heldout(train, val, cfg.eval_sequences)
+    train_rows, eval_rows, from_val = split_heldout(train, val, cfg.batch.eval_sequences)
     if len(train_rows) == 0:
         raise TrainInputError(f"--data {data_root}: no training rows left after holding out validation rows")
     eval_rows = eval_rows[: len(eval_rows) // dist.world * dist.world]  # equal shares: collectives stay in step
-    if cfg.micro_batch < 1:
-        raise TrainInputError(f"--micro-batch {cfg.micro_batch}: must be >= 1")
-    layout = BatchLayout.plan(cfg.global_batch_sequences(train.seq_len), cfg.micro_batch, dist.world)
+    if cfg.batch.micro_batch < 1:
+        raise TrainInputError(f"--micro-batch {cfg.batch.micro_batch}: must be >= 1")
+    layout = BatchLayout.plan(cfg.batch.global_sequences(train.seq_len), cfg.batch.micro_batch, dist.world)
     steps = total_steps(cfg, len(train_rows), train.seq_len, layout)
     if dist.is_main:
         warn_epochs(steps * layout.global_batch, len(train_rows), data_root)
-    warmup = int(cfg.warmup * steps) if cfg.warmup < 1 else int(cfg.warmup)
+    warmup = int(cfg.schedule.warmup * steps) if cfg.schedule.warmup < 1 else int(cfg.schedule.warmup)
     return RunPlan(
         data_root=data_root,
         train=train,
@@ -206,12 +204,12 @@ def make_plan(cfg: TrainConfig, dist: Dist) -> RunPlan:
         model_config=model_config,
         model_source=source,
         total_steps=steps,
-        schedule=Schedule(cfg.lr, cfg.min_lr_ratio, min(warmup, steps), steps),
+        schedule=Schedule(cfg.optimizer.lr, cfg.schedule.min_lr_ratio, min(warmup, steps), steps),
         use_mask=use_mask,
-        doc_attention=cfg.doc_attention,
+        doc_attention=cfg.model.doc_attention,
         vocab_size=vocab,
         added_token_ids=sorted(added.values()),
-        save_dtype=checks.model_dtype(model_config) if cfg.init is not None else None,
+        save_dtype=checks.model_dtype(model_config) if cfg.model.init is not None else None,
     )
 
 
