@@ -117,3 +117,27 @@ def test_registered_objects_and_lazy_strings():
     reg.register("direct", LocalExecutor)
     assert reg.load("lazy") is LocalExecutor and reg.load("direct") is LocalExecutor
     assert reg.names()[:2] == ["lazy", "direct"]
+
+
+EVAL_KIND = textwrap.dedent("""
+    from tpt.evaluate.models import ModelTarget
+
+    def make(cfg):
+        return [ModelTarget(f"echo-{m}", m, "dummy", {"seen_batch": cfg.local.batch_size}) for m in cfg.models]
+""")
+
+
+def test_an_out_of_tree_eval_model_kind_from_a_module_path(tmp_path, monkeypatch):
+    from tpt.evaluate.config import EvalConfig
+    from tpt.evaluate.models import MODEL_KINDS, ModelNotLoadable, model_targets
+
+    (tmp_path / "my_eval_kind.py").write_text(EVAL_KIND)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = build(EvalConfig, models=["a", "b"], backend="my_eval_kind:make", batch_size="3")
+    targets = model_targets(cfg)  # no folder checks: the plugin decides what a model is
+    assert [(t.name, t.lm, t.args["seen_batch"]) for t in targets] == [("echo-a", "dummy", 3), ("echo-b", "dummy", 3)]
+    assert {"hf", "vllm", "server"} <= set(MODEL_KINDS.names())
+    with pytest.raises(ModelNotLoadable, match=r"unknown --backend 'nope'; known: hf, vllm, server"):
+        model_targets(build(EvalConfig, models=["a"], backend="nope"))
+    server = model_targets(build(EvalConfig, base_url="http://127.0.0.1:9/v1", model="m", concurrency=5))
+    assert server[0].lm == "tpt-local-completions" and server[0].args["num_concurrent"] == 5

@@ -97,8 +97,10 @@ def test_recipe_sft_then_augment_writes_the_learned_thinking(tmp_path):
     sft_rows = [json.loads(line) for line in sft.read_text().splitlines()]
     assert len(sft_rows) == len(PAIRS)
 
-    # (b) fine-tune the generator on it
-    tuned = tmp_path / "gen-back"
+    # (b) prepare it (tpt prepare --sft, validation rows from train's tail) and fine-tune the generator on it
+    tuned, sft_data = tmp_path / "gen-back", tmp_path / "sft-data"
+    prepare_argv = ["prepare", "--sft", "--source", str(sft), "--tokenizer", str(generator), "--seq-len", "160"]
+    assert tpt([*prepare_argv, "--val-sequences", "0", "--out", str(sft_data)]) == 0
     assert (
         tpt(
             [
@@ -106,13 +108,11 @@ def test_recipe_sft_then_augment_writes_the_learned_thinking(tmp_path):
                 "--mode",
                 "sft",
                 "--data",
-                str(sft),
+                str(sft_data),
                 "--init",
                 str(generator),
                 "--out",
                 str(tuned),
-                "--seq-len",
-                "160",
                 "--epochs",
                 "150",
                 "--batch-tokens",

@@ -4,9 +4,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from tpt.config import device, field
+
+
+@dataclass
+class LocalModelConfig:
+    """hf / vllm: a local model folder loaded in-process."""
+
+    batch_size: int = field(8, help="hf/vllm: sequences per forward pass")
+    device: str = field("auto", parse=device, help="hf: auto | cpu | cuda | cuda:N")
+    dtype: str = field("auto", help="hf/vllm: auto | bfloat16 | float16 | float32")
+
+
+@dataclass
+class ServerModelConfig:
+    """server: an OpenAI-compatible endpoint serving the model."""
+
+    base_url: str | None = field(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    model: str | None = field(None, help="with --base-url: the served model name")
+    tokenizer: str | None = field(None, help="with --base-url and --server-logprobs: a local tokenizer folder")
+    server_logprobs: bool = field(
+        False,
+        help="the server returns prompt logprobs (echo+logprobs, e.g. vLLM): "
+        "allows boolq/mmlu over --base-url; transformers serve does not",
+    )
+    concurrency: int = field(8, help="with --base-url: requests in flight (as augment's --concurrency)")
 
 
 @dataclass
@@ -31,22 +54,14 @@ class EvalConfig:
     max_gen_toks: int | None = field(
         None, help="one generation budget for every generative task; none: per-task budgets (lm-eval's)"
     )
-    # --- model
-    backend: Literal["auto", "hf", "vllm"] = field(
-        "auto", help="local folders: auto = vllm when installed and a GPU exists, else hf"
-    )
-    base_url: str | None = field(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
-    model: str | None = field(None, help="with --base-url: the served model name")
-    tokenizer: str | None = field(None, help="with --base-url and --server-logprobs: a local tokenizer folder")
-    server_logprobs: bool = field(
-        False,
-        help="the server returns prompt logprobs (echo+logprobs, e.g. vLLM): "
-        "allows boolq/mmlu over --base-url; transformers serve does not",
+    backend: str = field(
+        "auto",
+        help="model kind of local folders: auto (vllm when installed and a GPU exists, else hf) | hf | vllm; "
+        "server with --base-url; or a plugin (entry point in group tpt.eval_models, or module:factory)",
     )
     chat: bool = field(False, help="wrap prompts in the model's chat template (SFT models)")
-    batch_size: int = field(8, help="sequences per forward pass (hf/vllm); concurrent requests (server)")
-    device: str = field("auto", parse=device, help="hf: auto | cpu | cuda | cuda:N")
-    dtype: str = field("auto", help="hf/vllm: auto | bfloat16 | float16 | float32")
+    local: LocalModelConfig = field(default_factory=LocalModelConfig, help="hf / vllm models (local folders)")
+    server: ServerModelConfig = field(default_factory=ServerModelConfig, help="server models (--base-url)")
     seed: int = field(1234, help="seeds python, numpy, torch and the few-shot sampler")
     # --- subsets and logs
     mmlu_subjects: str | None = field(None, help="comma-separated MMLU subjects; none: all 57")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import re
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from tpt.evaluate.catalog import TaskSpec
 from tpt.evaluate.config import EvalConfig
+from tpt.registry import Registry
 
 
 class ModelNotLoadable(ValueError):
@@ -55,7 +57,7 @@ def check_loadable(folder: Path) -> None:
         raise ModelNotLoadable(f"{folder} has no loadable tokenizer ({type(err).__name__}: {err})") from err
 
 
-def _local_backend(cfg: EvalConfig) -> str:
+def _local_kind(cfg: EvalConfig) -> str:
     if cfg.backend != "auto":
         if cfg.backend == "vllm" and importlib.util.find_spec("vllm") is None:
             raise ModelNotLoadable("--backend vllm, but vllm is not installed (pip install vllm)")
@@ -66,27 +68,38 @@ def _local_backend(cfg: EvalConfig) -> str:
 
 
 def _device(cfg: EvalConfig) -> str:
-    if cfg.device != "auto":
-        return cfg.device
+    if cfg.local.device != "auto":
+        return cfg.local.device
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def model_targets(cfg: EvalConfig) -> list[ModelTarget]:
-    """Every model the run names, checked before any benchmark starts."""
-    if cfg.base_url and cfg.models:
+    """Every model the run names, checked before any benchmark starts.  The model kind (``--backend``;
+    ``server`` with --base-url) is looked up in MODEL_KINDS: a factory ``(EvalConfig) -> [ModelTarget]``."""
+    if cfg.server.base_url and cfg.models:
         raise ModelNotLoadable("give model folders or --base-url, not both")
-    if cfg.base_url:
-        return [_server_target(cfg)]
-    if not cfg.models:
+    builtin_local = cfg.backend in ("auto", "hf", "vllm")
+    kind = "server" if cfg.server.base_url and builtin_local else _local_kind(cfg)
+    if kind != "server" and builtin_local and not cfg.models:
         raise ModelNotLoadable("no model: give one or more model folders, or --base-url URL --model NAME")
-    backend, targets, used = _local_backend(cfg), [], set()
+    try:
+        make_targets = MODEL_KINDS.load(kind)
+    except ValueError as err:  # PluginNotFound: names the known kinds
+        raise ModelNotLoadable(str(err)) from None
+    return list(make_targets(cfg))
+
+
+def local_targets(cfg: EvalConfig, kind: str) -> list[ModelTarget]:
+    """hf / vllm: each model folder checked loadable, named after its folder (unique in the run)."""
+    targets: list[ModelTarget] = []
+    used: set[str] = set()
     for path in cfg.models:
         folder = Path(path).expanduser()
         check_loadable(folder)
         name = _unique(_safe_name(folder.resolve().name), folder, used)
-        targets.append(ModelTarget(name, str(folder), backend, _local_args(cfg, folder, backend), cfg.batch_size))
+        targets.append(ModelTarget(name, str(folder), kind, _local_args(cfg, folder, kind), cfg.local.batch_size))
     return targets
 
 
@@ -102,34 +115,48 @@ def _unique(name: str, folder: Path, used: set[str]) -> str:
 
 def _local_args(cfg: EvalConfig, folder: Path, backend: str) -> dict:
     if backend == "vllm":
-        return {"pretrained": str(folder), "dtype": cfg.dtype, "seed": cfg.seed, "gpu_memory_utilization": 0.85}
-    return {"pretrained": str(folder), "dtype": cfg.dtype, "device": _device(cfg)}
+        return {"pretrained": str(folder), "dtype": cfg.local.dtype, "seed": cfg.seed, "gpu_memory_utilization": 0.85}
+    return {"pretrained": str(folder), "dtype": cfg.local.dtype, "device": _device(cfg)}
 
 
-def _server_target(cfg: EvalConfig) -> ModelTarget:
-    if not cfg.model:
+def server_targets(cfg: EvalConfig) -> list[ModelTarget]:
+    server = cfg.server
+    if not server.model:
         raise ModelNotLoadable("--base-url needs --model, the name the server serves the model under")
-    base = cfg.base_url.rstrip("/")
+    base = server.base_url.rstrip("/")
     endpoint = "chat/completions" if cfg.chat else "completions"
     args = {
-        "model": cfg.model,
+        "model": server.model,
         "base_url": f"{base}/{endpoint}",
-        "num_concurrent": cfg.batch_size,
+        "num_concurrent": server.concurrency,
         "max_retries": 3,
         "seed": cfg.seed,
         "tokenized_requests": False,
         "timeout": 600,
     }
-    if cfg.server_logprobs and not cfg.chat:
+    if server.server_logprobs and not cfg.chat:
         # Log-likelihood requests need a tokenizer to split context from continuation.  Prompts go
         # as text (tokenized_requests False), which every server accepts; vLLM scores them the same.
-        args.update(tokenizer_backend="huggingface", tokenizer=cfg.tokenizer or cfg.model)
+        args.update(tokenizer_backend="huggingface", tokenizer=server.tokenizer or server.model)
     else:
         args["tokenizer_backend"] = None
     # tpt.evaluate.server_lm: lm-eval's models, with distinct seeds for the draws of sampled tasks.
     lm = "tpt-local-chat-completions" if cfg.chat else "tpt-local-completions"
-    # One prompt per request (transformers serve rejects a list of prompts); --batch-size requests in flight.
-    return ModelTarget(_safe_name(cfg.model), cfg.base_url, lm, args, batch_size=1)
+    # One prompt per request (transformers serve rejects a list of prompts); --concurrency requests in flight.
+    return [ModelTarget(_safe_name(server.model), server.base_url, lm, args, batch_size=1)]
+
+
+# Model kinds, like augment's backends: built-ins here, plugins from entry points (group
+# tpt.eval_models) or a module:factory name.  A factory takes the EvalConfig, returns ModelTargets.
+MODEL_KINDS = Registry(
+    "eval model",
+    "--backend",
+    {
+        "hf": functools.partial(local_targets, kind="hf"),
+        "vllm": functools.partial(local_targets, kind="vllm"),
+        "server": server_targets,
+    },
+)
 
 
 def check_server_tasks(cfg: EvalConfig, specs: list[TaskSpec]) -> None:
@@ -137,21 +164,22 @@ def check_server_tasks(cfg: EvalConfig, specs: list[TaskSpec]) -> None:
 
     Whether a completions server returns them is asked of the server itself (``server_logprobs``),
     so ``--server-logprobs`` is needed only to skip the question; when it answers yes,
-    ``cfg.server_logprobs`` is set for the rest of the run."""
+    ``cfg.server.server_logprobs`` is set for the rest of the run."""
     needs = [s.name for s in specs if s.kind == "loglikelihood"]
-    if not cfg.base_url or not needs:
+    server = cfg.server
+    if not server.base_url or not needs:
         return
-    if not cfg.chat and not cfg.server_logprobs and cfg.model:
-        cfg.server_logprobs = server_logprobs(cfg.base_url, cfg.model)
-    if cfg.chat or not cfg.server_logprobs:
+    if not cfg.chat and not server.server_logprobs and server.model:
+        server.server_logprobs = server_logprobs(server.base_url, server.model)
+    if cfg.chat or not server.server_logprobs:
         runnable = [s.name for s in specs if s.kind == "generate"]
         raise ModelNotLoadable(
             f"{', '.join(needs)} score answers by log-likelihood, which needs a completions server that returns "
             "prompt logprobs (echo + logprobs: vLLM does, transformers serve does not); "
-            f"{'chat endpoints never do' if cfg.chat else cfg.base_url + ' does not'}: drop them, or serve the "
+            f"{'chat endpoints never do' if cfg.chat else server.base_url + ' does not'}: drop them, or serve the "
             f"model with vLLM. Runnable here: {', '.join(runnable) or 'none'}"
         )
-    if not (cfg.tokenizer or Path(cfg.model).is_dir()):
+    if not (server.tokenizer or Path(server.model or "").is_dir()):
         raise ModelNotLoadable(
             f"{', '.join(needs)} over --base-url need the model's tokenizer to split context from continuation: "
             "pass --tokenizer FOLDER (the served model's tokenizer files)"

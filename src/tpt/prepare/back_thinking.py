@@ -10,7 +10,7 @@ Input rows come in two shapes (any file ``tpt augment`` reads: JSONL(.gz/.zst), 
 * columns: ``question`` / ``thinking`` / ``response`` (names set by flags).
 
 Each usable row becomes ``{"messages": [user: render_prompt(question, response), assistant:
-assistant_target(thinking)]}``: the chat JSONL (or Parquet) that ``tpt train --mode sft --data``
+assistant_target(thinking)]}``: the chat JSONL (or Parquet) that ``tpt prepare --sft --source``
 reads.  The template is ``tpt.augment.back_thinking``'s, the one ``tpt augment --strategy
 back-thinking`` renders documents with.  Bad rows go to ``OUT.rejected.parquet`` with file, line,
 field and reason; the output appears atomically (a killed run leaves no half-written file).

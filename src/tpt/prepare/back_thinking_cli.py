@@ -11,7 +11,8 @@ from tpt.config import field, parse
 
 EXAMPLE = (
     "example: tpt prepare back-thinking mot/*.parquet --out sft/back.jsonl --tokenizer gen/ && "
-    "tpt train --mode sft --data sft/back.jsonl --init gen/ --out gen-back && "
+    "tpt prepare --sft --source sft/back.jsonl --tokenizer gen/ --seq-len 4096 --out sft/back && "
+    "tpt train --mode sft --data sft/back --init gen/ --out gen-back && "
     "tpt augment corpus.jsonl --strategy back-thinking --model gen-back --out runs/back"
 )
 
@@ -27,7 +28,7 @@ class BackThinkingConfig:
     inputs: list[str] = field(
         help="JSONL(.gz/.zst) / Parquet files, globs, folders, HF save_to_disk folders", positional=True
     )
-    out: Path = field(help="the SFT file to write (.jsonl or .parquet); tpt train --mode sft --data reads it")
+    out: Path = field(help="the SFT file to write (.jsonl or .parquet); tpt prepare --sft --source reads it")
     template: Path | None = field(
         None,
         help="template with {question} and {response} (default: the packaged one); then augment with "
