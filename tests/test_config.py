@@ -1,10 +1,11 @@
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import pytest
 
-from tpt.config import field, parse, to_dict
+from tpt.config import build, field, parse, to_dict
 
 
 @dataclass
@@ -108,3 +109,73 @@ def test_manifest_replays_and_bad_files_name_the_key(tmp_path):
     with pytest.raises(SystemExit) as err:
         parse(Outer, ["--config", str(wrong)], "t")
     assert "mode must be one of" in str(err.value)
+
+
+# --- the stages' component configs: flat flags, nested objects, old flat manifests ---------------
+
+
+def test_augment_flags_fill_the_component_configs_and_backends_get_only_theirs():
+    from tpt.augment.config import AugmentConfig, BackendConfig, SamplingConfig
+
+    argv = ["c.jsonl", "--backend", "openai", "--base-url", "http://h/v1", "--temperature", "1.0", "--gen-batch", "4"]
+    cfg = parse(AugmentConfig, [*argv, "--executor", "ray", "--serve", "vllm", "--backend-option", "k=v=w"], "t")
+    assert (cfg.backend.name, cfg.backend.openai.base_url, cfg.backend.local.batch_size) == ("openai", "http://h/v1", 4)
+    assert cfg.sampling.temperature == 1.0 and cfg.executor.name == "ray" and cfg.serve.command == "vllm"
+    assert cfg.backend.options == {"k": "v=w"}
+    own = cfg.backend_config()
+    assert isinstance(own, BackendConfig) and isinstance(cfg.sampling, SamplingConfig)
+    assert own.max_model_len == cfg.context_length() and own.cache_dir == cfg.out.resolve() / "logs"
+
+
+def test_old_flat_manifest_replays_into_the_nested_config(tmp_path, capsys):
+    from tpt.augment.config import AugmentConfig
+    from tpt.config import flat_values
+
+    old = {"inputs": ["c.jsonl"], "backend": "openai", "serve": "vllm", "batch_size": 3, "shard_size": 7, "seed": 5}
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps({"stage": "augment", "fingerprint": {}, "config": old}))
+    cfg = parse(AugmentConfig, ["--config", str(path)], "t")
+    assert (cfg.backend.name, cfg.serve.command, cfg.backend.local.batch_size) == ("openai", "vllm", 3)
+    assert cfg.executor.shard_size == 7 and cfg.sampling.seed == 5
+    with pytest.raises(SystemExit):  # --print-config writes the nested shape, which reads back the same
+        parse(AugmentConfig, ["--config", str(path), "--print-config"], "t")
+    nested = tmp_path / "nested.yaml"
+    nested.write_text(capsys.readouterr().out)
+    assert "sampling:" in nested.read_text() and "executor:" in nested.read_text()
+    assert flat_values(parse(AugmentConfig, ["--config", str(nested)], "t")) == flat_values(cfg)
+
+
+def test_build_types_python_values_like_flags_and_names_bad_ones():
+    from tpt.train.config import OptimizerConfig, TrainConfig
+
+    cfg = build(TrainConfig, data="d", out="o", tokens="1.5K", batch_tokens="1K", save_at=["2K,1K", 3000], lr="0.1")
+    assert (
+        cfg.schedule.tokens == 1500 and cfg.batch.batch_tokens == 1000 and cfg.checkpoint.save_at == [1000, 2000, 3000]
+    )
+    assert cfg.optimizer.lr == 0.1 and cfg.data == Path("d")
+    given = build(TrainConfig, data="d", out="o", optimizer=OptimizerConfig(lr=0.5))
+    assert given.optimizer.lr == 0.5  # component objects are taken as they are
+    with pytest.raises(ValueError, match="unknown option 'lrate'"):
+        build(TrainConfig, data="d", out="o", lrate=1)
+    with pytest.raises(ValueError, match="cannot read 'lots' as a count"):
+        build(TrainConfig, data="d", out="o", tokens="lots")
+    with pytest.raises(ValueError, match="required"):
+        build(TrainConfig, out="o")
+
+
+def test_deprecated_spelling_warns_and_still_works(capsys):
+    from tpt.augment.config import AugmentConfig
+
+    assert parse(AugmentConfig, ["c.jsonl", "--batch-size", "5"], "tpt augment").backend.local.batch_size == 5
+    assert "--batch-size is deprecated; use --gen-batch" in capsys.readouterr().err
+
+
+def test_prepare_sources_are_typed_records():
+    from tpt.prepare.config import SFT_KIND, PrepareConfig, SourceSpec
+
+    cfg = parse(PrepareConfig, ["--source", "r:tpt:x2", "--source", "raw.jsonl:vanilla:0.5", "--out", "o"], "t")
+    assert cfg.source == [SourceSpec(Path("r"), "tpt", epochs=2.0), SourceSpec(Path("raw.jsonl"), "vanilla", 0.5)]
+    assert PrepareConfig(source=["chats.jsonl"], out=Path("o"), tokens="2K").source[0].kind == SFT_KIND
+    assert PrepareConfig(source=["r:tpt"], out=Path("o"), tokens="2K").tokens == 2000
+    with pytest.raises(SystemExit):
+        parse(PrepareConfig, ["--source", "r:tp:1", "--out", "o"], "t")

@@ -216,12 +216,12 @@ def _add_field(parser: Any, f: dataclasses.Field, tp: Any) -> None:
     if meta.get("deprecated"):
         names += meta["deprecated"]
         kwargs["action"] = _deprecated_action(kwargs.get("action"), names[0])  # type: ignore[arg-type]
+    if is_list:
+        # '--x a --x b' accumulates (required lists too); a default applies only when the flag is absent
+        kwargs.update(action=_ExtendFlat if meta.get("count") else "extend", default=None)
     if required:
         kwargs["required"] = True
-    elif is_list:
-        # '--x a --x b' accumulates; the field's default applies only when the flag is absent
-        kwargs.update(action=_ExtendFlat if meta.get("count") else "extend", default=None)
-    else:
+    elif not is_list:
         kwargs["default"] = default
     parser.add_argument(*names, **kwargs)
 

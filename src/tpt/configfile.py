@@ -153,7 +153,7 @@ def apply_values(parser: argparse.ArgumentParser, cls: type, data: dict, where: 
         action = actions[name]
         typed = _typed(action, value, where)
         if isinstance(action, argparse._ExtendAction):
-            late[name] = typed
+            late[name], action.required = typed, False
             continue
         action.default, action.required = typed, False
         if not action.option_strings and action.nargs == "+":

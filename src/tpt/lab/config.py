@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
-from tpt.config import field, parse_count
+from tpt.config import field
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,7 @@ class Profile:
     fractions: tuple[float, ...]
     model_preset: str
     seq_len: int
-    batch_tokens: str
+    batch_tokens: int
     lr: float
     heldout_per_family: int  # per seed, split evenly over the family's difficulty levels
     families: tuple[str, ...]
@@ -45,7 +46,7 @@ PROFILES: dict[str, Profile] = {
         fractions=(0.5, 1.0, 2.0, 4.0),
         model_preset="0.1m",
         seq_len=128,
-        batch_tokens="1K",
+        batch_tokens=1000,
         lr=3e-3,
         heldout_per_family=8,
         families=ALL_FAMILIES,
@@ -59,7 +60,7 @@ PROFILES: dict[str, Profile] = {
         fractions=(0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0),
         model_preset="0.1m",
         seq_len=256,
-        batch_tokens="512",
+        batch_tokens=512,
         lr=4e-3,
         heldout_per_family=64,
         families=("chain_mod10", "divisibility"),
@@ -70,7 +71,7 @@ PROFILES: dict[str, Profile] = {
         fractions=(0.0625, 0.125, 0.25, 0.5, 0.75, 1.0, 2.0, 3.0, 4.0),
         model_preset="5m",
         seq_len=512,
-        batch_tokens="4K",
+        batch_tokens=4000,
         lr=4e-3,
         heldout_per_family=200,
         families=ALL_FAMILIES,
@@ -110,9 +111,11 @@ class LabConfig:
         None, help="task families: built-in names or module paths (default: the profile's)"
     )
     test_seeds: list[int] | None = field(None, help="test seeds (default: the profile's; the dev seed is refused)")
-    tokens: str | None = field(None, help="TPT's training tokens B, e.g. 1.5M (vanilla reads vanilla_multiple x B)")
+    tokens: int | None = field(
+        None, count=True, help="TPT's training tokens B, e.g. 1.5M (vanilla reads vanilla_multiple x B)"
+    )
     model_preset: str | None = field(None, help="`tpt train` model preset (overrides the profile)")
-    batch_tokens: str | None = field(None, help="tokens per optimizer step (overrides the profile)")
+    batch_tokens: int | None = field(None, count=True, help="tokens per optimizer step (overrides the profile)")
     lr: float | None = field(None, help="peak learning rate (overrides the profile)")
     rope_theta: float | None = field(
         None, help="RoPE base of the models (overrides the profile; `tpt train --rope-theta`)"
@@ -123,7 +126,7 @@ class LabConfig:
         help="`tpt train --doc-attention`: attend within each packed document, positions from 0 per document (as the "
         "evaluation prompts see them)",
     )
-    device: str = field("auto", help="training and evaluation device: cpu | cuda | auto")
+    device: Literal["auto", "cpu", "cuda"] = field("auto", help="training and evaluation device (as tpt train's)")
     threads: int = field(
         1,
         help="torch threads per training run (0: torch's default). 1 is the default because these models are tiny: "
@@ -138,7 +141,7 @@ class LabConfig:
         overrides = {
             k: v
             for k, v in (
-                ("tokens", parse_count(self.tokens, "--tokens") if self.tokens else None),
+                ("tokens", self.tokens),
                 ("model_preset", self.model_preset),
                 ("batch_tokens", self.batch_tokens),
                 ("lr", self.lr),

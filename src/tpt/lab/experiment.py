@@ -187,23 +187,24 @@ def prepare_arm(
 ) -> dict:
     """Packed data of one arm: vanilla reads the raw corpus, TPT-like arms an augment run, the
     pool arm TPT's augment run as plain documents (so its pool is the documents TPT read)."""
-    from tpt.prepare.config import PrepareConfig
+    from tpt.prepare.config import PrepareConfig, SourceSpec
     from tpt.prepare.run import prepare
 
     if arm == "vanilla":
-        main = f"{root / 'corpus.jsonl'}:vanilla:1"
+        main = SourceSpec(root / "corpus.jsonl", "vanilla", weight=1.0)
     else:
-        main = f"{source or root / 'augment'}:{'vanilla' if arm == 'vanilla-pool' else 'tpt'}:1"
+        main = SourceSpec(source or root / "augment", "vanilla" if arm == "vanilla-pool" else "tpt", weight=1.0)
     sources = [main]
-    if (root / "background.jsonl").exists():
-        sources.append(f"{root / 'background.jsonl'}:vanilla:{BACKGROUND_SHARE / (1 - BACKGROUND_SHARE):.6f}")
+    if (root / "background.jsonl").exists():  # the weight as the earlier "PATH:vanilla:%.6f" text gave it
+        weight = float(f"{BACKGROUND_SHARE / (1 - BACKGROUND_SHARE):.6f}")
+        sources.append(SourceSpec(root / "background.jsonl", "vanilla", weight=weight))
     cfg = PrepareConfig(
         source=sources,
         tokenizer=str(tokenizer),
         out=root / "data" / arm,
         seq_len=prof.seq_len,
-        tokens=str(tokens),
-        pool_tokens=str(pool_tokens) if pool_tokens else None,
+        tokens=tokens,
+        pool_tokens=pool_tokens or None,
         seed=seed,
         overwrite=True,
     )
@@ -291,7 +292,6 @@ def format_tokens(n: int) -> str:
 
 
 def train_arm(data: Path, out: Path, prof: Profile, lab: LabConfig, seed: int, budget: int, save_at: list[int]) -> Path:
-    from tpt.config import parse_count
     from tpt.train import config as tc
     from tpt.train.loop import train
 
@@ -301,7 +301,7 @@ def train_arm(data: Path, out: Path, prof: Profile, lab: LabConfig, seed: int, b
         model=tc.ModelConfig(preset=prof.model_preset, rope_theta=prof.rope_theta, doc_attention=lab.doc_attention),
         optimizer=tc.OptimizerConfig(lr=prof.lr),
         schedule=tc.ScheduleConfig(tokens=budget, warmup=0.05),
-        batch=tc.BatchConfig(batch_tokens=parse_count(prof.batch_tokens), micro_batch=16, eval_sequences=8),
+        batch=tc.BatchConfig(batch_tokens=prof.batch_tokens, micro_batch=16, eval_sequences=8),
         checkpoint=tc.CheckpointConfig(save_every=0, save_at=sorted(save_at)),
     )  # fmt: skip
     return train(cfg).checkpoint

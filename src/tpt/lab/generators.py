@@ -237,7 +237,7 @@ def run_augment_into(inputs: Path, out: Path, backend: str, tokenizer: Path, mod
 def sft_generator(
     data: Path, init: Path, out: Path, prof: Profile, lab: LabConfig, gs: GenSizes, seq_len: int, seed: int
 ) -> Path:
-    from tpt.prepare.config import PrepareConfig
+    from tpt.prepare.config import SFT_KIND, PrepareConfig, SourceSpec
     from tpt.prepare.run import prepare
     from tpt.train import config as tc
     from tpt.train.loop import train
@@ -247,7 +247,8 @@ def sft_generator(
     prepared = out.parent / f"{out.name}-data"  # tpt prepare --sft: train reads prepared data only
     if not (prepared / "index.json").exists():
         # no val split: train holds out its validation rows from the tail of train, as before
-        prepare(PrepareConfig(source=[data], out=prepared, tokenizer=str(init), seq_len=seq_len, sft=True,
+        sources = [SourceSpec(data, SFT_KIND)]
+        prepare(PrepareConfig(source=sources, out=prepared, tokenizer=str(init), seq_len=seq_len, sft=True,
                               val_sequences=0, seed=seed, overwrite=True))  # fmt: skip
     cfg = tc.TrainConfig(
         data=prepared, out=out, mode="sft", seed=seed, device=lab.device, eval_every=0, log_every=200,
@@ -417,17 +418,17 @@ def time_now() -> float:
 
 
 def prepare_pretrain(gen: Path, tokenizer: Path, prof: Profile, seed: int, gs: GenSizes) -> Path:
-    from tpt.prepare.config import PrepareConfig
+    from tpt.prepare.config import PrepareConfig, SourceSpec
     from tpt.prepare.run import prepare
 
     out = gen / "data" / "pretrain"
     prepare(
         PrepareConfig(
-            source=[f"{gen / 'augment-expert'}:tpt:1"],
+            source=[SourceSpec(gen / "augment-expert", "tpt", weight=1.0)],
             tokenizer=str(tokenizer),
             out=out,
             seq_len=prof.seq_len,
-            tokens=str(gs.pretrain_tokens),
+            tokens=gs.pretrain_tokens,
             seed=seed,
             overwrite=True,
         )

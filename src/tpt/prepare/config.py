@@ -1,6 +1,8 @@
 """Configuration of `tpt prepare`: the dataclass fields ARE the CLI flags.
 
-A source is written ``PATH:KIND[:WEIGHT]``:
+Sources and counts are typed where they enter: ``--source`` becomes a ``SourceSpec``, ``--tokens 50M``
+an int (the parser does it for flags and config files, ``PrepareConfig.__post_init__`` for Python
+callers that pass the text forms).  A source is written ``PATH:KIND[:WEIGHT]``:
 
 * ``PATH``   an augment run folder (``RUN/data/*.parquet``), or raw JSONL / Parquet files or a folder of them
 * ``KIND``   ``tpt`` (d + <think> t </think>, needs a run folder) or ``vanilla`` (d only)
@@ -18,6 +20,7 @@ from tpt.config import field
 from tpt.config import parse_count as shared_parse_count
 
 KINDS = ("tpt", "vanilla")
+SFT_KIND = "sft"  # --sft: a chat JSONL, written as a bare PATH
 FORMATS = ("packed", "megatron", "text")
 DOC_CUTS = ("full", "prefix")
 DEFAULT_TEMPLATE = "{text} <think> {thinking} </think>"
@@ -39,16 +42,26 @@ class SourceSpec:
         return f"{self.path}:{self.kind}"
 
     def describe(self) -> str:
+        if self.kind == SFT_KIND:
+            return str(self.path)
         return f"{self.path}:{self.kind}:" + (f"x{self.epochs:g}" if self.epochs is not None else f"{self.weight:g}")
 
 
-def parse_source(spec: str) -> SourceSpec:
-    """``PATH:KIND[:WEIGHT|xEPOCHS]`` -> SourceSpec (PATH may itself contain ':')."""
+def parse_source(spec: str | Path | dict | SourceSpec) -> SourceSpec:
+    """``PATH:KIND[:WEIGHT|xEPOCHS]`` (or the mapping a manifest holds) -> SourceSpec (PATH may contain ':').
+    A bare PATH is an SFT source (``--sft``: chat JSONL), kind ``sft``."""
+    if isinstance(spec, SourceSpec):
+        return spec
+    if isinstance(spec, dict):
+        return SourceSpec(Path(spec["path"]), spec["kind"], spec.get("weight"), spec.get("epochs"))
+    spec = str(spec)  # a Path: a bare path, unless its name ends in :KIND
     parts = spec.rsplit(":", 2)
     if len(parts) >= 2 and parts[-1] in KINDS:  # PATH:KIND
         path, kind, amount = ":".join(parts[:-1]), parts[-1], "1"
     elif len(parts) == 3 and parts[1] in KINDS:
         path, kind, amount = parts
+    elif ":" not in spec.rsplit("/", 1)[-1]:  # no ':KIND' after the file name
+        return SourceSpec(Path(spec), SFT_KIND)
     else:
         raise PrepareError(
             f"--source {spec!r}: expected PATH:KIND[:WEIGHT], KIND one of {KINDS}, WEIGHT a float or xN epochs"
@@ -67,10 +80,15 @@ def parse_source(spec: str) -> SourceSpec:
     return SourceSpec(Path(path), kind, weight=value)
 
 
-def parse_count(text: str | None, flag: str = "--tokens") -> int | None:
+parse_source.typed_as = SourceSpec  # type: ignore[attr-defined]  # tpt.config: a SourceSpec passes as it is
+
+
+def parse_count(text: str | int | None, flag: str = "--tokens") -> int | None:
     """'50M' -> 50_000_000 (tpt.config.parse_count); None or '' stays None; must be positive."""
     if text is None or text == "":
         return None
+    if isinstance(text, int) and not isinstance(text, bool) and text > 0:
+        return text
     try:
         value = shared_parse_count(text, flag)
     except ValueError:
@@ -84,7 +102,8 @@ def parse_count(text: str | None, flag: str = "--tokens") -> int | None:
 class PrepareConfig:
     """Thinking records / raw text -> packed, fixed-length token shards (see docs/prepare.md)."""
 
-    source: list[str] = field(
+    source: list[SourceSpec] = field(
+        parse=parse_source,
         help="PATH:KIND[:WEIGHT] (repeatable). KIND tpt|vanilla; WEIGHT a budget share (default 1) or xN epochs. "
         "With --sft: chat-format JSONL files (PATH only)"
     )
@@ -115,13 +134,15 @@ class PrepareConfig:
     warn_epochs: float = field(1.0, help="warn when a weighted source is repeated more than this many times")
     warn_share: float = field(0.5, help="warn when less than this share of a weighted source's documents is used")
     seq_len: int = field(2048, help="tokens per packed sequence")
-    tokens: str | None = field(
+    tokens: int | None = field(
         None,
+        count=True,
         help="total training-token budget (50M, 1.5B, ...); default: the largest budget that repeats no weighted "
         "source",
     )
-    pool_tokens: str | None = field(
+    pool_tokens: int | None = field(
         None,
+        count=True,
         help="constrained-data setting: each source keeps only this many unique tokens, repeated to fill the budget",
     )
     val_sequences: int = field(8, help="held-out validation sequences, from documents never in train")
@@ -138,9 +159,19 @@ class PrepareConfig:
     id_field: str | None = field(
         None, help="id column of raw sources (default: 'id' when present, else a content hash)"
     )
-    shard_tokens: str = field("128M", help="tokens per output shard file")
+    shard_tokens: int = field(128_000_000, count=True, help="tokens per output shard file")
     batch_docs: int = field(1024, help="documents per tokenizer batch")
     sft: bool = field(
         False, help="SFT mode: --source files are chat JSONL (`messages`); rows are padded, with a loss mask"
     )
     overwrite: bool = field(False, help="replace --out if it exists")
+
+    def __post_init__(self) -> None:
+        # Python callers may pass the CLI's text forms ("run:tpt:1", "50M"): typed here, once.
+        self.source = [parse_source(s) for s in self.source]
+        self.tokens = parse_count(self.tokens, "--tokens")
+        self.pool_tokens = parse_count(self.pool_tokens, "--pool-tokens")
+        self.shard_tokens = parse_count(self.shard_tokens, "--shard-tokens")  # type: ignore[assignment]
+
+    def describe_sources(self) -> list[str]:
+        return [s.describe() for s in self.source]

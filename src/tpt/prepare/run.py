@@ -21,7 +21,7 @@ from tpt.config import to_dict
 from tpt.io.readers import Rejection
 from tpt.prepare.budget import budget_warnings, empty_source_message
 from tpt.prepare.cache import SourceCache, tokenize_source
-from tpt.prepare.config import DOC_CUTS, FORMATS, PrepareConfig, PrepareError, SourceSpec, parse_count, parse_source
+from tpt.prepare.config import DOC_CUTS, FORMATS, KINDS, SFT_KIND, PrepareConfig, PrepareError, SourceSpec
 from tpt.prepare.exports import export_megatron, export_text, megatron_data_path
 from tpt.prepare.formatting import SampleEncoder, check_tokenizer
 from tpt.prepare.inputs import DocCutter, check_complete, duplicate_keys, warn
@@ -38,8 +38,11 @@ def prepare(cfg: PrepareConfig) -> dict:
     if cfg.sft:
         from tpt.prepare.sft import prepare_sft
 
+        kinds = [s.describe() for s in cfg.source if s.kind != SFT_KIND]
+        if kinds:
+            raise PrepareError(f"--sft --source {kinds[0]!r}: SFT sources are chat JSONL paths, without :KIND")
         out = prepare_sft(
-            cfg.source,
+            [str(s.path) for s in cfg.source],
             cfg.tokenizer,
             cfg.seq_len,
             cfg.out,
@@ -190,7 +193,13 @@ def _tokenize_all(
 def _check_config(cfg: PrepareConfig) -> tuple[list[SourceSpec], int | None, int | None, int]:
     if not cfg.source:
         raise PrepareError("no --source given")
-    specs = [parse_source(s) for s in cfg.source]
+    specs = list(cfg.source)
+    bare = [s.describe() for s in specs if s.kind == SFT_KIND]
+    if bare:  # a chat file is an --sft source; anything else needs its kind
+        raise PrepareError(
+            f"--source {bare[0]!r}: expected PATH:KIND[:WEIGHT], KIND one of {KINDS}, WEIGHT a float or xN epochs "
+            "(a bare PATH is a chat JSONL for --sft)"
+        )
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise PrepareError(f"--source: the same PATH:KIND is listed twice ({names})")
@@ -204,9 +213,7 @@ def _check_config(cfg: PrepareConfig) -> tuple[list[SourceSpec], int | None, int
     check_out(Path(cfg.out), cfg.overwrite)
     for spec in specs:
         check_source(spec, cfg.text_field)
-    budget = parse_count(cfg.tokens, "--tokens")
-    cap = parse_count(cfg.pool_tokens, "--pool-tokens")
-    return specs, budget, cap, parse_count(cfg.shard_tokens, "--shard-tokens")
+    return specs, cfg.tokens, cfg.pool_tokens, cfg.shard_tokens
 
 
 def _check_format(cfg: PrepareConfig, specs: list[SourceSpec]) -> None:
