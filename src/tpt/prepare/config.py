@@ -105,7 +105,7 @@ class PrepareConfig:
     source: list[SourceSpec] = field(
         parse=parse_source,
         help="PATH:KIND[:WEIGHT] (repeatable). KIND tpt|vanilla; WEIGHT a budget share (default 1) or xN epochs. "
-        "With --sft: chat-format JSONL files (PATH only)"
+        "With --sft: chat-format JSONL files (PATH only)",
     )
     out: Path = field(help="output folder (written atomically: a temp folder renamed at the end)")
     tokenizer: str = field("", help="a local HF tokenizer folder (or model folder); needed except for --format text")
