@@ -117,7 +117,19 @@ def test_manifest_replays_and_bad_files_name_the_key(tmp_path):
 def test_augment_flags_fill_the_component_configs_and_backends_get_only_theirs():
     from tpt.augment.config import AugmentConfig, BackendConfig, SamplingConfig
 
-    argv = ["c.jsonl", "--backend", "openai", "--base-url", "http://h/v1", "--temperature", "1.0", "--gen-batch", "4"]
+    argv = [
+        "c.jsonl",
+        "--out",
+        "o",
+        "--backend",
+        "openai",
+        "--base-url",
+        "http://h/v1",
+        "--temperature",
+        "1.0",
+        "--gen-batch",
+        "4",
+    ]
     cfg = parse(AugmentConfig, [*argv, "--executor", "ray", "--serve", "vllm", "--backend-option", "k=v=w"], "t")
     assert (cfg.backend.name, cfg.backend.openai.base_url, cfg.backend.local.batch_size) == ("openai", "http://h/v1", 4)
     assert cfg.sampling.temperature == 1.0 and cfg.executor.name == "ray" and cfg.serve.command == "vllm"
@@ -131,7 +143,15 @@ def test_old_flat_manifest_replays_into_the_nested_config(tmp_path, capsys):
     from tpt.augment.config import AugmentConfig
     from tpt.config import flat_values
 
-    old = {"inputs": ["c.jsonl"], "backend": "openai", "serve": "vllm", "batch_size": 3, "shard_size": 7, "seed": 5}
+    old = {
+        "inputs": ["c.jsonl"],
+        "out": "o",
+        "backend": "openai",
+        "serve": "vllm",
+        "batch_size": 3,
+        "shard_size": 7,
+        "seed": 5,
+    }
     path = tmp_path / "manifest.json"
     path.write_text(json.dumps({"stage": "augment", "fingerprint": {}, "config": old}))
     cfg = parse(AugmentConfig, ["--config", str(path)], "t")
@@ -166,7 +186,10 @@ def test_build_types_python_values_like_flags_and_names_bad_ones():
 def test_deprecated_spelling_warns_and_still_works(capsys):
     from tpt.augment.config import AugmentConfig
 
-    assert parse(AugmentConfig, ["c.jsonl", "--batch-size", "5"], "tpt augment").backend.local.batch_size == 5
+    assert (
+        parse(AugmentConfig, ["c.jsonl", "--out", "o", "--batch-size", "5"], "tpt augment").backend.local.batch_size
+        == 5
+    )
     assert "--batch-size is deprecated; use --gen-batch" in capsys.readouterr().err
 
 

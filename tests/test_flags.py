@@ -11,12 +11,12 @@ from tpt.config import flat_values, parse
 from tpt.evaluate.config import EvalConfig
 
 
-@pytest.mark.parametrize("cls, first", [(AugmentConfig, "corpus.jsonl"), (EvalConfig, "model")])
+@pytest.mark.parametrize("cls, first", [(AugmentConfig, "corpus.jsonl --out o"), (EvalConfig, "model")])
 def test_device_values_are_the_same_everywhere(cls, first, capsys):
     for value in ("auto", "cpu", "cuda", "cuda:1"):
-        assert flat_values(parse(cls, [first, "--device", value], "tpt x"))["device"] == value
+        assert flat_values(parse(cls, [*first.split(), "--device", value], "tpt x"))["device"] == value
     with pytest.raises(SystemExit) as exit_info:
-        parse(cls, [first, "--device", "gpu"], "tpt x")
+        parse(cls, [*first.split(), "--device", "gpu"], "tpt x")
     assert exit_info.value.code == 2
     assert "argument --device: 'gpu': expected auto, cpu, cuda or cuda:N" in capsys.readouterr().err
 
@@ -25,7 +25,7 @@ def test_device_from_a_config_file_is_checked_too(tmp_path, capsys):
     path = tmp_path / "c.yaml"
     path.write_text("device: tpu\n")
     with pytest.raises(SystemExit) as exit_info:
-        parse(AugmentConfig, ["corpus.jsonl", "--config", str(path)], "tpt augment")
+        parse(AugmentConfig, ["corpus.jsonl", "--out", "o", "--config", str(path)], "tpt augment")
     assert "expected auto, cpu, cuda or cuda:N" in f"{exit_info.value.code} {capsys.readouterr().err}"
 
 

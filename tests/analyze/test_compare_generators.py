@@ -60,7 +60,7 @@ def test_two_strategies_side_by_side(tmp_path, tiny_model_dir, eval_data_dir, ca
             "--eval-every 0 --save-every 0 --no-progress --threads 1"
         ),
         "--eval",
-        f"--tasks boolq --limit 2 --data-dir {eval_data_dir} --device cpu --backend hf --batch-size 4",
+        f"--tasks boolq --limit 2 --data-dir {eval_data_dir} --device cpu --backend hf --micro-batch 4",
     ]
     assert load_script().main(argv) == 0
 

@@ -9,7 +9,7 @@ import pytest
 from tpt.evaluate.cli import main
 
 # Quick-check flags: two items per task, four new tokens, CPU.
-QUICK = ["--limit", "2", "--max-gen-toks", "4", "--batch-size", "4", "--device", "cpu", "--backend", "hf"]
+QUICK = ["--limit", "2", "--max-gen-toks", "4", "--micro-batch", "4", "--device", "cpu", "--backend", "hf"]
 
 
 def test_paper_base_suite_two_models_side_by_side(

@@ -40,7 +40,7 @@ def test_expert_through_the_augment_stage(tmp_path):
 
 
 def test_expert_reports_errors_and_length(tmp_path):
-    expert = load_backend_factory("lab-expert")(build(AugmentConfig, inputs=["x"]).backend)
+    expert = load_backend_factory("lab-expert")(build(AugmentConfig, inputs=["x"], out="o").backend)
     fam = load_family("chain_mod10")
     problem = {"start": 1, "ops": [["add", 2], ["mul", 3], ["sub", 4], ["add", 5]]}
     good = Document("a", fam.document(problem), {"family": "chain_mod10", "problem": problem, "difficulty": 4})

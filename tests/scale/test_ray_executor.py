@@ -40,7 +40,7 @@ def augment_args(corpus: Path, out: Path, model: Path) -> list[str]:
         str(SAMPLES),
         "--checkpoint-records",
         "2",
-        "--batch-size",
+        "--gen-batch",
         "2",
         "--device",
         "cpu",

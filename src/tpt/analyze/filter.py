@@ -48,7 +48,12 @@ class FilterConfig:
         help=f"flags that remove a record; others are only counted (choices: {', '.join(FLAGS)})",
     )
     overwrite: bool = field(False, help="replace an existing non-empty --out folder's files")
-    batch_size: int = field(512, help="records per Arrow batch: small batches keep the n-gram hash sets in cache")
+    batch_size: int = field(
+        512,
+        flag="--batch-records",
+        deprecated=["--batch-size"],
+        help="records per Arrow batch: small batches keep the n-gram hash sets in cache",
+    )
     workers: int = field(1, help="processes filtering shard files in parallel (each also runs 2 threads)")
     quality: QualityConfig = field(default_factory=QualityConfig, help="quality thresholds")
 
@@ -79,7 +84,7 @@ def filter_run(cfg: FilterConfig, progress=None) -> FilterResult:
     if unknown:
         raise ValueError(f"--remove: unknown flag(s) {', '.join(unknown)} (choices: {', '.join(FLAGS)})")
     if not 0 < cfg.batch_size <= MAX_BATCH:
-        raise ValueError(f"--batch-size {cfg.batch_size}: must be in 1..{MAX_BATCH}")
+        raise ValueError(f"--batch-records {cfg.batch_size}: must be in 1..{MAX_BATCH}")
     source, out = Path(cfg.run), Path(cfg.out)
     files = data_files(source)
     _prepare_out(source, out, cfg.overwrite)

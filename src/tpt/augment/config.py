@@ -171,7 +171,10 @@ class AugmentConfig:
         "hf://); PATH:TEXT_FIELD[:ID_FIELD] overrides --text-field/--id-field for that source",
         positional=True,
     )
-    out: Path = field(Path("runs/augment"), help="run folder (data/, rejected/, failed/, manifest.json, stats.json)")
+    out: Path = field(
+        help="run folder (data/, rejected/, failed/, manifest.json, stats.json); required, as in every stage whose "
+        "output another stage reads (--dry-run writes nothing to it)"
+    )
     text_field: str = field("text", help="field holding the document")
     id_field: str | None = field(None, help="field holding the id (default: 'id' when present, else a content hash)")
     limit: int | None = field(None, help="only the first N input rows (a trial run: its own fingerprint)")

@@ -12,7 +12,9 @@ from tpt.config import device, field
 class LocalModelConfig:
     """hf / vllm: a local model folder loaded in-process."""
 
-    batch_size: int = field(8, help="hf/vllm: sequences per forward pass")
+    batch_size: int = field(
+        8, flag="--micro-batch", deprecated=["--batch-size"], help="hf/vllm: sequences per forward pass (as train's)"
+    )
     device: str = field("auto", parse=device, help="hf: auto | cpu | cuda | cuda:N")
     dtype: str = field("auto", help="hf/vllm: auto | bfloat16 | float16 | float32")
 
