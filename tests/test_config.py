@@ -95,7 +95,7 @@ def test_print_config_round_trips(tmp_path, capsys):
     assert again == parse(Outer, ["x", "--out", "o", "--mode", "b", "--temperature", "0.3"], "t")
 
 
-def test_manifest_replays_and_bad_files_name_the_key(tmp_path):
+def test_manifest_replays_and_bad_files_name_the_key(tmp_path, capsys):
     manifest = tmp_path / "manifest.json"
     manifest.write_text('{"stage": "x", "fingerprint": "f", "config": {"inputs": ["a"], "out": "o", "mode": "b"}}')
     assert parse(Outer, ["--config", str(manifest)], "t").mode == "b"
@@ -103,12 +103,13 @@ def test_manifest_replays_and_bad_files_name_the_key(tmp_path):
     bad.write_text("inputs: [a]\nout: o\nmaxx: 3\n")
     with pytest.raises(SystemExit) as err:
         parse(Outer, ["--config", str(bad)], "t")
-    assert "bad.yaml" in str(err.value) and "'maxx'" in str(err.value)
+    message = capsys.readouterr().err
+    assert err.value.code == 2 and "bad.yaml" in message and "'maxx'" in message
     wrong = tmp_path / "wrong.yaml"
     wrong.write_text("inputs: [a]\nout: o\nmode: c\n")
     with pytest.raises(SystemExit) as err:
         parse(Outer, ["--config", str(wrong)], "t")
-    assert "mode must be one of" in str(err.value)
+    assert "mode must be one of" in capsys.readouterr().err
 
 
 # --- the stages' component configs: flat flags, nested objects, old flat manifests ---------------

@@ -281,10 +281,13 @@ def parse(cls: type[T], argv: Sequence[str] | None, prog: str, description: str 
     ``--config FILE`` supplies values first (checked against ``cls``'s fields, typed like flags),
     the command line overrides them; ``--print-config`` prints the result and exits.
     """
-    from tpt.configfile import apply_config_file, dump_config
+    from tpt.configfile import ConfigFileError, apply_config_file, dump_config
 
     parser = make_parser(prog, description or (cls.__doc__ or ""), cls)
-    from_file = apply_config_file(parser, cls, argv)
+    try:
+        from_file = apply_config_file(parser, cls, argv)
+    except ConfigFileError as exc:  # exit 2 with usage, like a bad flag
+        parser.error(str(exc))
     ns = parser.parse_args(argv)
     config = _finish(cls, ns, from_file)
     if ns.print_config:
@@ -305,7 +308,7 @@ def build(cls: type[T], **values: Any) -> T:
     try:
         late = apply_values(parser, cls, _split_objects(cls, values, objects := {}), f"{cls.__name__}(...)")
         ns = parser.parse_args([])
-    except (SystemExit, argparse.ArgumentError) as exc:
+    except argparse.ArgumentError as exc:
         raise ValueError(str(exc)) from None
     config = _finish(cls, ns, late)
     for name, obj in objects.items():

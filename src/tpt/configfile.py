@@ -22,6 +22,10 @@ from typing import Any
 MANIFEST_KEYS = {"stage", "fingerprint"}
 
 
+class ConfigFileError(ValueError):
+    """A config file (or Python-API value) that cannot be read or names an unknown option: a usage error."""
+
+
 def config_path(argv: Sequence[str] | None) -> Path | None:
     args = list(argv or [])
     for i, arg in enumerate(args):
@@ -36,7 +40,7 @@ def load_file(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise SystemExit(f"--config {path}: cannot read it ({exc.strerror or exc})") from None
+        raise ConfigFileError(f"--config {path}: cannot read it ({exc.strerror or exc})") from None
     try:
         if path.suffix == ".toml":
             import tomllib
@@ -49,9 +53,11 @@ def load_file(path: Path) -> dict:
 
             data = yaml.safe_load(text) or {}
     except Exception as exc:  # the parsers' own messages carry line and column
-        raise SystemExit(f"--config {path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+        raise ConfigFileError(f"--config {path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
     if not isinstance(data, dict):
-        raise SystemExit(f"--config {path}: expected a mapping of option names to values, got {type(data).__name__}")
+        raise ConfigFileError(
+            f"--config {path}: expected a mapping of option names to values, got {type(data).__name__}"
+        )
     if MANIFEST_KEYS <= set(data) and isinstance(data.get("config"), dict):
         data = data["config"]  # a run's manifest: replay its config
     return data
@@ -89,7 +95,7 @@ def flatten(cls: type, data: dict, where: str) -> dict[str, Any]:
             out[name] = value
         else:
             known = ", ".join(sorted(set(by_name) | set(flat)))
-            raise SystemExit(f"{where}: unknown option {key!r} (options: {known})")
+            raise ConfigFileError(f"{where}: unknown option {key!r} (options: {known})")
     return out
 
 
@@ -113,16 +119,16 @@ def _typed(action: argparse.Action, value: Any, where: str) -> Any:
 def _typed_one(action: argparse.Action, value: Any, where: str) -> Any:
     if value is None or isinstance(action, argparse.BooleanOptionalAction):
         if isinstance(action, argparse.BooleanOptionalAction) and not isinstance(value, bool):
-            raise SystemExit(f"{where}: {action.dest} must be true or false, got {value!r}")
+            raise ConfigFileError(f"{where}: {action.dest} must be true or false, got {value!r}")
         return value
     convert = action.type or str
     try:
         typed = value if _already_typed(convert, value) else convert(value)
     except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
-        raise SystemExit(f"{where}: {action.dest}: {exc}") from None
+        raise ConfigFileError(f"{where}: {action.dest}: {exc}") from None
     if action.choices is not None and typed not in action.choices:
         choices = ", ".join(map(str, action.choices))
-        raise SystemExit(f"{where}: {action.dest} must be one of {choices}, got {value!r}")
+        raise ConfigFileError(f"{where}: {action.dest} must be one of {choices}, got {value!r}")
     return typed
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from tpt.augment.backends.base import Backend, EngineDied, backend_needs_model, load_backend_factory
+from tpt.augment.backends.base import BACKENDS, Backend, EngineDied, backend_needs_model, load_backend_factory
 from tpt.augment.config import FINGERPRINT_FIELDS, AugmentConfig
 from tpt.augment.duplicates import merge_duplicates
 from tpt.augment.executors import make_executor
@@ -45,7 +45,7 @@ from tpt.formats import RUN_ENTRIES
 from tpt.io import fs
 from tpt.io.atomic import TEMP_MARK, remove_stale_temps
 from tpt.io.lock import FileLock, LockHeld
-from tpt.io.readers import InputError
+from tpt.io.readers import InputError, resolve_inputs
 from tpt.io.writers import write_json
 
 RUN_LOCK_WAIT_S = 600.0  # run-level steps are short; a holder for longer than this is stuck
@@ -95,6 +95,11 @@ def check_manifest(config: AugmentConfig, template: str) -> None:
             and wanted["max_thinking_tokens"] > old["max_thinking_tokens"]
         ):
             diff = []
+        if diff and not has_output(Path(config.out)):  # a failed start: nothing of it to protect
+            print(f"tpt augment: {config.out} holds only a start that generated nothing; replacing its manifest and "
+                  "plan", file=sys.stderr)  # fmt: skip
+            (Path(config.out) / "plan.json").unlink(missing_ok=True)
+            diff = []
         if diff:
             lines = [f"  {k}: run has {old.get(k)!r}, now {wanted.get(k)!r}" for k in diff]
             raise ConfigMismatch(
@@ -106,12 +111,21 @@ def check_manifest(config: AugmentConfig, template: str) -> None:
     write_json(path, manifest)  # operational fields (concurrency, timeouts) are updated each run
 
 
+def has_output(out: Path) -> bool:
+    """Anything generated or set aside: records (whole shards or in-shard chunks), done markers, rows."""
+    found = (out / "data").rglob("*.parquet"), (out / "state").glob("*.done")
+    rows = (out / "failed").glob("*.parquet"), (out / "rejected").glob("*.parquet")
+    return any(next(it, None) is not None for it in (*found, *rows))
+
+
 def check_out_folder(config: AugmentConfig) -> None:
     """Before anything is written: --out must not lie inside an input folder (its outputs would become
     inputs), and a non-empty folder must be a tpt augment run."""
     out = Path(config.out)
     for source in config.inputs:
         spec = parse_source(source, config.text_field, config.id_field)[0]
+        if not (out / "plan.json").exists():
+            resolve_inputs([spec])  # a wrong path fails here, before the run folder is made
         base = fs.as_path(_glob_base(spec))
         if isinstance(base, Path) and base.is_dir() and fs.is_inside(out, base):
             raise InputError(
@@ -325,6 +339,19 @@ def validate(config: AugmentConfig) -> None:
         problems.append("--limit must be >= 1")
     if not config.backend.model and backend_needs_model(config.backend.name):
         problems.append(f"--model is required for the {config.backend.name} backend")
+    elif config.backend.name in BACKENDS.builtins and not (config.dry_run or config.plan_only):  # before torch loads
+        tokenizer, given = config.backend.tokenizer_path(), config.backend.tokenizer
+        if given and not Path(given).is_dir():
+            problems.append(f"--tokenizer {given}: no such folder")
+        elif config.backend.name == "transformers" and not Path(config.backend.model).is_dir():
+            problems.append(
+                f"--model {config.backend.model}: no such folder (the transformers backend loads a local one)"
+            )
+        elif not tokenizer or not Path(tokenizer).is_dir():
+            problems.append(
+                f"{config.backend.name} backend: a local tokenizer folder is needed to count and truncate on token "
+                f"boundaries; pass --tokenizer PATH (got {tokenizer or config.backend.model!r})"
+            )
     if not config.inputs:
         problems.append("no inputs given")
     if problems:

@@ -27,6 +27,13 @@ def parse(argv: list[str]) -> EvalConfig:
 
 def main(argv: list[str]) -> int:
     cfg = parse(argv)
+    from tpt.evaluate.models import check_folders
+
+    try:
+        check_folders(cfg)  # before torch and lm-eval load: a wrong path fails in a fraction of a second
+    except ModelNotLoadable as err:
+        print(f"tpt eval: error: {err}", file=sys.stderr)
+        return 2
     from tpt.evaluate.runner import evaluate
 
     try:

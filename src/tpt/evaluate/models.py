@@ -30,8 +30,31 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "model"
 
 
+def check_folders(cfg: EvalConfig) -> None:
+    """The local model folders' files, checked before torch or lm-eval load (a wrong path fails fast);
+    a plugin model kind decides itself what its model names are."""
+    if cfg.backend in ("auto", "hf", "vllm") and not cfg.server.base_url:
+        for path in cfg.models:
+            check_files(Path(path).expanduser())
+
+
 def check_loadable(folder: Path) -> None:
     """Fail early, saying why, when ``folder`` is not a model transformers can load."""
+    check_files(folder)
+    from transformers import AutoConfig, AutoTokenizer
+
+    try:
+        AutoConfig.from_pretrained(folder)
+    except Exception as err:
+        raise ModelNotLoadable(f"{folder}/config.json cannot be read by transformers: {err}") from err
+    try:
+        AutoTokenizer.from_pretrained(folder)
+    except Exception as err:
+        raise ModelNotLoadable(f"{folder} has no loadable tokenizer ({type(err).__name__}: {err})") from err
+
+
+def check_files(folder: Path) -> None:
+    """A save_pretrained folder: config.json and weights (no import needed to tell)."""
     if not folder.exists():
         raise ModelNotLoadable(f"model folder {folder} does not exist")
     if not folder.is_dir():
@@ -45,16 +68,6 @@ def check_loadable(folder: Path) -> None:
     weights = [p for pattern in ("*.safetensors", "*.bin", "*.safetensors.index.json") for p in folder.glob(pattern)]
     if not weights:
         raise ModelNotLoadable(f"{folder} has a config.json but no weights (*.safetensors / *.bin)")
-    from transformers import AutoConfig, AutoTokenizer
-
-    try:
-        AutoConfig.from_pretrained(folder)
-    except Exception as err:
-        raise ModelNotLoadable(f"{folder}/config.json cannot be read by transformers: {err}") from err
-    try:
-        AutoTokenizer.from_pretrained(folder)
-    except Exception as err:
-        raise ModelNotLoadable(f"{folder} has no loadable tokenizer ({type(err).__name__}: {err})") from err
 
 
 def _local_kind(cfg: EvalConfig) -> str:

@@ -19,7 +19,8 @@ def data_files(run_dir: str | Path) -> list[Path]:
     """The finished thinking-record shards of a run, in shard order."""
     layout = RunLayout(Path(run_dir))
     if not layout.is_run():
-        raise FileNotFoundError(f"{layout.root}: not an augment run (no data/ folder)")
+        what = "does not exist" if not layout.root.exists() else "not an augment run (no data/ folder)"
+        raise FileNotFoundError(f"{layout.root}: {what}")
     return sorted(layout.data.glob("*.parquet"))
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-from tpt.config import add_dataclass_arguments, field, from_namespace
+from tpt.config import add_dataclass_arguments, field, parse
 
 
 @dataclass
@@ -29,14 +29,21 @@ class TokenizerTrainConfig:
     text_field: str = field("text", help="text column of raw sources")
 
 
-def iter_training_texts(cfg: TokenizerTrainConfig, rejected: list) -> Iterator[str]:
-    from tpt.prepare.config import parse_source
-    from tpt.prepare.sources import check_source, is_run_folder, iter_sample_batches
+def training_sources(cfg: TokenizerTrainConfig) -> list:
+    """Every input checked (exists, readable) before the tokenizer library is imported."""
+    from tpt.prepare.config import SourceSpec
+    from tpt.prepare.sources import check_source, is_run_folder
 
-    for item in cfg.inputs:
-        kind = "tpt" if is_run_folder(Path(item)) else "vanilla"
-        spec = parse_source(f"{item}:{kind}")
+    specs = [SourceSpec(Path(item), "tpt" if is_run_folder(Path(item)) else "vanilla", 1.0) for item in cfg.inputs]
+    for spec in specs:
         check_source(spec, cfg.text_field)
+    return specs
+
+
+def iter_training_texts(cfg: TokenizerTrainConfig, rejected: list) -> Iterator[str]:
+    from tpt.prepare.sources import iter_sample_batches
+
+    for spec in training_sources(cfg):
         for batch in iter_sample_batches(spec, rejected, text_field=cfg.text_field):
             for sample in batch:
                 yield sample.text
@@ -46,6 +53,7 @@ def iter_training_texts(cfg: TokenizerTrainConfig, rejected: list) -> Iterator[s
 
 def train(cfg: TokenizerTrainConfig) -> tuple[Path, int]:
     """-> (tokenizer folder, number of rejected input rows)."""
+    training_sources(cfg)  # a wrong path fails here, before transformers loads
     from tpt.prepare.tokenizer import train_tokenizer
 
     rejected: list = []
@@ -61,8 +69,9 @@ def main(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     train_parser = sub.add_parser("train", help=TokenizerTrainConfig.__doc__, description=TokenizerTrainConfig.__doc__)
     add_dataclass_arguments(train_parser, TokenizerTrainConfig)
-    ns = parser.parse_args(argv)
-    cfg = from_namespace(TokenizerTrainConfig, ns)
+    if argv[:1] != ["train"]:
+        parser.parse_args(argv)  # help, or the usage error naming the missing subcommand
+    cfg = parse(TokenizerTrainConfig, argv[1:], prog="tpt tokenizer train")  # with --config / --print-config
     from tpt.prepare.config import PrepareError
 
     try:

@@ -16,7 +16,7 @@ def __getattr__(name: str):
 
         return getattr(loop, name)
     if name == "TrainInputError":
-        from .checks import TrainInputError
+        from .config import TrainInputError
 
         return TrainInputError
     raise AttributeError(name)

@@ -21,11 +21,8 @@ from tpt.prepare.tokenizer import (
     template_special_tokens,
 )
 
+from .config import TrainInputError  # noqa: F401 (re-exported: defined with the paths check)
 from .data import max_token_id
-
-
-class TrainInputError(ValueError):
-    """Bad data, tokenizer, model or config: reported before training starts."""
 
 
 def open_split(root: Path, split: str, required: bool) -> PackedDataset | None:

@@ -7,7 +7,7 @@ import sys
 
 from tpt.config import parse
 
-from .config import TrainConfig
+from .config import TrainConfig, TrainInputError, check_paths
 
 EPILOG_EXAMPLES = """
 examples:
@@ -20,9 +20,13 @@ examples:
 
 def main(argv: list[str]) -> int:
     cfg = parse(TrainConfig, argv, prog="tpt train", description=(TrainConfig.__doc__ or "") + EPILOG_EXAMPLES)
+    try:
+        check_paths(cfg)  # before torch loads: a wrong path costs a fraction of a second
+    except TrainInputError as e:
+        print(f"tpt train: error: {e}", file=sys.stderr)
+        return 2
     from tpt.io.lock import LockHeld
 
-    from .checks import TrainInputError
     from .loop import TrainingDiverged, train
 
     try:

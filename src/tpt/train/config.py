@@ -122,6 +122,28 @@ class TrainConfig:
     progress: bool = field(True, help="progress bar with tokens/s")
 
 
+class TrainInputError(ValueError):
+    """Bad data, tokenizer, model or config: reported before training starts."""
+
+
+def check_paths(cfg: TrainConfig) -> None:
+    """The given paths exist and --data is prepared data: checked before torch loads (``tpt train``
+    fails on a wrong path in a fraction of a second) and again by the plan (Python callers)."""
+    data = Path(cfg.data)
+    if not data.exists():
+        raise TrainInputError(f"--data {data}: does not exist")
+    if data.is_file():  # SFT data is built by tpt prepare --sft; train reads prepared folders only
+        init = cfg.model.init or "CHECKPOINT"
+        raise TrainInputError(
+            f"--data {data}: a file, not a prepared folder. Prepare chat JSONL first: "
+            f"tpt prepare --sft --source {data} --tokenizer {init} --seq-len 2048 --out {data}.prepared, "
+            f"then tpt train --mode {cfg.mode} --data {data}.prepared ..."
+        )
+    for flag, path in (("--init", cfg.model.init), ("--model-config", cfg.model.config)):
+        if path is not None and not Path(path).exists():
+            raise TrainInputError(f"{flag} {path}: does not exist")
+
+
 # Keys older manifests hold that no longer configure anything (a replayed manifest ignores them).
 RETIRED_KEYS = {"seq_len": "SFT data is built by `tpt prepare --sft --seq-len N`"}
 TrainConfig.retired_keys = RETIRED_KEYS  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ from tpt.prepare.packed import PackedDataset
 
 from . import checks
 from .checks import TrainInputError
-from .config import TrainConfig
+from .config import TrainConfig, check_paths
 from .data import BatchLayout, DataOrder, split_heldout
 from .distributed import Dist
 from .presets import config_from_file, preset_config
@@ -96,17 +96,6 @@ class RunPlan:
         }
 
 
-def refuse_raw_sft(cfg: TrainConfig) -> None:
-    """SFT data is prepared by ``tpt prepare --sft`` (tokenized with the model's tokenizer, padded,
-    masked); train reads only prepared folders, so a chat JSONL gets the command that prepares it."""
-    init = cfg.model.init or "CHECKPOINT"
-    raise TrainInputError(
-        f"--data {cfg.data}: a file, not a prepared folder. Prepare chat JSONL first: "
-        f"tpt prepare --sft --source {cfg.data} --tokenizer {init} --seq-len 2048 --out {cfg.data}.prepared, "
-        f"then tpt train --mode {cfg.mode} --data {cfg.data}.prepared ..."
-    )
-
-
 def resolve_model_config(cfg: TrainConfig, train: PackedDataset, tok) -> tuple[object, str]:
     if cfg.model.rope_theta is not None and (
         cfg.model.init is not None or cfg.model.config is not None or cfg.model.rope_theta <= 0
@@ -152,11 +141,8 @@ def total_steps(cfg: TrainConfig, train_rows: int, seq_len: int, layout: BatchLa
 
 
 def make_plan(cfg: TrainConfig, dist: Dist) -> RunPlan:
+    check_paths(cfg)
     data_root = Path(cfg.data)
-    if not data_root.exists():
-        raise TrainInputError(f"--data {data_root}: does not exist")
-    if data_root.is_file():
-        refuse_raw_sft(cfg)
     train = checks.open_split(data_root, "train", required=True)
     val = checks.open_split(data_root, "val", required=False)
     if len(train) == 0:
