@@ -203,3 +203,11 @@ def test_prepare_sources_are_typed_records():
     assert PrepareConfig(source=["r:tpt"], out=Path("o"), tokens="2K").tokens == 2000
     with pytest.raises(SystemExit):
         parse(PrepareConfig, ["--source", "r:tp:1", "--out", "o"], "t")
+
+
+def test_prepare_refuses_a_bare_path_without_sft(tmp_path):
+    from tpt.prepare.config import PrepareConfig, PrepareError
+    from tpt.prepare.run import prepare
+
+    with pytest.raises(PrepareError, match="a bare PATH is a chat JSONL for --sft"):
+        prepare(PrepareConfig(source=["chats.jsonl"], out=tmp_path / "o", tokenizer="tok"))

@@ -104,10 +104,14 @@ def test_parse_source(spec, kind, weight, epochs):
     assert (s.kind, s.weight, s.epochs) == (kind, weight, epochs)
 
 
-@pytest.mark.parametrize("spec", ["raw.jsonl", "raw.jsonl:other:1", "a:tpt:zero", "a:tpt:-1", "a:tpt:x0"])
+@pytest.mark.parametrize("spec", ["raw.jsonl:other:1", "a:tpt:zero", "a:tpt:-1", "a:tpt:x0"])
 def test_parse_source_errors(spec):
     with pytest.raises(PrepareError):
         parse_source(spec)
+
+
+def test_a_bare_path_is_an_sft_source():  # prepare refuses it without --sft (tests/test_config.py)
+    assert parse_source("raw.jsonl").kind == "sft" and parse_source("s3://b/raw.jsonl").kind == "sft"
 
 
 def test_parse_count():

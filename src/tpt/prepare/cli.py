@@ -16,24 +16,6 @@ EPILOG_EXAMPLE = (
 )
 
 
-def merge_repeated(argv: list[str], flag: str) -> list[str]:
-    """``--source a --source b`` -> ``--source a b`` (the generated parser keeps only the last list)."""
-    values, rest, i = [], [], 0
-    while i < len(argv):
-        if argv[i] == flag:
-            i += 1
-            while i < len(argv) and not argv[i].startswith("--"):
-                values.append(argv[i])
-                i += 1
-        elif argv[i].startswith(flag + "="):
-            values.append(argv[i].split("=", 1)[1])
-            i += 1
-        else:
-            rest.append(argv[i])
-            i += 1
-    return rest + ([flag, *values] if values else [])
-
-
 def main(argv: list[str]) -> int:
     if argv[:1] == ["back-thinking"]:  # SFT data for a back-thinking generator (docs/generators.md)
         from tpt.prepare.back_thinking_cli import main as back_thinking_main
@@ -41,7 +23,7 @@ def main(argv: list[str]) -> int:
         return back_thinking_main(argv[1:])
     cfg = parse(
         PrepareConfig,
-        merge_repeated(list(argv), "--source"),
+        list(argv),
         "tpt prepare",
         (PrepareConfig.__doc__ or "") + "\n\n" + EPILOG_EXAMPLE,
     )
