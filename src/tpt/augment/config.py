@@ -77,7 +77,7 @@ class LocalConfig:
         help="transformers: sequences per generate() call; vllm: requests handed to the engine at once",
     )
     device: str = field("auto", parse=device, help="transformers backend: auto | cpu | cuda | cuda:N")
-    dtype: str = field("auto", help="transformers / vllm: auto | float32 | bfloat16 | float16")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = field("auto", help="transformers / vllm weights")
 
 
 @dataclass

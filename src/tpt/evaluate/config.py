@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from tpt.config import device, field
 
@@ -16,7 +17,7 @@ class LocalModelConfig:
         8, flag="--micro-batch", deprecated=["--batch-size"], help="hf/vllm: sequences per forward pass (as train's)"
     )
     device: str = field("auto", parse=device, help="hf: auto | cpu | cuda | cuda:N")
-    dtype: str = field("auto", help="hf/vllm: auto | bfloat16 | float16 | float32")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = field("auto", help="hf/vllm weights")
 
 
 @dataclass
