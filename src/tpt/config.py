@@ -8,7 +8,9 @@ live in one place.  Field metadata understood here:
   flag="--out"         override the flag name (default: --field-name)
   short="-o"           an extra short flag
   choices=[...]        allowed values (Literal types get this for free)
-  count=True           an int field that also reads '50M', '1.5B', '2k' (typed at the boundary)
+  count=True           an int field that also reads '50M', '1.5B', '2k' (typed at the boundary);
+                       on a list, '1M,2M' items too
+  split=True           a list of names that may be given comma-separated ('gsm8k,math')
   parse=fn             a field's own converter (str -> typed value; ValueError is a usage error)
   deprecated=["--x"]   old spellings of the flag, still accepted with a warning
 
@@ -86,6 +88,19 @@ class _ExtendFlat(argparse._ExtendAction):
     def __call__(self, parser, namespace, values, option_string=None):
         items = list(getattr(namespace, self.dest, None) or []) + [x for v in values for x in v]
         setattr(namespace, self.dest, sorted(set(items)))
+
+
+def _names_arg(value: str) -> list[str]:
+    """'gsm8k,math' -> ['gsm8k', 'math']: name lists may be comma-separated."""
+    return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+class _ExtendNames(argparse._ExtendAction):
+    """``--tasks a,b --tasks c`` -> [a, b, c], in order, each once."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = list(getattr(namespace, self.dest, None) or []) + [x for v in values for x in v]
+        setattr(namespace, self.dest, list(dict.fromkeys(items)))
 
 
 def _key_value(value: str | tuple) -> tuple[str, str]:
@@ -195,7 +210,9 @@ def _add_field(parser: Any, f: dataclasses.Field, tp: Any) -> None:
         kwargs["type"] = type(get_args(tp)[0])
     elif is_list:
         inner = get_args(tp)[0] if get_args(tp) else str
-        kwargs["type"] = _count_list_arg if meta.get("count") else _converter(inner, meta)
+        kwargs["type"] = (
+            _count_list_arg if meta.get("count") else _names_arg if meta.get("split") else _converter(inner, meta)
+        )
         kwargs["nargs"] = "+" if required else "*"  # a list with a default may be left empty
     elif tp is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
@@ -218,7 +235,8 @@ def _add_field(parser: Any, f: dataclasses.Field, tp: Any) -> None:
         kwargs["action"] = _deprecated_action(kwargs.get("action"), names[0])  # type: ignore[arg-type]
     if is_list:
         # '--x a --x b' accumulates (required lists too); a default applies only when the flag is absent
-        kwargs.update(action=_ExtendFlat if meta.get("count") else "extend", default=None)
+        flat = _ExtendFlat if meta.get("count") else _ExtendNames if meta.get("split") else "extend"
+        kwargs.update(action=flat, default=None)
     if required:
         kwargs["required"] = True
     elif not is_list:

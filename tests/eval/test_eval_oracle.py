@@ -74,15 +74,15 @@ def test_answer_key_scores_all_or_nothing(eval_data_dir, tmp_path, right):
         out=tmp_path,
         limit=3,
         samples=2,
-        mmlu_subjects="anatomy,college_mathematics",
-        mmlu_pro_categories="math,law,computer science",
+        mmlu_subjects=["anatomy", "college_mathematics"],
+        mmlu_pro_categories=["math", "law", "computer science"],
     )
     specs = resolve_tasks(None, "all")
     opts = RenderOptions(
         eval_data_dir,
         samples=2,
-        mmlu_subjects=cfg.mmlu_subjects.split(","),
-        mmlu_pro_categories=cfg.mmlu_pro_categories.split(","),
+        mmlu_subjects=cfg.mmlu_subjects,
+        mmlu_pro_categories=cfg.mmlu_pro_categories,
     )
     task_dir = render_tasks(specs, opts, tmp_path / "tasks")
     result = evaluate_model(cfg, ModelTarget("key", "answer key", AnswerKey(right)), specs, task_dir)

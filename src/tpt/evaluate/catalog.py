@@ -174,13 +174,16 @@ class UnknownTask(ValueError):
     pass
 
 
-def resolve_tasks(tasks: str | None, suite: str | None) -> list[TaskSpec]:
-    """--tasks a,b or --suite name -> task specs (default: the paper-base suite)."""
+def resolve_tasks(tasks: list[str] | str | None, suite: str | None) -> list[TaskSpec]:
+    """--tasks a,b (a list, as the flag is parsed; or the comma text) or --suite name -> task specs
+    (default: the paper-base suite)."""
     if tasks and suite:
         raise UnknownTask("give --tasks or --suite, not both")
     if suite is not None and suite not in SUITES:
         raise UnknownTask(f"unknown suite {suite!r}; known suites: {', '.join(SUITES)}")
-    names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else list(SUITES[suite or "paper-base"])
+    if isinstance(tasks, str):
+        tasks = tasks.split(",")
+    names = [t.strip() for t in tasks if t.strip()] if tasks else list(SUITES[suite or "paper-base"])
     for name in names:
         if name in UNAVAILABLE:
             raise UnknownTask(f"task {name!r} is unavailable: {UNAVAILABLE[name]}")

@@ -45,8 +45,10 @@ class EvalConfig:
         help="local HF model folders (tpt train checkpoints included); none with --base-url",
     )
     suite: str | None = field(None, help="paper-base | paper-post | all; neither this nor --tasks: paper-base")
-    tasks: str | None = field(
-        None, help="comma-separated tasks: gsm8k,gsm8k_cot,math,math500,boolq,mmlu,mmlu_pro,aime24,amc23"
+    tasks: list[str] | None = field(
+        None,
+        split=True,
+        help="tasks, comma-separated or repeated: gsm8k,gsm8k_cot,math,math500,boolq,mmlu,mmlu_pro,aime24,amc23",
     )
     data_dir: Path = field(Path("../shared/data/eval"), help="offline benchmark files (layout in docs/eval.md)")
     out: Path = field(Path("results"), help="output folder: <model>.json, comparison.md, tasks/ (rendered YAMLs)")
@@ -67,10 +69,8 @@ class EvalConfig:
     server: ServerModelConfig = field(default_factory=ServerModelConfig, help="server models (--base-url)")
     seed: int = field(1234, help="seeds python, numpy, torch and the few-shot sampler")
     # --- subsets and logs
-    mmlu_subjects: str | None = field(None, help="comma-separated MMLU subjects; none: all 57")
-    mmlu_pro_categories: str | None = field(None, help="comma-separated MMLU-Pro categories; none: all 14")
+    mmlu_subjects: list[str] | None = field(None, split=True, help="MMLU subjects (comma-separated); none: all 57")
+    mmlu_pro_categories: list[str] | None = field(
+        None, split=True, help="MMLU-Pro categories (comma-separated); none: all 14"
+    )
     log_samples: bool = field(False, help="also write every prompt, generation and score to <model>.samples/")
-
-
-def split_list(text: str | None) -> list[str] | None:
-    return [part.strip() for part in text.split(",") if part.strip()] if text else None

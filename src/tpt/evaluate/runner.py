@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tpt.config import to_dict
 from tpt.evaluate.catalog import PAPER_BASE_AVERAGE, TASKS, UNAVAILABLE, TaskSpec, resolve_tasks
-from tpt.evaluate.config import EvalConfig, split_list
+from tpt.evaluate.config import EvalConfig
 from tpt.evaluate.models import ModelTarget, check_server_tasks, model_targets
 from tpt.evaluate.render import RenderOptions, render_tasks
 from tpt.evaluate.report import compare
@@ -37,8 +37,8 @@ def evaluate(cfg: EvalConfig) -> dict[str, dict]:
         data_dir=cfg.data_dir,
         samples=cfg.samples,
         max_gen_toks=cfg.max_gen_toks,
-        mmlu_subjects=split_list(cfg.mmlu_subjects),
-        mmlu_pro_categories=split_list(cfg.mmlu_pro_categories),
+        mmlu_subjects=cfg.mmlu_subjects,
+        mmlu_pro_categories=cfg.mmlu_pro_categories,
     )
     task_dir = render_tasks(specs, opts, cfg.out / "tasks")
     results = {}
