@@ -34,3 +34,22 @@ def test_analyze_read_size_is_not_called_batch_size(tmp_path):
     assert cfg.batch_records == 128 and cfg.progress is False
     with pytest.raises(SystemExit):
         parse(StatsConfig, [str(tmp_path), "--batch-size", "128"], "tpt analyze stats")
+
+
+def test_batch_flags_have_one_meaning_each_and_old_spellings_warn(tmp_path, capsys):
+    from tpt.analyze.filter import FilterConfig
+    from tpt.evaluate.config import EvalConfig
+    from tpt.train.config import TrainConfig
+
+    # sequences per forward pass: --micro-batch in train and eval
+    assert parse(TrainConfig, ["--data", "d", "--out", "o", "--micro-batch", "3"], "t").batch.micro_batch == 3
+    assert parse(EvalConfig, ["m", "--micro-batch", "3"], "t").local.batch_size == 3
+    # records per Arrow batch: --batch-records in analyze and filter
+    assert parse(FilterConfig, [str(tmp_path), "--out", "o", "--batch-records", "64"], "t").batch_size == 64
+    # requests in flight: --concurrency in augment and eval
+    assert parse(EvalConfig, ["--base-url", "http://h/v1", "--concurrency", "5"], "t").server.concurrency == 5
+    capsys.readouterr()
+    assert parse(EvalConfig, ["m", "--batch-size", "2"], "tpt eval").local.batch_size == 2
+    assert parse(FilterConfig, [str(tmp_path), "--out", "o", "--batch-size", "32"], "tpt filter").batch_size == 32
+    err = capsys.readouterr().err
+    assert "--batch-size is deprecated; use --micro-batch" in err and "use --batch-records" in err
