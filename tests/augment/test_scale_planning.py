@@ -213,6 +213,7 @@ def test_per_source_fields_and_rejections_by_reason_and_file(tmp_path):
 
 def test_a_wrong_text_field_fails_before_the_model_loads(tmp_path):
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"id": "a", "body": "x"}])
+    (tmp_path / "no-such-model").mkdir()  # a folder (paths are checked first) that no model load would accept
     proc = run_cli(
         [
             str(corpus),

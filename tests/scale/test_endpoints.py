@@ -6,7 +6,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -49,9 +48,9 @@ def test_gpu_groups_split_gpus_between_replicas():
 def test_serve_replicas_gives_each_server_its_gpu_and_stops_them_all(tmp_path, stub_server_script, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     root = stub_server_script.parent / "stub-root"
-    config = SimpleNamespace(
-        serve=f"{sys.executable} {stub_server_script} {{port}} {root}", model="m", serve_timeout=60.0, serve_replicas=0
-    )
+    command = f"{sys.executable} {stub_server_script} {{port}} {root}"
+    config = build(AugmentConfig, inputs=["x"], out=tmp_path / "run", serve=command, model="m", serve_timeout=60.0)
+    config.serve.replicas = 0
     with serve_replicas(config) as base_urls:
         urls = base_urls.split(",")
         assert len(urls) == 2
