@@ -9,13 +9,14 @@ Output layout (a valid augment run for every later stage)::
 
 Files are written under a temporary name and renamed when complete (tpt.io.atomic), so a crash
 never leaves a half-written shard that looks finished.  Memory holds a few record batches at a
-time.  The flags are computed per batch with pyarrow compute and numpy (quality_batch.py), two
-batches at once in threads (the kernels release the GIL): corpus-scale, not per-record Python.
+time.  The flags are computed per batch with pyarrow compute and numpy (quality_batch.py), not
+per-record Python; shard files are filtered in parallel processes (one per core by default).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,9 @@ class FilterConfig:
     )
     overwrite: bool = field(False, help="replace an existing non-empty --out folder's files")
     batch_size: int = field(512, help="records per Arrow batch: small batches keep the n-gram hash sets in cache")
-    workers: int = field(1, help="processes filtering shard files in parallel (each also runs 2 threads)")
+    workers: int = field(
+        0, help="processes filtering shard files in parallel (0: one per CPU core; one process also runs 2 threads)"
+    )
     quality: QualityConfig = field(default_factory=QualityConfig, help="quality thresholds")
 
 
@@ -86,9 +89,10 @@ def filter_run(cfg: FilterConfig, progress=None) -> FilterResult:
     manifest = read_manifest(source)
     patterns = template_patterns(cfg.quality, manifest)
     result = _empty_result(cfg)
-    inline = cfg.workers <= 1 or len(files) <= 1  # in this process: the bar can follow each batch
-    jobs = [(path, out, cfg, patterns, progress if inline else None) for path in files]
-    for part in fork_map(_filter_file, jobs, cfg.workers):
+    workers = cfg.workers if cfg.workers > 0 else len(os.sched_getaffinity(0))
+    inline = workers <= 1 or len(files) <= 1  # in this process: the bar can follow each batch
+    jobs = [(path, out, cfg, patterns, progress if inline else None, 2 if inline else 1) for path in files]
+    for part in fork_map(_filter_file, jobs, workers):
         result.merge(part)
         if not inline and progress is not None:
             progress.update(part.records)
@@ -118,8 +122,9 @@ def _empty_result(cfg: FilterConfig) -> FilterResult:
     return FilterResult(0, 0, 0, {f: 0 for f in FLAGS}, {f: 0 for f in cfg.remove})
 
 
-def _filter_file(path: Path, out: Path, cfg: FilterConfig, patterns: list[str], progress) -> FilterResult:
-    """Filter one shard into OUT/data and OUT/removed (same file name); returns its counts."""
+def _filter_file(path: Path, out: Path, cfg: FilterConfig, patterns: list[str], progress, threads: int) -> FilterResult:
+    """Filter one shard into OUT/data and OUT/removed (same file name); returns its counts.
+    ``threads``: batches flagged at once (1 when each core already runs a process)."""
     parquet = pq.ParquetFile(path)
     missing = [c for c in THINKING_SCHEMA.names if c not in parquet.schema_arrow.names]
     if missing:
@@ -132,7 +137,7 @@ def _filter_file(path: Path, out: Path, cfg: FilterConfig, patterns: list[str], 
             pq.ParquetWriter(removed_tmp, REMOVED_SCHEMA, compression="zstd") as removed_w,
         ):
             kept, removed = _RowGroups(kept_w), _RowGroups(removed_w)
-            for batch, flags in _flagged_batches(parquet, cfg, patterns):
+            for batch, flags in _flagged_batches(parquet, cfg, patterns, threads):
                 keep = np.ones(batch.num_rows, bool)
                 for name in cfg.remove:
                     keep &= ~flags.raised[name]
@@ -174,19 +179,22 @@ class _RowGroups:
         self.tables, self.rows = [], 0
 
 
-def _flagged_batches(parquet: pq.ParquetFile, cfg: FilterConfig, patterns: list[str]):
-    """(batch, BatchFlags) in file order; two batches are flagged at once in threads."""
+def _flagged_batches(parquet: pq.ParquetFile, cfg: FilterConfig, patterns: list[str], threads: int):
+    """(batch, BatchFlags) in file order; ``threads`` batches are flagged at once (numpy and Arrow release the GIL)."""
 
     def flag(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, BatchFlags]:
         cols = [batch.column(name) for name in ("text", "thinking", "finish_reason")]
         return batch, flag_batch(*cols, cfg.quality, patterns)
 
     batches = parquet.iter_batches(batch_size=cfg.batch_size, columns=THINKING_SCHEMA.names)
-    with ThreadPoolExecutor(2) as pool:
+    if threads <= 1:
+        yield from map(flag, batches)
+        return
+    with ThreadPoolExecutor(threads) as pool:
         pending = []
         for batch in batches:
             pending.append(pool.submit(flag, batch))
-            if len(pending) > 2:  # bounded: at most three batches in memory
+            if len(pending) > threads:  # bounded: at most threads + 1 batches in memory
                 yield pending.pop(0).result()
         for future in pending:
             yield future.result()
