@@ -91,6 +91,20 @@ def flag_batch(
     return result
 
 
+def raised_matrix(
+    text: pa.Array, thinking: pa.Array, finish_reason: pa.Array, cfg: QualityConfig, patterns: Iterable[str], chunk=512
+) -> np.ndarray:
+    """(records, len(FLAGS)) bool: the flags each record raises, flagged ``chunk`` records at a time
+    (small chunks keep the n-gram sorts in cache); what `tpt analyze stats --quality` counts."""
+    patterns = list(patterns)
+    out = np.zeros((len(thinking), len(FLAGS)), dtype=bool)
+    for start in range(0, len(thinking), chunk):
+        part = [column.slice(start, chunk) for column in (text, thinking, finish_reason)]
+        flags = flag_batch(*part, cfg, patterns)
+        out[start : start + chunk] = np.stack([flags.raised[name] for name in FLAGS], axis=1)
+    return out
+
+
 def _word_hashes(column: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """-> (a 64-bit hash of each word of the batch, back to back; record number of each word; words per record).
 
