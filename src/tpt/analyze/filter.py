@@ -31,7 +31,7 @@ from tpt.config import field, to_dict
 from tpt.io.atomic import atomic_write, atomic_write_text
 from tpt.io.runs import data_files, read_manifest
 from tpt.parallel import fork_map
-from tpt.records import THINKING_SCHEMA
+from tpt.records import REQUIRED_COLUMNS, THINKING_SCHEMA, conform
 
 REMOVED_SCHEMA = pa.schema(
     [("id", pa.string()), ("sample", pa.int32()), ("flags", pa.list_(pa.string())), ("detail", pa.string())]
@@ -126,7 +126,7 @@ def _filter_file(path: Path, out: Path, cfg: FilterConfig, patterns: list[str], 
     """Filter one shard into OUT/data and OUT/removed (same file name); returns its counts.
     ``threads``: batches flagged at once (1 when each core already runs a process)."""
     parquet = pq.ParquetFile(path)
-    missing = [c for c in THINKING_SCHEMA.names if c not in parquet.schema_arrow.names]
+    missing = [c for c in REQUIRED_COLUMNS if c not in parquet.schema_arrow.names]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (not a thinking-record shard?)")
     result = _empty_result(cfg)
@@ -141,7 +141,7 @@ def _filter_file(path: Path, out: Path, cfg: FilterConfig, patterns: list[str], 
                 keep = np.ones(batch.num_rows, bool)
                 for name in cfg.remove:
                     keep &= ~flags.raised[name]
-                kept.add(pa.Table.from_batches([batch.filter(pa.array(keep))]).cast(THINKING_SCHEMA))
+                kept.add(conform(batch.filter(pa.array(keep))))  # a shard of an older tpt gains null columns
                 removed.add(_removed_table(batch, flags, keep, cfg.quality))
                 _count(result, flags, keep, cfg.remove)
                 if progress is not None:
@@ -186,7 +186,8 @@ def _flagged_batches(parquet: pq.ParquetFile, cfg: FilterConfig, patterns: list[
         cols = [batch.column(name) for name in ("text", "thinking", "finish_reason")]
         return batch, flag_batch(*cols, cfg.quality, patterns)
 
-    batches = parquet.iter_batches(batch_size=cfg.batch_size, columns=THINKING_SCHEMA.names)
+    present = [c for c in THINKING_SCHEMA.names if c in parquet.schema_arrow.names]
+    batches = parquet.iter_batches(batch_size=cfg.batch_size, columns=present)
     if threads <= 1:
         yield from map(flag, batches)
         return
