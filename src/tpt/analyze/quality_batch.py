@@ -160,20 +160,10 @@ def _string_buffers(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 def _runs(is_word: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """-> (first byte, one past the last byte) of every run of word bytes; a record boundary ends a run."""
-    if not len(is_word):
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    starts = np.flatnonzero(is_word[1:] & ~is_word[:-1]) + 1
-    ends = np.flatnonzero(is_word[:-1] & ~is_word[1:]) + 1
-    if is_word[0]:
-        starts = np.concatenate([[0], starts])
-    if is_word[-1]:
-        ends = np.concatenate([ends, [len(is_word)]])
-    inner = np.unique(offsets[1:-1])  # empty records put several boundaries at one byte
-    bounds = inner[(inner > 0) & (inner < len(is_word))]
-    bounds = bounds[is_word[bounds - 1] & is_word[bounds]]  # a run across two records is two runs
-    if len(bounds):
-        starts, ends = np.sort(np.concatenate([starts, bounds])), np.sort(np.concatenate([ends, bounds]))
-    return starts, ends
+    joined = np.zeros(len(is_word) + 1, dtype=bool)  # joined[i]: bytes i-1 and i belong to one word
+    np.logical_and(is_word[:-1], is_word[1:], out=joined[1:-1])
+    joined[offsets] = False  # a record's first byte starts a word whatever came before it
+    return np.flatnonzero(is_word & ~joined[:-1]), np.flatnonzero(is_word & ~joined[1:]) + 1
 
 
 _INVERSE = np.uint64(pow(int(_PRIME), -1, 1 << 64))
@@ -231,18 +221,28 @@ def _repeat_fraction(codes: np.ndarray, records: np.ndarray, n: int, size: int) 
 
 
 def _copy_fraction(codes, records, doc_codes, doc_records, n: int, size: int) -> np.ndarray:
-    """Share of each record's thinking n-grams found among its document's: both sorted, then one
-    binary search of the (sorted, so cache-friendly) thinking keys among the document's."""
+    """Share of each record's thinking n-grams found among its document's.  The document's keys mark
+    a bit table (about 64 slots per key); only the thinking keys whose slot is marked (the copies,
+    plus ~1.5% false alarms) are looked up exactly, by binary search in the sorted document keys."""
     keys, rec = _ngram_keys(codes, records, n)
     doc_keys, _ = _ngram_keys(doc_codes, doc_records, n)
     total = np.bincount(rec, minlength=size)
     if not len(keys) or not len(doc_keys):
         return np.zeros(size)
-    keys, doc_keys = np.sort(keys), np.sort(doc_keys)
-    at = np.minimum(np.searchsorted(doc_keys, keys), len(doc_keys) - 1)
-    found = keys[doc_keys[at] == keys]
+    bits = max(10, int(len(doc_keys) * 64).bit_length())
+    table = np.zeros(1 << bits, dtype=bool)
+    table[_slot(doc_keys, bits)] = True
+    maybe = keys[table[_slot(keys, bits)]]
+    doc_keys = np.sort(doc_keys)
+    at = np.minimum(np.searchsorted(doc_keys, maybe), len(doc_keys) - 1)
+    found = maybe[doc_keys[at] == maybe]
     hits = np.bincount((found & np.uint64(0xFFFF)).astype(np.intp), minlength=size)
     return np.where(total > 0, hits / np.maximum(total, 1), 0.0)
+
+
+def _slot(keys: np.ndarray, bits: int) -> np.ndarray:
+    """A key's slot in a table of 2**bits: the top bits of key * PRIME (they depend on all of the key's bits)."""
+    return ((keys * _PRIME) >> np.uint64(64 - bits)).astype(np.intp)
 
 
 def _empty(thinking: pa.Array, word_counts: np.ndarray, minimum: int, chars: dict[int, int]) -> np.ndarray:
