@@ -67,6 +67,7 @@ def synthetic_run(run: Path, n: int, seed: int = 0) -> None:
                 "model": ["bench"] * m,
                 "backend": ["bench"] * m,
                 "meta": meta,
+                "doc_cut_chars": pa.nulls(m, pa.int64()),
             },
             schema=THINKING_SCHEMA,
         )
@@ -95,6 +96,7 @@ def varied_run(run: Path, n: int, seed: int = 1) -> None:
             ("model", "bench"),
             ("backend", "bench"),
             ("meta", "{}"),
+            ("doc_cut_chars", None),
         ):
             rows[name].append(value)
     pq.write_table(pa.table(rows, schema=THINKING_SCHEMA), run / "data" / "part-00000.parquet", compression="zstd")

@@ -65,7 +65,7 @@ def write_run(run: Path, n: int, seed: int = 0) -> None:
             "finish_reason": np.where(rng.random(m) < 0.03, "length", "stop"),
             "doc_tokens": np.full(m, 80, np.int32), "thinking_tokens": np.full(m, 250, np.int32),
             "doc_truncated": np.zeros(m, bool), "strategy": ["s"] * m, "model": ["m"] * m, "backend": ["b"] * m,
-            "meta": ["{}"] * m,
+            "meta": ["{}"] * m, "doc_cut_chars": pa.nulls(m, pa.int64()),
         }, schema=THINKING_SCHEMA)  # fmt: skip
         pq.write_table(table, run / "data" / f"part-{k:05d}.parquet", compression="zstd")
 
