@@ -7,7 +7,7 @@ Writes N synthetic thinking records (default 200,000) as Parquet shards, then ti
               each meta is unique, as with real corpora that carry a url, so no parse is shared),
               in this process (the default) and with --workers 2 (shard files in 2 processes)
 and prints records/s and the ratio to the reference.  Goal (issue 7): >= 50,000 records/s on 2 cores.
-Then `tpt filter` (all quality flags, pure Python per record) on --filter-records records with
+Then `tpt filter` (all quality flags, vectorised per batch: quality_batch.py) on --filter-records records with
 varied text, against reading the same text columns into Python strings.
 
     python bench/analyze_throughput.py [--records 200000] [--filter-records 5000] [--keep DIR]
@@ -67,6 +67,7 @@ def synthetic_run(run: Path, n: int, seed: int = 0) -> None:
                 "model": ["bench"] * m,
                 "backend": ["bench"] * m,
                 "meta": meta,
+                "doc_cut_chars": pa.nulls(m, pa.int64()),
             },
             schema=THINKING_SCHEMA,
         )
@@ -95,6 +96,7 @@ def varied_run(run: Path, n: int, seed: int = 1) -> None:
             ("model", "bench"),
             ("backend", "bench"),
             ("meta", "{}"),
+            ("doc_cut_chars", None),
         ):
             rows[name].append(value)
     pq.write_table(pa.table(rows, schema=THINKING_SCHEMA), run / "data" / "part-00000.parquet", compression="zstd")

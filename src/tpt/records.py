@@ -38,6 +38,9 @@ class ThinkingRecord:
     model: str
     backend: str
     meta: dict[str, Any] = field(default_factory=dict)
+    # the generator saw text[:doc_cut_chars]; None when it saw the whole text (or its cut was not a
+    # prefix of the text, or the record predates this column)
+    doc_cut_chars: int | None = None
 
     def to_row(self) -> dict[str, Any]:
         row = asdict(self)
@@ -49,7 +52,7 @@ class ThinkingRecord:
         row = dict(row)
         meta = row.get("meta") or "{}"
         row["meta"] = json.loads(meta) if isinstance(meta, str) else dict(meta)
-        return cls(**{k: row[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: row[k] for k in cls.__dataclass_fields__ if k in row or k not in OPTIONAL_COLUMNS})
 
 
 # meta is stored as a JSON string: input metadata is heterogeneous across corpora, and a
@@ -68,8 +71,25 @@ THINKING_SCHEMA = pa.schema(
         ("model", pa.string()),
         ("backend", pa.string()),
         ("meta", pa.string()),
+        ("doc_cut_chars", pa.int64()),
     ]
 )
+# Columns added after the first runs were written: a shard without them is still a valid run, read
+# as if they were null (``conform``).
+OPTIONAL_COLUMNS = ("doc_cut_chars",)
+REQUIRED_COLUMNS = [name for name in THINKING_SCHEMA.names if name not in OPTIONAL_COLUMNS]
+
+
+def conform(batch: pa.RecordBatch | pa.Table) -> pa.Table:
+    """A batch of thinking records as a THINKING_SCHEMA table: optional columns it lacks are nulls."""
+    table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+    for name in OPTIONAL_COLUMNS:
+        if name not in table.column_names:
+            table = table.append_column(
+                THINKING_SCHEMA.field(name), pa.nulls(table.num_rows, THINKING_SCHEMA.field(name).type)
+            )
+    return table.select(THINKING_SCHEMA.names).cast(THINKING_SCHEMA)
+
 
 # Rows that could not be read: nothing disappears without a row saying why.
 REJECTED_SCHEMA = pa.schema(

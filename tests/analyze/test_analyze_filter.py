@@ -219,3 +219,24 @@ def test_batch_flags_equal_flag_record_on_varied_text():
         pa.array(docs).slice(150), pa.array(thinks).slice(150), pa.array(reasons).slice(150), cfg, patterns
     )
     assert [part.details(r, cfg) for r in range(250)] == [batch.details(r, cfg) for r in range(150, 400)]  # slices too
+
+
+def test_batch_words_split_at_record_edges_and_hash_long_words():
+    """Word hashing reads 8 bytes at a time over the whole batch: words of 1..40 bytes, upper case,
+    words touching the next record's first word, empty and null rows, large_string columns."""
+    import pyarrow as pa
+
+    from tpt.analyze.quality_batch import _word_hashes, flag_batch
+
+    long_words = ["Supercalifragilistic_expialidocious42", "ABCDEFGH", "abcdefghi", "x" * 16, "x" * 17, "a"]
+    thinks = [" ".join(long_words * 12), "tail" * 30, "", None, "abcdefgh " * 20 + "ABCDEFGHI"]
+    docs = ["head " + " ".join(long_words * 3), "", None, "  ", "abcdefgh"]
+    cfg, patterns = QualityConfig(), template_patterns(QualityConfig())
+    for kind in (pa.string(), pa.large_string()):
+        batch = flag_batch(pa.array(docs, kind), pa.array(thinks, kind), pa.array(["stop"] * 5), cfg, patterns)
+        for row, (doc, think) in enumerate(zip(docs, thinks)):
+            assert batch.details(row, cfg) == flag_record(doc, think, "stop", cfg, patterns), row
+    hashes, records, counts = _word_hashes(pa.array(["ab", "ab", "Ab_c", "ab c", "abcdefghi", "abcdefghI"]))
+    assert counts.tolist() == [1, 1, 1, 2, 1, 1] and records.tolist() == [0, 1, 2, 3, 3, 4, 5]
+    assert hashes[0] == hashes[1] == hashes[3] and hashes[2] != hashes[0] and hashes[5] == hashes[6]
+    assert len(set(hashes[[0, 2, 4, 5]].tolist())) == 4  # "ab", "ab_c", "c", "abcdefghi" differ

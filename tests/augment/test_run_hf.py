@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from augment_helpers import corpus_rows, make_config, write_jsonl
 
+from tpt.augment.backends.tokenize import TokenizerOps
 from tpt.augment.run import ConfigMismatch, run_augment
 from tpt.io.runs import data_files, iter_records
 
@@ -24,6 +25,8 @@ def test_run_layout_and_records(tmp_path, small_corpus, tiny_model_dir, hf_backe
     assert keys(cfg.out) == sorted((f"doc-{i}", s) for i in range(10) for s in range(2))
     records = list(iter_records(cfg.out))
     assert all(r.doc_truncated and r.doc_tokens > 6 for r in records)  # every doc is longer than 6 tokens
+    seen = TokenizerOps(str(tiny_model_dir)).truncate(records[0].text, 6)[0]  # the prefix in the prompt
+    assert records[0].text[: records[0].doc_cut_chars] == seen and 0 < len(seen) < len(records[0].text)
     assert all(r.thinking_tokens <= 8 and r.finish_reason in ("stop", "length") for r in records)
     assert records[0].meta == {"n": 0} and records[0].text.startswith("Document 0")
     stats = json.loads((cfg.out / "stats.json").read_text())

@@ -149,9 +149,34 @@ def test_doc_cut_prefix_is_exactly_what_the_generator_saw(tmp_path, tok_dir):
         prepare(PrepareConfig(source=[f"{bad}:tpt"], out=tmp_path / "txt2", format="text", doc_cut="prefix"))
 
 
-def test_doc_cut_prefix_needs_the_generator_tokenizer(tmp_path, tok_dir, tpt_run):
+def test_doc_cut_prefix_needs_the_generator_tokenizer_only_without_offsets(tmp_path, tok_dir):
+    records = [r | {"doc_truncated": True} for r in random_records(12)]
+    old_style = write_run(tmp_path / "old", records)  # truncated, no doc_cut_chars (an older augment)
     with pytest.raises(PrepareError, match=r"manifest.json has no config.max_doc_tokens"):
-        prepare(config(tok_dir, tmp_path / "out", f"{tpt_run}:tpt", doc_cut="prefix"))
+        prepare(config(tok_dir, tmp_path / "out", f"{old_style}:tpt", doc_cut="prefix"))
+    # records of this augment carry their cut: exact, with no manifest and no generator tokenizer
+    exact = write_run(tmp_path / "new", [r | {"doc_cut_chars": len(r["text"]) // 2} for r in records])
+    index = prepare(PrepareConfig(source=[f"{exact}:tpt"], out=tmp_path / "txt", format="text", doc_cut="prefix"))
+    rows = {r["id"]: r["text"] for r in pq.read_table(tmp_path / "txt" / "text-00000.parquet").to_pylist()}
+    for r in records:
+        assert rows[r["id"]] == f"{r['text'][: len(r['text']) // 2]} <think> {r['thinking']} </think>"
+    assert index["sources"][0]["doc_cut"] == len(records)
+
+
+def test_runs_written_before_doc_cut_chars_still_read(tmp_path, tok_dir):
+    """A shard without the doc_cut_chars column (an older tpt) is filtered and prepared as before."""
+    from tpt.analyze.filter import FilterConfig, filter_run
+    from tpt.records import THINKING_SCHEMA
+
+    run = write_run(tmp_path / "run", random_records(30))
+    shard = run / "data" / "part-00000.parquet"
+    pq.write_table(pq.read_table(shard).drop_columns(["doc_cut_chars"]), shard)
+    result = filter_run(FilterConfig(run=run, out=tmp_path / "clean", remove=["truncated"]))
+    assert result.kept == 30
+    clean = pq.read_table(tmp_path / "clean" / "data" / "part-00000.parquet")
+    assert clean.schema.equals(THINKING_SCHEMA, check_metadata=False) and clean.column("doc_cut_chars").null_count == 30
+    index = prepare(PrepareConfig(source=[f"{run}:tpt"], out=tmp_path / "txt", format="text", doc_cut="prefix"))
+    assert index["sources"][0]["doc_cut"] == 0 and index["sources"][0]["documents"] == 30
 
 
 def test_cli_exit_codes_for_a_held_lock_and_bad_input(tmp_path, tok_dir, tpt_run, capsys):

@@ -9,13 +9,14 @@ Output layout (a valid augment run for every later stage)::
 
 Files are written under a temporary name and renamed when complete (tpt.io.atomic), so a crash
 never leaves a half-written shard that looks finished.  Memory holds a few record batches at a
-time.  The flags are computed per batch with pyarrow compute and numpy (quality_batch.py), two
-batches at once in threads (the kernels release the GIL): corpus-scale, not per-record Python.
+time.  The flags are computed per batch with pyarrow compute and numpy (quality_batch.py), not
+per-record Python; shard files are filtered in parallel processes (one per core by default).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from tpt.config import field, to_dict
 from tpt.io.atomic import atomic_write, atomic_write_text
 from tpt.io.runs import data_files, read_manifest
 from tpt.parallel import fork_map
-from tpt.records import THINKING_SCHEMA
+from tpt.records import REQUIRED_COLUMNS, THINKING_SCHEMA, conform
 
 REMOVED_SCHEMA = pa.schema(
     [("id", pa.string()), ("sample", pa.int32()), ("flags", pa.list_(pa.string())), ("detail", pa.string())]
@@ -54,7 +55,9 @@ class FilterConfig:
         deprecated=["--batch-size"],
         help="records per Arrow batch: small batches keep the n-gram hash sets in cache",
     )
-    workers: int = field(1, help="processes filtering shard files in parallel (each also runs 2 threads)")
+    workers: int = field(
+        0, help="processes filtering shard files in parallel (0: one per CPU core; one process also runs 2 threads)"
+    )
     quality: QualityConfig = field(default_factory=QualityConfig, help="quality thresholds")
 
 
@@ -91,9 +94,10 @@ def filter_run(cfg: FilterConfig, progress=None) -> FilterResult:
     manifest = read_manifest(source)
     patterns = template_patterns(cfg.quality, manifest)
     result = _empty_result(cfg)
-    inline = cfg.workers <= 1 or len(files) <= 1  # in this process: the bar can follow each batch
-    jobs = [(path, out, cfg, patterns, progress if inline else None) for path in files]
-    for part in fork_map(_filter_file, jobs, cfg.workers):
+    workers = cfg.workers if cfg.workers > 0 else len(os.sched_getaffinity(0))
+    inline = workers <= 1 or len(files) <= 1  # in this process: the bar can follow each batch
+    jobs = [(path, out, cfg, patterns, progress if inline else None, 2 if inline else 1) for path in files]
+    for part in fork_map(_filter_file, jobs, workers):
         result.merge(part)
         if not inline and progress is not None:
             progress.update(part.records)
@@ -123,10 +127,11 @@ def _empty_result(cfg: FilterConfig) -> FilterResult:
     return FilterResult(0, 0, 0, {f: 0 for f in FLAGS}, {f: 0 for f in cfg.remove})
 
 
-def _filter_file(path: Path, out: Path, cfg: FilterConfig, patterns: list[str], progress) -> FilterResult:
-    """Filter one shard into OUT/data and OUT/removed (same file name); returns its counts."""
+def _filter_file(path: Path, out: Path, cfg: FilterConfig, patterns: list[str], progress, threads: int) -> FilterResult:
+    """Filter one shard into OUT/data and OUT/removed (same file name); returns its counts.
+    ``threads``: batches flagged at once (1 when each core already runs a process)."""
     parquet = pq.ParquetFile(path)
-    missing = [c for c in THINKING_SCHEMA.names if c not in parquet.schema_arrow.names]
+    missing = [c for c in REQUIRED_COLUMNS if c not in parquet.schema_arrow.names]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (not a thinking-record shard?)")
     result = _empty_result(cfg)
@@ -137,11 +142,11 @@ def _filter_file(path: Path, out: Path, cfg: FilterConfig, patterns: list[str], 
             pq.ParquetWriter(removed_tmp, REMOVED_SCHEMA, compression="zstd") as removed_w,
         ):
             kept, removed = _RowGroups(kept_w), _RowGroups(removed_w)
-            for batch, flags in _flagged_batches(parquet, cfg, patterns):
+            for batch, flags in _flagged_batches(parquet, cfg, patterns, threads):
                 keep = np.ones(batch.num_rows, bool)
                 for name in cfg.remove:
                     keep &= ~flags.raised[name]
-                kept.add(pa.Table.from_batches([batch.filter(pa.array(keep))]).cast(THINKING_SCHEMA))
+                kept.add(conform(batch.filter(pa.array(keep))))  # a shard of an older tpt gains null columns
                 removed.add(_removed_table(batch, flags, keep, cfg.quality))
                 _count(result, flags, keep, cfg.remove)
                 if progress is not None:
@@ -179,19 +184,23 @@ class _RowGroups:
         self.tables, self.rows = [], 0
 
 
-def _flagged_batches(parquet: pq.ParquetFile, cfg: FilterConfig, patterns: list[str]):
-    """(batch, BatchFlags) in file order; two batches are flagged at once in threads."""
+def _flagged_batches(parquet: pq.ParquetFile, cfg: FilterConfig, patterns: list[str], threads: int):
+    """(batch, BatchFlags) in file order; ``threads`` batches are flagged at once (numpy and Arrow release the GIL)."""
 
     def flag(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, BatchFlags]:
         cols = [batch.column(name) for name in ("text", "thinking", "finish_reason")]
         return batch, flag_batch(*cols, cfg.quality, patterns)
 
-    batches = parquet.iter_batches(batch_size=cfg.batch_size, columns=THINKING_SCHEMA.names)
-    with ThreadPoolExecutor(2) as pool:
+    present = [c for c in THINKING_SCHEMA.names if c in parquet.schema_arrow.names]
+    batches = parquet.iter_batches(batch_size=cfg.batch_size, columns=present)
+    if threads <= 1:
+        yield from map(flag, batches)
+        return
+    with ThreadPoolExecutor(threads) as pool:
         pending = []
         for batch in batches:
             pending.append(pool.submit(flag, batch))
-            if len(pending) > 2:  # bounded: at most three batches in memory
+            if len(pending) > threads:  # bounded: at most threads + 1 batches in memory
                 yield pending.pop(0).result()
         for future in pending:
             yield future.result()

@@ -171,15 +171,6 @@ def flag_record(
     return flags
 
 
-def flag_rows(rows: dict[str, list[Any]], cfg: QualityConfig, patterns: Iterable[str]) -> list[dict[str, str]]:
-    """flag_record over a batch given as columns {"text": [...], "thinking": [...], "finish_reason": [...]}."""
-    patterns = list(patterns)
-    return [
-        flag_record(t, th, fr, cfg, patterns)
-        for t, th, fr in zip(rows["text"], rows["thinking"], rows["finish_reason"])
-    ]
-
-
 def template_patterns(cfg: QualityConfig, manifest: dict | None = None) -> list[str]:
     """Default patterns + --template-pattern + the sentences of any prompt template in the run's manifest."""
     patterns = list(DEFAULT_TEMPLATE_PATTERNS) + list(cfg.template_pattern)

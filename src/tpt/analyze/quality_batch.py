@@ -72,10 +72,8 @@ def flag_batch(
     if n > MAX_BATCH:
         raise ValueError(f"batch of {n} records: at most {MAX_BATCH} (use a smaller --batch-size)")
     text, thinking = pc.fill_null(text, ""), pc.fill_null(thinking, "")
-    think_words, think_rec, think_counts = _words(thinking)
-    doc_words, doc_rec, _ = _words(text)
-    codes = pa.concat_arrays([think_words, doc_words]).dictionary_encode().indices.to_numpy().astype(np.uint64)
-    think_codes, doc_codes = codes[: len(think_words)], codes[len(think_words) :]
+    think_codes, think_rec, think_counts = _word_hashes(thinking)
+    doc_codes, doc_rec, _ = _word_hashes(text)
     result = BatchFlags(
         {},
         _repeat_fraction(think_codes, think_rec, cfg.repeat_ngram, n),
@@ -93,53 +91,120 @@ def flag_batch(
     return result
 
 
-def _words(column: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-    """-> (the batch's words back to back, record number of each word, words per record).
+def raised_matrix(
+    text: pa.Array, thinking: pa.Array, finish_reason: pa.Array, cfg: QualityConfig, patterns: Iterable[str], chunk=512
+) -> np.ndarray:
+    """(records, len(FLAGS)) bool: the flags each record raises, flagged ``chunk`` records at a time
+    (small chunks keep the n-gram sorts in cache); what `tpt analyze stats --quality` counts."""
+    patterns = list(patterns)
+    out = np.zeros((len(thinking), len(FLAGS)), dtype=bool)
+    for start in range(0, len(thinking), chunk):
+        part = [column.slice(start, chunk) for column in (text, thinking, finish_reason)]
+        flags = flag_batch(*part, cfg, patterns)
+        out[start : start + chunk] = np.stack([flags.raised[name] for name in FLAGS], axis=1)
+    return out
 
-    Exactly quality.words() per record: ASCII records are lower-cased and every byte outside
-    [a-z0-9_] becomes a space by one table lookup over the column's bytes; the rare records with
-    other characters are normalised by words() itself (CJK, Unicode letters and punctuation); then
-    one whitespace split serves all."""
-    lower = pc.utf8_lower(column)
-    ascii_rows = pc.string_is_ascii(lower).to_numpy(zero_copy_only=False)
+
+def _word_hashes(column: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """-> (a 64-bit hash of each word of the batch, back to back; record number of each word; words per record).
+
+    The words are exactly quality.words() per record.  ASCII records (nearly all) never become
+    Python strings: over the column's bytes, upper-case letters are folded by adding 32, and a word
+    is a run of [a-z0-9_] (or non-ASCII) bytes not crossing a record boundary.  A word's hash mixes
+    its bytes read 8 at a time as 64-bit integers (most words take one read).  The rare records with
+    other characters are normalised by words() itself (CJK, Unicode letters and punctuation) first."""
+    ascii_rows = pc.string_is_ascii(column).to_numpy(zero_copy_only=False)
     if not ascii_rows.all():
         rows = np.flatnonzero(~ascii_rows)
-        normal = pa.array([" ".join(words(t)) for t in lower.take(rows).to_pylist()], pa.string())
-        lower = pc.replace_with_mask(lower, pa.array(~ascii_rows), normal)
-    parts = pc.ascii_split_whitespace(pc.ascii_trim_whitespace(_ascii_word_bytes(lower)))
-    found, records = pc.list_flatten(parts), pc.list_parent_indices(parts)
-    keep = pc.greater(pc.binary_length(found), 0)  # an empty string splits into one empty word
-    found, records = found.filter(keep), records.filter(keep).to_numpy()
-    return found, records, np.bincount(records, minlength=len(column))
+        normal = pa.array([" ".join(words(t)) for t in column.take(rows).to_pylist()], pa.string())
+        column = pc.replace_with_mask(column, pa.array(~ascii_rows), normal)
+    offsets, data = _string_buffers(column)
+    folded = np.zeros(len(data) + 8, np.uint8)  # 8 bytes of padding: every word can be read 8 bytes at a time
+    upper = (data - np.uint8(65)) < 26  # uint8 arithmetic wraps: one compare per range
+    np.add(data, upper.view(np.uint8) << np.uint8(5), out=folded[: len(data)])
+    is_word = ((folded[: len(data)] - np.uint8(97)) < 26) | ((data - np.uint8(48)) < 10) | (data == 95)
+    is_word |= data >= 128
+    starts, ends = _runs(is_word, offsets)
+    counts = np.diff(np.searchsorted(starts, offsets))
+    return _hash_runs(folded, starts, ends), np.repeat(np.arange(len(column)), counts), counts
 
 
-# byte -> itself for [a-z0-9_] and every non-ASCII byte (parts of characters words() kept), else a space
-_WORD_BYTES = np.array(
-    [
-        b if (chr(b).isascii() and (chr(b).isalnum() and not chr(b).isupper() or b == 95)) or b >= 128 else 32
-        for b in range(256)
-    ],
-    dtype=np.uint8,
-)
+def _hash_runs(padded: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Hash of each byte run padded[start:end]: its bytes 8 at a time as little-endian integers (the
+    bytes past the end masked to zero; word bytes are never zero), chained through murmur's mixer."""
+    # one little-endian uint64 starting at every byte (an unaligned view, no copy)
+    eights = np.ndarray(shape=(max(len(padded) - 7, 0),), dtype="<u8", buffer=padded, strides=(1,))
+    lengths = ends - starts
+    h = _mix(eights[starts] & _LOW_BYTES[np.minimum(lengths, 8)])
+    todo, offset = np.flatnonzero(lengths > 8), 8
+    while len(todo):  # the few words longer than 8 bytes: their next 8
+        left = lengths[todo] - offset
+        h[todo] = _mix(h[todo] * _PRIME + (eights[starts[todo] + offset] & _LOW_BYTES[np.minimum(left, 8)]))
+        todo, offset = todo[left > 8], offset + 8
+    return h
 
 
-def _ascii_word_bytes(column: pa.Array) -> pa.Array:
-    """The same strings with every byte that is not part of a word replaced by a space (offsets kept)."""
+_LOW_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
+
+
+def _string_buffers(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """-> (offsets from 0, one per record and one past the end; the bytes they index) of a string array."""
     _, offsets, data = column.buffers()
-    end = int(np.frombuffer(offsets, dtype=np.int32)[column.offset + len(column)])
-    mapped = _WORD_BYTES[np.frombuffer(data, dtype=np.uint8, count=end)] if end else np.zeros(0, np.uint8)
-    return pa.Array.from_buffers(pa.string(), len(column), [None, offsets, pa.py_buffer(mapped)], offset=column.offset)
+    wide = pa.types.is_large_string(column.type)
+    offsets = np.frombuffer(offsets, dtype=np.int64 if wide else np.int32)
+    offsets = offsets[column.offset : column.offset + len(column) + 1].astype(np.int64)
+    first, end = int(offsets[0]), int(offsets[-1])
+    data = np.frombuffer(data, dtype=np.uint8, count=end)[first:] if end > first else np.zeros(0, np.uint8)
+    return offsets - first, data
+
+
+def _runs(is_word: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """-> (first byte, one past the last byte) of every run of word bytes; a record boundary ends a run."""
+    joined = np.zeros(len(is_word) + 1, dtype=bool)  # joined[i]: bytes i-1 and i belong to one word
+    np.logical_and(is_word[:-1], is_word[1:], out=joined[1:-1])
+    joined[offsets] = False  # a record's first byte starts a word whatever came before it
+    return np.flatnonzero(is_word & ~joined[:-1]), np.flatnonzero(is_word & ~joined[1:]) + 1
+
+
+_INVERSE = np.uint64(pow(int(_PRIME), -1, 1 << 64))
+_POWERS: list[np.ndarray] = [np.ones(1, np.uint64), np.ones(1, np.uint64)]
+
+
+def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """-> (PRIME**i, PRIME**-i) mod 2**64 for i < n at least; kept for the next batch (as long as the largest)."""
+    powers, inverse = _POWERS
+    if len(powers) < n:
+        size = max(n, 2 * len(powers))
+        powers, inverse = np.full(size, _PRIME), np.full(size, _INVERSE)
+        powers[0] = inverse[0] = 1
+        np.multiply.accumulate(powers, out=powers)
+        np.multiply.accumulate(inverse, out=inverse)
+        _POWERS[:] = [powers, inverse]  # one assignment: a thread still reading the old pair has a valid one
+    return powers, inverse
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """murmur3's 64-bit finaliser, in place: every bit of a word's hash depends on all its bytes."""
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return h
 
 
 def _ngram_keys(codes: np.ndarray, records: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """-> (hash of each n-gram whose words lie in one record, with the record in the low 16 bits; its record)."""
+    """-> (hash of each n-gram whose words lie in one record, with the record in the low 16 bits; its record).
+
+    The hash of words k..k+n-1 is sum(code[k+j] * PRIME**j), read off one prefix sum of
+    code[i] * PRIME**i and shifted back by PRIME**-k: a few passes whatever n is."""
     count = len(codes) - n + 1
     if count <= 0:
         return np.zeros(0, np.uint64), np.zeros(0, np.int64)
-    h = codes[:count].copy()
-    for j in range(1, n):
-        h *= _PRIME
-        h += codes[j : j + count]
+    powers, inverse = _powers(len(codes) + 1)
+    prefix = np.zeros(len(codes) + 1, np.uint64)
+    np.cumsum(codes * powers[: len(codes)], out=prefix[1:])
+    h = (prefix[n:] - prefix[:count]) * inverse[:count]
     same = records[:count] == records[n - 1 :]
     rec = records[:count][same]
     return (h[same] << np.uint64(16)) | rec.astype(np.uint64), rec
@@ -150,24 +215,34 @@ def _repeat_fraction(codes: np.ndarray, records: np.ndarray, n: int, size: int) 
     total = np.bincount(rec, minlength=size)
     ordered = np.sort(keys)  # numpy's vectorised sort: several times faster here than a hash set
     first = np.ones(len(ordered), dtype=bool)
-    first[1:] = ordered[1:] != ordered[:-1]
-    unique = np.bincount((ordered[first] & np.uint64(0xFFFF)).astype(np.int64), minlength=size)
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    unique = np.bincount((ordered[first] & np.uint64(0xFFFF)).astype(np.intp), minlength=size)
     return np.where(total > 0, 1.0 - unique / np.maximum(total, 1), 0.0)
 
 
 def _copy_fraction(codes, records, doc_codes, doc_records, n: int, size: int) -> np.ndarray:
-    """Share of each record's thinking n-grams found among its document's: one sort of both sets,
-    the document's n-grams marked 0 so they come first among equal keys."""
+    """Share of each record's thinking n-grams found among its document's.  The document's keys mark
+    a bit table (about 64 slots per key); only the thinking keys whose slot is marked (the copies,
+    plus ~1.5% false alarms) are looked up exactly, by binary search in the sorted document keys."""
     keys, rec = _ngram_keys(codes, records, n)
     doc_keys, _ = _ngram_keys(doc_codes, doc_records, n)
-    one = np.uint64(1)
-    both = np.sort(np.concatenate([doc_keys << one, (keys << one) | one]))
-    is_doc = (both & one) == 0
-    last_doc = np.maximum.accumulate(np.where(is_doc, np.arange(len(both)), -1))  # nearest document key at or before
-    found = ~is_doc & (last_doc >= 0) & ((both[np.maximum(last_doc, 0)] >> one) == (both >> one))
-    hits = np.bincount(((both[found] >> one) & np.uint64(0xFFFF)).astype(np.int64), minlength=size)
     total = np.bincount(rec, minlength=size)
+    if not len(keys) or not len(doc_keys):
+        return np.zeros(size)
+    bits = max(10, int(len(doc_keys) * 64).bit_length())
+    table = np.zeros(1 << bits, dtype=bool)
+    table[_slot(doc_keys, bits)] = True
+    maybe = keys[table[_slot(keys, bits)]]
+    doc_keys = np.sort(doc_keys)
+    at = np.minimum(np.searchsorted(doc_keys, maybe), len(doc_keys) - 1)
+    found = maybe[doc_keys[at] == maybe]
+    hits = np.bincount((found & np.uint64(0xFFFF)).astype(np.intp), minlength=size)
     return np.where(total > 0, hits / np.maximum(total, 1), 0.0)
+
+
+def _slot(keys: np.ndarray, bits: int) -> np.ndarray:
+    """A key's slot in a table of 2**bits: the top bits of key * PRIME (they depend on all of the key's bits)."""
+    return ((keys * _PRIME) >> np.uint64(64 - bits)).astype(np.intp)
 
 
 def _empty(thinking: pa.Array, word_counts: np.ndarray, minimum: int, chars: dict[int, int]) -> np.ndarray:

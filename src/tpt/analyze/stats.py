@@ -30,7 +30,8 @@ from tpt.analyze.grouping import (
 )
 from tpt.analyze.histograms import CountHistogram, LogHistogram
 from tpt.analyze.ordinal import spearman_from_histograms
-from tpt.analyze.quality import FLAGS, QualityConfig, flag_rows, template_patterns
+from tpt.analyze.quality import FLAGS, QualityConfig, template_patterns
+from tpt.analyze.quality_batch import raised_matrix
 from tpt.io.runs import data_files, read_manifest
 from tpt.parallel import fork_map
 
@@ -188,8 +189,8 @@ class RunStats:
         )
         flags = None
         if self.quality is not None:
-            found = flag_rows(batch.select(["text", "thinking", "finish_reason"]).to_pydict(), self.quality, patterns)
-            flags = np.array([[name in f for name in FLAGS] for f in found], dtype=bool).reshape(-1, len(FLAGS))
+            columns = [batch.column(name) for name in ("text", "thinking", "finish_reason")]
+            flags = raised_matrix(*columns, self.quality, patterns)
         self.overall.add(thinking, doc, is_length, flags)
         parsed_meta = None
         for name, groups in self.fields.items():

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow.parquet as pq
 
@@ -257,14 +258,22 @@ def stream_results(backend: Backend, requests: list[GenRequest], sampling) -> It
             yield start + offset, res
 
 
-def _prepare(pending, ctx: ShardContext) -> list[tuple[GenRequest, int, bool]]:
+class DocCut(NamedTuple):
+    truncated: bool  # the prompt holds only a prefix of the document
+    chars: int | None  # that prefix is text[:chars] (None: whole text, or a cut that is not a prefix)
+
+
+def _prepare(pending, ctx: ShardContext) -> list[tuple[GenRequest, int, DocCut]]:
     """Truncate each document once (on a token boundary) and build its prompt."""
     unique = list({doc.id: doc for doc, _ in pending}.values())
     texts = [doc.text for doc in unique]
     batch = getattr(ctx.backend, "truncate_batch", None)
     limit = ctx.config.prompt.max_doc_tokens
     cuts = batch(texts, limit) if batch else [ctx.backend.truncate(t, limit) for t in texts]
-    by_id = {doc.id: (ctx.strategy.build(doc.id, cut), n, was_cut) for doc, (cut, n, was_cut) in zip(unique, cuts)}
+    by_id = {
+        doc.id: (ctx.strategy.build(doc.id, cut), n, _doc_cut(doc.text, cut, was_cut))
+        for doc, (cut, n, was_cut) in zip(unique, cuts)
+    }
     out = []
     for doc, sample in pending:
         prompt, n_tokens, truncated = by_id[doc.id]
@@ -273,7 +282,12 @@ def _prepare(pending, ctx: ShardContext) -> list[tuple[GenRequest, int, bool]]:
     return out
 
 
-def _record(request: GenRequest, res: GenResult, doc_tokens: int, truncated: bool, cfg: AugmentConfig, backend) -> dict:
+def _doc_cut(text: str, cut: str, was_cut: bool) -> DocCut:
+    """Where the generator's view of ``text`` ends, as a character offset `tpt prepare --doc-cut prefix` can apply."""
+    return DocCut(was_cut, len(cut) if was_cut and text.startswith(cut) else None)
+
+
+def _record(request: GenRequest, res: GenResult, doc_tokens: int, cut: DocCut, cfg: AugmentConfig, backend) -> dict:
     """One THINKING_SCHEMA row (the columns of ``ThinkingRecord``; built directly: this is the hot loop)."""
     return {
         "id": request.doc.id,
@@ -283,11 +297,12 @@ def _record(request: GenRequest, res: GenResult, doc_tokens: int, truncated: boo
         "finish_reason": "length" if res.finish_reason == "length" else "stop",
         "doc_tokens": doc_tokens,
         "thinking_tokens": res.completion_tokens,
-        "doc_truncated": truncated,
+        "doc_truncated": cut.truncated,
         "strategy": cfg.prompt.strategy,
         "model": cfg.backend.model,
         "backend": backend.name,
         "meta": json.dumps(request.doc.meta, ensure_ascii=False, default=str),
+        "doc_cut_chars": cut.chars,
     }
 
 

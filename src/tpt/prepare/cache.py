@@ -142,5 +142,7 @@ class _CacheFile:
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """-> (tokens memmap, offsets, keys), once the file is closed."""
         dtype = self.encoder.dtype
-        tokens = np.memmap(self.path, dtype=dtype, mode="r", shape=(self.total,)) if self.total else np.zeros(0, dtype)
+        # a plain ndarray over the mapping: slicing a np.memmap subclass costs ~10 us per document in packing
+        tokens = np.asarray(np.memmap(self.path, dtype=dtype, mode="r", shape=(self.total,))) if self.total else None
+        tokens = tokens if tokens is not None else np.zeros(0, dtype)
         return tokens, np.concatenate(self.offsets), np.concatenate(self.keys)

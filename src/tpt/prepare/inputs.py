@@ -15,11 +15,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tpt.io import runs
 from tpt.prepare.config import PrepareError, SourceSpec
-from tpt.prepare.sources import Sample, is_run_folder
+from tpt.prepare.sources import CUT_COLUMN, Sample, is_run_folder
 
 
 def check_complete(spec: SourceSpec, allow: bool) -> dict | None:
@@ -76,9 +77,20 @@ def duplicate_keys(spec: SourceSpec, allow: bool) -> frozenset:
 
 
 class DocCutter:
-    """``--doc-cut prefix``: replace each truncated record's text by the prefix its generator saw."""
+    """``--doc-cut prefix``: replace each truncated record's text by the prefix its generator saw.
+
+    A record written by this tpt's augment says where that prefix ends (``doc_cut_chars``): the cut
+    is a slice, no tokenizer needed.  Records of older runs (or a backend whose cut is not a prefix)
+    say only ``doc_truncated``: their prefix is recomputed with the generator's own tokenizer and
+    the run's ``max_doc_tokens``, through the very function augment cut with; that tokenizer is
+    checked here, before any compute, but only when some truncated record lacks its offset."""
 
     def __init__(self, spec: SourceSpec, tokenizer: str):
+        self.ops, self.path, self.cut, self.max_tokens = None, tokenizer, 0, None
+        if _records_without_offsets(spec):
+            self._open_tokenizer(spec, tokenizer)
+
+    def _open_tokenizer(self, spec: SourceSpec, tokenizer: str) -> None:
         from tpt.augment.backends.tokenize import TokenizerOps  # the function augment cut with
 
         config = runs.run_settings(spec.path)
@@ -94,10 +106,16 @@ class DocCutter:
                 f"--doc-cut prefix: the generator's tokenizer {path!r} (from {spec.path / 'manifest.json'}) "
                 "is not a local folder; pass --doc-cut-tokenizer PATH"
             )
-        self.ops, self.path, self.cut = TokenizerOps(str(path)), path, 0
+        self.ops, self.path = TokenizerOps(str(path)), path
 
     def __call__(self, samples: list[Sample]) -> list[Sample]:
-        todo = [s for s in samples if s.doc_truncated]
+        todo = []
+        for s in samples:
+            if s.doc_truncated and s.doc_cut_chars is not None:
+                s.text = s.text[: s.doc_cut_chars]
+                self.cut += 1
+            elif s.doc_truncated:
+                todo.append(s)
         if not todo:
             return samples
         for s, (prefix, n, was_cut) in zip(todo, self.ops.truncate_batch([s.text for s in todo], self.max_tokens)):
@@ -111,6 +129,20 @@ class DocCutter:
             s.text = prefix
         self.cut += len(todo)
         return samples
+
+
+def _records_without_offsets(spec: SourceSpec) -> bool:
+    """Whether a truncated record of the run lacks ``doc_cut_chars`` (two small columns read per shard;
+    a shard of an older tpt has no such column at all)."""
+    for path in runs.data_files(spec.path):
+        has_offsets = CUT_COLUMN in pq.ParquetFile(path).schema_arrow.names
+        table = pq.read_table(path, columns=["doc_truncated"] + [CUT_COLUMN] * has_offsets)
+        lacking = pc.fill_null(table.column("doc_truncated"), False)
+        if has_offsets:
+            lacking = pc.and_(lacking, pc.is_null(table.column(CUT_COLUMN)))
+        if pc.any(lacking).as_py():
+            return True
+    return False
 
 
 def warn(message: str) -> None:

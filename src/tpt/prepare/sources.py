@@ -19,6 +19,7 @@ from tpt.io.readers import Rejection
 from tpt.prepare.config import PrepareError, SourceSpec
 
 RUN_COLUMNS = ["id", "sample", "text", "thinking", "finish_reason", "doc_tokens", "thinking_tokens", "doc_truncated"]
+CUT_COLUMN = "doc_cut_chars"  # optional: runs of an older tpt lack it (read as null)
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Sample:
     thinking_tokens: int = 0
     doc_truncated: bool = False  # the generator saw only a prefix of text
     where: str = ""  # FILE:ROW, for error messages
+    doc_cut_chars: int | None = None  # that prefix is text[:doc_cut_chars], when the record says
 
 
 def check_source(spec: SourceSpec, text_field: str = "text") -> list[Path]:
@@ -111,7 +113,8 @@ def _run_samples(spec: SourceSpec, rejected: list[Rejection], duplicates: frozen
     for path in runs.data_files(spec.path):
         line = 0
         for cols in _column_batches(path):
-            for row in zip(*(cols[c] for c in RUN_COLUMNS)):
+            cuts = cols.get(CUT_COLUMN) or [None] * len(cols["id"])
+            for *row, cut in zip(*(cols[c] for c in RUN_COLUMNS), cuts):
                 line += 1
                 doc_id, sample = row[0], row[1]
                 problem = _record_problem(doc_id, row[2], row[3], tpt)
@@ -130,6 +133,7 @@ def _run_samples(spec: SourceSpec, rejected: list[Rejection], duplicates: frozen
                         row[6] or 0,
                         bool(row[7]),
                         f"{path}:{line}",
+                        cut,
                     )
                 elif doc_id not in seen:
                     seen.add(doc_id)
@@ -146,7 +150,9 @@ def _repeated(key: tuple, seen: set) -> tuple[str, str] | None:
 
 def _column_batches(path: Path) -> Iterator[dict]:
     """A run shard's columns in batches; a shard that breaks mid-read is an error naming the file."""
-    batches = pq.ParquetFile(path).iter_batches(batch_size=4096, columns=RUN_COLUMNS)
+    parquet = pq.ParquetFile(path)
+    columns = RUN_COLUMNS + [CUT_COLUMN] * (CUT_COLUMN in parquet.schema_arrow.names)
+    batches = parquet.iter_batches(batch_size=4096, columns=columns)
     while True:
         try:
             batch = next(batches)

@@ -59,22 +59,23 @@ class SplitWriter:
         while pos < take_total:
             if self._files is None:
                 self._open_shard()
-            take = min(take_total - pos, self._capacity() - self._shard_pos)
+            take = min(take_total - pos, self._shard_capacity - self._shard_pos)
             if pos == 0:
                 self._starts.append(self._shard_pos)
-            self._files[0].write(np.ascontiguousarray(ids[pos : pos + take], dtype=self.dtype).tobytes())
+            self._files[0].write(np.ascontiguousarray(ids[pos : pos + take], dtype=self.dtype).data)  # no copy
             if self.with_mask:
-                self._files[1].write(np.ascontiguousarray(mask[pos : pos + take], dtype=np.uint8).tobytes())
+                self._files[1].write(np.ascontiguousarray(mask[pos : pos + take], dtype=np.uint8).data)
             pos += take
             self._shard_pos += take
-            if self._shard_pos == self._capacity():
+            if self._shard_pos == self._shard_capacity:
                 self._close_shard()
         if self.rows is not None:
             self.remaining -= take_total
         self.written += take_total
         return take_total
 
-    def _capacity(self) -> int:
+    def _next_capacity(self) -> int:
+        """Tokens the shard being opened holds (computed once per shard: add() needs it per document)."""
         if self.rows is None:
             return self.shard_rows * self.seq_len
         rows_left = self.rows - sum(s["num_sequences"] for s in self.shards)
@@ -85,6 +86,7 @@ class SplitWriter:
         tokens = open(self.root / f"{name}.tokens.bin", "wb", buffering=BUFFER)
         mask = open(self.root / f"{name}.mask.bin", "wb", buffering=BUFFER) if self.with_mask else None
         self._files, self._name, self._starts, self._shard_pos = (tokens, mask), name, [], 0
+        self._shard_capacity = self._next_capacity()
 
     def _close_shard(self) -> None:
         for f in self._files:
