@@ -1,24 +1,30 @@
 """tpt augment through vLLM against vLLM's own throughput on the same prompts, in one run.
 
 Workload shaped like TPT's: GSM8K training problems (``../shared/data/eval/gsm8k/train.jsonl``) in
-the paper's prompt, cut to --max-doc-tokens, each with its own seed, thinking up to
---max-thinking-tokens at temperature 0.6 / top-p 0.9 and stopped at ``</think>`` (the tiny model
+the paper's prompt, cut to --max-doc-tokens, each request with its own seed, thinking up to
+--max-thinking-tokens at temperature 0.6 / top-p 0.9, stopped at ``</think>`` (the tiny model
 closes its thinking after a spread of lengths, as real thinking does).  Every method sends exactly
-the prompts tpt builds, with tpt's per-request seeds.  Generated tokens/s of:
+the user prompts tpt builds, in the model's chat template, with tpt's per-request seeds, to one
+engine with the same settings (``tpt.vllm_launch``).  Generated tokens/s, and what each window holds:
 
-  1. engine     vLLM offline: ``LLM.generate`` on all prompts at once (the reference)
-  2. tpt-vllm   ``tpt augment --backend vllm`` (in-process) on the same engine, whole run
-  3. server     the same requests sent straight to ``vllm serve`` by a bare asyncio HTTP client
-                at --concurrency (what the server path costs, without tpt)
-  4. tpt-serve  ``tpt augment --backend openai`` on that server at --concurrency, whole run
+  engine     vLLM offline, ``LLM.chat`` on all prompts at once: chat template, tokenisation, the
+             engine's scheduling and generation, the outputs.  The prompts are given, already built.
+  tpt-vllm   ``tpt augment --backend vllm`` on that same ``LLM``, its whole ``run_augment`` call: read
+             and plan the corpus, truncate, build prompts, generate, write the records (Parquet,
+             atomic), merge, stats.json.  The only thing outside is the engine start.
+  server     ``vllm serve`` driven by a bare asyncio HTTP client at --concurrency, prompts already
+             templated: first request sent to last answer (vLLM's own server throughput).
+  tpt-serve  ``tpt augment --backend openai`` on that server at --concurrency, its whole run as
+             above plus its pre-flight requests (model list, /tokenize, context check).
 
-Printed: each figure and the ratios tpt-vllm/engine, tpt-serve/engine, tpt-serve/server
-(goal: tpt end to end >= 0.95 of the engine).  The model's start-up is timed apart, never inside
-a figure.
+Each method runs --rounds times, interleaved (engine, tpt / tpt, engine / ...) with the prefix cache
+emptied before every run, so load from other processes on a shared machine hits both sides alike.
+Printed: a table per run, then the median and range of the paired ratios tpt-vllm/engine and
+tpt-serve/server (goal: >= 0.95), and a one-line summary.  Engine start-ups are timed apart.
 
-    python bench/engine_overhead.py                                     # CPU: tiny model, ~5-10 min
+    python bench/engine_overhead.py                    # CPU: tiny model built here, ~3-4 min
     python bench/engine_overhead.py --model /models/r1-distill-qwen-1.5b --docs 4000 \\
-        --max-thinking-tokens 8192 --concurrency 512                      # one GPU (the recipe)
+        --max-thinking-tokens 8192 --concurrency 512 --rounds 2    # one GPU (the recipe)
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -42,12 +49,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--docs", type=int, default=300, help="GSM8K training problems (documents)")
     p.add_argument("--max-doc-tokens", type=int, default=2048)
     p.add_argument("--max-thinking-tokens", type=int, default=128)
-    p.add_argument("--max-model-len", type=int, default=None, help="default: what the prompts + thinking need")
+    p.add_argument("--rounds", type=int, default=3, help="runs of each method, interleaved")
     p.add_argument(
         "--think-close-weight", type=float, default=1.5, help="tiny model only: how soon it closes its thinking"
     )
     p.add_argument("--concurrency", type=int, default=64, help="requests in flight (server methods)")
-    p.add_argument("--skip", default="", help="comma-separated methods to skip: tpt-vllm,server,tpt-serve")
+    p.add_argument("--skip", default="", help="comma-separated: offline (engine+tpt-vllm), served (server+tpt-serve)")
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "eval" / "gsm8k" / "train.jsonl"))
     p.add_argument("--work", default=None, help="folder for runs and logs (default: a temp folder)")
     return p.parse_args()
@@ -70,30 +77,26 @@ def augment_config(args, corpus: Path, out: Path, **kw):
         model=args.model,
         max_doc_tokens=args.max_doc_tokens,
         max_thinking_tokens=args.max_thinking_tokens,
-        max_model_len=args.max_model_len,
         progress=False,
         shard_size=max(1000, args.docs),
-        checkpoint_records=256,
-        checkpoint_seconds=30.0,
     )
     values.update(kw)
     return AugmentConfig(**values)
 
 
-def tpt_requests(cfg, backend):
-    """Exactly the prompts and seeds tpt sends (its own prompt building and truncation)."""
-    from tpt.augment.run import make_plan, shard_context
-    from tpt.augment.shards import _prepare, load_rows, plan_shards
+def tpt_requests(cfg, backend) -> list:
+    """Exactly the requests (user prompt, seed) tpt sends: its own reading, truncation and prompts."""
+    from tpt.augment.run import prepare_run, shard_context
+    from tpt.augment.shards import _prepare, load_rows, parse_shard_rows
 
-    Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    plan = make_plan(cfg)
-    ctx = shard_context(cfg, backend, plan)
-    docs = []
-    for spec in plan_shards(plan["n_rows"], cfg.shard_size):
-        from tpt.io.readers import parse_row
+    ctx = shard_context(cfg, backend)
+    docs = [doc for spec in prepare_run(cfg) for doc in parse_shard_rows(load_rows(spec), spec)[0]]
+    return [req for req, _, _ in _prepare([(d, s) for d in docs for s in range(cfg.samples)], ctx)]
 
-        docs += [parse_row(raw, cfg.text_field, cfg.id_field) for raw in load_rows(cfg, spec)]
-    return [req for req, _, _ in _prepare([(d, 0) for d in docs], ctx)]
+
+def measured(tokens: int, started: float) -> dict:
+    wall = time.monotonic() - started
+    return {"tokens": tokens, "seconds": round(wall, 3), "tok_s": tokens / wall}
 
 
 def run_tpt(cfg, backend=None) -> dict:
@@ -101,53 +104,59 @@ def run_tpt(cfg, backend=None) -> dict:
 
     started = time.monotonic()
     summary = run_augment(cfg, backend=backend)
-    wall = time.monotonic() - started
-    tokens = summary.stats["this_run"]["completion_tokens"]
+    result = measured(summary.stats["this_run"]["completion_tokens"], started)
     assert summary.failed == 0 and summary.records == summary.stats["records"], summary.stats
-    return {"tokens": tokens, "seconds": wall, "tok_s": tokens / wall}
+    return result
 
 
-def offline(args, corpus: Path, work: Path, results: dict) -> None:
+def interleaved(rounds: int, reference, tpt, reset) -> list[dict]:
+    """``rounds`` pairs of runs, the order alternating; the prefix cache emptied before each run."""
+    pairs = []
+    for r in range(rounds):
+        pair = {}
+        for name, run in (("ref", reference), ("tpt", tpt)) if r % 2 == 0 else (("tpt", tpt), ("ref", reference)):
+            reset()
+            pair[name] = run(r)
+            print(f"  round {r + 1} {name}: {pair[name]}", flush=True)
+        pairs.append(pair)
+    return pairs
+
+
+def offline(args, corpus: Path, work: Path) -> dict:
     from tpt.augment.backends.vllm import VLLMBackend
+
     from vllm import SamplingParams
 
-    cfg = augment_config(args, corpus, work / "tpt-vllm", backend="vllm")
+    cfg = augment_config(args, corpus, work / "tpt-vllm-plan", backend="vllm")
     started = time.monotonic()
     backend = VLLMBackend(cfg)
-    results["startup_offline_s"] = round(time.monotonic() - started, 1)
+    startup = round(time.monotonic() - started, 1)
     try:
-        requests = tpt_requests(augment_config(args, corpus, work / "plan-offline", backend="vllm"), backend)
-        prompts = [backend.chat_prompt(r.prompt) for r in requests]
-        sampling = cfg.sampling()
+        requests = tpt_requests(cfg, backend)
+        conversations = [[{"role": "user", "content": r.prompt}] for r in requests]
+        s = cfg.sampling()
         params = [
-            SamplingParams(
-                temperature=sampling.temperature,
-                top_p=sampling.top_p,
-                max_tokens=sampling.max_tokens,
-                stop=list(sampling.stop),
-                seed=r.seed,
-            )
+            SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, stop=s.stop, seed=r.seed)
             for r in requests
         ]
-        backend.llm.generate(prompts[:8], params[:8], use_tqdm=False)  # warm-up (first-call costs)
-        backend.llm.reset_prefix_cache()  # every method starts cold: the same prompts must not be cached
-        started = time.monotonic()
-        outputs = backend.llm.generate(prompts, params, use_tqdm=False)
-        wall = time.monotonic() - started
-        tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
-        results["engine"] = {"tokens": tokens, "seconds": wall, "tok_s": tokens / wall}
-        print("engine:", results["engine"], flush=True)
-        if "tpt-vllm" not in args.skip:
-            backend.llm.reset_prefix_cache()
-            results["tpt-vllm"] = run_tpt(cfg, backend)
-            print("tpt-vllm:", results["tpt-vllm"], flush=True)
+        llm = backend.llm
+        llm.chat(conversations[:8], params[:8], use_tqdm=False)  # warm-up (first-call costs)
+
+        def engine(_r: int) -> dict:
+            started = time.monotonic()
+            outputs = llm.chat(conversations, params, use_tqdm=False)
+            return measured(sum(len(o.outputs[0].token_ids) for o in outputs), started)
+
+        def tpt(r: int) -> dict:
+            return run_tpt(augment_config(args, corpus, work / f"tpt-vllm-{r}", backend="vllm"), backend)
+
+        pairs = interleaved(args.rounds, engine, tpt, llm.reset_prefix_cache)
     finally:
         backend.close()
+    return {"startup_s": startup, "pairs": pairs}
 
 
-async def bare_client(
-    base_url: str, model: str, prompts: list[str], seeds: list[int], sampling, concurrency: int
-) -> dict:
+async def bare_client(base_url: str, model: str, prompts: list[str], seeds: list[int], sampling, concurrency: int):
     import httpx
 
     gate = asyncio.Semaphore(concurrency)
@@ -155,15 +164,8 @@ async def bare_client(
     async with httpx.AsyncClient(timeout=3600, limits=limits) as client:
 
         async def one(prompt: str, seed: int) -> int:
-            body = {
-                "model": model,
-                "prompt": prompt,
-                "max_tokens": sampling.max_tokens,
-                "temperature": sampling.temperature,
-                "top_p": sampling.top_p,
-                "stop": sampling.stop,
-                "seed": seed,
-            }
+            body = {"model": model, "prompt": prompt, "max_tokens": sampling.max_tokens, "seed": seed}
+            body.update(temperature=sampling.temperature, top_p=sampling.top_p, stop=sampling.stop)
             async with gate:
                 response = await client.post(f"{base_url}/completions", json=body)
             response.raise_for_status()
@@ -171,86 +173,82 @@ async def bare_client(
 
         started = time.monotonic()
         tokens = sum(await asyncio.gather(*(one(p, s) for p, s in zip(prompts, seeds))))
-        wall = time.monotonic() - started
-    return {"tokens": tokens, "seconds": wall, "tok_s": tokens / wall}
+    return measured(tokens, started)
 
 
-def reset_prefix_cache(base_url: str) -> None:
+def served(args, corpus: Path, work: Path) -> dict:
     import httpx
 
-    httpx.post(f"{base_url.removesuffix('/v1')}/reset_prefix_cache", timeout=60).raise_for_status()
-
-
-def served(args, corpus: Path, work: Path, results: dict) -> None:
     from tpt.augment.backends.openai import OpenAIBackend
     from tpt.augment.serve import ServedModel
     from tpt.vllm_launch import cpu_environment, on_cpu, serve_command
 
-    cfg = augment_config(
-        args,
-        corpus,
-        work / "tpt-serve",
-        backend="openai",
-        api="completions",
-        concurrency=args.concurrency,
-        server_sampling="native",
-    )
+    kw = dict(backend="openai", api="completions", concurrency=args.concurrency, server_sampling="native")
+    cfg = augment_config(args, corpus, work / "tpt-serve-plan", **kw)
     env = cpu_environment(str(work / "vllm-cache")) if on_cpu() else {}
-    env["VLLM_SERVER_DEV_MODE"] = "1"  # for POST /reset_prefix_cache between methods
+    env["VLLM_SERVER_DEV_MODE"] = "1"  # for POST /reset_prefix_cache between runs
     started = time.monotonic()
-    with ServedModel(
-        serve_command(max_model_len=cfg.context_length()), args.model, timeout=1800, env=env, log_dir=work
-    ) as server:
-        results["startup_server_s"] = round(time.monotonic() - started, 1)
+    command = serve_command(max_model_len=cfg.context_length())
+    with ServedModel(command, args.model, timeout=1800, env=env, log_dir=work) as server:
+        startup = round(time.monotonic() - started, 1)
         cfg.base_url = server.base_url
-        probe = OpenAIBackend(cfg)
-        requests = tpt_requests(
-            augment_config(
-                args,
-                corpus,
-                work / "plan-serve",
-                backend="openai",
-                base_url=server.base_url,
-                api="completions",
-                server_sampling="native",
-            ),
-            probe,
-        )
-        prompts = [probe.chat_prompt(r.prompt) for r in requests]
-        probe.close()
-        if "server" not in args.skip:
-            asyncio.run(bare_client(server.base_url, args.model, prompts[:8], [1] * 8, cfg.sampling(), 8))  # warm-up
-            reset_prefix_cache(server.base_url)
-            results["server"] = asyncio.run(
-                bare_client(
-                    server.base_url, args.model, prompts, [r.seed for r in requests], cfg.sampling(), args.concurrency
-                )
-            )
-            print("server:", results["server"], flush=True)
-        if "tpt-serve" not in args.skip:
-            reset_prefix_cache(server.base_url)
-            results["tpt-serve"] = run_tpt(cfg)
+        client = OpenAIBackend(cfg)
+        requests = tpt_requests(cfg, client)
+        prompts = [client.chat_prompt(r.prompt) for r in requests]
+        client.close()
+        seeds, sampling = [r.seed for r in requests], cfg.sampling()
+        asyncio.run(bare_client(server.base_url, args.model, prompts[:8], seeds[:8], sampling, 8))  # warm-up
+
+        def bare(_r: int) -> dict:
+            return asyncio.run(bare_client(server.base_url, args.model, prompts, seeds, sampling, args.concurrency))
+
+        def tpt(r: int) -> dict:
+            return run_tpt(augment_config(args, corpus, work / f"tpt-serve-{r}", base_url=server.base_url, **kw))
+
+        def reset() -> None:
+            root = server.base_url.removesuffix("/v1")
+            httpx.post(f"{root}/reset_prefix_cache", timeout=60).raise_for_status()
+
+        pairs = interleaved(args.rounds, bare, tpt, reset)
+    return {"startup_s": startup, "pairs": pairs}
+
+
+def ratios(pairs: list[dict]) -> list[float]:
+    return [p["tpt"]["tok_s"] / p["ref"]["tok_s"] for p in pairs]
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} (range {min(values):.3f}-{max(values):.3f}, n={len(values)})"
 
 
 def report(results: dict) -> None:
-    print(f"{'method':<10} {'tokens':>9} {'seconds':>8} {'tok/s':>9}  vs engine")
-    engine = results.get("engine", {}).get("tok_s")
-    for name in ("engine", "tpt-vllm", "server", "tpt-serve"):
-        if name in results:
-            r = results[name]
-            ratio = f"{r['tok_s'] / engine:.2f}" if engine else "-"
-            print(f"{name:<10} {r['tokens']:>9} {r['seconds']:>8.1f} {r['tok_s']:>9.0f}  {ratio}")
-    if "server" in results and "tpt-serve" in results:
-        print(
-            f"tpt-serve / server (tpt's own cost on the server path): "
-            f"{results['tpt-serve']['tok_s'] / results['server']['tok_s']:.2f}"
+    print(f"\n{'method':<10} {'round':>5} {'tokens':>8} {'seconds':>8} {'tok/s':>8}")
+    names = {"offline": ("engine", "tpt-vllm"), "served": ("server", "tpt-serve")}
+    summary = []
+    for phase, (ref, tpt) in names.items():
+        if phase not in results:
+            continue
+        pairs = results[phase]["pairs"]
+        for r, pair in enumerate(pairs):
+            for name, key in ((ref, "ref"), (tpt, "tpt")):
+                m = pair[key]
+                print(f"{name:<10} {r + 1:>5} {m['tokens']:>8} {m['seconds']:>8.2f} {m['tok_s']:>8.0f}")
+        tokens = {p[k]["tokens"] for p in pairs for k in ("ref", "tpt")}
+        same = "same tokens" if len(tokens) == 1 else f"TOKEN COUNTS DIFFER: {sorted(tokens)}"
+        line = (
+            f"{tpt}/{ref}: {spread(ratios(pairs))}; {tpt} {statistics.median(p['tpt']['tok_s'] for p in pairs):.0f} "
+            f"tok/s, {ref} {statistics.median(p['ref']['tok_s'] for p in pairs):.0f} tok/s (medians; {same}; "
+            f"start-up {results[phase]['startup_s']} s, not counted)"
         )
-    print(json.dumps({k: v for k, v in results.items()}, default=str))
+        print(line)
+        summary.append(f"{tpt}/{ref} {statistics.median(ratios(pairs)):.3f}")
+    print(json.dumps(results))
+    print(f"SUMMARY engine_overhead: {'; '.join(summary)} (median of paired rounds; goal >= 0.95)")
 
 
 def main() -> None:
     args = parse_args()
-    args.skip = set(filter(None, args.skip.split(",")))
+    skip = set(filter(None, args.skip.split(",")))
     work = Path(args.work or tempfile.mkdtemp(prefix="tpt-engine-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     if args.model is None:
@@ -259,14 +257,11 @@ def main() -> None:
         # A weaker pull to </think> than the tests' model: thinking of tens of tokens, spread out.
         args.model = str(build_reasoning_tiny_model(work / "model", think_close_weight=args.think_close_weight))
     corpus = write_corpus(args.data, args.docs, work / "corpus.jsonl")
-    results: dict = {
-        "docs": args.docs,
-        "max_thinking_tokens": args.max_thinking_tokens,
-        "concurrency": args.concurrency,
-    }
-    offline(args, corpus, work, results)
-    if not {"server", "tpt-serve"} <= args.skip:
-        served(args, corpus, work, results)
+    results: dict = {"docs": args.docs, "max_thinking_tokens": args.max_thinking_tokens, "rounds": args.rounds}
+    if "offline" not in skip:
+        results["offline"] = offline(args, corpus, work)
+    if "served" not in skip:
+        results["served"] = served(args, corpus, work)
     report(results)
     print(f"work folder: {work}", file=sys.stderr)
 
