@@ -124,7 +124,6 @@ def interleaved(rounds: int, reference, tpt, reset) -> list[dict]:
 
 def offline(args, corpus: Path, work: Path) -> dict:
     from tpt.augment.backends.vllm import VLLMBackend
-
     from vllm import SamplingParams
 
     cfg = augment_config(args, corpus, work / "tpt-vllm-plan", backend="vllm")

@@ -47,9 +47,7 @@ def assert_scored_alike(out, reference) -> dict:
     return other
 
 
-def test_hf_and_vllm_server_score_mmlu_and_boolq_alike(
-    hf_scored, vllm_server, eval_data_dir, tmp_path, openai_server
-):
+def test_hf_and_vllm_server_score_mmlu_and_boolq_alike(hf_scored, vllm_server, eval_data_dir, tmp_path, openai_server):
     assert server_logprobs(vllm_server.base_url, vllm_server.model)
     assert not server_logprobs(openai_server.base_url, openai_server.model)  # transformers serve: no prompt logprobs
     argv = ["--base-url", vllm_server.base_url, "--model", vllm_server.model, "--out", str(tmp_path / "vllm")]

@@ -18,8 +18,13 @@ from tpt.evaluate.config import EvalConfig
 
 def vllm_args(cfg: EvalConfig, folder: Path) -> dict:
     """lm-eval ``model_args`` for vLLM on ``folder``; prepares this process for a CPU engine."""
-    from tpt.vllm_launch import DEFAULT_MAX_MODEL_LEN, alias_distribution_version, cpu_environment, engine_kwargs
-    from tpt.vllm_launch import on_cpu
+    from tpt.vllm_launch import (
+        DEFAULT_MAX_MODEL_LEN,
+        alias_distribution_version,
+        cpu_environment,
+        engine_kwargs,
+        on_cpu,
+    )
 
     alias_distribution_version()
     args: dict = {"pretrained": str(folder), "dtype": cfg.dtype, "seed": cfg.seed}
