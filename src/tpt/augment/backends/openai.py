@@ -306,12 +306,12 @@ class OpenAIBackend(TokenizerOps):
         probe = SamplingParams(temperature=1.0, top_p=1.0, max_tokens=32, stop=sampling.stop)
         for with_config in (False, True):
             self.send_generation_config = with_config
-            texts = set()
-            for seed in (1, 2, 3):
-                res = self._loop.run_until_complete(self._generate_all([_probe_request(seed)], probe))[0]
+            # The three draws at once: the probe is part of every run's start-up, so it costs one request's time.
+            results = self._loop.run_until_complete(self._generate_all([_probe_request(s) for s in (1, 2, 3)], probe))
+            for res in results:
                 if res.error:
                     raise RuntimeError(f"openai backend: probe request to {self.base_url} failed: {res.error}")
-                texts.add(res.text)
+            texts = {res.text for res in results}
             if len(texts) > 1:
                 if with_config:
                     print(
