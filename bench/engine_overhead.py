@@ -7,20 +7,25 @@ closes its thinking after a spread of lengths, as real thinking does).  Every me
 the user prompts tpt builds, in the model's chat template, with tpt's per-request seeds, to one
 engine with the same settings (``tpt.vllm_launch``).  Generated tokens/s, and what each window holds:
 
-  engine     vLLM offline, ``LLM.chat`` on all prompts at once: chat template, tokenisation, the
-             engine's scheduling and generation, the outputs.  The prompts are given, already built.
-  tpt-vllm   ``tpt augment --backend vllm`` on that same ``LLM``, its whole ``run_augment`` call: read
-             and plan the corpus, truncate, build prompts, generate, write the records (Parquet,
-             atomic), merge, stats.json.  The only thing outside is the engine start.
-  server     ``vllm serve`` driven by a bare asyncio HTTP client at --concurrency, prompts already
-             templated: first request sent to last answer (vLLM's own server throughput).
-  tpt-serve  ``tpt augment --backend openai`` on that server at --concurrency, its whole run as
-             above plus its pre-flight requests (model list, /tokenize, context check).
+  engine       vLLM offline, ``LLM.chat`` on all prompts at once: chat template, tokenisation, the
+               engine's scheduling and generation, the outputs.  The user prompts are given.
+  engine-text  the same with the chat template applied beforehand, outside the window:
+               ``LLM.generate`` on the finished prompt texts (the strictest reference).
+  tpt-vllm     ``tpt augment --backend vllm`` on that same ``LLM``, its whole ``run_augment`` call:
+               plan and read the corpus, truncate, build prompts, generate, write the records
+               (Parquet, atomic), merge, stats.json.  Only the engine's start is outside.
+  server       ``vllm serve`` driven by a bare asyncio HTTP client at --concurrency, prompts already
+               templated: first request sent to last answer (vLLM's own server throughput).
+  tpt-serve    ``tpt augment --backend openai`` on that server at --concurrency (``--server-sampling
+               auto``, as users run it), its whole run as above plus its pre-flight requests (model
+               list, /tokenize, the sampling probe).
 
-Each method runs --rounds times, interleaved (engine, tpt / tpt, engine / ...) with the prefix cache
-emptied before every run, so load from other processes on a shared machine hits both sides alike.
-Printed: a table per run, then the median and range of the paired ratios tpt-vllm/engine and
-tpt-serve/server (goal: >= 0.95), and a one-line summary.  Engine start-ups are timed apart.
+Each method runs --rounds times, the order rotating from round to round, with the prefix cache
+emptied before every run, so load from other processes on a shared machine hits all alike; ratios
+are taken within a round, then the median and range over rounds are printed, with a last line
+``SUMMARY engine_overhead: ...`` (goal: tpt >= 0.95 of the engine).  For the in-process methods
+the time inside the engine's ``step``/``add_request`` calls is measured too: the rest of a run's
+window ("outside engine s") is that method's own work.  Engine start-ups are timed apart.
 
     python bench/engine_overhead.py                    # CPU: tiny model built here, ~3-4 min
     python bench/engine_overhead.py --model /models/r1-distill-qwen-1.5b --docs 4000 \\
@@ -109,17 +114,50 @@ def run_tpt(cfg, backend=None) -> dict:
     return result
 
 
-def interleaved(rounds: int, reference, tpt, reset) -> list[dict]:
-    """``rounds`` pairs of runs, the order alternating; the prefix cache emptied before each run."""
-    pairs = []
+class EngineClock:
+    """Seconds spent inside the in-process engine's ``step`` and ``add_request`` calls: what a run
+    spends outside them is its own work (reading, prompts, records), measured rather than guessed."""
+
+    def __init__(self, engine):
+        self.inside = {"step": 0.0, "add_request": 0.0}
+        for name in self.inside:
+            setattr(engine, name, self._timed(name, getattr(engine, name)))
+
+    def _timed(self, name, call):
+        def timed(*a, **kw):
+            started = time.monotonic()
+            try:
+                return call(*a, **kw)
+            finally:
+                self.inside[name] += time.monotonic() - started
+
+        return timed
+
+    def around(self, run):
+        def measured_run(r: int) -> dict:
+            before = dict(self.inside)
+            result = run(r)
+            step, add = (self.inside[k] - before[k] for k in ("step", "add_request"))
+            result.update(
+                step_s=round(step, 3), add_s=round(add, 3), outside_s=round(result["seconds"] - step - add, 3)
+            )
+            return result
+
+        return measured_run
+
+
+def interleaved(rounds: int, methods: dict, reset) -> list[dict]:
+    """``rounds`` runs of every method, the order rotating from round to round; the prefix cache
+    emptied before each run.  Returns one {method: result} per round."""
+    names, out = list(methods), []
     for r in range(rounds):
-        pair = {}
-        for name, run in (("ref", reference), ("tpt", tpt)) if r % 2 == 0 else (("tpt", tpt), ("ref", reference)):
+        done = {}
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             reset()
-            pair[name] = run(r)
-            print(f"  round {r + 1} {name}: {pair[name]}", flush=True)
-        pairs.append(pair)
-    return pairs
+            done[name] = methods[name](r)
+            print(f"  round {r + 1} {name}: {done[name]}", flush=True)
+        out.append(done)
+    return out
 
 
 def offline(args, corpus: Path, work: Path) -> dict:
@@ -133,6 +171,7 @@ def offline(args, corpus: Path, work: Path) -> dict:
     try:
         requests = tpt_requests(cfg, backend)
         conversations = [[{"role": "user", "content": r.prompt}] for r in requests]
+        prompts = [backend.chat_prompt(r.prompt) for r in requests]  # for engine-text, built outside its window
         s = cfg.sampling()
         params = [
             SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, stop=s.stop, seed=r.seed)
@@ -146,13 +185,20 @@ def offline(args, corpus: Path, work: Path) -> dict:
             outputs = llm.chat(conversations, params, use_tqdm=False)
             return measured(sum(len(o.outputs[0].token_ids) for o in outputs), started)
 
+        def engine_text(_r: int) -> dict:
+            started = time.monotonic()
+            outputs = llm.generate(prompts, params, use_tqdm=False)
+            return measured(sum(len(o.outputs[0].token_ids) for o in outputs), started)
+
         def tpt(r: int) -> dict:
             return run_tpt(augment_config(args, corpus, work / f"tpt-vllm-{r}", backend="vllm"), backend)
 
-        pairs = interleaved(args.rounds, engine, tpt, llm.reset_prefix_cache)
+        clock = EngineClock(llm.llm_engine)
+        methods = {"engine": engine, "tpt-vllm": tpt, "engine-text": engine_text}
+        rounds = interleaved(args.rounds, {k: clock.around(v) for k, v in methods.items()}, llm.reset_prefix_cache)
     finally:
         backend.close()
-    return {"startup_s": startup, "pairs": pairs}
+    return {"startup_s": startup, "rounds": rounds}
 
 
 async def bare_client(base_url: str, model: str, prompts: list[str], seeds: list[int], sampling, concurrency: int):
@@ -182,7 +228,7 @@ def served(args, corpus: Path, work: Path) -> dict:
     from tpt.augment.serve import ServedModel
     from tpt.vllm_launch import cpu_environment, on_cpu, serve_command
 
-    kw = dict(backend="openai", api="completions", concurrency=args.concurrency, server_sampling="native")
+    kw = dict(backend="openai", api="completions", concurrency=args.concurrency)
     cfg = augment_config(args, corpus, work / "tpt-serve-plan", **kw)
     env = cpu_environment(str(work / "vllm-cache")) if on_cpu() else {}
     env["VLLM_SERVER_DEV_MODE"] = "1"  # for POST /reset_prefix_cache between runs
@@ -208,12 +254,12 @@ def served(args, corpus: Path, work: Path) -> dict:
             root = server.base_url.removesuffix("/v1")
             httpx.post(f"{root}/reset_prefix_cache", timeout=60).raise_for_status()
 
-        pairs = interleaved(args.rounds, bare, tpt, reset)
-    return {"startup_s": startup, "pairs": pairs}
+        rounds = interleaved(args.rounds, {"server": bare, "tpt-serve": tpt}, reset)
+    return {"startup_s": startup, "rounds": rounds}
 
 
-def ratios(pairs: list[dict]) -> list[float]:
-    return [p["tpt"]["tok_s"] / p["ref"]["tok_s"] for p in pairs]
+# (tpt method, reference): each ratio is taken within one round, then the median over rounds.
+RATIOS = (("tpt-vllm", "engine"), ("tpt-vllm", "engine-text"), ("tpt-serve", "server"), ("tpt-serve", "engine"))
 
 
 def spread(values: list[float]) -> str:
@@ -221,28 +267,29 @@ def spread(values: list[float]) -> str:
 
 
 def report(results: dict) -> None:
-    print(f"\n{'method':<10} {'round':>5} {'tokens':>8} {'seconds':>8} {'tok/s':>8}")
-    names = {"offline": ("engine", "tpt-vllm"), "served": ("server", "tpt-serve")}
+    phases = [results[p]["rounds"] for p in ("offline", "served") if p in results]
+    rounds = [
+        {k: v for phase in phases if r < len(phase) for k, v in phase[r].items()} for r in range(max(map(len, phases)))
+    ]
+    print(f"\n{'method':<12} {'round':>5} {'tokens':>8} {'seconds':>8} {'tok/s':>8} {'outside engine s':>17}")
+    for r, runs in enumerate(rounds):
+        for name, m in runs.items():
+            outside = f"{m['outside_s']:>17.2f}" if "outside_s" in m else ""
+            print(f"{name:<12} {r + 1:>5} {m['tokens']:>8} {m['seconds']:>8.2f} {m['tok_s']:>8.0f} {outside}")
+    tokens = {m["tokens"] for runs in rounds for m in runs.values()}
+    print("every run generated the same tokens" if len(tokens) == 1 else f"TOKEN COUNTS DIFFER: {sorted(tokens)}")
+    for name in dict.fromkeys(k for runs in rounds for k in runs):
+        median = statistics.median(runs[name]["tok_s"] for runs in rounds if name in runs)
+        print(f"  {name:<12} median {median:.0f} tok/s")
     summary = []
-    for phase, (ref, tpt) in names.items():
-        if phase not in results:
-            continue
-        pairs = results[phase]["pairs"]
-        for r, pair in enumerate(pairs):
-            for name, key in ((ref, "ref"), (tpt, "tpt")):
-                m = pair[key]
-                print(f"{name:<10} {r + 1:>5} {m['tokens']:>8} {m['seconds']:>8.2f} {m['tok_s']:>8.0f}")
-        tokens = {p[k]["tokens"] for p in pairs for k in ("ref", "tpt")}
-        same = "same tokens" if len(tokens) == 1 else f"TOKEN COUNTS DIFFER: {sorted(tokens)}"
-        line = (
-            f"{tpt}/{ref}: {spread(ratios(pairs))}; {tpt} {statistics.median(p['tpt']['tok_s'] for p in pairs):.0f} "
-            f"tok/s, {ref} {statistics.median(p['ref']['tok_s'] for p in pairs):.0f} tok/s (medians; {same}; "
-            f"start-up {results[phase]['startup_s']} s, not counted)"
-        )
-        print(line)
-        summary.append(f"{tpt}/{ref} {statistics.median(ratios(pairs)):.3f}")
+    for tpt, ref in RATIOS:
+        values = [runs[tpt]["tok_s"] / runs[ref]["tok_s"] for runs in rounds if tpt in runs and ref in runs]
+        if values:
+            print(f"  {tpt} / {ref}: {spread(values)}")
+            summary.append(f"{tpt}/{ref} {statistics.median(values):.3f}")
+    starts = {p: results[p]["startup_s"] for p in ("offline", "served") if p in results}
     print(json.dumps(results))
-    print(f"SUMMARY engine_overhead: {'; '.join(summary)} (median of paired rounds; goal >= 0.95)")
+    print(f"SUMMARY engine_overhead: {'; '.join(summary)} (medians over rounds; goal >= 0.95; start-ups {starts} s)")
 
 
 def main() -> None:
