@@ -74,6 +74,7 @@ def write_corpus(src: str, n: int, out: Path) -> Path:
 
 
 def augment_config(args, corpus: Path, out: Path, **kw):
+    """tpt's defaults otherwise (one 64 MiB JSONL shard, checkpoints every 64 records / 10 s): what users run."""
     from tpt.augment.config import AugmentConfig
 
     values = dict(
@@ -83,7 +84,6 @@ def augment_config(args, corpus: Path, out: Path, **kw):
         max_doc_tokens=args.max_doc_tokens,
         max_thinking_tokens=args.max_thinking_tokens,
         progress=False,
-        shard_size=max(1000, args.docs),
     )
     values.update(kw)
     return AugmentConfig(**values)
