@@ -266,6 +266,14 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.3f} (range {min(values):.3f}-{max(values):.3f}, n={len(values)})"
 
 
+def busy(run: dict) -> float:
+    """The share of a run's window the engine spent in ``step``.  With the same prompts and tokens on the
+    same engine, tpt's share over the engine's own is the throughput ratio with the steps' own speed
+    taken out: load from other processes stretches a run's steps and its other work alike, so the
+    shares hardly move while tok/s swing with the load of a shared machine."""
+    return run["step_s"] / run["seconds"]
+
+
 def report(results: dict) -> None:
     phases = [results[p]["rounds"] for p in ("offline", "served") if p in results]
     rounds = [
@@ -287,6 +295,12 @@ def report(results: dict) -> None:
         if values:
             print(f"  {tpt} / {ref}: {spread(values)}")
             summary.append(f"{tpt}/{ref} {statistics.median(values):.3f}")
+    for tpt, ref in RATIOS:  # the same ratio from the engine's busy share: load from others cancels out
+        pairs = [(runs[tpt], runs[ref]) for runs in rounds if tpt in runs and ref in runs]
+        values = [busy(a) / busy(b) for a, b in pairs if "step_s" in a and "step_s" in b]
+        if values:
+            print(f"  {tpt} / {ref} by the engine's busy share (step time / window): {spread(values)}")
+            summary.append(f"{tpt}/{ref} busy-share {statistics.median(values):.3f}")
     starts = {p: results[p]["startup_s"] for p in ("offline", "served") if p in results}
     print(json.dumps(results))
     print(f"SUMMARY engine_overhead: {'; '.join(summary)} (medians over rounds; goal >= 0.95; start-ups {starts} s)")
