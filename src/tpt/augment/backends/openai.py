@@ -219,12 +219,15 @@ class OpenAIBackend(TokenizerOps):
             served = None
         if served is None:
             return  # no /tokenize here: nothing to compare with
-        local = self._ids_and_offsets(TOKENIZER_PROBE)[0]
-        if list(local) != served:
+        if self._fast is not None:
+            local = list(self._fast.encode(TOKENIZER_PROBE, add_special_tokens=False).ids)
+        else:
+            local = list(self.hf_tokenizer.encode(TOKENIZER_PROBE, add_special_tokens=False))
+        if local != served:
             raise ValueError(
                 f"the local tokenizer {self.tokenizer_path} does not split text as {url} does for model "
                 f"{self.model!r}: a probe text is {len(local)} tokens here and {len(served)} on the server "
-                f"(first ids {list(local)[:8]} vs {served[:8]}). tpt counts and truncates documents with the local "
+                f"(first ids {local[:8]} vs {served[:8]}). tpt counts and truncates documents with the local "
                 "one, so --max-doc-tokens and the context check would be wrong: pass --tokenizer FOLDER with the "
                 "served model's tokenizer files (default: --model, when it is a local folder)."
             )
