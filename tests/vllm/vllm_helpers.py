@@ -22,8 +22,9 @@ def require_vllm() -> None:
 
 def mostly_identical(a: dict, b: dict, at_least: float = 0.75) -> bool:
     """Same seeds, same trajectories: vLLM draws each request from its own seed.  Measured on this
-    CPU (docs/scale.md, "Reproducibility"): every in-process rerun was identical, whatever the batch
-    composition, order or prefix-cache state; one earlier check saw 18 of 20, cause not found.  So
+    CPU (docs/scale.md, "Reproducibility"): every rerun was identical, in-process whatever the batch
+    composition, order or prefix-cache state, and through `vllm serve`; one earlier check saw 18 of
+    20, cause not found.  So
     the tests allow a late divergence in a few trajectories, and the others must start alike."""
     assert a.keys() == b.keys()
     same = sum(a[k] == b[k] for k in a)
