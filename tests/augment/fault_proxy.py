@@ -1,8 +1,8 @@
 """A small real HTTP proxy that injects faults in front of a real server (for the retry tests).
 
-The first ``faults`` requests to a POST endpoint get, in turn, each reply in ``pattern``:
+The first ``faults`` generation requests (``*/completions``) get, in turn, each reply in ``pattern``:
 an HTTP status (429, 500, 503 ...) or ``"drop"`` (the connection is closed without a reply).
-Everything else is forwarded to ``upstream`` unchanged.  Every request body is recorded.
+Everything else is forwarded to ``upstream`` unchanged.  Every generation request body is recorded.
 """
 
 from __future__ import annotations
@@ -62,6 +62,12 @@ class FaultProxy:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                if not self.path.endswith("completions"):  # a pre-flight question (/tokenize): passed on as is
+                    r = httpx.post(
+                        proxy.upstream + self.path, content=body, headers={"content-type": "application/json"}
+                    )
+                    self._reply(r.status_code, r.content)
+                    return
                 proxy.bodies.append(json.loads(body))
                 proxy.headers.append(dict(self.headers))
                 fault = proxy._next_fault()

@@ -218,3 +218,20 @@ def test_preflight_checks_model_name_and_context_before_any_request(tmp_path, vl
     err = capsys.readouterr().err
     assert f"max_model_len {MAX_MODEL_LEN} tokens" in err and "--max-thinking-tokens" in err
     assert not list((tmp_path / "b").glob("data/*.parquet"))
+
+
+def test_preflight_compares_the_local_tokenizer_with_the_servers(tmp_path, vllm_server, capsys):
+    """A local tokenizer that splits text otherwise than the served model's stops the run before any request."""
+    from tpt.prepare.tokenizer import train_tokenizer
+    from tpt.tiny import SAMPLE_TEXTS
+
+    other = train_tokenizer(SAMPLE_TEXTS * 5, tmp_path / "other-tokenizer", vocab_size=300, min_frequency=1)
+    corpus = write_jsonl(tmp_path / "c.jsonl", corpus_rows(4))
+    argv = [str(corpus), "--backend", "openai", "--base-url", vllm_server.base_url, "--model", vllm_server.model]
+    argv += ["--no-progress", "--max-doc-tokens", "64", "--max-thinking-tokens", "8"]
+    assert augment_main(argv + ["--out", str(tmp_path / "a"), "--tokenizer", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "does not split text as" in err and "--tokenizer" in err and str(other) in err
+    assert not list((tmp_path / "a").glob("data/*.parquet"))
+    # The served model's own tokenizer passes the same check, and the run goes on.
+    assert augment_main(argv + ["--out", str(tmp_path / "b"), "--tokenizer", vllm_server.model]) == 0

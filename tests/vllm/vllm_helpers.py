@@ -21,9 +21,11 @@ def require_vllm() -> None:
 
 
 def mostly_identical(a: dict, b: dict, at_least: float = 0.75) -> bool:
-    """Same seeds, same trajectories: vLLM draws each request from its own seed, but float32 results
-    depend slightly on which requests share a batch (and on prefix-cache hits), so now and then a
-    trajectory takes another token late.  Most must be identical, and the others must start alike."""
+    """Same seeds, same trajectories: vLLM draws each request from its own seed.  Measured on this
+    CPU (docs/scale.md, "Reproducibility"): every rerun was identical, in-process whatever the batch
+    composition, order or prefix-cache state, and through `vllm serve`; one earlier check saw 18 of
+    20, cause not found.  So
+    the tests allow a late divergence in a few trajectories, and the others must start alike."""
     assert a.keys() == b.keys()
     same = sum(a[k] == b[k] for k in a)
     alike = all(a[k][:8] == b[k][:8] for k in a)

@@ -128,7 +128,9 @@ def _unique(name: str, folder: Path, used: set[str]) -> str:
 
 def _local_args(cfg: EvalConfig, folder: Path, backend: str) -> dict:
     if backend == "vllm":
-        return {"pretrained": str(folder), "dtype": cfg.local.dtype, "seed": cfg.seed, "gpu_memory_utilization": 0.85}
+        from tpt.evaluate.vllm_local import vllm_args
+
+        return vllm_args(cfg, folder)
     return {"pretrained": str(folder), "dtype": cfg.local.dtype, "device": _device(cfg)}
 
 

@@ -38,6 +38,8 @@ from tpt.augment.backends.tokenize import TokenizerOps, require_tokenizer_path
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 PROBE_PROMPT = "Write one sentence about any topic you like."
+# Tokenized here and by the server (``/tokenize``): words, digits, punctuation, accents, a think tag.
+TOKENIZER_PROBE = "Thinking-Augmented Pre-Training, step 3: 12 × 7 = 84 (naïve café). <think>Why?</think> Done."
 # What vLLM answers (HTTP 500) once its engine core has died; the server then stops listening.
 DEAD_ENGINE_MARKERS = ("EngineDeadError", "EngineCore encountered an issue", "engine is dead")
 HEALTH_PROBES = 3  # /health checks, a second apart, before a server that refuses connections is declared dead
@@ -73,6 +75,7 @@ class OpenAIBackend(TokenizerOps):
         self._engine_check: asyncio.Lock | None = None
         self.max_model_len: int | None = None  # from the server's model list, for the run's pre-flight check
         self._check_served_model()
+        self._check_tokenizer()
         if server.server_sampling == "auto" and sampling is not None and sampling.temperature > 0:
             self.send_generation_config = self._probe_sampling(sampling.params())
 
@@ -205,6 +208,34 @@ class OpenAIBackend(TokenizerOps):
             )
         self.max_model_len = int(limits[self.model])
 
+    def _check_tokenizer(self) -> None:
+        """tpt counts and truncates documents with the local tokenizer: it must split text as the
+        served model does, or ``--max-doc-tokens`` and the context check are wrong.  Servers with
+        vLLM's ``/tokenize`` endpoint are asked; others (transformers serve, hosted APIs) are trusted."""
+        url = self.server_urls()[0]
+        root = url.removesuffix("/v1")
+        body = {"model": self.model, "prompt": TOKENIZER_PROBE, "add_special_tokens": False}
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        try:
+            response = httpx.post(f"{root}/tokenize", json=body, headers=headers, timeout=30)
+            served = [int(t) for t in response.json()["tokens"]] if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError, KeyError, TypeError):
+            served = None
+        if served is None:
+            return  # no /tokenize here: nothing to compare with
+        if self._fast is not None:
+            local = list(self._fast.encode(TOKENIZER_PROBE, add_special_tokens=False).ids)
+        else:
+            local = list(self.hf_tokenizer.encode(TOKENIZER_PROBE, add_special_tokens=False))
+        if local != served:
+            raise ValueError(
+                f"the local tokenizer {self.tokenizer_path} does not split text as {url} does for model "
+                f"{self.model!r}: a probe text is {len(local)} tokens here and {len(served)} on the server "
+                f"(first ids {local[:8]} vs {served[:8]}). tpt counts and truncates documents with the local "
+                "one, so --max-doc-tokens and the context check would be wrong: pass --tokenizer FOLDER with the "
+                "served model's tokenizer files (default: --model, when it is a local folder)."
+            )
+
     # ---- is the engine alive?
     def server_urls(self) -> list[str]:
         return [self.base_url]
@@ -282,12 +313,12 @@ class OpenAIBackend(TokenizerOps):
         probe = SamplingParams(temperature=1.0, top_p=1.0, max_tokens=32, stop=sampling.stop)
         for with_config in (False, True):
             self.send_generation_config = with_config
-            texts = set()
-            for seed in (1, 2, 3):
-                res = self._loop.run_until_complete(self._generate_all([_probe_request(seed)], probe))[0]
+            # The three draws at once: the probe is part of every run's start-up, so it costs one request's time.
+            results = self._loop.run_until_complete(self._generate_all([_probe_request(s) for s in (1, 2, 3)], probe))
+            for res in results:
                 if res.error:
                     raise RuntimeError(f"openai backend: probe request to {self.base_url} failed: {res.error}")
-                texts.add(res.text)
+            texts = {res.text for res in results}
             if len(texts) > 1:
                 if with_config:
                     print(
