@@ -17,6 +17,7 @@ from typing import Literal
 
 from tpt.augment.backends.base import SamplingParams
 from tpt.config import device, field
+from tpt.io.fs import as_path
 
 
 @dataclass
@@ -28,7 +29,12 @@ class AugmentConfig:
         "hf://); PATH:TEXT_FIELD[:ID_FIELD] overrides --text-field/--id-field for that source",
         positional=True,
     )
-    out: Path = field(Path("runs/augment"), help="run folder (data/, rejected/, failed/, manifest.json, stats.json)")
+    out: Path = field(
+        Path("runs/augment"),
+        help="run folder (data/, rejected/, failed/, manifest.json, stats.json); a local path or an fsspec URL "
+        "(s3://, gs://, memory://...: docs/scale.md)",
+        parse=as_path,  # a URL stays a string: Path() would turn s3://b/run into s3:/b/run
+    )
     # --- input
     text_field: str = field("text", help="field holding the document")
     id_field: str | None = field(None, help="field holding the id (default: 'id' when present, else a content hash)")

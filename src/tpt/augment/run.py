@@ -13,7 +13,7 @@ import sys
 import time
 from collections import Counter
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -80,13 +80,18 @@ def fingerprint(config: AugmentConfig, template: str) -> dict:
 
 
 def check_manifest(config: AugmentConfig, template: str) -> None:
-    """Refuse to mix configs in one folder; write the manifest on a fresh run.  With
-    ``--regenerate-length`` the thinking budget may grow (the run then holds records of both budgets,
-    each with its own ``thinking_tokens`` and ``finish_reason``)."""
+    """Refuse to mix configs in one folder; write the manifest on a fresh run."""
     path = Path(config.out) / "manifest.json"
+    old = json.loads(path.read_text()).get("fingerprint", {}) if path.exists() else None
+    write_json(path, checked_manifest(config, template, old))  # operational fields (concurrency...) are updated
+
+
+def checked_manifest(config: AugmentConfig, template: str, old: dict | None) -> dict:
+    """The manifest of this run, after checking it against the run's fingerprint ``old`` (None: a
+    fresh run).  With ``--regenerate-length`` the thinking budget may grow (the run then holds
+    records of both budgets, each with its own ``thinking_tokens`` and ``finish_reason``)."""
     wanted = fingerprint(config, template)
-    if path.exists():
-        old = json.loads(path.read_text()).get("fingerprint", {})
+    if old is not None:
         diff = [k for k in sorted(set(old) | set(wanted)) if old.get(k) != wanted.get(k)]
         if (
             config.regenerate_length
@@ -101,8 +106,7 @@ def check_manifest(config: AugmentConfig, template: str) -> None:
                 + "\n".join(lines)
                 + "\nUse another --out, or rerun with the original settings to resume."
             )
-    manifest = {"stage": "augment", "fingerprint": wanted, "config": to_dict(config)}
-    write_json(path, manifest)  # operational fields (concurrency, timeouts) are updated each run
+    return {"stage": "augment", "fingerprint": wanted, "config": to_dict(config)}
 
 
 def check_out_folder(config: AugmentConfig) -> None:
@@ -150,6 +154,11 @@ def run_lock(out: Path) -> FileLock:
 def prepare_run(config: AugmentConfig) -> list[ShardSpec]:
     """Folder checks, manifest and plan (under the run lock); this process's shards."""
     validate(config)
+    if fs.is_url(config.out):  # object storage: no run lock; write-once plan and manifest (augment/remote.py)
+        from tpt.augment.remote import prepare_remote
+
+        template = load_strategy(config.strategy, config.seed).template
+        return prepare_remote(config, template, lambda old: checked_manifest(config, template, old))
     check_out_folder(config)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,7 +185,7 @@ def run_augment(config: AugmentConfig, backend: Backend | None = None) -> RunSum
             f"generated again with --max-thinking-tokens {config.max_thinking_tokens}.",
             file=sys.stderr,
         )
-    todo = [s for s in specs if not is_done(out, s)]
+    todo = _pending(config, specs)
     started = time.monotonic()
     if not todo:
         return finalize(config, [], started, nothing_to_do=True)
@@ -195,18 +204,40 @@ def run_augment(config: AugmentConfig, backend: Backend | None = None) -> RunSum
                 f"{config.serve_restarts} restarts); finished records are kept.",
                 file=sys.stderr,
             )
-            todo = [s for s in specs if not is_done(out, s)]
+            todo = _pending(config, specs)
     return finalize(config, results, started, nothing_to_do=False)
+
+
+def _pending(config: AugmentConfig, specs: list[ShardSpec]) -> list[ShardSpec]:
+    if fs.is_url(config.out):
+        from tpt.augment.remote import done_names
+
+        done = done_names(str(config.out))  # one listing of the markers
+        return [s for s in specs if s.name not in done]
+    return [s for s in specs if not is_done(Path(config.out), s)]
 
 
 def _run_once(config: AugmentConfig, executor, specs, todo, backend: Backend | None) -> list[ShardResult]:
     with ExitStack() as stack:
         if backend is None:
             # Executors whose workers open their own backends (Ray) need only the --serve servers here.
-            backend = _open_backend(config, stack, build=not getattr(executor, "builds_own_backends", False))
+            build = not getattr(executor, "builds_own_backends", False)
+            backend = _open_backend(_local_view(config), stack, build=build)
         ctx = shard_context(config, backend)
         known = [s.rows for s in todo]
         return executor.run(specs, ctx, total_rows=None if min(known) < 0 else sum(known))
+
+
+def _local_view(config: AugmentConfig) -> AugmentConfig:
+    """With a remote --out, servers' logs and caches go to a local folder (printed when a server dies)."""
+    if not fs.is_url(config.out):
+        return config
+    import hashlib
+
+    from tpt.augment.remote import stage_base
+
+    digest = hashlib.sha1(str(config.out).encode()).hexdigest()[:12]
+    return replace(config, out=stage_base() / f"logs-{digest}")
 
 
 def _stop_advice(config: AugmentConfig, restarts: int) -> str:
@@ -330,6 +361,21 @@ def validate(config: AugmentConfig) -> None:
 
 def finalize(config: AugmentConfig, results: list[ShardResult], started: float, nothing_to_do: bool) -> RunSummary:
     """Merge duplicates once every shard is done; stats.json recomputed from the files (reruns agree)."""
+    if fs.is_url(config.out):
+        from tpt.augment.remote import finalize_remote
+
+        def make_stats(data, rejected, failed, complete):
+            return stats_of(total_sums(data), rejected, failed, results, time.monotonic() - started, complete)
+
+        stats, _ = finalize_remote(config, RUN_LOCK_WAIT_S, make_stats)
+    else:
+        stats = _finalize_local(config, results, started)
+    return RunSummary(
+        stats["records"], stats["rejected"], stats["failed"], stats["this_run"]["new_records"], nothing_to_do, stats
+    )
+
+
+def _finalize_local(config: AugmentConfig, results: list[ShardResult], started: float) -> dict:
     out = Path(config.out)
     lock = run_lock(out)
     locked = False
@@ -347,15 +393,20 @@ def finalize(config: AugmentConfig, results: list[ShardResult], started: float, 
             write_json(out / "stats.json", stats)
     finally:
         lock.release()
-    return RunSummary(
-        stats["records"], stats["rejected"], stats["failed"], stats["this_run"]["new_records"], nothing_to_do, stats
-    )
+    return stats
 
 
 def _stats(out: Path, results: list[ShardResult], wall: float, complete: bool) -> dict:
-    data = _data_sums(out)
-    by_reason, by_file = _rejections(sorted((out / "rejected").glob("*.parquet")))
-    failed = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted((out / "failed").glob("*.parquet")))
+    rejected, failed = sorted((out / "rejected").glob("*.parquet")), sorted((out / "failed").glob("*.parquet"))
+    return stats_of(_data_sums(out), rejected, failed, results, wall, complete)
+
+
+def stats_of(
+    data: dict, rejected: list[Path], failed_files: list[Path], results: list[ShardResult], wall: float, complete: bool
+) -> dict:
+    """stats.json from the data sums and the rejected and failed tables."""
+    by_reason, by_file = _rejections(rejected)
+    failed = sum(pq.ParquetFile(p).metadata.num_rows for p in failed_files)
     completion = sum(r.completion_tokens for r in results)
     new = sum(r.new_records for r in results)
     return {
@@ -399,9 +450,12 @@ def _rejections(files: list[Path]) -> tuple[Counter, Counter]:
 def _data_sums(out: Path) -> dict:
     """Sums over every data file: from the done markers of finished shards (no data re-read), from the
     file itself for unfinished ones (partly failed) and markers of an older tpt."""
+    return total_sums(marker_sums(out, p.stem) or file_sums(p) for p in sorted((out / "data").glob("*.parquet")))
+
+
+def total_sums(per_file) -> dict:
     total = dict.fromkeys(("records", "documents", "thinking_tokens", "doc_tokens", "truncated", "length"), 0)
-    for path in sorted((out / "data").glob("*.parquet")):
-        sums = marker_sums(out, path.stem) or file_sums(path)
+    for sums in per_file:
         for key in total:
             total[key] += sums[key]
     return total
@@ -409,7 +463,7 @@ def _data_sums(out: Path) -> dict:
 
 def print_summary(config: AugmentConfig, summary: RunSummary, stream=None) -> None:
     stream = stream or sys.stderr
-    out = Path(config.out)
+    out = str(config.out).rstrip("/")
     if summary.nothing_to_do:
         print(
             f"tpt augment: {out} is already complete; nothing to do."
