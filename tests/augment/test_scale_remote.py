@@ -195,3 +195,28 @@ def test_array_tasks_and_a_kill_9_on_an_object_store(tmp_path):
     assert final.returncode == 0 and "already complete; nothing to do" in out, out
     assert json.loads((objects / "stats.json").read_text())["records"] == 120
     assert not list((root / "stage" / "tpt-stage").iterdir()), "every process removed its local stage"
+
+
+def test_inputs_and_out_on_the_object_store_in_one_process(tmp_path, monkeypatch):
+    import objstore_fs
+    import pyarrow as pa
+
+    monkeypatch.setenv("TPT_OBJSTORE_ROOT", str(tmp_path / "store"))
+    monkeypatch.setenv("TPT_STAGE_DIR", str(tmp_path / "stage"))
+    objstore_fs.register()
+    fs, _ = filesystem("objstore://bucket")
+    pool = lab_rows(200, seed=9)
+    rows = [r for r in pool if r["family"] != "multiply"][:8] + [r for r in pool if r["family"] == "multiply"][:8]
+    fs.pipe("bucket/corpus/a.jsonl", "".join(json.dumps(r) + "\n" for r in rows[:8]).encode())
+    buf = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(rows[8:]), buf, row_group_size=4)
+    fs.pipe("bucket/corpus/b.parquet", buf.getvalue().to_pybytes())
+    cfg = make_config(tmp_path, ["objstore://bucket/corpus"], out="objstore://bucket/run", backend="lab-expert")
+    summary = run_augment(cfg)
+    assert summary.records == 16 and sorted(remote_keys(cfg.out)) == sorted((r["id"], 0) for r in rows)
+    plan = json.loads(fs.cat("bucket/run/plan.json"))
+    assert [f["path"] for f in plan["files"]] == [
+        "objstore://bucket/corpus/a.jsonl",
+        "objstore://bucket/corpus/b.parquet",
+    ]
+    assert len(plan["shards"]) > 2 and run_augment(cfg).nothing_to_do
