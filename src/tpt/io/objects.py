@@ -48,6 +48,7 @@ class ObjectStore:
         return f"{self.root}/{rel}"
 
     def exists(self, rel: str) -> bool:
+        self.fs.invalidate_cache(self.key(rel))  # s3fs/gcsfs cache listings: another process may have written since
         return bool(self.fs.exists(self.key(rel)))
 
     def read_bytes(self, rel: str) -> bytes | None:
@@ -100,6 +101,7 @@ class ObjectStore:
 
     def names(self, folder: str, suffix: str = "") -> list[str]:
         """Names of the objects directly under ``folder`` ending in ``suffix``, sorted ([] if none)."""
+        self.fs.invalidate_cache(self.key(folder))
         try:
             entries = self.fs.ls(self.key(folder), detail=True)
         except FileNotFoundError:
@@ -179,13 +181,16 @@ class Lease:
     def _stale(self, holder: dict) -> bool:
         if not holder:  # released meanwhile: try to create it again
             return not self.store.exists(self.rel)
-        if holder.get("host") == socket.gethostname() and not pid_alive(int(holder.get("pid") or 0)):
-            return True
-        return time.time() > float(holder.get("expires", 0))
+        return self._dead_here(holder) or time.time() > float(holder.get("expires", 0))
+
+    @staticmethod
+    def _dead_here(holder: dict) -> bool:
+        return holder.get("host") == socket.gethostname() and not pid_alive(int(holder.get("pid") or 0))
 
     def _take_over(self, holder: dict) -> None:
         if holder and self.holder().get("token") == holder.get("token"):  # still the stale one
-            print(f"tpt: taking over {self.what} from {_describe(holder)} (no heartbeat)", file=sys.stderr)
+            why = "its process is gone" if self._dead_here(holder) else f"no heartbeat for {self.ttl:.0f} s"
+            print(f"tpt: taking over {self.what} from {_describe(holder)} ({why})", file=sys.stderr)
             self.store.delete(self.rel)
 
     def _start_heartbeat(self) -> None:
@@ -195,10 +200,13 @@ class Lease:
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.ttl / 3):
-            if self.holder().get("token") != self.token:  # taken over while we were silent: say so
-                print(f"tpt: lost {self.what} to another process; finishing anyway", file=sys.stderr)
-                return
-            self.store.put_bytes(self.rel, self._record())
+            try:
+                if self.holder().get("token") != self.token:  # taken over while we were silent: say so
+                    print(f"tpt: lost {self.what} to another process; finishing anyway", file=sys.stderr)
+                    return
+                self.store.put_bytes(self.rel, self._record())
+            except OSError as exc:  # a network hiccup: try again at the next beat, well before the TTL
+                print(f"tpt: could not renew {self.what}: {exc}", file=sys.stderr)
 
 
 def _describe(holder: dict) -> str:
