@@ -126,6 +126,23 @@ def test_lease_is_exclusive_expires_and_never_frees_a_successor(memory_out):
     assert not store.exists("state/locks/x.lock")
 
 
+def test_without_exclusive_create_the_store_falls_back_and_says_so(memory_out, monkeypatch, capsys):
+    from tpt.io import objects
+
+    store = objects.ObjectStore(memory_out)
+    real_open = store.fs.open
+
+    def no_exclusive_mode(path, mode="rb", **kw):
+        if "x" in mode:
+            raise ValueError(f"mode {mode!r} not supported")
+        return real_open(path, mode, **kw)
+
+    monkeypatch.setattr(store.fs, "open", no_exclusive_mode)
+    monkeypatch.setattr(objects, "_NO_EXCLUSIVE_CREATE", set())
+    assert store.create_once("plan.json", b"first") and not store.create_once("plan.json", b"second")
+    assert store.read_bytes("plan.json") == b"first" and "no exclusive create" in capsys.readouterr().err
+
+
 # -- several processes on one object store -------------------------------------------------------
 
 

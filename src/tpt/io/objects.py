@@ -33,6 +33,7 @@ from tpt.io import fs as tfs
 from tpt.io.atomic import pid_alive
 from tpt.io.lock import LockHeld
 
+_NO_EXCLUSIVE_CREATE: set = set()  # protocols whose open() refused mode "xb" (warned once)
 LEASE_TTL_S = float(os.environ.get("TPT_LEASE_TTL", "300"))  # a holder silent this long is taken to be dead
 
 
@@ -82,15 +83,32 @@ class ObjectStore:
     def create_once(self, rel: str, data: bytes) -> bool:
         """Create ``rel`` unless it exists (False then). Where the store checks at the end of the PUT
         (S3, GCS) the refusal comes on close, where it checks on open (memory, local) on open."""
+        if self.fs.protocol in _NO_EXCLUSIVE_CREATE:
+            return self._create_unguarded(rel, data)
         try:
             with self.fs.open(self.key(rel), "xb") as fh:
                 fh.write(data)
         except FileExistsError:
             return False
+        except (ValueError, NotImplementedError, TypeError) as exc:  # this filesystem has no "xb" mode
+            _NO_EXCLUSIVE_CREATE.add(self.fs.protocol)
+            print(
+                f"tpt: {self.url}: no exclusive create on this filesystem ({exc}); leases cannot stop two processes "
+                "from running one shard (still one record per key: docs/scale.md, 'Remote --out')",
+                file=sys.stderr,
+            )
+            return self._create_unguarded(rel, data)
         except OSError as exc:  # s3fs: 412 Precondition Failed surfaces as an OSError naming it
             if "precondition" in str(exc).lower() or "412" in str(exc):
                 return False
             raise
+        return True
+
+    def _create_unguarded(self, rel: str, data: bytes) -> bool:
+        """Check, then PUT: a race can let two creators both win (the wasted work the docs describe)."""
+        if self.exists(rel):
+            return False
+        self.put_bytes(rel, data)
         return True
 
     def delete(self, rel: str) -> None:
