@@ -17,6 +17,7 @@ from typing import Literal
 
 from tpt.augment.backends.base import SamplingParams
 from tpt.config import device, field
+from tpt.io.fs import as_path
 
 
 @dataclass
@@ -172,8 +173,10 @@ class AugmentConfig:
         positional=True,
     )
     out: Path = field(
-        help="run folder (data/, rejected/, failed/, manifest.json, stats.json); required, as in every stage whose "
-        "output another stage reads (--dry-run writes nothing to it)"
+        help="run folder (data/, rejected/, failed/, manifest.json, stats.json): a local path or an fsspec URL "
+        "(s3://, gs://, memory://...: docs/scale.md); required, as in every stage whose output another stage reads "
+        "(--dry-run writes nothing to it)",
+        parse=as_path,  # a URL stays a string: Path() would turn s3://b/run into s3:/b/run
     )
     text_field: str = field("text", help="field holding the document")
     id_field: str | None = field(None, help="field holding the id (default: 'id' when present, else a content hash)")

@@ -78,11 +78,12 @@ def find_duplicates(run_dir: Path, specs) -> dict[int, list[tuple[str, str]]]:
     return found
 
 
-def merge_duplicates(run_dir: Path, specs) -> int:
-    """Drop cross-shard duplicates from data/ (recording them in rejected/); returns how many."""
+def merge_duplicates(run_dir: Path, specs, found: dict | None = None) -> int:
+    """Drop cross-shard duplicates from data/ (recording them in rejected/); returns how many.
+    ``found``: ``find_duplicates``' answer when the caller already has it."""
     if (run_dir / "state" / DONE).exists():
         return 0
-    found = find_duplicates(run_dir, specs)
+    found = find_duplicates(run_dir, specs) if found is None else found
     by_index = {s.index: s for s in specs}
     total = 0
     for index, dups in sorted(found.items()):

@@ -201,16 +201,21 @@ def load_or_create_plan(config) -> dict:
 
 
 def read_plan(path: Path) -> dict:
-    plan = json.loads(path.read_text(encoding="utf-8"))
+    return plan_from_text(path.read_text(encoding="utf-8"), path)
+
+
+def plan_from_text(text: str, where) -> dict:
+    """The plan in ``text`` (read from ``where``: a path or URL), refused when another version made it."""
+    plan = json.loads(text)
     if plan.get("version") != PLAN_VERSION:
         raise PlanMismatch(
-            f"{path}: this run was planned by an older tpt (shards by row ordinal over the whole corpus), which this "
+            f"{where}: this run was planned by an older tpt (shards by row ordinal over the whole corpus), which this "
             "version cannot resume exactly-once. Finish it with the tpt version that started it, or start a new --out."
         )
     return plan
 
 
-def check_plan(plan: dict, config, path: Path) -> None:
+def check_plan(plan: dict, config, path) -> None:
     wanted = {
         "inputs": list(config.inputs),
         "shard_size": config.executor.shard_size,

@@ -11,18 +11,15 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections import Counter
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-
-import pyarrow.parquet as pq
 
 from tpt.augment.backends.base import BACKENDS, Backend, EngineDied, backend_needs_model, load_backend_factory
 from tpt.augment.config import FINGERPRINT_FIELDS, AugmentConfig
 from tpt.augment.duplicates import merge_duplicates
 from tpt.augment.executors import make_executor
-from tpt.augment.markers import file_sums, is_done, marker_sums
+from tpt.augment.markers import is_done
 from tpt.augment.planning import (
     PlanMismatch,
     ShardSpec,
@@ -40,6 +37,7 @@ from tpt.augment.shards import (
     parse_shard_rows,
     reopen_length_records,
 )
+from tpt.augment.stats import folder_stats, stats_of, total_sums
 from tpt.config import flat_values, to_dict
 from tpt.formats import RUN_ENTRIES
 from tpt.io import fs
@@ -81,13 +79,18 @@ def fingerprint(config: AugmentConfig, template: str) -> dict:
 
 
 def check_manifest(config: AugmentConfig, template: str) -> None:
-    """Refuse to mix configs in one folder; write the manifest on a fresh run.  With
-    ``--regenerate-length`` the thinking budget may grow (the run then holds records of both budgets,
-    each with its own ``thinking_tokens`` and ``finish_reason``)."""
+    """Refuse to mix configs in one folder; write the manifest on a fresh run."""
     path = Path(config.out) / "manifest.json"
+    old = json.loads(path.read_text()).get("fingerprint", {}) if path.exists() else None
+    write_json(path, checked_manifest(config, template, old))  # operational fields (concurrency...) are updated
+
+
+def checked_manifest(config: AugmentConfig, template: str, old: dict | None) -> dict:
+    """The manifest of this run, after checking it against the run's fingerprint ``old`` (None: a
+    fresh run).  With ``--regenerate-length`` the thinking budget may grow (the run then holds
+    records of both budgets, each with its own ``thinking_tokens`` and ``finish_reason``)."""
     wanted = fingerprint(config, template)
-    if path.exists():
-        old = json.loads(path.read_text()).get("fingerprint", {})
+    if old is not None:
         diff = [k for k in sorted(set(old) | set(wanted)) if old.get(k) != wanted.get(k)]
         if (
             config.regenerate_length
@@ -107,8 +110,7 @@ def check_manifest(config: AugmentConfig, template: str) -> None:
                 + "\n".join(lines)
                 + "\nUse another --out, or rerun with the original settings to resume."
             )
-    manifest = {"stage": "augment", "fingerprint": wanted, "config": to_dict(config)}
-    write_json(path, manifest)  # operational fields (concurrency, timeouts) are updated each run
+    return {"stage": "augment", "fingerprint": wanted, "config": to_dict(config)}
 
 
 def has_output(out: Path) -> bool:
@@ -165,6 +167,11 @@ def run_lock(out: Path) -> FileLock:
 def prepare_run(config: AugmentConfig) -> list[ShardSpec]:
     """Folder checks, manifest and plan (under the run lock); this process's shards."""
     validate(config)
+    if fs.is_url(config.out):  # object storage: no run lock; write-once plan and manifest (augment/remote.py)
+        from tpt.augment.remote import prepare_remote
+
+        template = load_strategy(config.strategy, config.seed).template
+        return prepare_remote(config, template, lambda old: checked_manifest(config, template, old))
     check_out_folder(config)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -191,7 +198,7 @@ def run_augment(config: AugmentConfig, backend: Backend | None = None) -> RunSum
             f"generated again with --max-thinking-tokens {config.sampling.max_thinking_tokens}.",
             file=sys.stderr,
         )
-    todo = [s for s in specs if not is_done(out, s)]
+    todo = _pending(config, specs)
     started = time.monotonic()
     if not todo:
         return finalize(config, [], started, nothing_to_do=True)
@@ -210,18 +217,40 @@ def run_augment(config: AugmentConfig, backend: Backend | None = None) -> RunSum
                 f"{config.serve.restarts} restarts); finished records are kept.",
                 file=sys.stderr,
             )
-            todo = [s for s in specs if not is_done(out, s)]
+            todo = _pending(config, specs)
     return finalize(config, results, started, nothing_to_do=False)
+
+
+def _pending(config: AugmentConfig, specs: list[ShardSpec]) -> list[ShardSpec]:
+    if fs.is_url(config.out):
+        from tpt.augment.remote import done_names
+
+        done = done_names(str(config.out))  # one listing of the markers
+        return [s for s in specs if s.name not in done]
+    return [s for s in specs if not is_done(Path(config.out), s)]
 
 
 def _run_once(config: AugmentConfig, executor, specs, todo, backend: Backend | None) -> list[ShardResult]:
     with ExitStack() as stack:
         if backend is None:
             # Executors whose workers open their own backends (Ray) need only the --serve servers here.
-            backend = _open_backend(config, stack, build=not getattr(executor, "builds_own_backends", False))
+            build = not getattr(executor, "builds_own_backends", False)
+            backend = _open_backend(_local_view(config), stack, build=build)
         ctx = shard_context(config, backend)
         known = [s.rows for s in todo]
         return executor.run(specs, ctx, total_rows=None if min(known) < 0 else sum(known))
+
+
+def _local_view(config: AugmentConfig) -> AugmentConfig:
+    """With a remote --out, servers' logs and caches go to a local folder (printed when a server dies)."""
+    if not fs.is_url(config.out):
+        return config
+    import hashlib
+
+    from tpt.augment.remote import stage_base
+
+    digest = hashlib.sha1(str(config.out).encode()).hexdigest()[:12]
+    return replace(config, out=stage_base() / f"logs-{digest}")
 
 
 def _stop_advice(config: AugmentConfig, restarts: int) -> str:
@@ -360,6 +389,21 @@ def validate(config: AugmentConfig) -> None:
 
 def finalize(config: AugmentConfig, results: list[ShardResult], started: float, nothing_to_do: bool) -> RunSummary:
     """Merge duplicates once every shard is done; stats.json recomputed from the files (reruns agree)."""
+    if fs.is_url(config.out):
+        from tpt.augment.remote import finalize_remote
+
+        def make_stats(data, rejected, failed, complete):
+            return stats_of(total_sums(data), rejected, failed, results, time.monotonic() - started, complete)
+
+        stats, _ = finalize_remote(config, RUN_LOCK_WAIT_S, make_stats)
+    else:
+        stats = _finalize_local(config, results, started)
+    return RunSummary(
+        stats["records"], stats["rejected"], stats["failed"], stats["this_run"]["new_records"], nothing_to_do, stats
+    )
+
+
+def _finalize_local(config: AugmentConfig, results: list[ShardResult], started: float) -> dict:
     out = Path(config.out)
     lock = run_lock(out)
     locked = False
@@ -372,74 +416,17 @@ def finalize(config: AugmentConfig, results: list[ShardResult], started: float, 
         complete = all(is_done(out, s) for s in all_specs)
         if complete and locked:
             merge_duplicates(out, all_specs)
-        stats = _stats(out, results, time.monotonic() - started, complete)
+        stats = folder_stats(out, results, time.monotonic() - started, complete)
         if locked:
             write_json(out / "stats.json", stats)
     finally:
         lock.release()
-    return RunSummary(
-        stats["records"], stats["rejected"], stats["failed"], stats["this_run"]["new_records"], nothing_to_do, stats
-    )
-
-
-def _stats(out: Path, results: list[ShardResult], wall: float, complete: bool) -> dict:
-    data = _data_sums(out)
-    by_reason, by_file = _rejections(sorted((out / "rejected").glob("*.parquet")))
-    failed = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted((out / "failed").glob("*.parquet")))
-    completion = sum(r.completion_tokens for r in results)
-    new = sum(r.new_records for r in results)
-    return {
-        "records": data["records"],
-        "documents": data["documents"],
-        "rejected": sum(by_reason.values()),
-        "rejected_by_reason": dict(by_reason.most_common()),
-        "rejected_by_file": dict(by_file.most_common(50)),
-        "failed": failed,
-        "complete": complete,
-        "thinking_tokens_total": data["thinking_tokens"],
-        "doc_tokens_total": data["doc_tokens"],
-        "truncated_rate": data["truncated"] / max(1, data["records"]),
-        "length_finish_rate": data["length"] / max(1, data["records"]),
-        "this_run": {
-            "new_records": new,
-            "shards_run": sum(1 for r in results if not r.skipped),
-            "prompt_tokens": sum(r.prompt_tokens for r in results),
-            "completion_tokens": completion,
-            "wall_seconds": round(wall, 3),
-            "completion_tokens_per_second": round(completion / wall, 2) if wall > 0 else 0.0,
-            "records_per_second": round(new / wall, 2) if wall > 0 else 0.0,
-        },
-    }
-
-
-def reason_kind(reason: str) -> str:
-    """'malformed JSON: Expecting value...' -> 'malformed JSON' (the part before details)."""
-    return reason.split(":", 1)[0].split(" (", 1)[0]
-
-
-def _rejections(files: list[Path]) -> tuple[Counter, Counter]:
-    by_reason, by_file = Counter(), Counter()
-    for path in files:
-        table = pq.read_table(path, columns=["file", "reason"])
-        by_reason.update(reason_kind(r) for r in table.column("reason").to_pylist())
-        by_file.update(table.column("file").to_pylist())
-    return by_reason, by_file
-
-
-def _data_sums(out: Path) -> dict:
-    """Sums over every data file: from the done markers of finished shards (no data re-read), from the
-    file itself for unfinished ones (partly failed) and markers of an older tpt."""
-    total = dict.fromkeys(("records", "documents", "thinking_tokens", "doc_tokens", "truncated", "length"), 0)
-    for path in sorted((out / "data").glob("*.parquet")):
-        sums = marker_sums(out, path.stem) or file_sums(path)
-        for key in total:
-            total[key] += sums[key]
-    return total
+    return stats
 
 
 def print_summary(config: AugmentConfig, summary: RunSummary, stream=None) -> None:
     stream = stream or sys.stderr
-    out = Path(config.out)
+    out = str(config.out).rstrip("/")
     if summary.nothing_to_do:
         print(
             f"tpt augment: {out} is already complete; nothing to do."

@@ -72,6 +72,7 @@ class ShardContext:
     backend: Backend | None
     strategy: PromptStrategy
     on_progress: Callable[[int, int], None] = lambda docs, tokens: None
+    on_part: Callable[[Path], None] = lambda path: None  # a checkpoint chunk was written (remote --out uploads it)
 
 
 def load_rows(spec: ShardSpec) -> list[RawRow]:
@@ -95,6 +96,10 @@ def run_shard(
     spec: ShardSpec, ctx: ShardContext, rows: list[RawRow] | None = None, wait: float | None = None
 ) -> ShardResult:
     """Run one shard under its lock (``wait``: seconds to wait for another holder; LockHeld after)."""
+    if fs.is_url(ctx.config.out):  # object storage: a lease instead of flock, whole-object uploads
+        from tpt.augment.remote import run_remote_shard
+
+        return run_remote_shard(spec, ctx, rows, wait)
     run_dir = Path(ctx.config.out)
     with shard_lock(run_dir, spec, wait):
         return _run_locked(spec, ctx, run_dir, rows)
@@ -215,7 +220,8 @@ def _generate_pending(
     def flush() -> None:
         nonlocal chunk_no, last_flush
         if buffer:
-            write_table(parts_dir(Path(cfg.out), spec) / f"chunk-{chunk_no:05d}.parquet", buffer, THINKING_SCHEMA)
+            part = parts_dir(Path(cfg.out), spec) / f"chunk-{chunk_no:05d}.parquet"
+            ctx.on_part(write_table(part, buffer, THINKING_SCHEMA))
             chunk_no += 1
             fresh.extend(buffer)
             result.new_records += len(buffer)

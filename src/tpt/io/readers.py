@@ -299,10 +299,14 @@ def parse_row(raw: RawRow, text_field: str = "text", id_field: str | None = None
             return Rejection(raw.source, raw.line, "", f"malformed JSON: {exc}", decoded)
         if not isinstance(item, dict):
             return Rejection(raw.source, raw.line, "", f"expected a JSON object, got {type(item).__name__}", decoded)
+        # A lone surrogate in decoded JSON can only come from a \\u escape: a line without one skips the walk.
+        return _document(item, raw, text_field, id_field, check_unicode="\\u" in decoded)
     return _document(item, raw, text_field, id_field)
 
 
-def _document(item: dict, raw: RawRow, text_field: str, id_field: str | None) -> Document | Rejection:
+def _document(
+    item: dict, raw: RawRow, text_field: str, id_field: str | None, check_unicode: bool = True
+) -> Document | Rejection:
     text = item.get(text_field)
     if text_field not in item:
         return Rejection(raw.source, raw.line, text_field, "missing text field", _preview(item))
@@ -311,7 +315,7 @@ def _document(item: dict, raw: RawRow, text_field: str, id_field: str | None) ->
         return Rejection(raw.source, raw.line, text_field, reason, _preview(item))
     if not text.strip():
         return Rejection(raw.source, raw.line, text_field, "empty document", _preview(item))
-    bad = unstorable_field(item)
+    bad = unstorable_field(item) if check_unicode else None
     if bad is not None:
         return Rejection(raw.source, raw.line, bad[0], bad[1], _preview(item))
     key = id_field or ("id" if "id" in item else None)
