@@ -170,7 +170,7 @@ def prepare_run(config: AugmentConfig) -> list[ShardSpec]:
     if fs.is_url(config.out):  # object storage: no run lock; write-once plan and manifest (augment/remote.py)
         from tpt.augment.remote import prepare_remote
 
-        template = load_strategy(config.strategy, config.seed).template
+        template = load_strategy(config.prompt.strategy, config.sampling.seed).template
         return prepare_remote(config, template, lambda old: checked_manifest(config, template, old))
     check_out_folder(config)
     out = Path(config.out)
