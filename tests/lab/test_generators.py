@@ -10,7 +10,7 @@ import pytest
 from tpt.lab import corpus
 from tpt.lab.cli import main
 from tpt.lab.families import load_family
-from tpt.lab.generators import (
+from tpt.lab.gen_data import (
     FORMS,
     GEN_PROFILES,
     arm_name,
