@@ -26,23 +26,35 @@ class GenSizes:
     pretrain_tokens: int
     sft_examples: int  # per form, drawn from the same problems
     sft_epochs: float
+    sft_lr: float  # peak lr of the SFT from the pre-trained generator (chosen on the dev seed: docs/generators.md)
+    # `tpt train --doc-attention` for the pre-training: each [d; t] attends only to itself, from position 0,
+    # as a prompt does at augmentation (chosen on the dev seed: docs/generators.md)
+    pretrain_doc_attention: bool = True
     vocab_size: int = 1024  # the generators' own tokenizer: lab text + the two prompt templates
     batch_size: int = 128  # augment: sequences per generate() call
 
 
 GEN_PROFILES = {
     "quick": GenSizes(
-        sizes=("0.1m", "0.5m"), problems=300, pretrain_tokens=32_000, sft_examples=64, sft_epochs=4.0, batch_size=64
+        sizes=("0.1m", "0.5m"),
+        problems=300,
+        pretrain_tokens=32_000,
+        sft_examples=64,
+        sft_epochs=4.0,
+        sft_lr=1.5e-3,
+        batch_size=64,
     ),
+    # the smallest measured size (docs/generators.md, "Budget"): with `--tokens 250k`, one test seed
     "default": GenSizes(
-        sizes=("0.1m", "0.5m"), problems=12_000, pretrain_tokens=1_500_000, sft_examples=2_000, sft_epochs=2.0
+        sizes=("0.1m", "0.5m"), problems=6_000, pretrain_tokens=750_000, sft_examples=1_000, sft_epochs=4.0, sft_lr=2e-3
     ),
     "full": GenSizes(
         sizes=("1m", "5m"),
         problems=100_000,
         pretrain_tokens=16_000_000,
         sft_examples=8_000,
-        sft_epochs=2.0,
+        sft_epochs=4.0,
+        sft_lr=2e-3,
         batch_size=512,
     ),
 }

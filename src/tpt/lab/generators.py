@@ -77,9 +77,7 @@ def run_augment_into(inputs: Path, out: Path, backend: str, tokenizer: Path, mod
     return run_augment_checked(cfg)
 
 
-def sft_generator(
-    data: Path, init: Path, out: Path, prof: Profile, lab: LabConfig, gs: GenSizes, seq_len: int, seed: int
-) -> Path:
+def sft_generator(data: Path, init: Path, out: Path, lab: LabConfig, gs: GenSizes, seq_len: int, seed: int) -> Path:
     from tpt.train.config import TrainConfig
     from tpt.train.loop import train
 
@@ -94,7 +92,7 @@ def sft_generator(
         seq_len=seq_len,
         batch_tokens=str(16 * seq_len),
         micro_batch=16,
-        lr=prof.lr / 2,
+        lr=gs.sft_lr,
         warmup=0.05,
         seed=seed,
         device=lab.device,
@@ -204,13 +202,14 @@ def prepare_size(lab: LabConfig, prof: Profile, root: Path, seed: int, size: str
     pre = gen / "ckpt" / f"{size}-pretrain"
     if not done(pre):
         log(f"seed {seed}: pre-train the {size} generator on {gs.pretrain_tokens:,} tokens")
-        train_arm(shared["pretrain_data"], pre, replace(prof, model_preset=size), lab, seed, gs.pretrain_tokens, [])
+        gen_lab = replace(lab, doc_attention=gs.pretrain_doc_attention)
+        train_arm(shared["pretrain_data"], pre, replace(prof, model_preset=size), gen_lab, seed, gs.pretrain_tokens, [])
     timing[f"{size}-pretrain"] = round(time_now() - started, 1)
     evaluate_pretrained(pre, root, prof, seed, shared["think"], lab.device)
     for form in FORMS:
         arm, started = arm_name(size, form), time_now()
         ckpt = sft_generator(
-            shared["sft"][form], pre, gen / "ckpt" / f"{size}-{form}", prof, lab, gs, shared["sft_seq_len"], seed
+            shared["sft"][form], pre, gen / "ckpt" / f"{size}-{form}", lab, gs, shared["sft_seq_len"], seed
         )
         timing[f"{arm}-sft"] = round(time_now() - started, 1)
         started = time_now()
