@@ -8,8 +8,10 @@ Per seed, after the core arms' data is ready:
    their whole identity: question and every sub-result, as for any training text) and from the
    TPT corpus's problems (by question).  Checked again after drawing (`disjointness`).
 2. **Pre-training**: the expert's ``[d; t]`` on those problems (a real `tpt augment --backend
-   lab-expert` run, `tpt prepare`, `tpt train`), one generator per size, with its own tokenizer
-   (trained on the same text plus the two prompt templates, so a prompt is ~100 tokens, not ~400).
+   lab-expert` run, `tpt prepare`, `tpt train --doc-attention`), one generator per size, with its
+   own tokenizer (trained on the same text plus the two prompt templates, so a prompt is ~100
+   tokens, not ~400).  Doc attention because, packed without it, the 0.1m generator never learned
+   to copy the document's numbers into its thinking (dev seed: docs/generators.md, "The fix").
 3. **SFT** (`tpt train --mode sft --init`) in two forms, on the same problems:
    forward   user = the paper's default prompt around the document, assistant =
              ``assistant_target(trajectory)`` (what `tpt augment --strategy default` asks);
