@@ -10,7 +10,7 @@ import pytest
 from tpt.lab import corpus
 from tpt.lab.cli import main
 from tpt.lab.families import load_family
-from tpt.lab.generators import (
+from tpt.lab.gen_data import (
     FORMS,
     GEN_PROFILES,
     arm_name,
@@ -56,6 +56,12 @@ def test_generators_learn_from_disjoint_problems(gen_run):
     assert len(gen) == GEN_PROFILES["quick"].problems
     assert not {fam.question(r["problem"]) for r in gen} & tpt_q
     assert not {t for r in gen for t in fam.identity(r["problem"])} & held_identity
+    # the recipe chosen on the dev seed (docs/generators.md, "The fix"): doc-attention pre-training, the SFT lr
+    ckpt = seed_dir / "generators" / "ckpt"
+    for size in GEN_PROFILES["quick"].sizes:
+        assert json.loads((ckpt / f"{size}-pretrain" / "train_config.json").read_text())["config"]["doc_attention"]
+        sft = json.loads((ckpt / f"{size}-forward" / "train_config.json").read_text())["config"]
+        assert (sft["lr"], sft["epochs"]) == (GEN_PROFILES["quick"].sft_lr, GEN_PROFILES["quick"].sft_epochs)
     # their SFT data holds only those problems, in both forms
     gen_docs = {r["text"] for r in gen}
     for form in FORMS:

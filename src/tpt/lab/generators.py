@@ -1,5 +1,6 @@
 """`tpt lab run --generators`: the thinking written by small language models that tpt trains,
 instead of by the programmatic expert (issue 19, item 2; docs/generators.md, "In the lab").
+This module trains the generators and runs them; their problems and data are tpt.lab.gen_data.
 
 Per seed, after the core arms' data is ready:
 
@@ -7,8 +8,10 @@ Per seed, after the core arms' data is ready:
    their whole identity: question and every sub-result, as for any training text) and from the
    TPT corpus's problems (by question).  Checked again after drawing (`disjointness`).
 2. **Pre-training**: the expert's ``[d; t]`` on those problems (a real `tpt augment --backend
-   lab-expert` run, `tpt prepare`, `tpt train`), one generator per size, with its own tokenizer
-   (trained on the same text plus the two prompt templates, so a prompt is ~100 tokens, not ~400).
+   lab-expert` run, `tpt prepare`, `tpt train --doc-attention`), one generator per size, with its
+   own tokenizer (trained on the same text plus the two prompt templates, so a prompt is ~100
+   tokens, not ~400).  Doc attention because, packed without it, the 0.1m generator never learned
+   to copy the document's numbers into its thinking (dev seed: docs/generators.md, "The fix").
 3. **SFT** (`tpt train --mode sft --init`) in two forms, on the same problems:
    forward   user = the paper's default prompt around the document, assistant =
              ``assistant_target(trajectory)`` (what `tpt augment --strategy default` asks);
@@ -25,187 +28,28 @@ Per seed, after the core arms' data is ready:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from tpt.lab import corpus
 from tpt.lab.config import LabConfig, Profile
-from tpt.lab.evaluate import HeldOut
 from tpt.lab.experiment import run_augment_checked
-
-FORMS = ("forward", "back")
-STRATEGY = {"forward": "default", "back": "back-thinking"}
-GEN_STREAM_OFFSET = 1_000_003  # the generator problems' stream seed: seed + this (not the corpus's)
-
-
-@dataclass(frozen=True)
-class GenSizes:
-    """What sizes the generator ablation, per lab profile (``--quick`` / default / ``--full``)."""
-
-    sizes: tuple[str, ...]  # `tpt train` presets of the generators
-    problems: int  # disjoint problems the generators learn from (pre-training and SFT)
-    pretrain_tokens: int
-    sft_examples: int  # per form, drawn from the same problems
-    sft_epochs: float
-    vocab_size: int = 1024  # the generators' own tokenizer: lab text + the two prompt templates
-    batch_size: int = 128  # augment: sequences per generate() call
-
-
-GEN_PROFILES = {
-    "quick": GenSizes(
-        sizes=("0.1m", "0.5m"), problems=300, pretrain_tokens=32_000, sft_examples=64, sft_epochs=4.0, batch_size=64
-    ),
-    "default": GenSizes(
-        sizes=("0.1m", "0.5m"), problems=12_000, pretrain_tokens=1_500_000, sft_examples=2_000, sft_epochs=2.0
-    ),
-    "full": GenSizes(
-        sizes=("1m", "5m"),
-        problems=100_000,
-        pretrain_tokens=16_000_000,
-        sft_examples=8_000,
-        sft_epochs=2.0,
-        batch_size=512,
-    ),
-}
-
-
-def gen_profile(lab: LabConfig) -> GenSizes:
-    return GEN_PROFILES["quick" if lab.quick else "full" if lab.full else "default"]
-
-
-def arm_name(size: str, form: str) -> str:
-    return f"gen-{size}-{form}"
-
-
-def generator_arms(lab: LabConfig) -> list[str]:
-    return [arm_name(size, form) for size in gen_profile(lab).sizes for form in FORMS]
-
-
-def eval_dir(lab: LabConfig, seed: int) -> Path:
-    """The generators' runs over held-out questions: outside the seed folder on purpose."""
-    return Path(lab.out) / "generator-eval" / f"seed-{seed}"
-
-
-# --- 1. problems --------------------------------------------------------------------------------
-
-
-def generator_rows(families: dict, heldout: list[HeldOut], tpt_questions: set[str], n: int, seed: int) -> list[dict]:
-    """``n`` distinct generator problems: identity-disjoint from held-out, question-disjoint from
-    TPT's corpus.  Rows in the lab corpus format (the lab-expert backend reads their meta)."""
-    stream = corpus.training_problems(families, corpus.heldout_identity(families, heldout), seed + GEN_STREAM_OFFSET)
-    rows, seen = [], set()
-    for _ in range(n * 200):
-        if len(rows) == n:
-            break
-        family, level, problem = next(stream)
-        question = family.question(problem)
-        if question in tpt_questions or question in seen:
-            continue
-        seen.add(question)
-        rows.append(
-            {
-                "id": f"gen-{family.name}-{len(rows):07d}",
-                "text": family.document(problem),
-                "family": family.name,
-                "difficulty": level,
-                "problem": problem,
-                "world_seed": seed,
-            }
-        )
-    if len(rows) < n:
-        raise ValueError(
-            f"seed {seed}: only {len(rows)} of {n} generator problems are disjoint from held-out and TPT's corpus"
-        )
-    return rows
-
-
-def disjointness(families: dict, heldout: list[HeldOut], gen_rows: list[dict], tpt_rows: list[dict]) -> dict:
-    """Counts of generator problems that share an identity text with a held-out problem, or a
-    question with a TPT corpus document (both must be 0)."""
-    held = corpus.heldout_identity(families, heldout)
-    tpt_q = {families[r["family"]].question(r["problem"]) for r in tpt_rows}
-    shared_held = sum(1 for r in gen_rows if corpus.identity(families[r["family"]], r["problem"]) & held)
-    shared_tpt = sum(1 for r in gen_rows if families[r["family"]].question(r["problem"]) in tpt_q)
-    return {
-        "generator_problems": len(gen_rows),
-        "sharing_heldout_identity": shared_held,
-        "sharing_tpt_question": shared_tpt,
-    }
-
-
-# --- 2-3. the generators' data ------------------------------------------------------------------
-
-
-def forward_prompt(document: str) -> str:
-    from tpt.augment.prompts import load_strategy
-
-    return load_strategy("default").build("", document)
-
-
-def write_sft_forward(path: Path, rows: list[dict], families: dict) -> Path:
-    from tpt.augment.back_thinking import assistant_target
-
-    def chat(r: dict) -> dict:
-        thinking = families[r["family"]].trajectory(r["problem"])
-        return {
-            "messages": [
-                {"role": "user", "content": forward_prompt(r["text"])},
-                {"role": "assistant", "content": assistant_target(thinking)},
-            ]
-        }
-
-    corpus.write_jsonl(path, (chat(r) for r in rows))
-    return path
-
-
-def write_sft_back(path: Path, rows: list[dict], families: dict, tokenizer: Path, seed: int) -> Path:
-    """Through `tpt prepare back-thinking` itself: (question, thinking, response) columns; the
-    response is the document, as a pre-training document is the response at augmentation."""
-    from tpt.prepare.back_thinking import build_back_thinking_sft
-
-    source = path.with_name(path.stem + "-rows.jsonl")
-    corpus.write_jsonl(
-        source,
-        (
-            {
-                "question": families[r["family"]].question(r["problem"]),
-                "response": r["text"],
-                "thinking": families[r["family"]].trajectory(r["problem"]),
-            }
-            for r in rows
-        ),
-    )
-    summary = build_back_thinking_sft(
-        [str(source)],
-        path,
-        tokenizer=str(tokenizer),
-        max_doc_tokens=4096,
-        no_question_rate=0.5,
-        seed=seed,
-        overwrite=True,
-    )
-    if summary.get("rejected"):
-        raise RuntimeError(
-            f"{path}: tpt prepare back-thinking set {summary['rejected']} rows aside (see its .rejected.parquet)"
-        )
-    return path
-
-
-def make_gen_tokenizer(folder: Path, rows: list[dict], families: dict, gs: GenSizes) -> Path:
-    from tpt.augment.back_thinking import default_template
-    from tpt.prepare.tokenizer import train_tokenizer
-
-    texts = [r["text"] + " " + families[r["family"]].trajectory(r["problem"]) for r in rows[:3000]]
-    texts += [forward_prompt(r["text"]) for r in rows[:300]] + [default_template()] * 300
-    return train_tokenizer(texts, folder, vocab_size=gs.vocab_size, min_frequency=2)
-
-
-def longest_tokens(tokenizer: Path, texts: list[str]) -> int:
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(tokenizer)
-    return max(len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"])
-
+from tpt.lab.gen_data import (
+    FORMS,
+    STRATEGY,
+    GenSizes,
+    arm_name,
+    disjointness,
+    eval_dir,
+    gen_profile,
+    generator_rows,
+    longest_tokens,
+    make_gen_tokenizer,
+    sft_seq_len,
+    write_heldout_questions,
+    write_sft_back,
+    write_sft_forward,
+)
 
 # --- stage calls --------------------------------------------------------------------------------
 
@@ -234,9 +78,7 @@ def run_augment_into(inputs: Path, out: Path, backend: str, tokenizer: Path, mod
     return run_augment_checked(cfg)
 
 
-def sft_generator(
-    data: Path, init: Path, out: Path, prof: Profile, lab: LabConfig, gs: GenSizes, seq_len: int, seed: int
-) -> Path:
+def sft_generator(data: Path, init: Path, out: Path, lab: LabConfig, gs: GenSizes, seq_len: int, seed: int) -> Path:
     from tpt.prepare.config import SFT_KIND, PrepareConfig, SourceSpec
     from tpt.prepare.run import prepare
     from tpt.train import config as tc
@@ -254,7 +96,7 @@ def sft_generator(
         data=prepared, out=out, mode="sft", seed=seed, device=lab.device, eval_every=0, log_every=200,
         progress=False, threads=lab.threads,
         model=tc.ModelConfig(init=init),
-        optimizer=tc.OptimizerConfig(lr=prof.lr / 2),
+        optimizer=tc.OptimizerConfig(lr=gs.sft_lr),
         schedule=tc.ScheduleConfig(epochs=gs.sft_epochs, warmup=0.05),
         batch=tc.BatchConfig(batch_tokens=16 * seq_len, micro_batch=16, eval_sequences=8),
         checkpoint=tc.CheckpointConfig(save_every=0),
@@ -358,13 +200,14 @@ def prepare_size(lab: LabConfig, prof: Profile, root: Path, seed: int, size: str
     pre = gen / "ckpt" / f"{size}-pretrain"
     if not done(pre):
         log(f"seed {seed}: pre-train the {size} generator on {gs.pretrain_tokens:,} tokens")
-        train_arm(shared["pretrain_data"], pre, replace(prof, model_preset=size), lab, seed, gs.pretrain_tokens, [])
+        gen_lab = replace(lab, doc_attention=gs.pretrain_doc_attention)
+        train_arm(shared["pretrain_data"], pre, replace(prof, model_preset=size), gen_lab, seed, gs.pretrain_tokens, [])
     timing[f"{size}-pretrain"] = round(time_now() - started, 1)
     evaluate_pretrained(pre, root, prof, seed, shared["think"], lab.device)
     for form in FORMS:
         arm, started = arm_name(size, form), time_now()
         ckpt = sft_generator(
-            shared["sft"][form], pre, gen / "ckpt" / f"{size}-{form}", prof, lab, gs, shared["sft_seq_len"], seed
+            shared["sft"][form], pre, gen / "ckpt" / f"{size}-{form}", lab, gs, shared["sft_seq_len"], seed
         )
         timing[f"{arm}-sft"] = round(time_now() - started, 1)
         started = time_now()
@@ -434,35 +277,6 @@ def prepare_pretrain(gen: Path, tokenizer: Path, prof: Profile, seed: int, gs: G
         )
     )
     return out
-
-
-def sft_seq_len(tokenizer: Path, files: dict[str, Path]) -> int:
-    """The longest SFT conversation (chat template applied), rounded up: none is cut."""
-    from transformers import AutoTokenizer
-
-    from tpt.prepare.sft import chat_ids_and_mask
-
-    tok = AutoTokenizer.from_pretrained(tokenizer)
-    longest = 0
-    for path in files.values():
-        for line in path.read_text(encoding="utf-8").splitlines()[:500]:
-            longest = max(longest, len(chat_ids_and_mask(tok, json.loads(line)["messages"])[0]))
-    return -(-(longest + 8) // 32) * 32
-
-
-def write_heldout_questions(path: Path, heldout: list[HeldOut], families: dict) -> Path:
-    """Held-out problems as documents *without* their answer: the generator must solve them."""
-    rows = [
-        {
-            "id": f"h-{i:05d}",
-            "text": families[h.family].question(h.problem),
-            "family": h.family,
-            "difficulty": h.difficulty,
-        }
-        for i, h in enumerate(heldout)
-    ]
-    corpus.write_jsonl(path, rows)
-    return path
 
 
 def stats_by_difficulty(root: Path, arms: list[str]) -> None:

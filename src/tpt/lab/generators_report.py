@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from tpt.lab import corpus, stats
-from tpt.lab.generators import eval_dir, generator_arms
+from tpt.lab.gen_data import eval_dir, generator_arms
 from tpt.lab.report import Evidence, accuracy_table, difference
 from tpt.lab.report_md import acc_cell, ci
 
