@@ -296,7 +296,7 @@ def train_arm(data: Path, out: Path, prof: Profile, lab: LabConfig, seed: int, b
     from tpt.train.loop import train
 
     cfg = TrainConfig(data=data, out=out, mode="pretrain", model_preset=prof.model_preset, rope_theta=prof.rope_theta,
-                      tokens=str(budget), batch_tokens=prof.batch_tokens, micro_batch=16, lr=prof.lr,
+                      tokens=str(budget), batch_tokens=prof.batch_tokens, micro_batch=16, lr=prof.lr_for(out.name),
                       warmup=0.05, seed=seed, device=lab.device, eval_every=0, eval_sequences=8, save_every=0,
                       save_at=[str(t) for t in save_at], log_every=200, progress=False, threads=lab.threads,
                       doc_attention=lab.doc_attention)  # fmt: skip
@@ -402,6 +402,10 @@ def run_lab(lab: LabConfig) -> dict[str, Any]:
         facts = json.loads((root / facts_file).read_text())["data"][arm]
         for point in curve:
             point["unique_docs"] = unique_docs_at(facts, point["tokens"])
+    if lab.ablations:  # post-training (5b): SFT from each core arm at B, tpt.lab.sft
+        from tpt.lab.sft import add_sft_arms
+
+        add_sft_arms(lab, prof, seeds, curves)
     trained = time.perf_counter() - started
     leakage = {seed: scan(Path(lab.out) / f"seed-{seed}") for seed in seeds}
     for seed, found in leakage.items():
