@@ -48,7 +48,8 @@ def render_markdown(results: dict, plots: list[str]) -> str:
         (
             f"Seeds: {seeds_label} (dev seed {results['dev_seed']}: every setting was chosen on it; it is not in "
             f"this report{' — except here' if dev else ''}). Model preset `{prof['model_preset']}`, TPT budget B = "
-            f"{prof['tokens']:,} tokens, vanilla to {prof['vanilla_multiple']:g} x B, {_lr_text(prof)}, batch {prof['batch_tokens']} tokens, seq_len {prof['seq_len']}, RoPE base "
+            f"{prof['tokens']:,} tokens, vanilla to {prof['vanilla_multiple']:g} x B, {_lr_text(prof)}, "
+            f"batch {prof['batch_tokens']} tokens, seq_len {prof['seq_len']}, RoPE base "
             f"{prof['rope_theta']:g}. Wall time {results['wall_seconds']:.0f} s ({_timing_text(results['timing'])})."
         ),
         "",
@@ -177,11 +178,12 @@ def render_markdown(results: dict, plots: list[str]) -> str:
 
 
 def _lr_text(prof: dict) -> str:
-    """"lr 0.004 for both arms" or "lr: vanilla 0.008, TPT 0.004 (each chosen on the dev seed)"."""
+    """ "lr 0.004 for both arms" or "lr: vanilla 0.008, TPT 0.004 (each chosen on the dev seed)"."""
     per_arm = dict(prof.get("arm_lr") or ())
     if not per_arm or len({per_arm.get(a, prof["lr"]) for a in ("vanilla", "tpt")}) == 1:
         return f"lr {per_arm.get('tpt', prof['lr']):g} for both arms"
-    return f"lr: vanilla {per_arm.get('vanilla', prof['lr']):g}, TPT {per_arm.get('tpt', prof['lr']):g} (per arm, chosen on the dev seed)"
+    vanilla, tpt = per_arm.get("vanilla", prof["lr"]), per_arm.get("tpt", prof["lr"])
+    return f"lr: vanilla {vanilla:g}, TPT {tpt:g} (per arm, chosen on the dev seed)"
 
 
 def _timing_text(timing: dict) -> str:

@@ -205,16 +205,24 @@ def sft_summary(ev, b_index: dict[str, int]) -> dict:
             before_of = (base, b_index[base], mode) if mode == "reflect" else (arm, 0, "chat_before")
             cells, reps = {}, {"before": [], "after": [], "diff": []}
             for fam in ev.families:
-                before, after, r = ev.correct(*before_of[:2], fam, before_of[2]), ev.correct(arm, 0, fam, mode), ev.resamplers[fam]
+                before, after = ev.correct(*before_of[:2], fam, before_of[2]), ev.correct(arm, 0, fam, mode)
+                r = ev.resamplers[fam]
                 rb, ra = r.accuracy(before), r.accuracy(after)
-                cells[fam] = {"before": stats.estimate(before, r), "after": stats.estimate(after, r),
-                              "diff": {"diff": float(after.mean() - before.mean()), "ci": stats.interval(ra - rb)}}
+                cells[fam] = {
+                    "before": stats.estimate(before, r),
+                    "after": stats.estimate(after, r),
+                    "diff": {"diff": float(after.mean() - before.mean()), "ci": stats.interval(ra - rb)},
+                }
                 reps["before"].append(rb), reps["after"].append(ra), reps["diff"].append(ra - rb)
             mean = {k: np.mean(v, axis=0) for k, v in reps.items()}
-            cells["overall"] = {k: {"acc": float(np.mean([cells[f][k]["acc"] for f in ev.families])),
-                                    "ci": stats.interval(mean[k])} for k in ("before", "after")}
-            cells["overall"]["diff"] = {"diff": cells["overall"]["after"]["acc"] - cells["overall"]["before"]["acc"],
-                                        "ci": stats.interval(mean["diff"])}
+            cells["overall"] = {
+                k: {"acc": float(np.mean([cells[f][k]["acc"] for f in ev.families])), "ci": stats.interval(mean[k])}
+                for k in ("before", "after")
+            }
+            cells["overall"]["diff"] = {
+                "diff": cells["overall"]["after"]["acc"] - cells["overall"]["before"]["acc"],
+                "ci": stats.interval(mean["diff"]),
+            }
             row[mode] = cells
         out[arm] = row
     return out  # fmt: skip
