@@ -68,6 +68,7 @@ PROFILES: dict[str, Profile] = {
         test_seeds=(1,),
         sft_examples=48,
         sft_epochs=1.0,
+        sft_lr=(("vanilla-think", 1e-3), ("vanilla-answer", 1e-3), ("tpt-think", 1e-3), ("tpt-answer", 1e-3)),
     ),
     # the default (`make demo`): <= 10 minutes on an idle 2-core CPU for 3 test seeds (docs/lab.md,
     # "Budget").  Two families: chain_mod10 (where TPT's steps can work at this size) and

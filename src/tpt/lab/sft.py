@@ -44,7 +44,8 @@ def is_sft_arm(arm: str) -> bool:
 
 @dataclass
 class SftJob:
-    """One SFT run from ``arm``'s checkpoint at B, then its evaluation; ``tag`` names a tune run."""
+    """One SFT run from ``arm``'s checkpoint at B, then its evaluation (its folder names the lr, so
+    a rerun with another lr, e.g. the dev sweep's, never reuses this one's result)."""
 
     seed: int
     root: Path  # the seed folder
@@ -53,11 +54,10 @@ class SftJob:
     lr: float
     budget: int  # B: the pre-training tokens of the base checkpoint
     think_budget: int
-    tag: str = ""
 
     @property
     def out(self) -> Path:
-        return self.root / "sft" / f"{self.arm}-{self.form}{self.tag}"
+        return self.root / "sft" / f"{self.arm}-{self.form}-lr{self.lr:g}"
 
 
 def chat_rows(rows: list[dict], families: dict, form: str) -> list[dict]:
@@ -181,6 +181,9 @@ def add_sft_arms(lab: LabConfig, prof: Profile, seeds: list[int], curves: dict) 
     """Run the SFT phase and add each SFT'd model to ``curves`` as a one-point arm at B."""
     from tpt.lab.experiment import log
 
+    if not prof.sft_lr:  # an lr nobody chose on dev would make the comparison meaningless
+        log("SFT: skipped, the profile has no dev-chosen SFT lr (run `tpt lab tune --sft`, docs/lab.md)")
+        return
     jobs = sft_jobs(lab, prof, seeds)
     log(f"SFT: {len(jobs)} runs ({', '.join(FORMS)} forms from vanilla and TPT at B)")
     for job, result in zip(jobs, run_jobs(jobs, prof, lab)):

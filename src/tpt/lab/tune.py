@@ -83,7 +83,7 @@ def sft_table(tune: TuneConfig, chosen: dict[str, float]) -> dict:
         think = json.loads((root / "prepared.json").read_text())["jobs"][0]["think_budget"]
         for form in FORMS:
             for lr in tune.sft_lrs:
-                jobs.append(SftJob(prof.dev_seed, root, arm, form, lr, prof.tokens, think, tag=f"-lr{lr:g}"))
+                jobs.append(SftJob(prof.dev_seed, root, arm, form, lr, prof.tokens, think))
                 lab_of[id(jobs[-1])] = lab
     # every job of one arm shares that arm's dev run (profile and folder); run them arm by arm
     results = []
