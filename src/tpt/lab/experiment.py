@@ -25,6 +25,7 @@ from tpt.lab import corpus
 from tpt.lab.config import LabConfig, Profile
 from tpt.lab.evaluate import HeldOut, evaluate_checkpoint
 from tpt.lab.families import TaskFamily, load_family
+from tpt.lab.sft import add_sft_arms
 
 BACKGROUND_SHARE = 0.05  # token share of background facts in every arm
 ARMS = ("vanilla", "tpt")
@@ -402,9 +403,7 @@ def run_lab(lab: LabConfig) -> dict[str, Any]:
         facts = json.loads((root / facts_file).read_text())["data"][arm]
         for point in curve:
             point["unique_docs"] = unique_docs_at(facts, point["tokens"])
-    if lab.ablations:  # post-training (5b): SFT from each core arm at B, tpt.lab.sft
-        from tpt.lab.sft import add_sft_arms
-
+    if lab.ablations:  # post-training (5b): SFT from each core arm at B
         add_sft_arms(lab, prof, seeds, curves)
     trained = time.perf_counter() - started
     leakage = {seed: scan(Path(lab.out) / f"seed-{seed}") for seed in seeds}
