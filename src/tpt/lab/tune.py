@@ -63,9 +63,13 @@ def pretrain_table(tune: TuneConfig) -> dict:
             rows.append({"lr": lr, "curve_mean": curve_mean(pts), "at_B": at_b["overall"],
                          "final": pts[-1]["overall"], "final_tokens": pts[-1]["tokens"],
                          "final_by_family": {f: pts[-1][f] for f in res["families"]}})  # fmt: skip
-        best = max(rows, key=lambda r: (round(r["curve_mean"], 6), -r["lr"]))
-        table[arm] = {"rows": rows, "chosen": best["lr"]}
+        table[arm] = {"rows": rows, "chosen": choose_lr(rows)}
     return table
+
+
+def choose_lr(rows: list[dict]) -> float:
+    """The highest mean accuracy over the curve; a tie goes to the smaller lr."""
+    return max(rows, key=lambda r: (round(r["curve_mean"], 6), -r["lr"]))["lr"]
 
 
 def family_mean(evaluation: dict) -> float:
@@ -99,11 +103,15 @@ def sft_table(tune: TuneConfig, chosen: dict[str, float]) -> dict:
                "chat_before": family_mean(res["chat_before"]), "chat_after": family_mean(res["chat"])}  # fmt: skip
         table.setdefault(f"{job.arm}-{job.form}", {"rows": []})["rows"].append(row)
     for entry in table.values():
-        kept = [r for r in entry["rows"] if r["reflect_after"] >= r["reflect_before"] - KEEP]
-        pool, key = (kept, "chat_after") if kept else (entry["rows"], "reflect_after")
-        best = max(pool, key=lambda r: r[key])
-        entry["chosen"], entry["kept"] = best["lr"], bool(kept)
+        entry["chosen"], entry["kept"] = choose_sft_lr(entry["rows"])
     return table
+
+
+def choose_sft_lr(rows: list[dict]) -> tuple[float, bool]:
+    """(lr, whether it keeps the pre-training accuracy): the module docstring's rule."""
+    kept = [r for r in rows if r["reflect_after"] >= r["reflect_before"] - KEEP]
+    pool, key = (kept, "chat_after") if kept else (rows, "reflect_after")
+    return max(pool, key=lambda r: r[key])["lr"], bool(kept)
 
 
 def render(pre: dict, sft: dict | None) -> str:
