@@ -36,6 +36,10 @@ def test_each_arm_gets_the_lr_with_the_best_curve(tmp_path):
     _write(tmp_path, 0.016, vanilla=[0.2, 0.4, 0.6, 0.6], tpt=[0.0, 0.0])  # a tie goes to the smaller lr
     table = pretrain_table(TuneConfig(out=tmp_path, lrs=[0.016, 0.008]))
     assert table["vanilla"]["chosen"] == 0.008
+    # an interrupted run: its curve stops at 2,000 tokens, so every lr is compared on the first two points
+    _write(tmp_path, 0.001, vanilla=[0.3, 0.5], tpt=[0.0, 0.0])
+    table = pretrain_table(TuneConfig(out=tmp_path, lrs=[0.001, 0.008]))
+    assert table["vanilla"]["points"] == [1000, 2000] and table["vanilla"]["chosen"] == 0.001
     assert "| vanilla | 0.008 |" in render(table, None)
 
 

@@ -4,6 +4,7 @@ Pre-training: one dev run (`tpt lab run --dev --lr X`) per lr in ``--lrs``, each
 arms at that lr, so vanilla gets exactly the sweep TPT gets.  Each arm's lr is the one with the
 highest *mean accuracy over its learning curve* (overall, every checkpoint: vanilla's to 4 x B,
 TPT's to B), i.e. the area under the curve the multiplier is read from; a tie goes to the smaller lr.
+When a dev run was interrupted (`--evaluate-saved`), every lr is compared on the checkpoints all reached.
 
 SFT (``--sft``): from each arm's checkpoint at B of the dev run at the arm's chosen lr, one SFT
 run per (form, lr in ``--sft-lrs``) (tpt.lab.sft).  Rule: among the lrs whose reflect accuracy
@@ -53,17 +54,19 @@ def curve_mean(points: list[dict]) -> float:
 
 def pretrain_table(tune: TuneConfig) -> dict:
     """{arm: {"rows": [{lr, mean, at_B, final, by family at the end}], "chosen": lr}} from the dev runs."""
+    runs = {lr: json.loads((tune.out / f"lr-{lr:g}" / "results.json").read_text()) for lr in tune.lrs}
     table = {}
     for arm in BASE_ARMS:
+        # an interrupted dev run (--evaluate-saved) has a shorter curve: compare the points every lr reached
+        common = set.intersection(*({p["tokens"] for p in res["curves"][arm]} for res in runs.values()))
         rows = []
-        for lr in tune.lrs:
-            res = json.loads((tune.out / f"lr-{lr:g}" / "results.json").read_text())
-            pts, budget = res["curves"][arm], res["profile"]["tokens"]
+        for lr, res in runs.items():
+            pts, budget = [p for p in res["curves"][arm] if p["tokens"] in common], res["profile"]["tokens"]
             at_b = next(p for p in pts if p["tokens"] == budget)
             rows.append({"lr": lr, "curve_mean": curve_mean(pts), "at_B": at_b["overall"],
                          "final": pts[-1]["overall"], "final_tokens": pts[-1]["tokens"],
                          "final_by_family": {f: pts[-1][f] for f in res["families"]}})  # fmt: skip
-        table[arm] = {"rows": rows, "chosen": choose_lr(rows)}
+        table[arm] = {"rows": rows, "chosen": choose_lr(rows), "points": sorted(common)}
     return table
 
 
@@ -120,7 +123,8 @@ def render(pre: dict, sft: dict | None) -> str:
 
     lines = ["# tpt lab tune — DEV SEED only (choices for the default profile; not a result)", "",
              "## Pre-training lr (both arms swept alike)", "",
-             "Chosen per arm: highest mean overall accuracy over the arm's learning curve (ties: the smaller lr).", "",
+             "Chosen per arm: highest mean overall accuracy over the arm's learning curve (ties: the smaller lr), over "
+             "the checkpoints every lr's run reached.", "",
              "| arm | lr | mean over the curve | overall at B | overall at its last point | chosen |",
              "|---|---:|---:|---:|---:|---|"]  # fmt: skip
     for arm, entry in pre.items():
