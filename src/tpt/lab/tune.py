@@ -41,11 +41,17 @@ class TuneConfig:
         default_factory=lambda: [0.0001, 0.0005, 0.002], help="SFT lrs tried for every (arm, form)"
     )
     quick: bool = field(False, help="smoke-test sizes (numbers are noise)")
+    evaluate_saved: bool = field(
+        False,
+        help="no training: report what the dev runs (and SFT runs) finished or saved; an interrupted run's curve "
+        "is compared on the checkpoints every lr reached",
+    )
     workers: int | None = field(None, help="training runs in parallel (default: the profile's)")
 
 
 def dev_config(tune: TuneConfig, lr: float) -> LabConfig:
-    return LabConfig(out=tune.out / f"lr-{lr:g}", dev=True, lr=lr, quick=tune.quick, workers=tune.workers)
+    return LabConfig(out=tune.out / f"lr-{lr:g}", dev=True, lr=lr, quick=tune.quick, workers=tune.workers,
+                     evaluate_saved=tune.evaluate_saved)  # fmt: skip
 
 
 def curve_mean(points: list[dict]) -> float:
@@ -92,10 +98,14 @@ def sft_table(tune: TuneConfig, chosen: dict[str, float]) -> dict:
             for lr in tune.sft_lrs:
                 jobs.append(SftJob(prof.dev_seed, root, arm, form, lr, prof.tokens, think))
                 lab_of[id(jobs[-1])] = lab
+    if tune.evaluate_saved:  # report the SFT runs that finished, train none
+        jobs = [j for j in jobs if (j.out / "result.json").exists()]
     # every job of one arm shares that arm's dev run (profile and folder); run them arm by arm
     results = []
     for arm in BASE_ARMS:
         arm_jobs = [j for j in jobs if j.arm == arm]
+        if not arm_jobs:
+            continue
         lab = lab_of[id(arm_jobs[0])]
         results += run_jobs(arm_jobs, lab.profile(), lab)
     table: dict[str, dict] = {}
