@@ -82,6 +82,7 @@ PROFILES: dict[str, Profile] = {
         lr=4e-3,
         heldout_per_family=64,
         families=("chain_mod10", "divisibility"),
+        arm_lr=(("vanilla", 0.002), ("tpt", 0.008)),  # `tpt lab tune` on the dev seed (docs/lab.md)
     ),
     # `--full`: sized for one GPU (5m preset); batch 4K / lr 4e-3 from an earlier H200 run (docs/lab.md)
     "full": Profile(
