@@ -84,3 +84,63 @@ def test_expert_variants_noise_other_filler(tmp_path):
     blocked = corpus.heldout_identity({"chain_mod10": fam}, heldout)
     guarded = LabExpert(variant="noisy30", heldout=tmp_path / "heldout.jsonl").generate(reqs, sampling)
     assert not [t for r in guarded for _, t in blocked if t in r.text]
+
+
+def test_paraphrased_expert_and_its_identity(tmp_path):
+    """5(c): the para experts write one of the family's wordings per trajectory (seeded), every
+    wording's sub-results are in the held-out identity, and no paraphrased (noisy) training
+    trajectory states a held-out one."""
+    from tpt.lab.expert import LabExpert
+
+    for name in ("chain_mod10", "divisibility"):
+        fam = load_family(name)
+        heldout = corpus.draw_heldout({name: fam}, 20, seed=1)
+        rows = list(corpus.corpus_rows({name: fam}, heldout, 300, seed=1))
+        docs = [Document(r["id"], r["text"], {k: r[k] for k in ("family", "problem", "difficulty")}) for r in rows]
+        reqs = [GenRequest(doc=d, sample=0, prompt=d.text, seed=0) for d in docs]
+        corpus.write_heldout(tmp_path / "heldout.jsonl", heldout, {name: fam})
+        texts = {
+            v: [
+                r.text
+                for r in LabExpert(variant=v, heldout=tmp_path / "heldout.jsonl").generate(reqs, SamplingParams())
+            ]
+            for v in ("para", "para-noisy30")
+        }
+        # every wording is used, and a clean paraphrase is one of the problem's own trajectories
+        assert all(t in fam.trajectories(r["problem"]) for r, t in zip(rows, texts["para"]))
+        used = {fam.trajectories(r["problem"]).index(t) for r, t in zip(rows, texts["para"])}
+        assert used == set(range(fam.wordings)) and fam.wordings >= 3
+        assert all(fam.check(r["problem"], t) for r, t in zip(rows, texts["para"]))
+        assert sum(not fam.check(r["problem"], t) for r, t in zip(rows, texts["para-noisy30"])) > len(rows) // 4
+        # the held-out identity holds every wording's sub-results, and no training text states one
+        row = json.loads((tmp_path / "heldout.jsonl").read_text().splitlines()[-1])
+        assert len(row["trajectories"]) == fam.wordings and row["trajectory"] == row["trajectories"][0]
+        blocked = corpus.heldout_identity({name: fam}, heldout)
+        for w in range(fam.wordings):
+            steps = fam.solve(heldout[-1].problem, wording=w)[0]
+            assert any(t in " ".join(steps) for _, t in blocked if t != fam.question(heldout[-1].problem))
+        assert not [t for v in texts.values() for text in v for _, t in blocked if t in text]
+
+
+def test_paraphrases_do_not_change_the_split():
+    """A wording states the same sub-results in other words, so two problems share a paraphrased
+    sub-result exactly when they share the default wording's: the held-out split and the training
+    stream are what they were before paraphrases existed."""
+    import random
+
+    for name in ("chain_mod10", "divisibility"):
+        fam, rng = load_family(name), random.Random(5)
+        problems = [fam.sample(rng, rng.choice(fam.difficulties)) for _ in range(300)]
+        default = [_default_identity(fam, p) for p in problems]
+        full = [fam.identity(p) for p in problems]
+        for i in range(len(problems)):
+            for j in range(i):
+                assert bool(default[i] & default[j]) == bool(full[i] & full[j])
+
+
+def _default_identity(fam, problem):
+    """The identity as wording 0 alone states it (the question and its sub-results)."""
+    texts = {fam.question(problem)}
+    default_traj = fam.trajectories(problem)[0]
+    texts |= {t for t in fam.sub_results(problem) if t in default_traj}
+    return texts

@@ -59,9 +59,14 @@ def test_generators_learn_from_disjoint_problems(gen_run):
     # the recipe chosen on the dev seed (docs/generators.md, "The fix"): doc-attention pre-training, the SFT lr
     ckpt = seed_dir / "generators" / "ckpt"
     for size in GEN_PROFILES["quick"].sizes:
-        assert json.loads((ckpt / f"{size}-pretrain" / "train_config.json").read_text())["config"]["doc_attention"]
+        assert json.loads((ckpt / f"{size}-pretrain" / "train_config.json").read_text())["config"]["model"][
+            "doc_attention"
+        ]
         sft = json.loads((ckpt / f"{size}-forward" / "train_config.json").read_text())["config"]
-        assert (sft["lr"], sft["epochs"]) == (GEN_PROFILES["quick"].sft_lr, GEN_PROFILES["quick"].sft_epochs)
+        assert (sft["optimizer"]["lr"], sft["schedule"]["epochs"]) == (
+            GEN_PROFILES["quick"].sft_lr,
+            GEN_PROFILES["quick"].sft_epochs,
+        )
     # their SFT data holds only those problems, in both forms
     gen_docs = {r["text"] for r in gen}
     for form in FORMS:

@@ -143,9 +143,8 @@ def test_ablations_run_every_arm_without_leakage(tmp_path):
                 "--ablations",
                 "--workers",
                 "1",
-                "--families",
+                "--families",  # one family keeps it quick: divisibility's paraphrases are tested in test_expert
                 "chain_mod10",
-                "divisibility",
                 "--out",
                 str(out),
             ]
@@ -153,8 +152,11 @@ def test_ablations_run_every_arm_without_leakage(tmp_path):
         == 0
     )
     results = json.loads((out / "results.json").read_text())
-    arms = {"vanilla", "tpt", "vanilla-pool", "tpt-noisy10", "tpt-noisy30", "tpt-other", "tpt-filler"}
-    assert set(results["curves"]) == arms and set(results["ablations_vs_tpt_at_B"]) == arms - {"vanilla", "tpt"}
+    arms = {"vanilla", "tpt", "vanilla-pool", "tpt-noisy10", "tpt-noisy30", "tpt-other", "tpt-filler", "tpt-para"}
+    arms.add("tpt-para-noisy30")
+    sft_arms = {f"{arm}+sft-{form}" for arm in ("vanilla", "tpt") for form in ("think", "answer")}
+    assert set(results["curves"]) == arms | sft_arms
+    assert set(results["ablations_vs_tpt_at_B"]) == arms - {"vanilla", "tpt"}
     # the pool arm repeats TPT's raw documents: never more unique documents than TPT read
     assert results["curves"]["vanilla-pool"][-1]["unique_docs"] <= 1.05 * results["curves"]["tpt"][-1]["unique_docs"]
     assert results["leakage"]["1"]["hit_count"] == 0  # noisy slips never state a held-out sub-result
@@ -163,6 +165,29 @@ def test_ablations_run_every_arm_without_leakage(tmp_path):
         and "augment-filler" in results["leakage"]["1"]["sources"]
     )
     assert (out / "seed-1" / "analyze" / "stats.json").exists()  # tpt analyze stats on the lab's own augment run
+    assert {"augment-para", "augment-para-noisy30", "sft-think.jsonl", "sft-answer.jsonl"} <= set(
+        results["leakage"]["1"]["sources"]
+    )
+    # 5(b): each SFT'd model scored before and after in the same formats, at the per-(arm, form) lr
+    prof = PROFILES["quick"]
+    for arm in sft_arms:
+        base, form = arm.split("+sft-")
+        row = results["sft"][arm]
+        assert row["lr"] == prof.sft_lr_for(base, form)
+        for mode in ("reflect", "chat"):
+            cell = row[mode]["overall"]
+            assert cell["diff"]["diff"] == pytest.approx(cell["after"]["acc"] - cell["before"]["acc"])
+        # "before" in reflect is the base arm's own point at B
+        assert (
+            row["reflect"]["chain_mod10"]["before"]["acc"]
+            == results["curves"][base][-1 if base == "tpt" else 1]["chain_mod10"]["acc"]
+        )
+    answer_only = [json.loads(line) for line in (out / "seed-1" / "sft-answer.jsonl").read_text().splitlines()]
+    assert all(
+        m["messages"][1]["content"].startswith("The answer is") and "<think>" not in m["messages"][1]["content"]
+        for m in answer_only
+    )
+    assert "Post-training (5b)" in (out / "report.md").read_text()
     assert (out / "plots" / "constrained_data.png").exists()
 
 

@@ -35,6 +35,22 @@ class Profile:
     vocab_size: int = (
         512  # small enough that digits stay separate tokens, large enough that every chain_mod10 step is 4 tokens
     )
+    # per-arm pre-training lr, chosen on the dev seed by `tpt lab tune` (docs/lab.md, "lr sweep");
+    # an arm not named here uses ``lr``.  vanilla-like arms use vanilla's, TPT-like arms TPT's
+    arm_lr: tuple[tuple[str, float], ...] = ()
+    # post-training (5b, `--ablations`): SFT lr per (arm, form), chosen on the dev seed by
+    # `tpt lab tune --sft`; forms: "think" (question -> thinking + answer) and "answer" (answer only)
+    sft_lr: tuple[tuple[str, float], ...] = ()
+    sft_examples: int = 512
+    sft_epochs: float = 2.0
+
+    def lr_for(self, arm: str) -> float:
+        """Pre-training lr of ``arm``: vanilla-like arms (vanilla, vanilla-pool) take vanilla's, the rest TPT's."""
+        return dict(self.arm_lr).get("vanilla" if arm.startswith("vanilla") else "tpt", self.lr)
+
+    def sft_lr_for(self, arm: str, form: str) -> float:
+        """SFT lr of base ``arm`` in ``form``; without a dev choice, the arm's pre-training lr / 8."""
+        return dict(self.sft_lr).get(f"{arm}-{form}", self.lr_for(arm) / 8)
 
 
 ALL_FAMILIES = ("chain_mod10", "divisibility", "multiply", "two_hop")
@@ -51,6 +67,9 @@ PROFILES: dict[str, Profile] = {
         heldout_per_family=8,
         families=ALL_FAMILIES,
         test_seeds=(1,),
+        sft_examples=48,
+        sft_epochs=1.0,
+        sft_lr=(("vanilla-think", 1e-3), ("vanilla-answer", 1e-3), ("tpt-think", 1e-3), ("tpt-answer", 1e-3)),
     ),
     # the default (`make demo`): <= 10 minutes on an idle 2-core CPU for 3 test seeds (docs/lab.md,
     # "Budget").  Two families: chain_mod10 (where TPT's steps can work at this size) and
@@ -64,6 +83,7 @@ PROFILES: dict[str, Profile] = {
         lr=4e-3,
         heldout_per_family=64,
         families=("chain_mod10", "divisibility"),
+        arm_lr=(("vanilla", 0.002), ("tpt", 0.008)),  # `tpt lab tune` on the dev seed (docs/lab.md)
     ),
     # `--full`: sized for one GPU (5m preset); batch 4K / lr 4e-3 from an earlier H200 run (docs/lab.md)
     "full": Profile(
@@ -116,7 +136,7 @@ class LabConfig:
     )
     model_preset: str | None = field(None, help="`tpt train` model preset (overrides the profile)")
     batch_tokens: int | None = field(None, count=True, help="tokens per optimizer step (overrides the profile)")
-    lr: float | None = field(None, help="peak learning rate (overrides the profile)")
+    lr: float | None = field(None, help="peak learning rate of every arm (overrides the profile's, per-arm ones too)")
     rope_theta: float | None = field(
         None, help="RoPE base of the models (overrides the profile; `tpt train --rope-theta`)"
     )
@@ -145,12 +165,13 @@ class LabConfig:
                 ("model_preset", self.model_preset),
                 ("batch_tokens", self.batch_tokens),
                 ("lr", self.lr),
+                ("arm_lr", () if self.lr else None),  # --lr: one lr for every arm (what `tpt lab tune` sweeps)
                 ("rope_theta", self.rope_theta),
                 ("workers", self.workers),
                 ("families", tuple(self.families) if self.families else None),
                 ("test_seeds", tuple(self.test_seeds) if self.test_seeds else None),
             )
-            if v
+            if v is not None and (v or k == "arm_lr")
         }
         prof = replace(base, **overrides)
         if prof.dev_seed in prof.test_seeds:

@@ -2,7 +2,7 @@
 
 Written files (all JSONL, one row per line):
 
-  heldout.jsonl      {"family", "difficulty", "problem", "question", "answer", "trajectory", "identity"}
+  heldout.jsonl      {"family", "difficulty", "problem", "question", "answer", "trajectory", "trajectories", "identity"}
                      evaluation only: no training text states its question, any of its
                      sub-results (``identity``) or its trajectory (rescan with tpt.lab.leakage)
   corpus.jsonl       {"id", "text", "family", "difficulty", "problem", "world_seed"}
@@ -140,6 +140,7 @@ def write_heldout(path: Path, heldout: list[HeldOut], families: dict[str, TaskFa
             "question": fam.question(h.problem),
             "answer": fam.answer(h.problem),
             "trajectory": fam.trajectory(h.problem),
+            "trajectories": fam.trajectories(h.problem),  # every wording (5(c) paraphrases)
             "identity": sorted(fam.identity(h.problem)),
         }
 

@@ -25,6 +25,7 @@ from tpt.lab import corpus
 from tpt.lab.config import LabConfig, Profile
 from tpt.lab.evaluate import HeldOut, evaluate_checkpoint
 from tpt.lab.families import TaskFamily, load_family
+from tpt.lab.sft import add_sft_arms
 
 BACKGROUND_SHARE = 0.05  # token share of background facts in every arm
 ARMS = ("vanilla", "tpt")
@@ -299,7 +300,7 @@ def train_arm(data: Path, out: Path, prof: Profile, lab: LabConfig, seed: int, b
         data=data, out=out, mode="pretrain", seed=seed, device=lab.device, eval_every=0, log_every=200,
         progress=False, threads=lab.threads,
         model=tc.ModelConfig(preset=prof.model_preset, rope_theta=prof.rope_theta, doc_attention=lab.doc_attention),
-        optimizer=tc.OptimizerConfig(lr=prof.lr),
+        optimizer=tc.OptimizerConfig(lr=prof.lr_for(out.name)),
         schedule=tc.ScheduleConfig(tokens=budget, warmup=0.05),
         batch=tc.BatchConfig(batch_tokens=prof.batch_tokens, micro_batch=16, eval_sequences=8),
         checkpoint=tc.CheckpointConfig(save_every=0, save_at=sorted(save_at)),
@@ -406,6 +407,8 @@ def run_lab(lab: LabConfig) -> dict[str, Any]:
         facts = json.loads((root / facts_file).read_text())["data"][arm]
         for point in curve:
             point["unique_docs"] = unique_docs_at(facts, point["tokens"])
+    if lab.ablations:  # post-training (5b): SFT from each core arm at B
+        add_sft_arms(lab, prof, seeds, curves)
     trained = time.perf_counter() - started
     leakage = {seed: scan(Path(lab.out) / f"seed-{seed}") for seed in seeds}
     for seed, found in leakage.items():

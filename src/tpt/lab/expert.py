@@ -8,7 +8,9 @@ deterministic: sampling settings other than the thinking budget do not change wh
 Variants for the ablations (``--backend tpt.lab.expert:make_noisy10`` etc., plugins like any other):
 ``noisy10`` / ``noisy30`` (each step wrong with probability 0.1 / 0.3, errors propagate),
 ``other`` (the trajectory of another training document of the same family, ``meta["other"]``)
-and ``filler`` (as many filler tokens as the real trajectory has): content vs length.
+and ``filler`` (as many filler tokens as the real trajectory has): content vs length;
+``para`` / ``para-noisy30`` (the steps in one of the family's paraphrased wordings, drawn per
+trajectory; clean / 30% noisy).
 
 Tokens are counted with ``--tokenizer`` when given (an HF tokenizer folder), else as
 whitespace-separated words.  A trajectory over the thinking budget is cut and reported as
@@ -95,7 +97,7 @@ class LabExpert:
             raise ValueError(f"document {request.doc.id}: text does not state its problem ({family.name})")
         if self.variant == "clean":
             return family.trajectory(problem)
-        if self.variant.startswith("noisy"):
+        if self.variant.startswith(("noisy", "para")):
             return self.noisy_trajectory(family, problem, random.Random(f"noise-{request.doc.id}-{request.sample}"))
         if self.variant == "other":
             if not isinstance(meta.get("other"), dict):
@@ -112,9 +114,11 @@ class LabExpert:
         """A slip can make a training trajectory state a held-out sub-result by accident (a wrong
         value that happens to start a held-out chain): such a draw is redrawn, and after 20 tries
         the clean trajectory (which never states one) is written."""
-        rate = int(self.variant[len("noisy") :]) / 100
+        paraphrase = self.variant.startswith("para")  # "para", "para-noisy30": paraphrased steps (5(c))
+        rest = self.variant.removeprefix("para").removeprefix("-").removeprefix("noisy")
+        rate = int(rest) / 100 if rest else 0.0
         for _ in range(20):
-            text = family.noisy_trajectory(problem, rng, rate)
+            text = family.noisy_trajectory(problem, rng, rate, paraphrase=paraphrase)
             if not any(blocked in text for blocked in self.blocked.get(family.name, ())):
                 return text
         return family.trajectory(problem)
@@ -184,3 +188,4 @@ def _variant(name: str):
 
 make_backend.needs_model = False  # type: ignore[attr-defined]  # a programmatic expert: no --model
 make_noisy10, make_noisy30, make_other, make_filler = (_variant(v) for v in ("noisy10", "noisy30", "other", "filler"))
+make_para, make_para_noisy30 = _variant("para"), _variant("para-noisy30")

@@ -5,7 +5,8 @@ identity texts) it searches, verbatim, every text any arm of the seed trains on:
 run's documents and trajectories (TPT's ``[d; t]``, vanilla's ``d``, the ablations' variants),
 the raw corpus, the background facts, the SFT chats and the tokenizer's training text.  A hit
 is a held-out question, trajectory or multi-step sub-result (e.g. two consecutive hops, a chain
-of two operations from some value) found inside a training text.  The answer alone is not
+of two operations from some value), in every wording the expert can use (5(c) paraphrases),
+found inside a training text.  The answer alone is not
 searched: answers are shared by many problems (a "6" is in every chain corpus).
 
 Run on a finished seed folder: ``python -m tpt.lab.leakage runs/lab/seed-1``.
@@ -45,6 +46,7 @@ def scan(seed_dir: Path) -> dict:
     patterns = []
     for h in heldout:
         patterns += [(h["family"], "question", h["question"]), (h["family"], "trajectory", h["trajectory"])]
+        patterns += [(h["family"], "trajectory", t) for t in h.get("trajectories", [])[1:]]  # other wordings
         patterns += [(h["family"], "sub-result", text) for text in h["identity"] if text != h["question"]]
     by_source: dict[str, list[str]] = {}
     for source, text in training_texts(seed_dir):

@@ -21,6 +21,7 @@ from tpt.config import to_dict
 from tpt.lab import corpus, stats
 from tpt.lab.evaluate import HEADLINE_MODE
 from tpt.lab.families import load_family
+from tpt.lab.sft import is_sft_arm, sft_summary
 
 ARM_STYLE = {
     "vanilla": ("tab:blue", "vanilla (d)"),
@@ -178,7 +179,7 @@ def write_report(
         for f in families
     }
     ablations = {arm: {f: difference(ev, (arm, b_index[arm]), ("tpt", b_index["tpt"]), f) for f in families}
-                 for arm in arms if arm not in ("vanilla", "tpt")}  # fmt: skip
+                 for arm in arms if arm not in ("vanilla", "tpt") and not is_sft_arm(arm)}  # fmt: skip
     prepared = {s: json.loads((out / f"seed-{s}" / "prepared.json").read_text()) for s in seeds}
     results: dict[str, Any] = {
         "split": "dev" if lab.dev else "test",
@@ -196,6 +197,7 @@ def write_report(
         "curves": arms,
         "comparisons": comparisons,
         "ablations_vs_tpt_at_B": ablations,
+        "sft": sft_summary(ev, b_index),
         "data_efficiency": {f: efficiency(ev, f, chance[f]["ci"][1]) for f in families},
         "leakage": {
             str(s): {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from tpt.lab.sft import render_sft
+
 
 def ci(cell: dict, key: str = "acc") -> str:
     lo, hi = cell["ci"]
@@ -46,8 +48,8 @@ def render_markdown(results: dict, plots: list[str]) -> str:
         (
             f"Seeds: {seeds_label} (dev seed {results['dev_seed']}: every setting was chosen on it; it is not in "
             f"this report{' — except here' if dev else ''}). Model preset `{prof['model_preset']}`, TPT budget B = "
-            f"{prof['tokens']:,} tokens, vanilla to {prof['vanilla_multiple']:g} x B, lr {prof['lr']:g} for both "
-            f"arms, batch {prof['batch_tokens']} tokens, seq_len {prof['seq_len']}, RoPE base "
+            f"{prof['tokens']:,} tokens, vanilla to {prof['vanilla_multiple']:g} x B, {_lr_text(prof)}, "
+            f"batch {prof['batch_tokens']} tokens, seq_len {prof['seq_len']}, RoPE base "
             f"{prof['rope_theta']:g}. Wall time {results['wall_seconds']:.0f} s ({_timing_text(results['timing'])})."
         ),
         "",
@@ -133,6 +135,7 @@ def render_markdown(results: dict, plots: list[str]) -> str:
         ]
         for arm, row in results["ablations_vs_tpt_at_B"].items():
             lines.append(f"| {arm} | " + " | ".join(ci(row[f], "diff") for f in fams) + " |")
+    lines += render_sft(results)
     lines += [
         "",
         "## Leakage scan",
@@ -172,6 +175,15 @@ def render_markdown(results: dict, plots: list[str]) -> str:
         lines.append(f"| {run} | {t['tokens_per_second']:,.0f} | {t['train_seconds']:.0f} | {t['eval_seconds']:.0f} |")
     lines += ["", "## Plots", ""] + [f"![{Path(p).stem}](plots/{Path(p).name})" for p in plots] + [""]
     return "\n".join(lines)
+
+
+def _lr_text(prof: dict) -> str:
+    """ "lr 0.004 for both arms" or "lr: vanilla 0.008, TPT 0.004 (each chosen on the dev seed)"."""
+    per_arm = dict(prof.get("arm_lr") or ())
+    if not per_arm or len({per_arm.get(a, prof["lr"]) for a in ("vanilla", "tpt")}) == 1:
+        return f"lr {per_arm.get('tpt', prof['lr']):g} for both arms"
+    vanilla, tpt = per_arm.get("vanilla", prof["lr"]), per_arm.get("tpt", prof["lr"])
+    return f"lr: vanilla {vanilla:g}, TPT {tpt:g} (per arm, chosen on the dev seed)"
 
 
 def _timing_text(timing: dict) -> str:

@@ -32,6 +32,9 @@ class TaskFamily(ABC):
     name: str = ""  # registry key, also stored in every document's meta
     kind: str = ""  # one line: what sort of reasoning it exercises
     difficulties: tuple[int, ...] = (1, 2, 3)  # levels; trajectory length must grow with them
+    # paraphrased step templates (claim 5(c)): a family with wordings > 1 takes ``wording=k``
+    # (0 <= k < wordings) in ``solve`` and states every wording's sub-results in ``sub_results``
+    wordings: int = 1
 
     @abstractmethod
     def sample(self, rng: random.Random, difficulty: int) -> Problem:
@@ -74,11 +77,21 @@ class TaskFamily(ABC):
         steps, answer = self.solve(problem)
         return " ".join(steps + [f"So the answer is {answer}."])
 
-    def noisy_trajectory(self, problem: Problem, rng: random.Random, error_rate: float) -> str:
+    def trajectories(self, problem: Problem) -> list[str]:
+        """The clean trajectory in every wording (the first is ``trajectory``)."""
+        if self.wordings == 1:
+            return [self.trajectory(problem)]
+        solved = [self.solve(problem, wording=w) for w in range(self.wordings)]  # type: ignore[call-arg]
+        return [" ".join(steps + [f"So the answer is {answer}."]) for steps, answer in solved]
+
+    def noisy_trajectory(
+        self, problem: Problem, rng: random.Random, error_rate: float, paraphrase: bool = False
+    ) -> str:
         """The trajectory of a worse generator: each step's result is wrong with probability
         ``error_rate`` and the error propagates (later steps compute from the wrong value).  The
         family's ``solve`` must accept ``slip``: a function (right value, possible values) -> the
-        value written."""
+        value written.  ``paraphrase``: the steps in one of the family's wordings, drawn from ``rng``
+        (the same wording for the whole trajectory, as one writer would keep it)."""
 
         def slip(value, alternatives):
             if rng.random() >= error_rate:
@@ -86,8 +99,9 @@ class TaskFamily(ABC):
             wrong = [a for a in alternatives if a != value]
             return rng.choice(wrong) if wrong else value
 
+        extra = {"wording": rng.randrange(self.wordings)} if paraphrase and self.wordings > 1 else {}
         try:
-            steps, answer = self.solve(problem, slip=slip)  # type: ignore[call-arg]
+            steps, answer = self.solve(problem, slip=slip if error_rate else None, **extra)  # type: ignore[call-arg]
         except TypeError as e:
             raise ValueError(f"lab family {self.name}: solve() takes no slip=..., so it has no noisy expert") from e
         return " ".join(steps + [f"So the answer is {answer}."])

@@ -18,6 +18,12 @@ import random
 from tpt.lab.families.base import Problem, TaskFamily
 
 MAX_OPS = 5
+# (start, step) templates: wording 0 is the aligned default; the others are 5(c)'s paraphrases
+WORDINGS = (
+    ("start at {v}", "{op}{k} ={v}"),
+    ("begin with {v}", "{op}{k} gives {v}"),
+    ("the value is {v}", "then {op}{k} makes it {v}"),
+)
 _SYMBOL = {"add": "+", "sub": "-", "mul": "*"}
 _PAD = ["add", 0]  # identity: fills the unused slots
 
@@ -34,6 +40,7 @@ class ChainMod10(TaskFamily):
     name = "chain_mod10"
     kind = "sequential composition (arithmetic mod 10)"
     difficulties = (2, 3, 4, 5)
+    wordings = len(WORDINGS)
 
     def sample(self, rng: random.Random, difficulty: int) -> Problem:
         ops = [[rng.choice(list(_SYMBOL)), rng.randint(2, 9)] for _ in range(difficulty)]
@@ -52,21 +59,25 @@ class ChainMod10(TaskFamily):
             out.append(slip(value, range(10)) if slip else value)
         return out
 
-    def solve(self, problem: Problem, slip=None) -> tuple[list[str], str]:
+    def solve(self, problem: Problem, slip=None, wording: int = 0) -> tuple[list[str], str]:
         # "start at 3" then one 4-token step per real operation: "+7 =0".  The previous value
         # is always 3 tokens back, the operation and operand at one fixed distance in the question.
+        # Other wordings (5(c) paraphrases) say the same with other, longer words: not aligned.
+        start, step = WORDINGS[wording]
         values = self.values(problem, slip)
-        steps = [f"start at {problem['start']}"]
-        steps += [f"{_SYMBOL[op]}{k} ={v}" for (op, k), v in zip(problem["ops"], values[1:])]
+        steps = [start.format(v=problem["start"])]
+        steps += [step.format(op=_SYMBOL[op], k=k, v=v) for (op, k), v in zip(problem["ops"], values[1:])]
         return steps, str(values[-1])
 
     def sub_results(self, problem: Problem) -> list[str]:
-        """Every run of >= 2 consecutive operations from the value it starts at ("7 *3 =1 +4 =5"):
-        a trajectory stating it, at any position, computes that chain for a model to copy."""
-        values, steps = self.values(problem), self.solve(problem)[0][1:]
-        return [
-            " ".join([str(values[i]), *steps[i:j]]) for i in range(len(steps)) for j in range(i + 2, len(steps) + 1)
-        ]
+        """Every run of >= 2 consecutive operations from the value it starts at ("7 *3 =1 +4 =5"),
+        in every wording: a trajectory stating it, at any position, computes that chain for a model to copy."""
+        values, out = self.values(problem), []
+        for wording in range(self.wordings):
+            steps = self.solve(problem, wording=wording)[0][1:]
+            out += [" ".join([str(values[i]), *steps[i:j]]) for i in range(len(steps))
+                    for j in range(i + 2, len(steps) + 1)]  # fmt: skip
+        return out
 
 
 FAMILY = ChainMod10()
