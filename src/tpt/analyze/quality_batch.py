@@ -4,13 +4,14 @@ Same flags, thresholds and detail texts as ``quality.flag_record``; the work is 
 compute kernels (C++, GIL released) and numpy over the batch's columns instead of Python per
 record:
 
-* words: lower-case, every non-word byte of ASCII records made a space by a table lookup (the
-  rare non-ASCII records go through quality.words), one whitespace split; each distinct word of
-  the batch numbered once (dictionary encoding);
-* n-grams: a 64-bit polynomial hash of n consecutive word numbers, kept where all n words are in
-  the same record; ``repetition`` = 1 - distinct / all per record, ``copy`` = share of the
-  thinking's n-grams among the document's, both by one numpy sort (faster here than pyarrow's
-  hash sets).  Hashes carry the record number in their low 16 bits, so one sort serves the whole
+* words: one byte-table pass (bytes.translate) lower-cases ASCII records and zeroes the bytes
+  between words (the rare non-ASCII records go through quality.words first); a word is a run of
+  non-zero bytes, hashed from its bytes read 8 at a time;
+* n-grams: a 64-bit polynomial hash of n consecutive word hashes, read off one prefix sum per
+  column (shared by both n), kept where all n words are in the same record; ``repetition`` =
+  1 - distinct / all per record, by one numpy sort (faster here than pyarrow's hash sets);
+  ``copy`` = share of the thinking's n-grams among the document's (a slot table, then a binary
+  search for the few candidates).  Hashes carry the record number in their low 16 bits, so one sort serves the whole
   batch; a false match needs two of a record's n-grams to agree on 47 bits;
 * template: one RE2 alternation over the thinking; the few rows that match are resolved per
   pattern; script: rows where document and thinking are both ASCII are Latin on both sides (never
@@ -247,14 +248,15 @@ def _repeat_fraction(prefix: np.ndarray, records: np.ndarray, n: int, size: int)
 
 def _copy_fraction(prefix, records, doc_prefix, doc_records, n: int, size: int) -> np.ndarray:
     """Share of each record's thinking n-grams found among its document's.  The document's keys mark
-    a bit table (about 64 slots per key); only the thinking keys whose slot is marked (the copies,
-    plus ~1.5% false alarms) are looked up exactly, by binary search in the sorted document keys."""
+    a table of _SLOTS_PER_KEY slots per key (small enough to stay in cache; 64 was no faster); only
+    the thinking keys whose slot is marked (the copies, plus ~6% false alarms) are looked up
+    exactly, by binary search in the sorted document keys."""
     keys, rec = _ngram_keys(prefix, records, n)
     doc_keys, _ = _ngram_keys(doc_prefix, doc_records, n)
     total = np.bincount(rec, minlength=size)
     if not len(keys) or not len(doc_keys):
         return np.zeros(size)
-    bits = max(10, int(len(doc_keys) * 64).bit_length())
+    bits = max(10, int(len(doc_keys) * _SLOTS_PER_KEY).bit_length())
     table = np.zeros(1 << bits, dtype=bool)
     table[_slot(doc_keys, bits)] = True
     maybe = keys[table[_slot(keys, bits)]]
@@ -263,6 +265,9 @@ def _copy_fraction(prefix, records, doc_prefix, doc_records, n: int, size: int) 
     found = maybe[doc_keys[at] == maybe]
     hits = np.bincount((found & np.uint64(0xFFFF)).astype(np.intp), minlength=size)
     return np.where(total > 0, hits / np.maximum(total, 1), 0.0)
+
+
+_SLOTS_PER_KEY = 16
 
 
 def _slot(keys: np.ndarray, bits: int) -> np.ndarray:
