@@ -138,7 +138,7 @@ def _filter_file(path: Path, out: Path, cfg: FilterConfig, patterns: list[str], 
 
     def write(kept_tmp: str, removed_tmp: str) -> None:
         with (
-            pq.ParquetWriter(kept_tmp, THINKING_SCHEMA, compression="zstd") as kept_w,
+            pq.ParquetWriter(kept_tmp, THINKING_SCHEMA, compression="zstd", **_SMALL_COLUMNS_ONLY) as kept_w,
             pq.ParquetWriter(removed_tmp, REMOVED_SCHEMA, compression="zstd") as removed_w,
         ):
             kept, removed = _RowGroups(kept_w), _RowGroups(removed_w)
@@ -160,6 +160,14 @@ def _filter_file(path: Path, out: Path, cfg: FilterConfig, patterns: list[str], 
 
     atomic_write(out / "data" / path.name, write_removed_then_kept)
     return result
+
+
+# Dictionaries and min/max statistics only for the short columns: on the long, nearly unique text
+# columns the writer builds a dictionary it then drops, and min/max of long texts helps no reader;
+# skipping both makes writing the clean run ~20% cheaper (bench/filter_throughput.py's shards).
+_LONG_COLUMNS = ("id", "text", "thinking")
+_SHORT = [name for name in THINKING_SCHEMA.names if name not in _LONG_COLUMNS]
+_SMALL_COLUMNS_ONLY = {"use_dictionary": _SHORT, "write_statistics": _SHORT}
 
 
 class _RowGroups:

@@ -4,13 +4,14 @@ Same flags, thresholds and detail texts as ``quality.flag_record``; the work is 
 compute kernels (C++, GIL released) and numpy over the batch's columns instead of Python per
 record:
 
-* words: lower-case, every non-word byte of ASCII records made a space by a table lookup (the
-  rare non-ASCII records go through quality.words), one whitespace split; each distinct word of
-  the batch numbered once (dictionary encoding);
-* n-grams: a 64-bit polynomial hash of n consecutive word numbers, kept where all n words are in
-  the same record; ``repetition`` = 1 - distinct / all per record, ``copy`` = share of the
-  thinking's n-grams among the document's, both by one numpy sort (faster here than pyarrow's
-  hash sets).  Hashes carry the record number in their low 16 bits, so one sort serves the whole
+* words: one byte-table pass (bytes.translate) lower-cases ASCII records and zeroes the bytes
+  between words (the rare non-ASCII records go through quality.words first); a word is a run of
+  non-zero bytes, hashed from its bytes read 8 at a time;
+* n-grams: a 64-bit polynomial hash of n consecutive word hashes, read off one prefix sum per
+  column (shared by both n), kept where all n words are in the same record; ``repetition`` =
+  1 - distinct / all per record, by one numpy sort (faster here than pyarrow's hash sets);
+  ``copy`` = share of the thinking's n-grams among the document's (a slot table, then a binary
+  search for the few candidates).  Hashes carry the record number in their low 16 bits, so one sort serves the whole
   batch; a false match needs two of a record's n-grams to agree on 47 bits;
 * template: one RE2 alternation over the thinking; the few rows that match are resolved per
   pattern; script: rows where document and thinking are both ASCII are Latin on both sides (never
@@ -72,12 +73,15 @@ def flag_batch(
     if n > MAX_BATCH:
         raise ValueError(f"batch of {n} records: at most {MAX_BATCH} (use a smaller --batch-size)")
     text, thinking = pc.fill_null(text, ""), pc.fill_null(thinking, "")
-    think_codes, think_rec, think_counts = _word_hashes(thinking)
-    doc_codes, doc_rec, _ = _word_hashes(text)
+    think_ascii = pc.string_is_ascii(thinking).to_numpy(zero_copy_only=False)
+    text_ascii = pc.string_is_ascii(text).to_numpy(zero_copy_only=False)
+    think_codes, think_rec, think_counts = _word_hashes(thinking, think_ascii)
+    doc_codes, doc_rec, _ = _word_hashes(text, text_ascii)
+    think_prefix = _prefix_sums(think_codes)
     result = BatchFlags(
         {},
-        _repeat_fraction(think_codes, think_rec, cfg.repeat_ngram, n),
-        _copy_fraction(think_codes, think_rec, doc_codes, doc_rec, cfg.copy_ngram, n),
+        _repeat_fraction(think_prefix, think_rec, cfg.repeat_ngram, n),
+        _copy_fraction(think_prefix, think_rec, _prefix_sums(doc_codes), doc_rec, cfg.copy_ngram, n),
     )
     raised = result.raised
     raised["truncated"] = pc.fill_null(pc.equal(finish_reason, "length"), False).to_numpy(zero_copy_only=False)
@@ -85,7 +89,7 @@ def flag_batch(
     raised["repetition"] = result.repeat > cfg.max_repeat_fraction
     raised["copy"] = result.copy > cfg.max_copy_fraction
     raised["template"] = _template(text, thinking, list(patterns), result.template)
-    raised["script"] = _script(text, thinking, cfg.min_script_match, result.script)
+    raised["script"] = _script(text, thinking, think_ascii & text_ascii, cfg.min_script_match, result.script)
     for name in ("repetition", "copy", "template", "script"):  # as flag_record: nothing else for (near-)empty text
         raised[name] &= ~raised["empty"]
     return result
@@ -105,33 +109,44 @@ def raised_matrix(
     return out
 
 
-def _word_hashes(column: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _word_hashes(column: pa.Array, ascii_rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """-> (a 64-bit hash of each word of the batch, back to back; record number of each word; words per record).
 
     The words are exactly quality.words() per record.  ASCII records (nearly all) never become
-    Python strings: over the column's bytes, upper-case letters are folded by adding 32, and a word
-    is a run of [a-z0-9_] (or non-ASCII) bytes not crossing a record boundary.  A word's hash mixes
-    its bytes read 8 at a time as 64-bit integers (most words take one read).  The rare records with
-    other characters are normalised by words() itself (CJK, Unicode letters and punctuation) first."""
-    ascii_rows = pc.string_is_ascii(column).to_numpy(zero_copy_only=False)
+    Python strings: one table lookup maps each byte of the column to its lower-case form, or to 0
+    outside [A-Za-z0-9_] (non-ASCII bytes stay: they only occur in normalised rows), and a word
+    is a run of non-zero bytes not crossing a record boundary.  A word's hash mixes its bytes read
+    8 at a time as 64-bit integers (most words take one read).  The rare records with other
+    characters are normalised by words() itself (CJK, Unicode letters and punctuation) first.
+    ``ascii_rows``: pc.string_is_ascii of the column, when the caller has it already."""
+    if ascii_rows is None:
+        ascii_rows = pc.string_is_ascii(column).to_numpy(zero_copy_only=False)
     if not ascii_rows.all():
         rows = np.flatnonzero(~ascii_rows)
         normal = pa.array([" ".join(words(t)) for t in column.take(rows).to_pylist()], pa.string())
         column = pc.replace_with_mask(column, pa.array(~ascii_rows), normal)
     offsets, data = _string_buffers(column)
-    folded = np.zeros(len(data) + 8, np.uint8)  # 8 bytes of padding: every word can be read 8 bytes at a time
-    upper = (data - np.uint8(65)) < 26  # uint8 arithmetic wraps: one compare per range
-    np.add(data, upper.view(np.uint8) << np.uint8(5), out=folded[: len(data)])
-    is_word = ((folded[: len(data)] - np.uint8(97)) < 26) | ((data - np.uint8(48)) < 10) | (data == 95)
-    is_word |= data >= 128
-    starts, ends = _runs(is_word, offsets)
+    # bytes.translate: one C loop over a 256-byte table (numpy's take widens every byte to an index first);
+    # 8 bytes of padding: every word can be read 8 bytes at a time
+    folded = np.frombuffer((data.tobytes() + bytes(8)).translate(_FOLD), np.uint8)
+    starts, ends = _runs(folded[: len(data)], offsets)
     counts = np.diff(np.searchsorted(starts, offsets))
     return _hash_runs(folded, starts, ends), np.repeat(np.arange(len(column)), counts), counts
 
 
+def _fold_table() -> bytes:
+    """byte -> the byte in a lower-cased word, 0 for a byte that separates words."""
+    ascii_bytes = [ord(chr(b).lower()) if chr(b).isalnum() or b == 95 else 0 for b in range(128)]
+    return bytes(ascii_bytes + list(range(128, 256)))
+
+
+_FOLD = _fold_table()
+
+
 def _hash_runs(padded: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Hash of each byte run padded[start:end]: its bytes 8 at a time as little-endian integers (the
-    bytes past the end masked to zero; word bytes are never zero), chained through murmur's mixer."""
+    bytes past the end masked to zero; word bytes are never zero), chained through a multiply-xorshift
+    mixer (a bijection: distinct words of up to 8 bytes get distinct hashes)."""
     # one little-endian uint64 starting at every byte (an unaligned view, no copy)
     eights = np.ndarray(shape=(max(len(padded) - 7, 0),), dtype="<u8", buffer=padded, strides=(1,))
     lengths = ends - starts
@@ -158,12 +173,19 @@ def _string_buffers(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return offsets - first, data
 
 
-def _runs(is_word: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """-> (first byte, one past the last byte) of every run of word bytes; a record boundary ends a run."""
-    joined = np.zeros(len(is_word) + 1, dtype=bool)  # joined[i]: bytes i-1 and i belong to one word
-    np.logical_and(is_word[:-1], is_word[1:], out=joined[1:-1])
-    joined[offsets] = False  # a record's first byte starts a word whatever came before it
-    return np.flatnonzero(is_word & ~joined[:-1]), np.flatnonzero(is_word & ~joined[1:]) + 1
+def _runs(folded: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """-> (first byte, one past the last byte) of every run of non-zero bytes; a record boundary ends a run."""
+    is_word = np.zeros(len(folded) + 2, dtype=bool)
+    np.not_equal(folded, 0, out=is_word[1:-1])
+    edges = np.flatnonzero(is_word[1:] != is_word[:-1])  # alternately a word's start and its end
+    starts, ends = edges[0::2], edges[1::2]
+    inner = offsets[1:-1]
+    inner = inner[(inner > 0) & (inner < len(folded))]
+    cross = np.unique(inner[is_word[inner] & is_word[inner + 1]])  # a word running into the next record's
+    if len(cross):  # split it there: the boundary ends one word and starts another
+        starts = np.insert(starts, np.searchsorted(starts, cross), cross)
+        ends = np.insert(ends, np.searchsorted(ends, cross), cross)
+    return starts, ends
 
 
 _INVERSE = np.uint64(pow(int(_PRIME), -1, 1 << 64))
@@ -184,34 +206,38 @@ def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
-    """murmur3's 64-bit finaliser, in place: every bit of a word's hash depends on all its bytes."""
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xFF51AFD7ED558CCD)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xC4CEB9FE1A85EC53)
-    h ^= h >> np.uint64(33)
+    """Multiply, then fold the high half into the low half, in place: the low bits the n-gram keys
+    keep then depend on every byte of the word (a multiply alone carries only upwards)."""
+    h *= _PRIME
+    h ^= h >> np.uint64(32)
     return h
 
 
-def _ngram_keys(codes: np.ndarray, records: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """-> (hash of each n-gram whose words lie in one record, with the record in the low 16 bits; its record).
-
-    The hash of words k..k+n-1 is sum(code[k+j] * PRIME**j), read off one prefix sum of
-    code[i] * PRIME**i and shifted back by PRIME**-k: a few passes whatever n is."""
-    count = len(codes) - n + 1
-    if count <= 0:
-        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
-    powers, inverse = _powers(len(codes) + 1)
+def _prefix_sums(codes: np.ndarray) -> np.ndarray:
+    """-> [0, code[0], code[0] + code[1] * PRIME, ...]: sum(code[i] * PRIME**i) for every prefix (mod 2**64)."""
+    powers, _ = _powers(len(codes) + 1)
     prefix = np.zeros(len(codes) + 1, np.uint64)
     np.cumsum(codes * powers[: len(codes)], out=prefix[1:])
+    return prefix
+
+
+def _ngram_keys(prefix: np.ndarray, records: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """-> (hash of each n-gram whose words lie in one record, with the record in the low 16 bits; its record).
+
+    The hash of words k..k+n-1 is sum(code[k+j] * PRIME**j), read off the prefix sums (_prefix_sums,
+    shared by every n) and shifted back by PRIME**-k: a few passes whatever n is."""
+    count = len(prefix) - n
+    if count <= 0:
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+    _, inverse = _powers(len(prefix))
     h = (prefix[n:] - prefix[:count]) * inverse[:count]
     same = records[:count] == records[n - 1 :]
     rec = records[:count][same]
     return (h[same] << np.uint64(16)) | rec.astype(np.uint64), rec
 
 
-def _repeat_fraction(codes: np.ndarray, records: np.ndarray, n: int, size: int) -> np.ndarray:
-    keys, rec = _ngram_keys(codes, records, n)
+def _repeat_fraction(prefix: np.ndarray, records: np.ndarray, n: int, size: int) -> np.ndarray:
+    keys, rec = _ngram_keys(prefix, records, n)
     total = np.bincount(rec, minlength=size)
     ordered = np.sort(keys)  # numpy's vectorised sort: several times faster here than a hash set
     first = np.ones(len(ordered), dtype=bool)
@@ -220,16 +246,17 @@ def _repeat_fraction(codes: np.ndarray, records: np.ndarray, n: int, size: int) 
     return np.where(total > 0, 1.0 - unique / np.maximum(total, 1), 0.0)
 
 
-def _copy_fraction(codes, records, doc_codes, doc_records, n: int, size: int) -> np.ndarray:
+def _copy_fraction(prefix, records, doc_prefix, doc_records, n: int, size: int) -> np.ndarray:
     """Share of each record's thinking n-grams found among its document's.  The document's keys mark
-    a bit table (about 64 slots per key); only the thinking keys whose slot is marked (the copies,
-    plus ~1.5% false alarms) are looked up exactly, by binary search in the sorted document keys."""
-    keys, rec = _ngram_keys(codes, records, n)
-    doc_keys, _ = _ngram_keys(doc_codes, doc_records, n)
+    a table of _SLOTS_PER_KEY slots per key (small enough to stay in cache; 64 was no faster); only
+    the thinking keys whose slot is marked (the copies, plus ~6% false alarms) are looked up
+    exactly, by binary search in the sorted document keys."""
+    keys, rec = _ngram_keys(prefix, records, n)
+    doc_keys, _ = _ngram_keys(doc_prefix, doc_records, n)
     total = np.bincount(rec, minlength=size)
     if not len(keys) or not len(doc_keys):
         return np.zeros(size)
-    bits = max(10, int(len(doc_keys) * 64).bit_length())
+    bits = max(10, int(len(doc_keys) * _SLOTS_PER_KEY).bit_length())
     table = np.zeros(1 << bits, dtype=bool)
     table[_slot(doc_keys, bits)] = True
     maybe = keys[table[_slot(keys, bits)]]
@@ -238,6 +265,9 @@ def _copy_fraction(codes, records, doc_codes, doc_records, n: int, size: int) ->
     found = maybe[doc_keys[at] == maybe]
     hits = np.bincount((found & np.uint64(0xFFFF)).astype(np.intp), minlength=size)
     return np.where(total > 0, hits / np.maximum(total, 1), 0.0)
+
+
+_SLOTS_PER_KEY = 16
 
 
 def _slot(keys: np.ndarray, bits: int) -> np.ndarray:
@@ -273,9 +303,10 @@ def _re2_literal(pattern: str) -> str:
     return re.sub(r"([\\.^$|?*+()\[\]{}-])", r"\\\1", pattern)
 
 
-def _script(text: pa.Array, thinking: pa.Array, minimum: float, found: dict[int, tuple[str, float]]) -> np.ndarray:
+def _script(
+    text: pa.Array, thinking: pa.Array, ascii_both: np.ndarray, minimum: float, found: dict[int, tuple[str, float]]
+) -> np.ndarray:
     out = np.zeros(len(thinking), dtype=bool)
-    ascii_both = pc.and_(pc.string_is_ascii(text), pc.string_is_ascii(thinking)).to_numpy(zero_copy_only=False)
     for row in np.flatnonzero(~ascii_both):
         match = script_match(thinking[int(row)].as_py(), text[int(row)].as_py())
         if match is not None and match[1] < minimum:
