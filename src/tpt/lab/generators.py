@@ -79,9 +79,9 @@ def run_augment_into(inputs: Path, out: Path, backend: str, tokenizer: Path, mod
 
 
 def sft_generator(data: Path, init: Path, out: Path, lab: LabConfig, gs: GenSizes, seq_len: int, seed: int) -> Path:
+    from tpt.lab.sft import sft_train_config
     from tpt.prepare.config import SFT_KIND, PrepareConfig, SourceSpec
     from tpt.prepare.run import prepare
-    from tpt.train import config as tc
     from tpt.train.loop import train
 
     if done(out):
@@ -92,15 +92,7 @@ def sft_generator(data: Path, init: Path, out: Path, lab: LabConfig, gs: GenSize
         sources = [SourceSpec(data, SFT_KIND)]
         prepare(PrepareConfig(source=sources, out=prepared, tokenizer=str(init), seq_len=seq_len, sft=True,
                               val_sequences=0, seed=seed, overwrite=True))  # fmt: skip
-    cfg = tc.TrainConfig(
-        data=prepared, out=out, mode="sft", seed=seed, device=lab.device, eval_every=0, log_every=200,
-        progress=False, threads=lab.threads,
-        model=tc.ModelConfig(init=init),
-        optimizer=tc.OptimizerConfig(lr=gs.sft_lr),
-        schedule=tc.ScheduleConfig(epochs=gs.sft_epochs, warmup=0.05),
-        batch=tc.BatchConfig(batch_tokens=16 * seq_len, micro_batch=16, eval_sequences=8),
-        checkpoint=tc.CheckpointConfig(save_every=0),
-    )  # fmt: skip
+    cfg = sft_train_config(prepared, out, init, gs.sft_lr, gs.sft_epochs, seq_len, seed, lab)
     return train(cfg).checkpoint
 
 

@@ -119,13 +119,30 @@ def base_checkpoint(root: Path, arm: str, budget: int) -> Path:
     return snapshot if (snapshot / "config.json").exists() else root / "train" / arm
 
 
+def sft_train_config(
+    data: Path, out: Path, init: Path, lr: float, epochs: float, seq_len: int, seed: int, lab: LabConfig
+):
+    """`tpt train --mode sft --init` as the lab runs it (the arms' SFT here, the generators' SFT): batches
+    of 16 whole conversations, no periodic saves or evals, the lab's device and threads."""
+    from tpt.train import config as tc
+
+    return tc.TrainConfig(
+        data=data, out=out, mode="sft", seed=seed, device=lab.device, eval_every=0, log_every=200,
+        progress=False, threads=lab.threads,
+        model=tc.ModelConfig(init=init),
+        optimizer=tc.OptimizerConfig(lr=lr),
+        schedule=tc.ScheduleConfig(epochs=epochs, warmup=0.05),
+        batch=tc.BatchConfig(batch_tokens=16 * seq_len, micro_batch=16, eval_sequences=8),
+        checkpoint=tc.CheckpointConfig(save_every=0),
+    )  # fmt: skip
+
+
 def run_sft_job(job: SftJob, prof: Profile, lab: LabConfig) -> dict:
     """SFT one arm in one form, evaluate before/after; the result is cached in ``job.out``."""
     import torch
 
     from tpt.lab.evaluate import evaluate_checkpoint
     from tpt.lab.experiment import families_for
-    from tpt.train import config as tc
     from tpt.train.loop import train
 
     done = job.out / "result.json"
@@ -139,15 +156,7 @@ def run_sft_job(job: SftJob, prof: Profile, lab: LabConfig) -> dict:
     data = prepare_sft_data(chats, job.root / "tokenizer", job.root / "data" / f"sft-{job.form}", job.seed)
     seq_len = json.loads((data / "index.json").read_text())["seq_len"]
     base = base_checkpoint(job.root, job.arm, job.budget)
-    cfg = tc.TrainConfig(
-        data=data, out=job.out / "model", mode="sft", seed=job.seed, device=lab.device, eval_every=0, log_every=200,
-        progress=False, threads=lab.threads,
-        model=tc.ModelConfig(init=base),
-        optimizer=tc.OptimizerConfig(lr=job.lr),
-        schedule=tc.ScheduleConfig(epochs=prof.sft_epochs, warmup=0.05),
-        batch=tc.BatchConfig(batch_tokens=16 * seq_len, micro_batch=16, eval_sequences=8),
-        checkpoint=tc.CheckpointConfig(save_every=0),
-    )  # fmt: skip
+    cfg = sft_train_config(data, job.out / "model", base, job.lr, prof.sft_epochs, seq_len, job.seed, lab)
     model = train(cfg).checkpoint
 
     def score(ckpt: Path, modes: tuple[str, ...]) -> dict:
