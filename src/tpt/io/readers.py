@@ -283,6 +283,26 @@ def content_id(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:20]
 
 
+def json_object(raw: RawRow) -> dict | Rejection:
+    """The row as a JSON object, or a ``Rejection`` saying why it is not one (its file could not be
+    read, invalid UTF-8, malformed JSON, another JSON value): for stages that read their own fields."""
+    item = raw.payload
+    if isinstance(item, ReadError):
+        return Rejection(raw.source, raw.line, "", item.message)
+    if isinstance(item, bytes):
+        try:
+            decoded = item.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return Rejection(raw.source, raw.line, "", f"invalid UTF-8: {exc}", item.decode("utf-8", "replace"))
+        try:
+            item = json.loads(decoded)
+        except json.JSONDecodeError as exc:
+            return Rejection(raw.source, raw.line, "", f"malformed JSON: {exc}", decoded)
+    if not isinstance(item, dict):
+        return Rejection(raw.source, raw.line, "", f"expected a JSON object, got {type(item).__name__}", str(item))
+    return item
+
+
 def parse_row(raw: RawRow, text_field: str = "text", id_field: str | None = None) -> Document | Rejection:
     """A ``Document``, or a ``Rejection`` saying which file, line and field was wrong and why."""
     item = raw.payload

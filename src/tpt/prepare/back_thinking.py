@@ -141,14 +141,9 @@ def sft_row(template: str, example: Example, response: str, show_question: bool,
 
 def extract_example(raw: RawRow, fields: Fields) -> Example | Rejection:
     """(question, thinking, response) of one input row, or why it cannot be used."""
-    item = raw.payload
-    if isinstance(item, bytes):
-        try:
-            item = json.loads(item)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            return Rejection(raw.source, raw.line, "", f"malformed JSON: {e}", item.decode("utf-8", "replace"))
-    if not isinstance(item, dict):
-        return Rejection(raw.source, raw.line, "", "row is not an object", str(item))
+    item = readers.json_object(raw)
+    if isinstance(item, Rejection):
+        return item
     found = _from_messages(item, fields.messages) if fields.messages in item else _from_columns(item, fields)
     if isinstance(found, str):
         field, _, reason = found.partition(": ")

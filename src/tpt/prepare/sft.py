@@ -65,13 +65,10 @@ def _mask_by_prefix(tokenizer, messages: list[dict]) -> tuple[list[int], list[in
 
 
 def _messages(raw: readers.RawRow, field: str) -> list[dict] | Rejection:
-    item = raw.payload
-    if isinstance(item, bytes):
-        try:
-            item = json.loads(item)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            return Rejection(raw.source, raw.line, "", f"malformed JSON: {e}", item.decode("utf-8", "replace"))
-    messages = item.get(field) if isinstance(item, dict) else None
+    item = readers.json_object(raw)
+    if isinstance(item, Rejection):
+        return item
+    messages = item.get(field)
     preview = json.dumps(item, ensure_ascii=False, default=str)[:2000]
     if not isinstance(messages, list) or not messages:
         return Rejection(raw.source, raw.line, field, "missing or empty message list", preview)
