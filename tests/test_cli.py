@@ -110,15 +110,18 @@ def test_a_failed_start_does_not_block_the_corrected_rerun(tmp_path):
     wrong model) does not make the corrected command 'a different config'; a run with output does."""
     from tpt.augment.config import AugmentConfig
     from tpt.augment.run import ConfigMismatch, check_manifest
+    from tpt.augment.specs import InputSpec
     from tpt.config import build
 
     out = tmp_path / "run"
     (out / "state").mkdir(parents=True)
     (out / "plan.json").write_text("{}")
-    check_manifest(build(AugmentConfig, inputs=["c.jsonl"], out=out, backend="openai", model="typo"), "T")
-    fixed = build(AugmentConfig, inputs=["c.jsonl"], out=out, backend="openai", model="right")
+    check_manifest(build(AugmentConfig, inputs=[InputSpec("c.jsonl")], out=out, backend="openai", model="typo"), "T")
+    fixed = build(AugmentConfig, inputs=[InputSpec("c.jsonl")], out=out, backend="openai", model="right")
     check_manifest(fixed, "T")  # replaced, with its stale plan
     assert '"right"' in (out / "manifest.json").read_text() and not (out / "plan.json").exists()
     (out / "state" / "shard-00000.done").write_text("{}")
     with pytest.raises(ConfigMismatch, match="model"):
-        check_manifest(build(AugmentConfig, inputs=["c.jsonl"], out=out, backend="openai", model="other"), "T")
+        check_manifest(
+            build(AugmentConfig, inputs=[InputSpec("c.jsonl")], out=out, backend="openai", model="other"), "T"
+        )

@@ -12,6 +12,7 @@ from tpt.augment.config import AugmentConfig
 from tpt.augment.executors import EXECUTORS, LocalExecutor, make_executor
 from tpt.augment.prompts import STRATEGIES, load_strategy
 from tpt.augment.run import run_augment
+from tpt.augment.specs import InputSpec
 from tpt.config import build
 from tpt.registry import PluginNotFound, Registry
 
@@ -80,7 +81,7 @@ def test_a_plugin_strategy_and_executor_run_the_augment_stage(plugin_module, tmp
     (tmp_path / "c.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = build(
         AugmentConfig,
-        inputs=[str(tmp_path / "c.jsonl")],
+        inputs=[InputSpec(tmp_path / "c.jsonl")],
         out=tmp_path / "run",
         backend="lab-expert",
         progress=False,

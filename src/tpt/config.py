@@ -40,6 +40,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
+from tpt.counts import parse_count, parse_counts
+
 T = TypeVar("T")
 
 
@@ -60,6 +62,12 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
         if len(args) == 1:
             return args[0], True
     return tp, False
+
+
+def is_component(f: dataclasses.Field, tp: Any) -> bool:
+    """A nested config whose fields are flags of their own; a dataclass with ``parse=`` is one value
+    (a record such as ``ShardRange``, read from its text form)."""
+    return dataclasses.is_dataclass(tp) and "parse" not in f.metadata
 
 
 def _converter(tp: Any, meta: dict | None = None):
@@ -146,7 +154,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, group_ti
         if not f.init or f.metadata.get("cli") is False:
             continue
         tp, _ = _unwrap_optional(hints[f.name])
-        if dataclasses.is_dataclass(tp):
+        if is_component(f, tp):
             add_dataclass_arguments(parser, tp, group_title=f.metadata.get("help") or f.name)
             continue
         _add_field(target, f, tp)
@@ -174,7 +182,7 @@ def leaves(cls: type, path: tuple[str, ...] = ()) -> dict[str, tuple[tuple[str, 
         if not f.init or f.metadata.get("cli") is False:
             continue
         tp, _ = _unwrap_optional(hints[f.name])
-        if dataclasses.is_dataclass(tp):
+        if is_component(f, tp):
             out.update(leaves(tp, (*path, f.name)))
         else:
             out[flat_name(f)] = ((*path, f.name), f)
@@ -252,7 +260,7 @@ def from_namespace(cls: type[T], ns: argparse.Namespace) -> T:
         if not f.init:
             continue
         tp, _ = _unwrap_optional(hints[f.name])
-        if dataclasses.is_dataclass(tp) and f.metadata.get("cli") is not False:
+        if is_component(f, tp) and f.metadata.get("cli") is not False:
             values[f.name] = from_namespace(tp, ns)
         elif get_origin(tp) is dict and getattr(ns, flat_name(f), None) is not None:
             values[f.name] = dict(getattr(ns, flat_name(f)))
@@ -339,10 +347,15 @@ def _raise_value_error(message: str) -> None:
 
 
 def _split_objects(cls: type, values: dict[str, Any], objects: dict[str, Any]) -> dict[str, Any]:
-    """Take component instances (``sampling=SamplingConfig(...)``) out of ``values`` into ``objects``."""
+    """Take component instances (``sampling=SamplingConfig(...)``) out of ``values`` into ``objects``;
+    a record value (``shard_range=ShardRange(0, 4)``) stays: it is typed like its flag."""
+    hints = typing.get_type_hints(cls)
+    components = {
+        f.name for f in dataclasses.fields(cls) if f.init and is_component(f, _unwrap_optional(hints[f.name])[0])
+    }
     rest = {}
     for key, value in values.items():
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if key in components and dataclasses.is_dataclass(value) and not isinstance(value, type):
             objects[key] = value
         else:
             rest[key] = value
@@ -367,36 +380,3 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: to_dict(v) for k, v in obj.items()}
     return obj
-
-
-_COUNT_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
-
-
-def parse_count(value: str | int | float, what: str = "count") -> int:
-    """Token counts as every stage's flags take them: '50M' -> 50_000_000, '1.5B', '2k', '1e6', 2048."""
-    if isinstance(value, (int, float)):
-        return int(value)
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][0-9]+)?)\s*([kmbgtKMBGT]?)\s*", str(value))
-    if not match:
-        raise ValueError(f"{what}: cannot read {value!r} as a count (examples: 2048, 500K, 50M, 1.5B)")
-    return int(round(float(match.group(1)) * _COUNT_SUFFIX[match.group(2).lower()]))
-
-
-def parse_counts(values: list[str] | str | None, what: str) -> list[int]:
-    """A list of counts given as separate items and/or comma-separated: ['1M,2M', '5M'] (sorted, unique)."""
-    if values is None:
-        return []
-    items = [values] if isinstance(values, (str, int, float)) else list(values)
-    out: list[int] = []
-    for item in items:
-        parts = str(item).split(",") if isinstance(item, str) else [item]
-        out += [parse_count(p, what) for p in parts if str(p).strip()]
-    return sorted(set(out))
-
-
-def format_count(n: int) -> str:
-    """1_000_000 -> '1M', 2_500_000 -> '2.5M', 1234 -> '1.234K' (for folder names)."""
-    for suffix, scale in (("B", 10**9), ("M", 10**6), ("K", 10**3)):
-        if n >= scale and (n * 1000) % scale == 0:
-            return f"{n / scale:.3f}".rstrip("0").rstrip(".") + suffix
-    return str(n)

@@ -66,7 +66,7 @@ def load_file(path: Path) -> dict:
 def flatten(cls: type, data: dict, where: str) -> dict[str, Any]:
     """Nested sections (``{'sampling': {'temperature': 1}}``, as ``--print-config`` writes them) or flat
     keys (``{'temperature': 1}``, as older manifests hold them) -> ``{'temperature': 1}``, checked."""
-    from tpt.config import flat_name, leaves
+    from tpt.config import flat_name, is_component, leaves
 
     hints = typing.get_type_hints(cls)
     by_name = {f.name: f for f in dataclasses.fields(cls) if f.init}
@@ -85,11 +85,11 @@ def flatten(cls: type, data: dict, where: str) -> dict[str, Any]:
         name = renamed.get(str(key).replace("-", "_"), str(key).replace("-", "_"))  # old manifests' names
         f = by_name.get(name)
         inner = _strip_optional(hints[name]) if f is not None else None
-        if f is not None and dataclasses.is_dataclass(inner) and isinstance(value, dict):
+        if f is not None and is_component(f, inner) and isinstance(value, dict):
             out.update(flatten(inner, value, where))
         elif f is not None and f.metadata.get("cli") is False:
             continue
-        elif f is not None and not dataclasses.is_dataclass(inner):
+        elif f is not None and not is_component(f, inner):
             out[flat_name(f)] = value
         elif name in flat:
             out[name] = value
@@ -106,7 +106,7 @@ def _strip_optional(tp: Any) -> Any:
 
 def _typed(action: argparse.Action, value: Any, where: str) -> Any:
     """Type a file value exactly as the flag would: the action's converter, list items, choices."""
-    if isinstance(value, dict):  # a KEY=VALUE mapping
+    if isinstance(value, dict) and getattr(action.type, "typed_as", None) is None:  # a KEY=VALUE mapping
         value = [(str(k), str(v)) for k, v in value.items()]
     if isinstance(value, list):
         typed = [_typed_one(action, v, where) for v in value]

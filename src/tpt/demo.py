@@ -34,6 +34,7 @@ def write_sample_corpus(path: Path) -> Path:
 def run_augment_demo(out: Path, samples: int = 2, max_thinking_tokens: int = 24) -> int:
     from tpt.augment.config import AugmentConfig
     from tpt.augment.run import print_summary, run_augment
+    from tpt.augment.specs import InputSpec
     from tpt.config import build
     from tpt.tiny import build_tiny_model
 
@@ -43,7 +44,7 @@ def run_augment_demo(out: Path, samples: int = 2, max_thinking_tokens: int = 24)
     corpus = write_sample_corpus(out / "corpus.jsonl")
     config = build(  # the flat names of the flags, typed as the flags would be
         AugmentConfig,
-        inputs=[str(corpus)],
+        inputs=[InputSpec(corpus)],
         out=out / "augment",
         backend="transformers",
         model=str(model_dir),

@@ -10,6 +10,7 @@ checkpoint info v1   CKPT/tpt_checkpoint.json        tpt train -> tpt eval (into
 metrics rows v1      TRAIN_OUT/metrics.jsonl         tpt train -> tpt analyze curves
 eval result v1       EVAL_OUT/<model>.json           tpt eval -> tpt analyze curves
 augment run v1       RUN/{data,rejected,failed}/...  tpt augment -> analyze, filter, prepare
+augment manifest v2  RUN/manifest.json               tpt augment -> its resume, --config replay
 ===================  ==============================  =========================================
 
 A JSON file carries its format as ``"format": "NAME/VERSION"``; a file without the tag is version 1
@@ -188,6 +189,10 @@ def is_run_folder(path: str | Path) -> bool:
     """An augment run folder (it has data/), finished or not."""
     return RunLayout(Path(path)).is_run()
 
+
+# The run's config and resume fingerprint.  v2: inputs are {path, text_field, id_field} mappings
+# (tpt.augment.specs.InputSpec); v1 (untagged) held the strings as typed, migrated when read.
+AUGMENT_MANIFEST = Format("tpt.augment_manifest", 2)
 
 # Everything an augment run folder may hold: anything else in --out means it is not (only) a run.
 RUN_ENTRIES = frozenset(

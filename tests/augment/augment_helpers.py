@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tpt.augment.config import AugmentConfig
+from tpt.augment.specs import InputSpec
 from tpt.config import build
 
 TOPICS = ["derivatives", "primes", "photosynthesis", "boiling water", "mitochondria", "long multiplication"]
@@ -29,9 +30,9 @@ def write_jsonl(path: Path, rows: list) -> Path:
     return path
 
 
-def make_config(tmp_path: Path, inputs: list[str], **overrides) -> AugmentConfig:
+def make_config(tmp_path: Path, inputs: list[Path | str | InputSpec], **overrides) -> AugmentConfig:
     values = dict(
-        inputs=[str(p) for p in inputs],
+        inputs=[p if isinstance(p, InputSpec) else InputSpec(p) for p in inputs],
         out=tmp_path / "run",
         backend="transformers",
         model="",

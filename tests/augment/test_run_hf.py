@@ -10,6 +10,7 @@ from augment_helpers import corpus_rows, make_config, write_jsonl
 
 from tpt.augment.backends.tokenize import TokenizerOps
 from tpt.augment.run import ConfigMismatch, run_augment
+from tpt.augment.specs import ShardRange
 from tpt.io.runs import data_files, iter_records
 
 
@@ -74,10 +75,10 @@ def test_bad_rows_and_duplicates_are_set_aside(tmp_path, tiny_model_dir, hf_back
 
 
 def test_shard_range_splits_work(tmp_path, small_corpus, tiny_model_dir, hf_backend):
-    cfg = make_config(tmp_path, [small_corpus], model=str(tiny_model_dir), shard_range="1/2")
+    cfg = make_config(tmp_path, [small_corpus], model=str(tiny_model_dir), shard_range=ShardRange(1, 2))
     run_augment(cfg, backend=hf_backend)
     assert [p.name for p in data_files(cfg.out)] == ["shard-00001.parquet"]
-    cfg0 = make_config(tmp_path, [small_corpus], model=str(tiny_model_dir), shard_range="0/2")
+    cfg0 = make_config(tmp_path, [small_corpus], model=str(tiny_model_dir), shard_range=ShardRange(0, 2))
     run_augment(cfg0, backend=hf_backend)
     assert keys(cfg.out) == sorted((f"doc-{i}", 0) for i in range(10))
 

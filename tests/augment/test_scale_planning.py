@@ -13,9 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 from augment_helpers import corpus_rows, lab_rows, make_config, record_keys, run_cli, start_cli, write_jsonl
 
-from tpt.augment.planning import compute_plan, parse_source, specs_of
+from tpt.augment.planning import compute_plan, specs_of
 from tpt.augment.run import run_augment
 from tpt.augment.shards import load_rows
+from tpt.augment.specs import InputSpec
 
 
 def lab_config(tmp_path, inputs, **kw):
@@ -43,15 +44,6 @@ def test_parquet_shards_are_whole_row_groups_from_metadata(tmp_path):
     assert [s[1:3] for s in plan["shards"]] == [[0, 16], [16, 32], [32, 48], [48, 50]]
     ids = [r.payload["id"] for s in specs_of(plan) for r in load_rows(s)]
     assert ids == [f"doc-{i}" for i in range(50)]
-
-
-def test_source_field_mapping_syntax():
-    assert parse_source("a.jsonl", "text", None) == ("a.jsonl", "text", None)
-    assert parse_source("a.jsonl:body", "text", None) == ("a.jsonl", "body", None)
-    assert parse_source("a.jsonl:body:uid", "text", None) == ("a.jsonl", "body", "uid")
-    assert parse_source("a.jsonl::uid", "text", "x") == ("a.jsonl", "text", "uid")
-    assert parse_source("s3://b/a.parquet", "text", None) == ("s3://b/a.parquet", "text", None)
-    assert parse_source("s3://b/a.parquet:content", "text", None) == ("s3://b/a.parquet", "content", None)
 
 
 def multi_file_corpus(folder: Path) -> list[dict]:
@@ -90,7 +82,7 @@ def test_three_array_tasks_started_together_on_an_empty_folder(tmp_path):
     assert [p.returncode for p in procs] == [0, 0, 0], logs
     counts = Counter(record_keys(out))
     assert set(counts) == {(r["id"], s) for r in rows for s in range(2)} and set(counts.values()) == {1}
-    assert json.loads((out / "plan.json").read_text())["version"] == 2
+    assert json.loads((out / "plan.json").read_text())["version"] == 3
     final = run_cli(argv)
     assert final.returncode == 0 and "already complete; nothing to do" in final.stderr
 
@@ -204,7 +196,7 @@ def test_per_source_fields_and_rejections_by_reason_and_file(tmp_path):
         ]
         + [{"uid": "x"}],
     )
-    cfg = lab_config(tmp_path, [str(tmp_path / "a.jsonl"), f"{tmp_path / 'b.jsonl'}:body:uid"])
+    cfg = lab_config(tmp_path, [tmp_path / "a.jsonl", InputSpec(tmp_path / "b.jsonl", "body", "uid")])
     summary = run_augment(cfg)
     assert sorted(record_keys(cfg.out)) == sorted((r["id"], 0) for r in rows)
     assert summary.stats["rejected_by_reason"] == {"malformed JSON": 1, "missing text field": 1}

@@ -8,6 +8,7 @@ import json
 from tpt.augment.backends.base import GenRequest, SamplingParams, load_backend_factory
 from tpt.augment.config import AugmentConfig
 from tpt.augment.run import run_augment
+from tpt.augment.specs import InputSpec
 from tpt.config import build
 from tpt.io.runs import iter_records
 from tpt.lab import corpus
@@ -22,7 +23,7 @@ def test_expert_through_the_augment_stage(tmp_path):
     corpus.write_jsonl(tmp_path / "corpus.jsonl", rows + [bad])
     cfg = build(
         AugmentConfig,
-        inputs=[str(tmp_path / "corpus.jsonl")],
+        inputs=[InputSpec(tmp_path / "corpus.jsonl")],
         out=tmp_path / "run",
         backend="lab-expert",
         progress=False,
@@ -40,7 +41,7 @@ def test_expert_through_the_augment_stage(tmp_path):
 
 
 def test_expert_reports_errors_and_length(tmp_path):
-    expert = load_backend_factory("lab-expert")(build(AugmentConfig, inputs=["x"], out="o").backend)
+    expert = load_backend_factory("lab-expert")(build(AugmentConfig, inputs=[InputSpec("x")], out="o").backend)
     fam = load_family("chain_mod10")
     problem = {"start": 1, "ops": [["add", 2], ["mul", 3], ["sub", 4], ["add", 5]]}
     good = Document("a", fam.document(problem), {"family": "chain_mod10", "problem": problem, "difficulty": 4})

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from tpt.augment.backends.base import SamplingParams
+from tpt.augment.specs import InputSpec, ShardRange, parse_input, parse_shard_range
 from tpt.config import device, field
 from tpt.io.fs import as_path
 
@@ -152,7 +153,9 @@ class ExecutorConfig:
         help="plain JSONL bytes per shard (a line belongs to the range holding its "
         "first byte; compressed JSONL files are one shard each)",
     )
-    shard_range: str | None = field(None, help="i/n: this process does the shards whose index %% n == i")
+    shard_range: ShardRange | None = field(
+        None, parse=parse_shard_range, help="i/n: this process does the shards whose index %% n == i"
+    )
     checkpoint_records: int = field(64, help="checkpoint in-shard progress every N records ...")
     checkpoint_seconds: float = field(10.0, help="... or every this many seconds, whichever first")
     ray_address: str | None = field(
@@ -162,15 +165,20 @@ class ExecutorConfig:
         0, help="--executor ray: shard workers (0 = one per GPU for transformers, else one per CPU)"
     )
 
+    def __post_init__(self) -> None:
+        if self.shard_range is not None:  # a Python caller's "0/4": typed here, once
+            self.shard_range = parse_shard_range(self.shard_range)
+
 
 @dataclass
 class AugmentConfig:
     """corpus -> thinking trajectories (resumable, exactly-once). See docs/augment.md."""
 
-    inputs: list[str] = field(
+    inputs: list[InputSpec] = field(
         help="JSONL(.gz/.zst) / Parquet files, globs, folders, HF save_to_disk folders, fsspec URLs (s3://, gs://, "
         "hf://); PATH:TEXT_FIELD[:ID_FIELD] overrides --text-field/--id-field for that source",
         positional=True,
+        parse=parse_input,
     )
     out: Path = field(
         help="run folder (data/, rejected/, failed/, manifest.json, stats.json): a local path or an fsspec URL "
@@ -200,6 +208,10 @@ class AugmentConfig:
     )
     pilot: str | None = field(None, help="--dry-run: a finished (trial) run folder whose mean thinking length to use")
     progress: bool = field(True, help="show a progress bar")
+
+    def __post_init__(self) -> None:
+        # Python callers may pass the CLI's text forms ("a.jsonl:body", "0/4"): typed here, once.
+        self.inputs = [parse_input(spec) for spec in self.inputs]
 
     def context_length(self, prompt_overhead: int = 512) -> int:
         """The engine context tpt asks for (``--max-model-len``, else what the longest request needs:

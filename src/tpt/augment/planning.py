@@ -8,6 +8,10 @@ Planning lists the files and reads their sizes and Parquet footers, never their 
 array task can plan by itself; ``RUN/plan.json`` is written once (atomically: concurrent planners
 compute the same plan and exactly one writes it) and every later process reads it. A task with
 ``--shard-range i/n`` then reads only its own ranges.
+
+Plan versions: 3 stores the inputs as ``InputSpec`` mappings (``tpt.augment.specs``); 2 stored the
+strings typed on the command line and is migrated when read (``plan_from_text``), never rewritten,
+so a run planned by an older tpt resumes; 1 (shards by row ordinal over the whole corpus) is refused.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from tpt.augment.specs import ShardRange, inputs_from_strings, inputs_record
 from tpt.io import fs
 from tpt.io.atomic import atomic_create_text
 from tpt.io.readers import READ_ERRORS, _parquet, file_kind, hf_num_rows, iter_range, resolve_inputs
 
-PLAN_VERSION = 2
+PLAN_VERSION = 3
+MIGRATED_PLAN_VERSIONS = (2,)  # inputs as strings: read into version 3 by plan_from_text
 
 
 class PlanMismatch(RuntimeError):
@@ -45,24 +51,12 @@ class ShardSpec:
         return f"shard-{self.index:05d}"
 
 
-def parse_source(spec: str, text_field: str, id_field: str | None) -> tuple[str, str, str | None]:
-    """``PATH[:TEXT_FIELD[:ID_FIELD]]`` -> (path, text field, id field); URLs' ``scheme://`` is not a field."""
-    if not fs.is_url(spec) and Path(spec).exists():  # a local name that itself holds ":"
-        return spec, text_field, id_field
-    parts = spec.rsplit(":", 2)
-    while len(parts) > 1 and ("/" in parts[1] or parts[0] == "" or (len(parts[0]) == 1 and parts[0].isalpha())):
-        parts = [parts[0] + ":" + parts[1]] + parts[2:]  # "s3://..." or "C:\\..." : part of the path
-    if len(parts) == 1 or any("/" in p for p in parts[1:]):
-        return spec, text_field, id_field
-    return parts[0], parts[1] or text_field, (parts[2] or id_field) if len(parts) > 2 else id_field
-
-
 def plan_files(config) -> list[dict]:
     """Every input file with its kind, size and (where metadata has it) row count, in run order."""
     files: dict[str, dict] = {}
     for source in config.inputs:
-        spec, text_field, id_field = parse_source(source, config.text_field, config.id_field)
-        for path in resolve_inputs([spec]):
+        text_field, id_field = source.fields(config.text_field, config.id_field)
+        for path in resolve_inputs([source.path]):
             if str(path) in files:
                 continue
             entry = {
@@ -127,7 +121,7 @@ def compute_plan(config) -> dict:
     files = plan_files(config)
     plan = {
         "version": PLAN_VERSION,
-        "inputs": list(config.inputs),
+        "inputs": [inputs_record(spec) for spec in config.inputs],
         "shard_size": config.executor.shard_size,
         "shard_bytes": config.executor.shard_bytes,
         "limit": config.limit,
@@ -155,7 +149,7 @@ def _apply_limit(plan: dict, limit: int) -> list[list]:
     return kept
 
 
-def specs_of(plan: dict, shard_range: str | None = None) -> list[ShardSpec]:
+def specs_of(plan: dict, shard_range: ShardRange | None = None) -> list[ShardSpec]:
     specs = []
     for index, shard in enumerate(plan["shards"]):
         entry = plan["files"][shard[0]]
@@ -174,20 +168,9 @@ def specs_of(plan: dict, shard_range: str | None = None) -> list[ShardSpec]:
                 entry["size"],
             )
         )
-    if shard_range:
-        i, n = parse_shard_range(shard_range)
-        specs = [s for s in specs if s.index % n == i]
+    if shard_range is not None:
+        specs = [s for s in specs if shard_range.holds(s.index)]
     return specs
-
-
-def parse_shard_range(text: str) -> tuple[int, int]:
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise ValueError(f"--shard-range {text!r}: expected i/n, e.g. 0/4") from None
-    if not 0 <= i < n:
-        raise ValueError(f"--shard-range {text!r}: need 0 <= i < n")
-    return i, n
 
 
 def load_or_create_plan(config) -> dict:
@@ -207,6 +190,12 @@ def read_plan(path: Path) -> dict:
 def plan_from_text(text: str, where) -> dict:
     """The plan in ``text`` (read from ``where``: a path or URL), refused when another version made it."""
     plan = json.loads(text)
+    if plan.get("version") in MIGRATED_PLAN_VERSIONS:
+        plan = dict(plan, version=PLAN_VERSION, inputs=inputs_from_strings(plan["inputs"]))
+    if isinstance(plan.get("version"), int) and plan["version"] > PLAN_VERSION:
+        raise PlanMismatch(
+            f"{where}: plan version {plan['version']} is newer than this tpt reads ({PLAN_VERSION}); upgrade tpt"
+        )
     if plan.get("version") != PLAN_VERSION:
         raise PlanMismatch(
             f"{where}: this run was planned by an older tpt (shards by row ordinal over the whole corpus), which this "
@@ -217,7 +206,7 @@ def plan_from_text(text: str, where) -> dict:
 
 def check_plan(plan: dict, config, path) -> None:
     wanted = {
-        "inputs": list(config.inputs),
+        "inputs": [inputs_record(spec) for spec in config.inputs],
         "shard_size": config.executor.shard_size,
         "shard_bytes": config.executor.shard_bytes,
         "limit": config.limit,

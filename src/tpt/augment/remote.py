@@ -35,6 +35,7 @@ from tpt.augment.duplicates import find_duplicates, ids_path, merge_duplicates
 from tpt.augment.markers import file_sums
 from tpt.augment.planning import check_plan, compute_plan, plan_from_text, specs_of
 from tpt.augment.shards import ShardContext, ShardResult, ShardSpec, _run_locked, parts_dir
+from tpt.augment.specs import manifest_fingerprint
 from tpt.formats import RUN_ENTRIES
 from tpt.io.atomic import remove_stale_temps, temp_name
 from tpt.io.lock import LockHeld
@@ -100,7 +101,7 @@ def prepare_remote(config, template: str, compare) -> list[ShardSpec]:
     check_remote_folder(store)
     manifest = json.dumps(compare(None), indent=2, ensure_ascii=False, default=str).encode()
     if not store.create_once("manifest.json", manifest):
-        old = json.loads(store.read_text("manifest.json") or "{}").get("fingerprint", {})
+        old = manifest_fingerprint(json.loads(store.read_text("manifest.json") or "{}"), f"{store.url}/manifest.json")
         store.put_bytes("manifest.json", json.dumps(compare(old), indent=2, default=str).encode())
     if not store.exists("plan.json"):
         store.create_once("plan.json", (json.dumps(compute_plan(config), ensure_ascii=False) + "\n").encode())

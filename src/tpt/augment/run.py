@@ -24,7 +24,6 @@ from tpt.augment.planning import (
     PlanMismatch,
     ShardSpec,
     load_or_create_plan,
-    parse_source,
     read_plan,
     specs_of,
 )
@@ -37,9 +36,10 @@ from tpt.augment.shards import (
     parse_shard_rows,
     reopen_length_records,
 )
+from tpt.augment.specs import manifest_fingerprint
 from tpt.augment.stats import folder_stats, stats_of, total_sums
 from tpt.config import flat_values, to_dict
-from tpt.formats import RUN_ENTRIES
+from tpt.formats import AUGMENT_MANIFEST, RUN_ENTRIES
 from tpt.io import fs
 from tpt.io.atomic import TEMP_MARK, remove_stale_temps
 from tpt.io.lock import FileLock, LockHeld
@@ -81,7 +81,7 @@ def fingerprint(config: AugmentConfig, template: str) -> dict:
 def check_manifest(config: AugmentConfig, template: str) -> None:
     """Refuse to mix configs in one folder; write the manifest on a fresh run."""
     path = Path(config.out) / "manifest.json"
-    old = json.loads(path.read_text()).get("fingerprint", {}) if path.exists() else None
+    old = manifest_fingerprint(json.loads(path.read_text()), str(path)) if path.exists() else None
     write_json(path, checked_manifest(config, template, old))  # operational fields (concurrency...) are updated
 
 
@@ -110,7 +110,7 @@ def checked_manifest(config: AugmentConfig, template: str, old: dict | None) -> 
                 + "\n".join(lines)
                 + "\nUse another --out, or rerun with the original settings to resume."
             )
-    return {"stage": "augment", "fingerprint": wanted, "config": to_dict(config)}
+    return AUGMENT_MANIFEST.stamp({"stage": "augment", "fingerprint": wanted, "config": to_dict(config)})
 
 
 def has_output(out: Path) -> bool:
@@ -125,10 +125,9 @@ def check_out_folder(config: AugmentConfig) -> None:
     inputs), and a non-empty folder must be a tpt augment run."""
     out = Path(config.out)
     for source in config.inputs:
-        spec = parse_source(source, config.text_field, config.id_field)[0]
         if not (out / "plan.json").exists():
-            resolve_inputs([spec])  # a wrong path fails here, before the run folder is made
-        base = fs.as_path(_glob_base(spec))
+            resolve_inputs([source.path])  # a wrong path fails here, before the run folder is made
+        base = fs.as_path(_glob_base(source.path))
         if isinstance(base, Path) and base.is_dir() and fs.is_inside(out, base):
             raise InputError(
                 f"--out {out} is inside the input folder {base}: the run's own files would be read as "

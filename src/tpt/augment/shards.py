@@ -33,7 +33,7 @@ from tpt.augment.backends.base import Backend, EngineDied, GenRequest, GenResult
 from tpt.augment.config import AugmentConfig
 from tpt.augment.duplicates import write_ids
 from tpt.augment.markers import is_done, record_sums, write_done_marker
-from tpt.augment.planning import ShardSpec, parse_shard_range  # noqa: F401  (parse_shard_range: re-exported)
+from tpt.augment.planning import ShardSpec
 from tpt.augment.prompts import PromptStrategy, stable_int, strip_thinking_tags
 from tpt.io import fs
 from tpt.io.atomic import remove_stale_temps

@@ -149,11 +149,12 @@ def mean_lengths(tokenizer: Path, rows: list[dict], families: dict[str, TaskFami
 
 def augment(root: Path, tokenizer: Path, name: str = "augment", backend: str = "lab-expert") -> Path:
     from tpt.augment.config import AugmentConfig, BackendConfig, ExecutorConfig, PromptConfig
+    from tpt.augment.specs import InputSpec
 
     # the expert's variants must not state the held-out problems: they read them from this option
     options = {"heldout": str(root / "heldout.jsonl")}
     cfg = AugmentConfig(
-        inputs=[str(root / "corpus-tpt.jsonl")],
+        inputs=[InputSpec(root / "corpus-tpt.jsonl")],
         out=root / name,
         backend=BackendConfig(name=backend, tokenizer=str(tokenizer), options=options),
         prompt=PromptConfig(max_doc_tokens=4096),
@@ -287,7 +288,7 @@ def common_points(curves: dict[tuple[int, str], list[dict]]) -> dict[str, int]:
 
 
 def format_tokens(n: int) -> str:
-    from tpt.config import format_count
+    from tpt.counts import format_count
 
     return format_count(n)
 

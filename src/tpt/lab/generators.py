@@ -64,10 +64,11 @@ def run_augment_into(inputs: Path, out: Path, backend: str, tokenizer: Path, mod
         PromptConfig,
         SamplingConfig,
     )
+    from tpt.augment.specs import InputSpec
 
     local = LocalConfig(batch_size=batch_size, device=device, dtype="float32")
     cfg = AugmentConfig(
-        inputs=[str(inputs)],
+        inputs=[InputSpec(inputs)],
         out=out,
         backend=BackendConfig(name=backend, model=model, tokenizer=str(tokenizer), local=local),
         prompt=PromptConfig(strategy=strategy, max_doc_tokens=4096),

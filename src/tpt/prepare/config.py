@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from tpt.config import field
-from tpt.config import parse_count as shared_parse_count
+from tpt.counts import parse_count as shared_parse_count
 
 KINDS = ("tpt", "vanilla")
 SFT_KIND = "sft"  # --sft: a chat JSONL, written as a bare PATH
@@ -84,7 +84,7 @@ parse_source.typed_as = SourceSpec  # type: ignore[attr-defined]  # tpt.config: 
 
 
 def parse_count(text: str | int | None, flag: str = "--tokens") -> int | None:
-    """'50M' -> 50_000_000 (tpt.config.parse_count); None or '' stays None; must be positive."""
+    """'50M' -> 50_000_000 (tpt.counts.parse_count); None or '' stays None; must be positive."""
     if text is None or text == "":
         return None
     if isinstance(text, int) and not isinstance(text, bool) and text > 0:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from tpt.config import field, format_count, parse_count, parse_counts  # noqa: F401 (re-exported)
+from tpt.config import field
+from tpt.counts import format_count, parse_count, parse_counts  # noqa: F401 (re-exported)
 
 
 @dataclass
