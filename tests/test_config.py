@@ -211,3 +211,25 @@ def test_prepare_refuses_a_bare_path_without_sft(tmp_path):
 
     with pytest.raises(PrepareError, match="a bare PATH is a chat JSONL for --sft"):
         prepare(PrepareConfig(source=["chats.jsonl"], out=tmp_path / "o", tokenizer="tok"))
+
+
+@dataclass
+class Grouped:
+    runs: list[Path] = field(help="runs", positional=True)
+    by: list[str] = field(default_factory=list, split=True, help="fields")
+    targets: list[float] = field(default_factory=list, split=True, help="scores")
+    order: list[str] = field(default_factory=list, repeat=True, help="FIELD=a,b")
+
+
+def test_one_value_list_flags_leave_positionals_alone_and_positionals_may_come_anywhere(tmp_path):
+    """What analyze's argv pre-pass did, done by the generator: `--by a,b RUN` keeps RUN positional."""
+    argv = ["r1", "--by", "domain,audience", "r2", "--order", "audience=lo,hi", "r3", "--by", "x", "--targets", "0.3,1"]
+    cfg = parse(Grouped, argv, "t")
+    assert cfg.runs == [Path("r1"), Path("r2"), Path("r3")] and cfg.by == ["domain", "audience", "x"]
+    assert cfg.order == ["audience=lo,hi"] and cfg.targets == [0.3, 1.0]
+    with pytest.raises(SystemExit):
+        parse(Grouped, ["r1", "--targets", "0.3,high"], "t")
+    path = tmp_path / "c.yaml"
+    path.write_text("runs: [r1]\nby: domain,audience\norder: audience=lo,hi\ntargets: [0.5, '0.6,0.7']\n")
+    cfg = parse(Grouped, ["--config", str(path)], "t")
+    assert cfg.by == ["domain", "audience"] and cfg.order == ["audience=lo,hi"] and cfg.targets == [0.5, 0.6, 0.7]

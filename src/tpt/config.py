@@ -10,7 +10,9 @@ live in one place.  Field metadata understood here:
   choices=[...]        allowed values (Literal types get this for free)
   count=True           an int field that also reads '50M', '1.5B', '2k' (typed at the boundary);
                        on a list, '1M,2M' items too
-  split=True           a list of names that may be given comma-separated ('gsm8k,math')
+  split=True           a list whose items may be given comma-separated ('gsm8k,math', '0.3,0.4'), one value
+                       per occurrence of the flag: '--by a,b RUN' leaves RUN to the positional
+  repeat=True          a list flag that takes one value per occurrence (values that hold commas: FIELD=a,b)
   parse=fn             a field's own converter (str -> typed value; ValueError is a usage error)
   deprecated=["--x"]   old spellings of the flag, still accepted with a warning
 
@@ -98,9 +100,18 @@ class _ExtendFlat(argparse._ExtendAction):
         setattr(namespace, self.dest, sorted(set(items)))
 
 
-def _names_arg(value: str) -> list[str]:
-    """'gsm8k,math' -> ['gsm8k', 'math']: name lists may be comma-separated."""
-    return [part.strip() for part in str(value).split(",") if part.strip()]
+def _split_arg(convert):
+    """'a,b' -> [convert('a'), convert('b')]: a ``split`` list's items may be comma-separated."""
+
+    def split(value: Any) -> list:
+        parts = [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else [value]
+        try:
+            return [convert(p) for p in parts]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r}: expected comma-separated {convert.__name__} values") from None
+
+    split.__name__ = f"{convert.__name__} list"
+    return split
 
 
 class _ExtendNames(argparse._ExtendAction):
@@ -219,9 +230,14 @@ def _add_field(parser: Any, f: dataclasses.Field, tp: Any) -> None:
     elif is_list:
         inner = get_args(tp)[0] if get_args(tp) else str
         kwargs["type"] = (
-            _count_list_arg if meta.get("count") else _names_arg if meta.get("split") else _converter(inner, meta)
+            _count_list_arg
+            if meta.get("count")
+            else _split_arg(_converter(inner, meta))
+            if meta.get("split")
+            else _converter(inner, meta)
         )
-        kwargs["nargs"] = "+" if required else "*"  # a list with a default may be left empty
+        one_each = meta.get("split") or meta.get("repeat")  # a list value never swallows a positional after it
+        kwargs["nargs"] = 1 if one_each else "+" if required else "*"  # a list with a default may be left empty
     elif tp is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
     else:
@@ -314,7 +330,7 @@ def parse(cls: type[T], argv: Sequence[str] | None, prog: str, description: str 
         from_file = apply_config_file(parser, cls, argv)
     except ConfigFileError as exc:  # exit 2 with usage, like a bad flag
         parser.error(str(exc))
-    ns = parser.parse_args(argv)
+    ns = parser.parse_intermixed_args(argv)  # positionals anywhere: `RUN1 --by a,b RUN2`
     config = _finish(cls, ns, from_file)
     if ns.print_config:
         sys.stdout.write(dump_config(config))

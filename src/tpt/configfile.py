@@ -111,7 +111,7 @@ def _typed(action: argparse.Action, value: Any, where: str) -> Any:
     if isinstance(value, list):
         typed = [_typed_one(action, v, where) for v in value]
         return [x for item in typed for x in (item if isinstance(item, list) else [item])]  # '1M,2M' items
-    if action.nargs in ("+", "*") and value is not None:
+    if action.nargs in ("+", "*", 1) and value is not None:
         return _typed(action, [value], where)
     return _typed_one(action, value, where)
 

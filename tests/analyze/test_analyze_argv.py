@@ -12,9 +12,11 @@ def test_repeated_and_comma_separated_list_flags_merge(tmp_path):
         "--json",
         "--by",
         "domain",
+        "--by",
         "audience",
+        "--by",
         "reasoning_intensity",
         "--order",
         "audience=a,b",
     ]
-    assert merge_list_flags(["--targets=0.1,0.2"], {"--targets"}, {"--targets"}) == ["--targets", "0.1", "0.2"]
+    assert merge_list_flags(["--x=0.1,0.2"], {"--x"}, {"--x"}) == ["--x", "0.1", "--x", "0.2"]

@@ -1,8 +1,9 @@
-"""Small argv conveniences shared by `tpt analyze` and `tpt filter`.
+"""Left for `tpt filter` only, until its ``FilterConfig`` marks ``--remove`` ``split=True``.
 
-argparse's ``nargs="*"`` keeps only the last occurrence of a repeated flag; users naturally
-write ``--by domain --by audience`` or ``--by domain,audience``.  ``merge_list_flags`` turns
-all of those into one ``--by domain audience`` before parsing.
+The config generator now does what this did (tpt.config: ``split`` lists take comma-separated items,
+one value per occurrence, so a run folder after ``--by a,b`` stays positional; ``repeat`` lists take
+one value per occurrence), and `tpt analyze` uses it.  ``merge_list_flags`` splits the commas of
+``split_commas`` flags and writes every value as its own occurrence, which both list kinds accept.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ def merge_list_flags(
     split_commas: set[str] = frozenset(),
     positional: Callable[[str], bool] = is_run_folder,
 ) -> list[str]:
-    """Collect every value of each flag in ``flags`` into a single occurrence, placed last."""
+    """Every value of each flag in ``flags``, one occurrence each, placed last."""
     values: dict[str, list[str]] = {}
     rest: list[str] = []
     i = 0
@@ -39,5 +40,5 @@ def merge_list_flags(
         rest.append(arg)
         i += 1
     for name, found in values.items():
-        rest += [name, *found] if found else [name]
+        rest += [item for value in found for item in (name, value)] if found else [name]
     return rest

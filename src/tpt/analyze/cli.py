@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from tpt.analyze.argv import merge_list_flags
 from tpt.analyze.quality import QualityConfig
 from tpt.config import field, parse, to_dict
 from tpt.formats import is_run_folder
@@ -29,16 +28,16 @@ See docs/analyze.md."""
 class StatsConfig:
     """Trajectory statistics over augment runs, streamed with bounded memory."""
 
-    runs: list[Path] = field(
-        help="augment run folders (RUN/data/*.parquet); give them before list flags", positional=True
-    )
+    runs: list[Path] = field(help="augment run folders (RUN/data/*.parquet)", positional=True)
     by: list[str] = field(
         default_factory=list,
+        split=True,
         help="group by these fields (repeatable, comma-separated): meta keys such as domain, reasoning_intensity, "
         "audience; record columns strategy, model, backend, finish_reason, doc_truncated, sample; or 'run'",
     )
     order: list[str] = field(
         default_factory=list,
+        repeat=True,
         help="order of an ordinal field's labels for the rank correlation: FIELD=low,...,high (repeatable; just "
         "low,...,high with a single --by); numeric fields need none",
     )
@@ -60,7 +59,7 @@ class CurvesConfig:
 
     run: list[str] = field(
         help="NAME=PATH (repeatable): a metrics .jsonl, an eval .json, or a folder of them; a NAME may repeat to add "
-        "sources"
+        "sources",
     )
     baseline: str | None = field(None, help="the run the others are compared with (default: the first --run)")
     task: str | None = field(
@@ -72,10 +71,11 @@ class CurvesConfig:
     )
     score_field: str = field("score", help="metrics JSONL field used as score when a run has no eval results")
     targets: list[float] = field(
-        default_factory=list, help="target scores for the multiplier (default: --target-fractions)"
+        default_factory=list, split=True, help="target scores for the multiplier (default: --target-fractions)"
     )
     target_fractions: list[float] = field(
         default_factory=lambda: [0.25, 0.5, 0.75, 1.0],
+        split=True,
         help="targets at these fractions of the way from the method's first score to its best",
     )
     x: Literal["tokens", "docs"] = field("tokens", help="axis of the multiplier: training tokens or unique documents")
@@ -185,12 +185,8 @@ def main(argv: list[str]) -> int:
     action, rest = argv[0], argv[1:]
     try:
         if action == "stats":
-            rest = merge_list_flags(rest, {"--by", "--order", "--template-pattern"}, split_commas={"--by"})
             run_stats(parse(StatsConfig, rest, "tpt analyze stats"))
         elif action == "curves":
-            rest = merge_list_flags(
-                rest, {"--run", "--targets", "--target-fractions"}, split_commas={"--targets", "--target-fractions"}
-            )
             run_curves(parse(CurvesConfig, rest, "tpt analyze curves"))
         else:
             print(f"tpt analyze: unknown action {action!r}\n\n{USAGE}", file=sys.stderr)

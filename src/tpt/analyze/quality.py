@@ -85,7 +85,7 @@ class QualityConfig:
         0.5, help="'script': flag below this fraction of thinking letters in the document's main script"
     )
     template_pattern: list[str] = field(
-        default_factory=list, help="'template': extra literal strings that mark leftover prompt text"
+        default_factory=list, repeat=True, help="'template': extra literal strings that mark leftover prompt text"
     )
 
 
