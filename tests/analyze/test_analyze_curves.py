@@ -4,7 +4,7 @@ import pytest
 
 from tpt.analyze.cli import main
 from tpt.analyze.curves import data_efficiency, tokens_to_reach
-from tpt.analyze.learning import compare, load_runs
+from tpt.analyze.learning import RunSource, compare, load_runs
 from tpt.analyze.results import read_eval, read_metrics
 
 BASELINE = [(0, 0.1), (100, 0.2), (200, 0.3), (300, 0.4), (400, 0.5)]
@@ -101,7 +101,7 @@ def test_eval_results_placed_by_step_and_compared(tmp_path):
             (folder / "eval" / f"step{step}.json").write_text(json.dumps({"step": step, "results": {"a": y, "b": y}}))
         (folder / "config.json").write_text(json.dumps({"hidden_size": 8}))  # not an eval result: ignored
     problems = []
-    runs = load_runs([f"vanilla={base_dir}", f"tpt={method_dir}"], None, problems)
+    runs = load_runs([RunSource("vanilla", base_dir), RunSource("tpt", method_dir)], None, problems)
     assert problems == [] and [len(r.evals) for r in runs] == [5, 3]
     assert runs[1].score_curve(None) == [(0.0, 0.1), (100.0, 0.4), (200.0, 0.6)]
     (comparison,) = compare(runs, "vanilla", None, [0.4], [], x="docs")
@@ -140,8 +140,9 @@ def test_curves_default_targets_are_fractions_of_the_method_range(tmp_path, caps
 def test_curves_cli_errors_clearly(tmp_path, capsys):
     assert main(["curves", "--run", f"x={tmp_path / 'nope.jsonl'}"]) == 2
     assert "nope.jsonl" in capsys.readouterr().err
-    assert main(["curves", "--run", "no-equals-sign"]) == 2
-    assert "NAME=PATH" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as bad:  # a usage error at the boundary, before any file is read
+        main(["curves", "--run", "no-equals-sign"])
+    assert bad.value.code == 2 and "argument --run: 'no-equals-sign': expected NAME=PATH" in capsys.readouterr().err
 
 
 def test_a_run_without_scores_is_explained_not_guessed(tmp_path, capsys):

@@ -208,3 +208,16 @@ def test_ordinal_groups_are_listed_in_level_order(make_run):
     result = stats.to_dict()
     assert list(result["by"]["intensity"]["groups"]) == ["low", "mid", "high"]
     assert list(result["by"]["n"]["groups"]) == ["1", "2", "3"]
+
+
+def test_order_is_a_record_read_at_the_boundary():
+    from tpt.analyze.cli import OrderSpec, parse_order, resolve_orders
+
+    assert parse_order("audience=a, b") == OrderSpec("audience", ("a", "b"))
+    assert parse_order({"name": None, "labels": ["lo", "hi"]}) == parse_order("lo,hi") == OrderSpec(None, ("lo", "hi"))
+    assert resolve_orders([parse_order("lo,hi"), parse_order("y=1,2")], ["x"]) == {"x": ["lo", "hi"], "y": ["1", "2"]}
+    with pytest.raises(ValueError, match="name the field"):
+        resolve_orders([parse_order("lo,hi")], ["x", "y"])
+    for bad in ("=a,b", "audience=", ","):
+        with pytest.raises(ValueError, match="FIELD=low"):
+            parse_order(bad)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from tpt.analyze.learning import RunSource, parse_run_source
 from tpt.analyze.quality import QualityConfig
 from tpt.config import field, parse, to_dict
 from tpt.formats import is_run_folder
@@ -24,6 +25,32 @@ actions:
 See docs/analyze.md."""
 
 
+@dataclass(frozen=True)
+class OrderSpec:
+    """``--order FIELD=low,...,high`` (``name`` None: the bare ``low,...,high`` of the only ``--by`` field)."""
+
+    name: str | None
+    labels: tuple[str, ...]
+
+
+def parse_order(spec: str | dict | OrderSpec) -> OrderSpec:
+    if isinstance(spec, OrderSpec):
+        return spec
+    if isinstance(spec, dict):
+        name, labels = spec.get("name"), ",".join(spec.get("labels") or [])
+    else:
+        name, eq, labels = str(spec).partition("=") if "=" in str(spec) else (None, "", str(spec))
+        if eq and not name:
+            raise ValueError(f"{spec!r}: expected FIELD=low,...,high")
+    parts = tuple(label.strip() for label in labels.split(",") if label.strip())
+    if not parts:
+        raise ValueError(f"{spec!r}: no labels; expected FIELD=low,...,high")
+    return OrderSpec(name or None, parts)
+
+
+parse_order.typed_as = OrderSpec  # type: ignore[attr-defined]  # tpt.config: an OrderSpec passes as it is
+
+
 @dataclass
 class StatsConfig:
     """Trajectory statistics over augment runs, streamed with bounded memory."""
@@ -35,9 +62,10 @@ class StatsConfig:
         help="group by these fields (repeatable, comma-separated): meta keys such as domain, reasoning_intensity, "
         "audience; record columns strategy, model, backend, finish_reason, doc_truncated, sample; or 'run'",
     )
-    order: list[str] = field(
+    order: list[OrderSpec] = field(
         default_factory=list,
         repeat=True,
+        parse=parse_order,
         help="order of an ordinal field's labels for the rank correlation: FIELD=low,...,high (repeatable; just "
         "low,...,high with a single --by); numeric fields need none",
     )
@@ -57,7 +85,8 @@ class StatsConfig:
 class CurvesConfig:
     """Learning curves and the data-efficiency multiplier of training runs."""
 
-    run: list[str] = field(
+    run: list[RunSource] = field(
+        parse=parse_run_source,
         help="NAME=PATH (repeatable): a metrics .jsonl, an eval .json, or a folder of them; a NAME may repeat to add "
         "sources",
     )
@@ -84,16 +113,13 @@ class CurvesConfig:
     plots: bool = field(True, help="write PNG plots (with --out)")
 
 
-def parse_orders(specs: list[str], by: list[str]) -> dict[str, list[str]]:
-    """{field: labels low..high} from FIELD=a,b,c specs (a bare a,b,c names the only --by field)."""
+def resolve_orders(specs: list[OrderSpec], by: list[str]) -> dict[str, list[str]]:
+    """{field: labels low..high}; a spec without a field names the only --by field."""
     orders = {}
     for spec in specs:
-        name, eq, labels = spec.partition("=")
-        if not eq and len(by) == 1:
-            name, labels = by[0], spec
-        elif not eq or not name or not labels:
-            raise ValueError(f"--order {spec!r}: expected FIELD=low,...,high")
-        orders[name] = [label.strip() for label in labels.split(",") if label.strip()]
+        if spec.name is None and len(by) != 1:
+            raise ValueError(f"--order {','.join(spec.labels)!r}: name the field (FIELD=low,...,high) unless one --by")
+        orders[spec.name or by[0]] = list(spec.labels)
     return orders
 
 
@@ -102,7 +128,7 @@ def run_stats(cfg: StatsConfig) -> dict:
 
     if cfg.out is not None and is_run_folder(cfg.out):
         raise ValueError(f"--out {cfg.out}: is an augment run (has data/); its stats.json would be overwritten")
-    orders = parse_orders(cfg.order, cfg.by)
+    orders = resolve_orders(cfg.order, cfg.by)
     unknown = sorted(set(orders) - set(cfg.by))
     if unknown:
         raise ValueError(f"--order names field(s) not in --by: {', '.join(unknown)}")

@@ -63,19 +63,39 @@ def _looks_like_eval(path: Path) -> bool:
     return any(key in head for key in EVAL_KEYS)
 
 
-def load_runs(specs: list[str], metric: str | None, problems: list[Problem]) -> list[RunCurves]:
-    """Runs from NAME=PATH specs (a NAME may repeat to add sources), in first-seen order."""
+@dataclass(frozen=True)
+class RunSource:
+    """``--run NAME=PATH``: one source (metrics JSONL, eval JSON or a folder of them) of a named run."""
+
+    name: str
+    path: Path
+
+
+def parse_run_source(spec: str | dict | RunSource) -> RunSource:
+    if isinstance(spec, RunSource):
+        return spec
+    if isinstance(spec, dict):
+        return RunSource(str(spec["name"]), Path(spec["path"]))
+    name, eq, path = str(spec).partition("=")
+    if not eq or not name or not path:
+        raise ValueError(f"{spec!r}: expected NAME=PATH")
+    return RunSource(name, Path(path))
+
+
+parse_run_source.typed_as = RunSource  # type: ignore[attr-defined]  # tpt.config: a RunSource passes as it is
+
+
+def load_runs(sources: list[RunSource], metric: str | None, problems: list[Problem]) -> list[RunCurves]:
+    """Runs from their sources (a name may repeat to add sources), in first-seen order."""
     runs: dict[str, RunCurves] = {}
     pending: dict[str, list[tuple[str, Point]]] = {}
-    for spec in specs:
-        name, eq, path = spec.partition("=")
-        if not eq or not name or not path:
-            raise ValueError(f"--run {spec!r}: expected NAME=PATH")
+    for source in sources:
+        name = source.name
         run = runs.setdefault(name, RunCurves(name))
-        metrics, evals = source_files(Path(path))
+        metrics, evals = source_files(source.path)
         if not metrics and not evals:
             raise FileNotFoundError(
-                f"{path}: no metrics (*.jsonl) or eval results (*.json with scores) for run {name!r}"
+                f"{source.path}: no metrics (*.jsonl) or eval results (*.json with scores) for run {name!r}"
             )
         for m in metrics:
             run.metrics += read_metrics(m, problems)
