@@ -8,10 +8,12 @@ a tiny, locally built random-weight model (nothing is downloaded).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+from tpt.config import field, parse
 
 DEMO_DOCS = [
     "The derivative of x squared is two x, because the slope of the parabola grows linearly with x.",
@@ -63,12 +65,17 @@ def run_augment_demo(out: Path, samples: int = 2, max_thinking_tokens: int = 24)
     return 0 if summary.failed == 0 and summary.rejected == 1 else 1
 
 
+@dataclass
+class DemoConfig:
+    """The README's main job: the lab (`tpt lab run`), or `tpt augment` alone on a 7-row sample corpus."""
+
+    out: Path = field(Path("runs/demo"), help="output folder")
+    augment_only: bool = field(False, help="run the augment demo only")
+    quick: bool = field(False, help="the lab's quick profile (~1-2 min)")
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="tpt demo", description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: runs/demo)")
-    parser.add_argument("--augment-only", action="store_true", help="run the augment demo only")
-    parser.add_argument("--quick", action="store_true", help="the lab's quick profile (~1-2 min)")
-    args = parser.parse_args(argv)
+    args = parse(DemoConfig, argv, "tpt demo", __doc__ or "")
     if args.augment_only:
         return run_augment_demo(args.out)
     return run_lab_demo(args.out, quick=args.quick)

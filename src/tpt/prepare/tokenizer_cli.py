@@ -6,14 +6,13 @@ vocabulary covers both) or raw JSONL / Parquet files or folders (their text fiel
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-from tpt.config import add_dataclass_arguments, field, parse
+from tpt.config import field, parse
 
 
 @dataclass
@@ -21,7 +20,7 @@ class TokenizerTrainConfig:
     """Train a byte-level BPE tokenizer (special tokens <|endoftext|> <|pad|> <think> </think>
     <|im_start|> <|im_end|>)."""
 
-    inputs: list[str] = field(help="augment run folders, or raw JSONL / Parquet files or folders", positional=True)
+    inputs: list[Path] = field(help="augment run folders, or raw JSONL / Parquet files or folders", positional=True)
     out: Path = field(help="output tokenizer folder (an HF tokenizer: AutoTokenizer.from_pretrained loads it)")
     vocab_size: int = field(8192, help="vocabulary size, special tokens included")
     min_frequency: int = field(2, help="minimum pair frequency for a merge")
@@ -34,7 +33,7 @@ def training_sources(cfg: TokenizerTrainConfig) -> list:
     from tpt.prepare.config import SourceSpec
     from tpt.prepare.sources import check_source, is_run_folder
 
-    specs = [SourceSpec(Path(item), "tpt" if is_run_folder(Path(item)) else "vanilla", 1.0) for item in cfg.inputs]
+    specs = [SourceSpec(path, "tpt" if is_run_folder(path) else "vanilla", 1.0) for path in cfg.inputs]
     for spec in specs:
         check_source(spec, cfg.text_field)
     return specs
@@ -64,13 +63,16 @@ def train(cfg: TokenizerTrainConfig) -> tuple[Path, int]:
     return out, len(rejected)
 
 
+USAGE = "usage: tpt tokenizer train INPUT... --out DIR [options]   (tpt tokenizer train --help)"
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="tpt tokenizer", description="tokenizers for TPT")
-    sub = parser.add_subparsers(dest="command", required=True)
-    train_parser = sub.add_parser("train", help=TokenizerTrainConfig.__doc__, description=TokenizerTrainConfig.__doc__)
-    add_dataclass_arguments(train_parser, TokenizerTrainConfig)
-    if argv[:1] != ["train"]:
-        parser.parse_args(argv)  # help, or the usage error naming the missing subcommand
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(f"{USAGE}\n\nsubcommands:\n  train  {' '.join((TokenizerTrainConfig.__doc__ or '').split())}")
+        return 0
+    if argv[0] != "train":
+        print(f"tpt tokenizer: unknown subcommand {argv[0]!r}\n{USAGE}", file=sys.stderr)
+        return 2
     cfg = parse(TokenizerTrainConfig, argv[1:], prog="tpt tokenizer train")  # with --config / --print-config
     from tpt.prepare.config import PrepareError
 
