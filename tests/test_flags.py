@@ -53,3 +53,26 @@ def test_batch_flags_have_one_meaning_each_and_old_spellings_warn(tmp_path, caps
     assert parse(FilterConfig, [str(tmp_path), "--out", "o", "--batch-size", "32"], "tpt filter").batch_size == 32
     err = capsys.readouterr().err
     assert "--batch-size is deprecated; use --micro-batch" in err and "use --batch-records" in err
+
+
+ABBREVIATED = {
+    "augment": ["augment", "c.jsonl", "--out", "o", "--max-thinking-token", "5"],
+    "tokenizer": ["tokenizer", "train", "c.jsonl", "--out", "o", "--vocab", "5"],
+    "prepare": ["prepare", "--source", "r:tpt", "--out", "o", "--tok", "x"],
+    "train": ["train", "--data", "d", "--out", "o", "--micro", "2"],
+    "eval": ["eval", "m", "--micro", "2"],
+    "analyze": ["analyze", "stats", "r", "--batch-rec", "2"],
+    "filter": ["filter", "r", "--out", "o", "--batch-rec", "2"],
+    "lab": ["lab", "run", "--qui"],
+    "demo": ["demo", "--aug"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(ABBREVIATED))
+def test_no_command_accepts_an_abbreviated_flag(name, capsys):
+    from tpt.cli import COMMANDS, main
+
+    assert set(ABBREVIATED) == set(COMMANDS)  # a new command joins this list
+    with pytest.raises(SystemExit) as exit_info:
+        main(ABBREVIATED[name])
+    assert exit_info.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
