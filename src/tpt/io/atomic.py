@@ -60,8 +60,10 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)``, fsync it, then rename it to ``path``; on any error the temp file is removed."""
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[str]:
+    """A temp file beside ``path`` for the block to write (at once, or streamed by a writer); when the
+    block succeeds it is fsynced and renamed onto ``path``; on any error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # mkstemp: unique even for two threads of one process; prefix keeps TEMP_MARK and the owner.
@@ -69,7 +71,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     os.close(fd)
     try:
         os.chmod(tmp, default_file_mode())
-        write(tmp)
+        yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -82,7 +84,13 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
-    return path
+
+
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp_path)``, fsync it, then rename it to ``path``; on any error the temp file is removed."""
+    with atomic_path(path) as tmp:
+        write(tmp)
+    return Path(path)
 
 
 def with_path(exc: OSError, path: Path) -> OSError:

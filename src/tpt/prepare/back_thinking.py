@@ -19,7 +19,6 @@ field and reason; the output appears atomically (a killed run leaves no half-wri
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import pyarrow.parquet as pq
 from tpt.augment import back_thinking as bt
 from tpt.augment.prompts import stable_int, strip_thinking_tags
 from tpt.io import readers
+from tpt.io.atomic import atomic_path, atomic_write, atomic_write_text
 from tpt.io.readers import RawRow, Rejection
 from tpt.prepare.config import PrepareError
 from tpt.records import REJECTED_SCHEMA
@@ -227,17 +227,18 @@ def check_template_keeps_thinking(tokenizer, where: str) -> None:
 
 
 class _RowWriter:
-    """Rows streamed to a hidden temp file, renamed onto ``out`` only when the run completes."""
+    """Rows streamed to a temp file (``tpt.io.atomic.atomic_path``), renamed onto ``out`` only when the
+    run completes."""
 
     def __init__(self, out: Path, batch_rows: int = 1024):
         self.out, self.batch_rows = out, batch_rows
-        self.tmp = out.with_name(f".{out.name}.tmp")
+        self.atomic = atomic_path(out)
         self.parquet = out.name.endswith(".parquet")
         self.pending: list[dict] = []
         self.writer = None
 
     def __enter__(self):
-        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.atomic.__enter__()
         self.fh = None if self.parquet else open(self.tmp, "w", encoding="utf-8")
         return self
 
@@ -256,29 +257,22 @@ class _RowWriter:
         self.writer.write_table(table)
         self.pending = []
 
-    def __exit__(self, exc_type, *_) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         if self.parquet:
-            if self.pending or self.writer is None:
+            if exc_type is None and (self.pending or self.writer is None):
                 self._flush()
-            self.writer.close()
+            if self.writer is not None:
+                self.writer.close()
         else:
             self.fh.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.out)  # last: the SFT file appears only once it is whole
-        else:
-            self.tmp.unlink(missing_ok=True)
+        self.atomic.__exit__(exc_type, exc, tb)  # last: the SFT file appears only once it is whole
 
 
 def _write_sidecars(out: Path, rejected: list[Rejection], summary: dict) -> None:
     rejected_path, summary_path = output_paths(out)
     table = pa.Table.from_pylist([r.to_row() for r in rejected], schema=REJECTED_SCHEMA)
-    for path, write in (
-        (rejected_path, lambda p: pq.write_table(table, p)),
-        (summary_path, lambda p: p.write_text(json.dumps(summary, indent=2, ensure_ascii=False))),
-    ):
-        tmp = path.with_name(f".{path.name}.tmp")
-        write(tmp)
-        os.replace(tmp, path)
+    atomic_write(rejected_path, lambda tmp: pq.write_table(table, tmp))
+    atomic_write_text(summary_path, json.dumps(summary, indent=2, ensure_ascii=False))
 
 
 def _preview(item) -> str:

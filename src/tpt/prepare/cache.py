@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-from tqdm import tqdm
 
 from tpt.io.readers import Rejection
 from tpt.prepare.config import SourceSpec
 from tpt.prepare.formatting import LengthStats, SampleEncoder, apply_length_policy
 from tpt.prepare.sources import iter_sample_batches
+from tpt.progress import progress_bar
 
 T = TypeVar("T")
 
@@ -101,7 +101,7 @@ def tokenize_source(
     batches = prefetch(map(cutter, batches) if cutter else batches)
     pending = None  # (samples, future encodings): batch k+1 is encoded in Rust while Python packs batch k
     with _CacheFile(path, encoder, seed) as cache, ThreadPoolExecutor(1) as rust, \
-            tqdm(desc=f"tokenize {spec.describe()}", unit=" docs", leave=False) as bar:  # fmt: skip
+            progress_bar(None, f"tokenize {spec.describe()}", " docs", leave=False) as bar:  # fmt: skip
         for batch in batches:
             kept = [k for s in batch if (k := apply_length_policy(s, on_length, stats)) is not None]
             submitted = (kept, rust.submit(encoder.encode_texts, kept))

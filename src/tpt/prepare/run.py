@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from tpt.config import to_dict
 from tpt.io.readers import Rejection
@@ -30,6 +29,7 @@ from tpt.prepare.packed import MEGATRON_FORMAT, TEXT_FORMAT, token_dtype, write_
 from tpt.prepare.sources import check_source
 from tpt.prepare.tokenizer import add_special_tokens, load_tokenizer
 from tpt.prepare.writer import SplitWriter, check_out, output_folder
+from tpt.progress import progress_bar
 from tpt.records import REJECTED_SCHEMA
 
 
@@ -264,7 +264,7 @@ def _pack(writer: SplitWriter, mixer: Mixer, num_sources: int) -> dict:
     """Fill ``writer`` from ``mixer``; per-source tokens count only what landed in rows."""
     tokens = [0] * num_sources
     cut = 0
-    with tqdm(total=writer.remaining, desc=f"pack {writer.split}", unit=" tok", unit_scale=True, leave=False) as bar:
+    with progress_bar(writer.remaining, f"pack {writer.split}", " tok", unit_scale=True, leave=False) as bar:
         for i, ids in mixer:
             taken = writer.add(ids)
             tokens[i] += taken

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from tpt.io import readers
 from tpt.io.readers import Rejection
@@ -24,6 +23,7 @@ from tpt.prepare.config import PrepareError
 from tpt.prepare.packed import token_dtype, write_index
 from tpt.prepare.tokenizer import load_tokenizer
 from tpt.prepare.writer import SplitWriter, output_folder
+from tpt.progress import progress_bar
 from tpt.records import REJECTED_SCHEMA
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -121,9 +121,10 @@ def prepare_sft(
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     dtype, rejected = token_dtype(len(tok)), []
     stats = {"conversations": 0, "truncated": 0, "assistant_tokens": 0, "real_tokens": 0}
-    with output_folder(out, overwrite) as tmp:
+    with output_folder(out, overwrite) as tmp, progress_bar(None, "sft rows", " rows", leave=False) as bar:
         writers = {s: SplitWriter(tmp, s, seq_len, dtype, None, 1 << 16, with_mask=True) for s in ("train", "val")}
-        for raw in tqdm(readers.iter_raw_rows(files), desc="sft rows", unit=" rows", leave=False):
+        for raw in readers.iter_raw_rows(files):
+            bar.update()
             row = _encode_row(tok, raw, messages_field, seq_len, pad_id, stats)
             if isinstance(row, Rejection):
                 rejected.append(row)
