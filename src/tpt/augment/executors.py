@@ -11,10 +11,9 @@ finishes it, or dies and this process takes it over), so every process's summary
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Protocol
 
-from tpt.augment.shards import ShardContext, ShardResult, ShardSpec, is_done, run_shard
+from tpt.augment.shards import ShardContext, ShardResult, ShardSpec, run_shard, split_done
 from tpt.io.lock import LockHeld
 from tpt.progress import Throughput, progress_bar
 from tpt.registry import Registry
@@ -26,9 +25,7 @@ class Executor(Protocol):
 
 class LocalExecutor:
     def run(self, specs: list[ShardSpec], ctx: ShardContext, total_rows: int | None) -> list[ShardResult]:
-        out = Path(ctx.config.out)
-        results = [run_shard(s, ctx) for s in specs if is_done(out, s)]  # cleans leftovers, counts records
-        todo = [s for s in specs if not is_done(out, s)]
+        results, todo = split_done(specs, ctx)
         if not todo:
             return results
         bar = _progress_bar(ctx, None if total_rows is None else total_rows * ctx.config.sampling.samples)

@@ -23,7 +23,7 @@ from pathlib import Path
 from tpt.augment.backends.base import load_backend_factory
 from tpt.augment.config import AugmentConfig, BackendConfig
 from tpt.augment.prompts import PromptStrategy
-from tpt.augment.shards import ShardContext, ShardResult, ShardSpec, is_done, run_shard
+from tpt.augment.shards import ShardContext, ShardResult, ShardSpec, run_shard, split_done
 from tpt.progress import Throughput, progress_bar
 
 INSTALL_HINT = (
@@ -95,9 +95,7 @@ class RayExecutor:
         self.retried: list[str] = []  # shard names re-queued after a worker died (for logs and tests)
 
     def run(self, specs: list[ShardSpec], ctx: ShardContext, total_rows: int | None) -> list[ShardResult]:
-        out = Path(ctx.config.out)
-        results = [run_shard(s, ctx) for s in specs if is_done(out, s)]  # counts records; needs no backend
-        todo = [s for s in specs if not is_done(out, s)]
+        results, todo = split_done(specs, ctx)
         if not todo:
             return results
         started_ray = self._connect(ctx.config)

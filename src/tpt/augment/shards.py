@@ -105,6 +105,14 @@ def run_shard(
         return _run_locked(spec, ctx, run_dir, rows)
 
 
+def split_done(specs: list[ShardSpec], ctx: ShardContext) -> tuple[list[ShardResult], list[ShardSpec]]:
+    """What every executor does first: the results of the shards already done (records counted,
+    leftovers cleaned; no backend needed) and the shards still to run."""
+    out = Path(ctx.config.out)
+    results = [run_shard(s, ctx) for s in specs if is_done(out, s)]
+    return results, [s for s in specs if not is_done(out, s)]
+
+
 def _run_locked(spec: ShardSpec, ctx: ShardContext, run_dir: Path, rows: list[RawRow] | None) -> ShardResult:
     if is_done(run_dir, spec):
         shutil.rmtree(parts_dir(run_dir, spec), ignore_errors=True)  # a kill between marker and cleanup
