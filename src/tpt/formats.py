@@ -185,6 +185,11 @@ class RunLayout:
         return self.data.is_dir()
 
 
+def shard_name(index: int) -> str:
+    """Shard ``index`` of a run's plan: its data file, done marker, ids and lock are all named so."""
+    return f"shard-{index:05d}"
+
+
 def is_run_folder(path: str | Path) -> bool:
     """An augment run folder (it has data/), finished or not."""
     return RunLayout(Path(path)).is_run()

@@ -14,6 +14,7 @@ from tpt.augment.config import AugmentConfig
 from tpt.augment.run import run_augment
 from tpt.augment.specs import InputSpec, ShardRange, parse_input, parse_shard_range
 from tpt.config import build, parse, to_dict
+from tpt.io.runs import completion
 
 OLD_RUN = Path(__file__).parent / "fixtures" / "old-run"
 
@@ -108,6 +109,12 @@ def test_a_run_folder_written_with_string_inputs_resumes_unchanged(tmp_path, mon
     assert manifest["format"] == "tpt.augment_manifest/2"
     assert manifest["fingerprint"]["inputs"][0] == {"path": "a.jsonl", "text_field": "body", "id_field": "key"}
     assert run_augment(config).nothing_to_do and len(record_keys(run)) == 12
+    assert completion(run) == {"shards": 6, "done": 6, "missing": [], "failed": 0}  # what prepare checks
+
+
+def test_prepare_sees_which_shards_of_a_run_are_missing():
+    missing = ["shard-00001", "shard-00003", "shard-00005"]
+    assert completion(OLD_RUN / "run") == {"shards": 6, "done": 3, "missing": missing, "failed": 0}
 
 
 def test_a_changed_input_field_is_still_a_different_config(tmp_path, monkeypatch):

@@ -27,7 +27,9 @@ def config(tok_dir, out, *sources, **kw) -> PrepareConfig:
 
 def augment_layout(run, shards: int, done: int, shard_size: int = 10, failed: int = 0):
     """The markers `tpt augment` leaves: plan.json, manifest.json, state/shard-K.done, failed/*.parquet."""
-    (run / "plan.json").write_text(json.dumps({"n_rows": shards * shard_size, "duplicates": {}}))
+    files = [{"path": "c.jsonl", "kind": "jsonl", "size": 10 * shards, "text_field": "text", "id_field": None}]
+    plan = {"version": 3, "files": files, "shards": [[0, 10 * k, 10 * k + 10, -1] for k in range(shards)]}
+    (run / "plan.json").write_text(json.dumps(plan))  # as tpt augment writes it
     (run / "manifest.json").write_text(json.dumps({"stage": "augment", "config": {"shard_size": shard_size}}))
     (run / "state").mkdir(exist_ok=True)
     for k in range(done):

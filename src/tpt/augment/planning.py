@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tpt.augment.specs import ShardRange, inputs_from_strings, inputs_record
+from tpt.formats import shard_name
 from tpt.io import fs
 from tpt.io.atomic import atomic_create_text
 from tpt.io.readers import READ_ERRORS, _parquet, file_kind, hf_num_rows, iter_range, resolve_inputs
@@ -48,7 +49,7 @@ class ShardSpec:
 
     @property
     def name(self) -> str:
-        return f"shard-{self.index:05d}"
+        return shard_name(self.index)
 
 
 def plan_files(config) -> list[dict]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from tpt.formats import RunLayout, is_run_folder  # noqa: F401  (re-exported: readers import it from here)
+from tpt.formats import RunLayout, is_run_folder, shard_name  # noqa: F401  (is_run_folder: re-exported)
 from tpt.records import ThinkingRecord
 
 
@@ -42,6 +42,14 @@ def run_settings(run_dir: str | Path) -> dict:
     return flat(read_manifest(run_dir).get("config", {}))
 
 
+def _planned_shards(run: Path) -> int:
+    """How many shards the run's plan.json cuts its input into (plan v2+: listed; v1: rows / shard size)."""
+    plan = json.loads(RunLayout(run).plan.read_text())
+    if isinstance(plan.get("shards"), list):
+        return len(plan["shards"])
+    return -(-int(plan["n_rows"]) // max(1, int(run_settings(run)["shard_size"])))
+
+
 def iter_record_batches(run_dir: str | Path, columns: list[str] | None = None, batch_size: int = 8192):
     """Arrow record batches over all shards: bounded memory, whatever the run's size."""
     for path in data_files(run_dir):
@@ -57,19 +65,16 @@ def iter_records(run_dir: str | Path) -> Iterator[ThinkingRecord]:
 def completion(run_dir: str | Path) -> dict | None:
     """How complete an augment run is, from its own markers: {"shards", "done", "missing", "failed"}.
 
-    ``shards`` = the shards its plan (plan.json rows, manifest shard_size) cuts the input into,
+    ``shards`` = the shards its plan.json cuts the input into (``tpt.formats.shard_name`` names them),
     ``done`` = completion markers in RUN/state, ``missing`` = names of shards without one,
     ``failed`` = rows in RUN/failed (generations to retry).  None when the folder has no plan
     (a filtered copy, or a run written by another tool): completeness is then unknown.
     """
     run = Path(run_dir)
-    plan_path = run / "plan.json"
     try:
-        n_rows = int(json.loads(plan_path.read_text())["n_rows"])
-        shard_size = int(run_settings(run)["shard_size"])
+        names = [shard_name(k) for k in range(_planned_shards(run))]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    names = [f"shard-{k:05d}" for k in range(-(-n_rows // max(1, shard_size)))]
     missing = [n for n in names if not (run / "state" / f"{n}.done").exists()]
     failed = sum(pq.ParquetFile(p).metadata.num_rows for p in sorted((run / "failed").glob("*.parquet")))
     return {"shards": len(names), "done": len(names) - len(missing), "missing": missing, "failed": failed}
