@@ -108,6 +108,7 @@ def test_a_run_folder_written_with_string_inputs_resumes_unchanged(tmp_path, mon
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["format"] == "tpt.augment_manifest/2"
     assert manifest["fingerprint"]["inputs"][0] == {"path": "a.jsonl", "text_field": "body", "id_field": "key"}
+    assert parse(AugmentConfig, ["--config", str(run / "manifest.json")], "tpt augment") == config  # replays
     assert run_augment(config).nothing_to_do and len(record_keys(run)) == 12
     assert completion(run) == {"shards": 6, "done": 6, "missing": [], "failed": 0}  # what prepare checks
 
