@@ -60,6 +60,16 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def fsync_tree(folder: Path) -> None:
+    """fsync every file under ``folder`` and the folders themselves, before the folder is renamed into
+    place: a rename made durable over files still in the page cache would survive a power cut empty."""
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as fh:
+                os.fsync(fh.fileno())
+        fsync_dir(Path(root))
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[str]:
     """A temp file beside ``path`` for the block to write (at once, or streamed by a writer); when the
@@ -172,6 +182,7 @@ def atomic_folder(final: str | Path, replace: bool = True) -> Iterator[Path]:
     if final.exists() and not replace:
         shutil.rmtree(tmp, ignore_errors=True)
         raise FileExistsError(f"{final}: appeared while it was being written; not replaced")
+    fsync_tree(tmp)
     old = old_folder(final)
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():

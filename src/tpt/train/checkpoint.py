@@ -31,7 +31,15 @@ import numpy as np
 import torch
 
 from tpt import formats
-from tpt.io.atomic import atomic_folder, atomic_write_text, recover_folder, remove_stale_temps, temp_name
+from tpt.io.atomic import (
+    atomic_folder,
+    atomic_write_text,
+    fsync_dir,
+    fsync_tree,
+    recover_folder,
+    remove_stale_temps,
+    temp_name,
+)
 
 STATE_DIR = "state"
 PREV_STATE_DIR = "state.prev"
@@ -93,9 +101,11 @@ def save_final(out: Path, model: torch.nn.Module, tokenizer, state_dict: dict | 
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_hf(model, tokenizer, tmp, state_dict, info, dtype)
+    fsync_tree(tmp)  # the files' contents on disk before the renames and the done marker
     for path in tmp.iterdir():
         os.replace(path, out / path.name)
     tmp.rmdir()
+    fsync_dir(out)
     formats.write_json(out / DONE_FILE, info, formats.CHECKPOINT_INFO)
 
 
