@@ -222,7 +222,7 @@ def _prefix_sums(codes: np.ndarray) -> np.ndarray:
     """-> [0, code[0], code[0] + code[1] * PRIME, ...]: sum(code[i] * PRIME**i) for every prefix (mod 2**64)."""
     powers, _ = _powers(len(codes) + 1)
     prefix = np.zeros(len(codes) + 1, np.uint64)
-    np.cumsum(codes * powers[: len(codes)], out=prefix[1:])
+    np.cumsum(np.multiply(codes, powers[: len(codes)], out=prefix[1:]), out=prefix[1:])
     return prefix
 
 
