@@ -4,16 +4,20 @@ Same flags, thresholds and detail texts as ``quality.flag_record``; the work is 
 compute kernels (C++, GIL released) and numpy over the batch's columns instead of Python per
 record:
 
-* words: one byte-table pass (bytes.translate) lower-cases ASCII records and zeroes the bytes
-  between words (the rare non-ASCII records go through quality.words first); a word is a run of
-  non-zero bytes, hashed from its bytes read 8 at a time;
+* words: a space is appended to every record (one pyarrow kernel), then one byte-table pass
+  (bytes.translate) lower-cases ASCII records and zeroes the bytes between words (the rare
+  non-ASCII records go through quality.words first); a word is a run of non-zero bytes, hashed
+  from its bytes read 8 at a time;
 * n-grams: a 64-bit polynomial hash of n consecutive word hashes, read off one prefix sum per
-  column (shared by both n), kept where all n words are in the same record; ``repetition`` =
+  column (shared by both n), in place; the n - 1 starts before each record's end are dropped
+  (their n-gram would cross it), and the n-grams per record follow from its word count; ``repetition`` =
   1 - distinct / all per record, by one numpy sort (faster here than pyarrow's hash sets);
   ``copy`` = share of the thinking's n-grams among the document's (a slot table, then a binary
   search for the few candidates).  Hashes carry the record number in their low 16 bits, so one sort serves the whole
   batch; a false match needs two of a record's n-grams to agree on 47 bits;
-* template: one RE2 alternation over the thinking; the few rows that match are resolved per
+* template: one RE2 alternation per first character over the thinking (RE2 skips ahead with
+  memchr when all alternatives start alike; one alternation of every pattern is stepped byte by
+  byte, ~15x slower); the few rows that match are resolved per
   pattern; script: rows where document and thinking are both ASCII are Latin on both sides (never
   flagged), the others go through ``quality.script_match``.
 """
