@@ -9,7 +9,10 @@ encoding's ids (what any use of them needs) -- no reading, no packing, no writin
   formatted  the rendered samples ("doc <think> thinking </think>"), ``--batch`` texts per call
 
 `prepare` does all of it: reads the Parquet run, formats, tokenizes, plans the mix, packs and
-writes shards.  Goal (issue 15): prepare >= 0.95x the reference's tokens/s.
+writes shards.  Goal (issue 15): prepare >= 0.95x the reference's tokens/s.  Each row's CPU time is
+also split by thread (Linux): the main thread (Python: ids out of the encodings, packing, writing),
+the tokenizer's Rust pool (the encoding itself: equal work in prepare and the reference unless
+something makes the pool spin or redo work), and threads that ended (prepare's Parquet reader).
 
     python bench/prepare_throughput.py [--docs 20000] [--repeats 2] [--tokenizer DIR]
 """
@@ -22,6 +25,7 @@ import random
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -64,27 +68,54 @@ def build_run(folder: Path, docs: int, seed: int = 0) -> list[tuple[str, str]]:
     return pairs
 
 
-def reference_seconds(tokenizer, texts: list[str], batch: int, plain: bool) -> tuple[float, float, int]:
-    """-> (wall seconds, CPU seconds of all threads, tokens) of encoding ``texts`` ``batch`` at a time."""
+def thread_cpu() -> dict[int, float]:
+    """CPU seconds of each live thread of this process (Linux /proc; {} elsewhere)."""
+    tick, out = os.sysconf("SC_CLK_TCK"), {}
+    for tid in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else []:
+        try:
+            fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # ended meanwhile
+            continue
+        out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def timed(fn) -> tuple[float, float, object, tuple[float, float, float]]:
+    """-> (wall seconds, CPU seconds of all threads, fn's value, (main thread, other live threads -- the
+    tokenizer's Rust pool --, threads that ended meanwhile -- prepare's reader) CPU seconds)."""
+    before, wall, cpu = thread_cpu(), time.perf_counter(), time.process_time()
+    value = fn()
+    wall, cpu, after = time.perf_counter() - wall, time.process_time() - cpu, thread_cpu()
+    used = {tid: seconds - before.get(tid, 0.0) for tid, seconds in after.items()}
+    main = used.pop(threading.get_native_id(), 0.0)
+    pool = sum(used.values())
+    return wall, cpu, value, (main, pool, max(cpu - main - pool, 0.0))
+
+
+def reference_seconds(tokenizer, texts: list[str], batch: int, plain: bool):
+    """Encode ``texts`` ``batch`` at a time -> timed(...) with the tokens as value."""
     from tokenizers import Tokenizer
 
     backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
     backend.encode_special_tokens = plain  # as prepare's SampleEncoder encodes documents and thinking
-    wall, cpu, tokens = time.perf_counter(), time.process_time(), 0
-    for i in range(0, len(texts), batch):
-        tokens += sum(len(e.ids) for e in backend.encode_batch_fast(texts[i : i + batch], add_special_tokens=False))
-    return time.perf_counter() - wall, time.process_time() - cpu, tokens
+
+    def encode() -> int:
+        tokens = 0
+        for i in range(0, len(texts), batch):
+            encoded = backend.encode_batch_fast(texts[i : i + batch], add_special_tokens=False)
+            tokens += sum(len(e.ids) for e in encoded)
+        return tokens
+
+    return timed(encode)
 
 
-def prepare_seconds(run: Path, tok_dir: Path, out: Path, batch: int) -> tuple[float, float, dict]:
-    """-> (wall seconds, CPU seconds of all threads, manifest)."""
+def prepare_seconds(run: Path, tok_dir: Path, out: Path, batch: int):
+    """Run `tpt prepare` -> timed(...) with the manifest as value."""
     shutil.rmtree(out, ignore_errors=True)
     cfg = PrepareConfig(
         source=[f"{run}:tpt:1"], tokenizer=str(tok_dir), out=out, seq_len=2048, val_sequences=2, batch_docs=batch
     )
-    wall, cpu = time.perf_counter(), time.process_time()
-    index = prepare(cfg)
-    return time.perf_counter() - wall, time.process_time() - cpu, index
+    return timed(lambda: prepare(cfg))
 
 
 def main() -> int:
@@ -121,8 +152,10 @@ def main() -> int:
             wall, cpu = min(r[0] for r in runs[name]), min(r[1] for r in runs[name])
             tokens = prep_tokens if name == "prepare" else runs[name][0][2]  # prepare's: + template and EOS
             best[name] = (wall, cpu)
+            main, pool, ended = min((r[3] for r in runs[name]), key=sum)
             print(f"{label:<40} {wall:7.2f} s wall {cpu:7.2f} s CPU  {tokens:>11,} tokens "
                   f"{tokens / wall / 1e6:6.3f} M tok/s  {tokens / cpu / 1e6:6.3f} M tok/CPU-s")  # fmt: skip
+            print(f"{'':<40} CPU s: main thread {main:6.2f}, Rust pool {pool:6.2f}, ended threads {ended:5.2f}")
         for ref in ("pieces", "formatted"):  # the same corpus each way: the ratio of times is the ratio of speeds
             wall_ratio, cpu_ratio = (best[ref][k] / best["prepare"][k] for k in (0, 1))
             print(f"ratio prepare / {ref}: {wall_ratio:.3f} wall-clock, {cpu_ratio:.3f} per CPU-second  (goal >= 0.95)")

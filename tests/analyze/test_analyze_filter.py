@@ -130,16 +130,21 @@ def test_filter_remove_subset_only_counts_the_others(make_run, tmp_path, capsys)
     assert len(list(iter_records(out))) == 2
 
 
-def test_filter_in_parallel_processes_gives_the_same_run(make_run, tmp_path):
+def test_filter_in_parallel_processes_and_uncompressed_gives_the_same_run(make_run, tmp_path):
     src = planted_run(make_run)
     serial = filter_run(FilterConfig(run=src, out=tmp_path / "serial"))
-    parallel = filter_run(FilterConfig(run=src, out=tmp_path / "parallel", workers=2))
+    parallel = filter_run(FilterConfig(run=src, out=tmp_path / "parallel", workers=2, compression="none"))
     assert parallel == serial
     for sub in ("data", "removed"):
         for name in ("part-00000.parquet", "part-00001.parquet"):
             assert pq.read_table(tmp_path / "parallel" / sub / name).equals(
                 pq.read_table(tmp_path / "serial" / sub / name)
             )
+    codecs = {
+        run: pq.ParquetFile(tmp_path / run / "data" / "part-00000.parquet").metadata.row_group(0).column(2).compression
+        for run in ("serial", "parallel")
+    }
+    assert codecs == {"serial": "ZSTD", "parallel": "UNCOMPRESSED"}  # --compression: only the clean data files
 
 
 def test_filter_rejects_unknown_flag(make_run, tmp_path):

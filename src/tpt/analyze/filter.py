@@ -20,6 +20,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -57,6 +58,11 @@ class FilterConfig:
     )
     workers: int = field(
         0, help="processes filtering shard files in parallel (0: one per CPU core; one process also runs 2 threads)"
+    )
+    compression: Literal["zstd", "lz4", "snappy", "none"] = field(
+        "zstd",
+        help="Parquet compression of the clean run's data files: 'none' writes ~8x faster (a quarter of "
+        "filter's time goes to zstd) but files ~2.6x larger",
     )
     quality: QualityConfig = field(default_factory=QualityConfig, help="quality thresholds")
 
@@ -138,7 +144,7 @@ def _filter_file(path: Path, out: Path, cfg: FilterConfig, patterns: list[str], 
 
     def write(kept_tmp: str, removed_tmp: str) -> None:
         with (
-            pq.ParquetWriter(kept_tmp, THINKING_SCHEMA, compression="zstd", **_SMALL_COLUMNS_ONLY) as kept_w,
+            pq.ParquetWriter(kept_tmp, THINKING_SCHEMA, compression=cfg.compression, **_SMALL_COLUMNS_ONLY) as kept_w,
             pq.ParquetWriter(removed_tmp, REMOVED_SCHEMA, compression="zstd") as removed_w,
         ):
             kept, removed = _RowGroups(kept_w), _RowGroups(removed_w)

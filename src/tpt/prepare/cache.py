@@ -12,7 +12,6 @@ import hashlib
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -99,18 +98,15 @@ def tokenize_source(
     stats, rejected_before = LengthStats(), len(rejected)
     batches = iter_sample_batches(spec, rejected, batch_docs, text_field, id_field, duplicates)
     batches = prefetch(map(cutter, batches) if cutter else batches)
-    pending = None  # (samples, future encodings): batch k+1 is encoded in Rust while Python packs batch k
-    with _CacheFile(path, encoder, seed) as cache, ThreadPoolExecutor(1) as rust, \
+    # Encode, then append, one batch after the other, as a plain encode_batch loop does: the Rust
+    # pool already uses every core, and appending batch k while it encodes batch k+1 (as before)
+    # only put a third thread on two cores.
+    with _CacheFile(path, encoder, seed) as cache, \
             progress_bar(None, f"tokenize {spec.describe()}", " docs", leave=False) as bar:  # fmt: skip
         for batch in batches:
             kept = [k for s in batch if (k := apply_length_policy(s, on_length, stats)) is not None]
-            submitted = (kept, rust.submit(encoder.encode_texts, kept))
-            if pending:
-                cache.append(pending[0], pending[1].result())
-            pending = submitted
+            cache.append(kept, encoder.encode_texts(kept))
             bar.update(len(batch))
-        if pending:
-            cache.append(pending[0], pending[1].result())
     return SourceCache(spec, *cache.arrays(), rejected=len(rejected) - rejected_before, length=stats)
 
 
