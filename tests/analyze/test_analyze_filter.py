@@ -268,3 +268,18 @@ def test_batch_word_hashes_match_words_on_random_rows():
     by_word = dict(zip(flat, hashes.tolist()))
     assert [by_word[word] for word in flat] == hashes.tolist()  # equal words, equal hashes
     assert len(set(by_word.values())) == len(by_word)  # different words, different hashes
+
+
+def test_remove_flag_takes_repeats_and_commas_and_keeps_the_run_positional(tmp_path):
+    from tpt.analyze.filter import FilterConfig
+    from tpt.config import parse
+
+    run = tmp_path / "run"
+    (run / "data").mkdir(parents=True)
+    argv = ["--remove", "empty,repetition", str(run), "--remove", "copy", "--out", str(tmp_path / "out")]
+    cfg = parse(FilterConfig, argv, "tpt filter", "")
+    assert cfg.remove == ["empty", "repetition", "copy"]
+    assert cfg.run == run
+    assert parse(
+        FilterConfig, [str(run), "--out", "o", "--template-pattern", "a,b"], "tpt filter", ""
+    ).quality.template_pattern == ["a,b"]

@@ -47,6 +47,7 @@ class FilterConfig:
     out: Path = field(help="folder for the clean run (must not exist, or be empty, unless --overwrite)")
     remove: list[str] = field(
         default_factory=lambda: list(FLAGS),
+        split=True,
         help=f"flags that remove a record; others are only counted (choices: {', '.join(FLAGS)})",
     )
     overwrite: bool = field(False, help="replace an existing non-empty --out folder's files")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 
-from tpt.analyze.argv import merge_list_flags
 from tpt.analyze.filter import FilterConfig, filter_run
 from tpt.analyze.stats import count_records
 from tpt.config import parse
@@ -21,7 +20,6 @@ records the thresholds and the source run.  See docs/analyze.md."""
 
 
 def main(argv: list[str]) -> int:
-    argv = merge_list_flags(argv, {"--remove", "--template-pattern"}, split_commas={"--remove"})
     cfg = parse(FilterConfig, argv, "tpt filter", DESCRIPTION)
     try:
         with progress_bar(count_records([cfg.run]), "filter", "rec") as bar:
