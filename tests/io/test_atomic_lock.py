@@ -120,3 +120,13 @@ def test_exclusive_file_fallback(tmp_path, monkeypatch):
     # a file left by a dead process of this host is taken over
     (tmp_path / ".lock.excl").write_text(json.dumps({"host": os.uname().nodename, "pid": 2**22 + 7}) + "\n")
     FileLock(tmp_path / ".lock").acquire().release()
+
+
+def test_lock_held_crosses_a_process_boundary_with_its_message(tmp_path):
+    import pickle
+
+    from tpt.io.lock import LockHeld
+
+    err = LockHeld(tmp_path / "x.lock", {"pid": 7, "host": "h", "since": "now"}, "prepare output")
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is LockHeld and str(back) == str(err) and back.holder["pid"] == 7

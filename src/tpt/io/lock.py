@@ -34,9 +34,14 @@ class LockHeld(RuntimeError):
     """Another process holds the lock (``holder`` says who, when known)."""
 
     def __init__(self, path: Path, holder: dict | None, what: str):
-        self.path, self.holder = path, holder or {}
+        self.path, self.holder, self.what = path, holder or {}, what
         who = describe_holder(self.holder)
         super().__init__(f"{what} is in use by {who} (lock {path}); wait for it to finish, or stop it and rerun")
+
+    def __reduce__(self):
+        # a worker process's LockHeld must reach the parent as itself: the default pickling calls
+        # LockHeld(message) and fails, which breaks the whole pool and hides this message
+        return (type(self), (self.path, self.holder, self.what))
 
 
 def describe_holder(holder: dict) -> str:
