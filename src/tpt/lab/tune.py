@@ -53,6 +53,11 @@ class TuneConfig:
         help="no training: report what the dev runs (and SFT runs) finished or saved; an interrupted run's curve "
         "is compared on the checkpoints every lr reached",
     )
+    dev_saved: bool = field(
+        False,
+        help="the dev run was stopped once every arm had saved its checkpoint at B (all the SFT sweep needs): "
+        "evaluate its saved checkpoints instead of training on; the SFT runs still train",
+    )
     workers: int | None = field(None, help="training runs in parallel (default: the profile's)")
 
 
@@ -60,7 +65,7 @@ def dev_config(tune: TuneConfig, lr: float | None) -> LabConfig:
     """The dev run at ``lr`` for both arms, or (None) at the profile's own per-arm lrs."""
     out = tune.out / ("profile" if lr is None else f"lr-{lr:g}")
     return LabConfig(out=out, dev=True, lr=lr, quick=tune.quick, workers=tune.workers,
-                     evaluate_saved=tune.evaluate_saved)  # fmt: skip
+                     evaluate_saved=tune.evaluate_saved or tune.dev_saved)  # fmt: skip
 
 
 def curve_mean(points: list[dict]) -> float:
@@ -120,7 +125,7 @@ def sft_table(tune: TuneConfig, chosen: dict[str, float | None]) -> dict:
         results += run_jobs(arm_jobs, lab.profile(), lab)
     table: dict[str, dict] = {}
     for job, res in zip(jobs, results):
-        curve = json.loads((job.root / "train" / job.arm / "curve.json").read_text())
+        curve = arm_curve(job.root / "train" / job.arm)
         before = next(p for p in curve if p["tokens"] == job.budget)["eval"]["reflect"]
         row = {"lr": job.lr, "reflect_before": family_mean(before), "reflect_after": family_mean(res["reflect"]),
                "chat_before": family_mean(res["chat_before"]), "chat_after": family_mean(res["chat"])}  # fmt: skip
@@ -128,6 +133,12 @@ def sft_table(tune: TuneConfig, chosen: dict[str, float | None]) -> dict:
     for entry in table.values():
         entry["chosen"], entry["kept"] = choose_sft_lr(entry["rows"])
     return table
+
+
+def arm_curve(folder: Path) -> list[dict]:
+    """An arm's evaluated curve: the finished run's, else the saved checkpoints' (--dev-saved)."""
+    finished = folder / "curve.json"
+    return json.loads((finished if finished.exists() else folder / "curve-saved.json").read_text())
 
 
 def choose_sft_lr(rows: list[dict]) -> tuple[float, bool]:
