@@ -165,7 +165,7 @@ def render(pre: dict, sft: dict | None) -> str:
             lines.append(f"| {arm} | {r['lr']:g} | {r['curve_mean']:.3f} | {cell(r['at_B'])} | "
                          f"{cell(r['final'])} @ {r['final_tokens']:,} | {mark} |")  # fmt: skip
     if sft:
-        lines += [""] * bool(pre) + ["## SFT lr per (arm, form), from the arm's chosen pre-training lr (--sft-only: profile)", "",
+        lines += [""] * bool(pre) + ["## SFT lr per (arm, form), from the arm's pre-training lr", "",
                   f"Rule: reflect after ≥ reflect before − {KEEP}, then the best chat accuracy after SFT.", "",
                   "| arm-form | lr | reflect before -> after | chat before -> after | chosen |",
                   "|---|---:|---|---|---|"]  # fmt: skip
