@@ -77,3 +77,15 @@ def test_multiplier_interval_contains_an_upper_bound_estimate():
     lo, hi = got["ci"]
     assert lo == 0.0 and lo <= point <= hi and math.isfinite(hi)  # "<= U": below unknown, above bounded
     assert 0.5 < got["censored"]["tpt_never"] < 1.0 and got["censored"]["vanilla_never"] == 0.0
+
+
+def test_report_cell_shows_a_censored_interval_and_its_shares():
+    from tpt.lab.report_md import mult_cell
+
+    cell = {"kind": "upper_bound", "multiplier": 1.0, "ci": [0.0, 1.5],
+            "censored": {"vanilla_never": 0.0, "tpt_never": 0.8, "neither": 0.05}}  # fmt: skip
+    text = mult_cell(cell)
+    assert text.startswith("≤ 1.00x") and "[0.00, 1.50]" in text
+    assert "TPT never 80%" in text and "neither 5%" in text and "vanilla never" not in text
+    lower = mult_cell({"kind": "lower_bound", "multiplier": 8.0, "ci": [8.0, math.inf], "censored": {}})
+    assert lower.startswith("≥ 8.00x") and lower.endswith("[8.00, ∞]")  # no shares when none were censored
