@@ -47,12 +47,45 @@ def test_multiplier_paths():
     assert stats.multiplier(vanilla, tpt, 0.95)[0] == "none"
 
 
-def test_multiplier_interval_is_infinite_when_vanilla_may_never_reach():
+def test_multiplier_interval_censors_replicates_that_never_reach_the_target():
     r = stats.resamplers({"f": [50, 50]}, replicates=300)["f"]
     ones, zeros = np.ones(100), np.zeros(100)
     half = np.array([1.0, 0.0] * 50)
     # TPT is perfect from its first point; vanilla at 0 until 200, perfect at 400: reaches 0.9 at 380
-    lo, hi = stats.multiplier_interval([100, 200, 400], [zeros, zeros, ones], [50, 100], [ones, ones], 0.9, r)
-    assert lo == pytest.approx(380 / 50) and hi == pytest.approx(380 / 50)
-    lo, hi = stats.multiplier_interval([100, 400], [half, half], [50, 100], [ones, ones], 0.9, r)
-    assert math.isinf(lo) and math.isinf(hi)  # the lower-bound path in every replicate
+    got = stats.multiplier_interval([100, 200, 400], [zeros, zeros, ones], [50, 100], [ones, ones], 0.9, r)
+    assert got["ci"] == pytest.approx([380 / 50, 380 / 50])
+    assert got["censored"] == {"vanilla_never": 0.0, "tpt_never": 0.0, "neither": 0.0}
+    # the lower-bound path: vanilla never reaches 0.9 within its 400 tokens, TPT does at 50, in every
+    # replicate: ">= 8x", so the interval is [8, inf] (8 is known; nothing above it is)
+    got = stats.multiplier_interval([100, 400], [half, half], [50, 100], [ones, ones], 0.9, r)
+    assert stats.multiplier([(100, 0.5), (400, 0.5)], [(50, 1.0), (100, 1.0)], 0.9) == ("lower_bound", 8.0)
+    assert got["ci"][0] == pytest.approx(8.0) and math.isinf(got["ci"][1])
+    assert got["censored"]["vanilla_never"] == 1.0
+
+
+def test_multiplier_interval_contains_an_upper_bound_estimate():
+    # the case that once gave "<= 1.00x [0.00, 0.38]": TPT mostly never reaches the target, vanilla does.
+    # vanilla: 0 at 100 tokens, 0.6 at 200 (reaches 0.5 at ~183); TPT at 0.45 on its last point (100)
+    r = stats.resamplers({"f": [50, 50]}, replicates=400)["f"]
+    zeros, ones = np.zeros(100), np.ones(100)
+    vanilla_200 = np.random.default_rng(1).permutation([1.0] * 60 + [0.0] * 40)
+    tpt_100 = np.random.default_rng(2).permutation([1.0] * 45 + [0.0] * 55)
+    vanilla = ([100, 200, 400], [zeros, vanilla_200, ones])
+    kind, point = stats.multiplier(list(zip(vanilla[0], [c.mean() for c in vanilla[1]])), [(50, 0.0), (100, 0.45)], 0.5)
+    assert kind == "upper_bound" and point == pytest.approx((100 + 100 * 0.5 / 0.6) / 100)
+    got = stats.multiplier_interval(*vanilla, [50, 100], [zeros, tpt_100], 0.5, r)
+    lo, hi = got["ci"]
+    assert lo == 0.0 and lo <= point <= hi and math.isfinite(hi)  # "<= U": below unknown, above bounded
+    assert 0.5 < got["censored"]["tpt_never"] < 1.0 and got["censored"]["vanilla_never"] == 0.0
+
+
+def test_report_cell_shows_a_censored_interval_and_its_shares():
+    from tpt.lab.report_md import mult_cell
+
+    cell = {"kind": "upper_bound", "multiplier": 1.0, "ci": [0.0, 1.5],
+            "censored": {"vanilla_never": 0.0, "tpt_never": 0.8, "neither": 0.05}}  # fmt: skip
+    text = mult_cell(cell)
+    assert text.startswith("≤ 1.00x") and "[0.00, 1.50]" in text
+    assert "TPT never 80%" in text and "neither 5%" in text and "vanilla never" not in text
+    lower = mult_cell({"kind": "lower_bound", "multiplier": 8.0, "ci": [8.0, math.inf], "censored": {}})
+    assert lower.startswith("≥ 8.00x") and lower.endswith("[8.00, ∞]")  # no shares when none were censored

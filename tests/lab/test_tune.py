@@ -52,3 +52,27 @@ def test_sft_lr_must_not_destroy_what_the_arm_knew():
     assert choose_sft_lr(rows) == (5e-4, True)
     ruined = [r | {"reflect_after": 0.2 + r["lr"]} for r in rows]  # none keeps it: the best reflect after
     assert choose_sft_lr(ruined) == (2e-3, False)
+
+
+def test_sft_only_sweeps_from_the_profile_arm_lrs(tmp_path):
+    # --sft-only: one dev run, at the per-arm lrs the earlier sweep chose (config.PROFILES), not a shared --lr
+    from tpt.lab.config import PROFILES
+    from tpt.lab.tune import dev_config
+
+    lab = dev_config(TuneConfig(out=tmp_path, sft_only=True), None)
+    prof = lab.profile()
+    assert lab.out == tmp_path / "profile" and lab.dev and lab.seeds(prof) == [prof.dev_seed]
+    chosen = dict(PROFILES["default"].arm_lr)
+    assert prof.lr_for("vanilla") == chosen["vanilla"] and prof.lr_for("tpt") == chosen["tpt"]
+    assert dev_config(TuneConfig(out=tmp_path), 0.004).profile().lr_for("vanilla") == 0.004
+    assert "Pre-training lr" not in render({}, {"tpt-think": {"rows": [], "chosen": 1e-3}})
+
+
+def test_sft_before_comes_from_the_saved_curve_of_a_stopped_dev_run(tmp_path):
+    # --dev-saved: vanilla's dev run stopped after its checkpoint at B; its curve is curve-saved.json
+    from tpt.lab.tune import arm_curve
+
+    (tmp_path / "curve-saved.json").write_text(json.dumps([_point(1000, 0.2)]))
+    assert arm_curve(tmp_path)[0]["overall"]["acc"] == 0.2
+    (tmp_path / "curve.json").write_text(json.dumps([_point(1000, 0.3)]))  # a finished run's curve wins
+    assert arm_curve(tmp_path)[0]["overall"]["acc"] == 0.3

@@ -84,6 +84,8 @@ PROFILES: dict[str, Profile] = {
         heldout_per_family=64,
         families=("chain_mod10", "divisibility"),
         arm_lr=(("vanilla", 0.002), ("tpt", 0.008)),  # `tpt lab tune` on the dev seed (docs/lab.md)
+        # `tpt lab tune --sft-only --dev-saved` on the dev seed, from the arm_lr checkpoints at B (docs/lab.md)
+        sft_lr=(("vanilla-think", 5e-4), ("vanilla-answer", 2e-3), ("tpt-think", 2e-3), ("tpt-answer", 2e-3)),
     ),
     # `--full`: sized for one GPU (5m preset); batch 4K / lr 4e-3 from an earlier H200 run (docs/lab.md)
     "full": Profile(

@@ -123,7 +123,7 @@ def efficiency(ev: Evidence, family: str, chance_hi: float) -> list[dict]:
         target = math.floor((chance_hi + step * (at_b - chance_hi)) * 1e4) / 1e4
         curve = {arm: list(zip(tokens[arm], [c.mean() for c in correct[arm]])) for arm in tokens}
         kind, value = stats.multiplier(curve["vanilla"], curve["tpt"], target)
-        ci = stats.multiplier_interval(
+        spread = stats.multiplier_interval(
             tokens["vanilla"], correct["vanilla"], tokens["tpt"], correct["tpt"], target, ev.resamplers[family]
         )
         out.append(
@@ -131,7 +131,8 @@ def efficiency(ev: Evidence, family: str, chance_hi: float) -> list[dict]:
                 "target": target,
                 "kind": kind,
                 "multiplier": value,
-                "ci": ci,
+                "ci": spread["ci"],
+                "censored": spread["censored"],
                 "vanilla_tokens": _reach(curve["vanilla"], target),
                 "tpt_tokens": _reach(curve["tpt"], target),
             }

@@ -20,7 +20,7 @@ def acc_cell(cell: dict) -> str:
 def mult_cell(e: dict) -> str:
     lo, hi = e["ci"]
     hi_s = "∞" if math.isinf(hi) else f"{hi:.2f}"
-    interval = f"[{lo:.2f}, {hi_s}]" if not math.isnan(lo) else "[n/a]"
+    interval = (f"[{lo:.2f}, {hi_s}]" if not math.isnan(lo) else "[n/a]") + censored_note(e.get("censored") or {})
     if e["kind"] == "finite":
         return f"{e['multiplier']:.2f}x {interval}"
     if e["kind"] == "lower_bound":
@@ -28,6 +28,14 @@ def mult_cell(e: dict) -> str:
     if e["kind"] == "upper_bound":
         return f"≤ {e['multiplier']:.2f}x (TPT does not reach it; vanilla does) {interval}"
     return "n/a (neither reaches it)"
+
+
+def censored_note(censored: dict) -> str:
+    """The replicates in which an arm never reaches the target (they bound the interval, see stats)."""
+    parts = [f"{label} {censored[key]:.0%}" for key, label in
+             (("vanilla_never", "vanilla never"), ("tpt_never", "TPT never"), ("neither", "neither"))
+             if censored.get(key)]  # fmt: skip
+    return f" (replicates where it is not reached: {', '.join(parts)})" if parts else ""
 
 
 def render_markdown(results: dict, plots: list[str]) -> str:
@@ -104,8 +112,10 @@ def render_markdown(results: dict, plots: list[str]) -> str:
         (
             "Targets lie above the family's chance interval: halfway from its top to the better arm's accuracy at B, "
             "and at that accuracy, provided that accuracy's interval clears the chance interval.  Read off the "
-            "curves by interpolation (tpt.analyze.curves); interval over the bootstrap replicates (∞: in some "
-            "replicates vanilla never reaches the target)."
+            "curves by interpolation (tpt.analyze.curves); interval over the bootstrap replicates.  A replicate in "
+            "which an arm never reaches the target only bounds the multiplier, so it counts at the interval's wide "
+            "end: vanilla never (≥ its budget / TPT's tokens) as that bound below and ∞ above; TPT never (≤) as 0 "
+            "below and its bound above; the share of such replicates is given."
         ),
         "",
         "| family | target | vanilla tokens | TPT tokens | multiplier [95%] |",

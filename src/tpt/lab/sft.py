@@ -185,10 +185,22 @@ def run_jobs(jobs: list[SftJob], prof: Profile, lab: LabConfig) -> list[dict]:
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
+    prepare_shared_data(jobs, prof)
     if prof.workers <= 1:
         return [run_sft_job(j, prof, lab) for j in jobs]
     with ProcessPoolExecutor(max_workers=prof.workers, mp_context=get_context("spawn")) as pool:
         return list(pool.map(run_sft_job, jobs, [prof] * len(jobs), [lab] * len(jobs)))
+
+
+def prepare_shared_data(jobs: list[SftJob], prof: Profile) -> None:
+    """Each (seed, form)'s chats and prepared data, once, before the jobs run: the jobs of one form
+    (both arms, every lr) share them, and two workers preparing one folder at once would collide
+    on its lock."""
+    from tpt.lab.experiment import families_for
+
+    for root, seed, form in sorted({(j.root, j.seed, j.form) for j in jobs}):
+        chats = write_sft_chats(root, families_for(prof, seed), prof.sft_examples)[form]
+        prepare_sft_data(chats, root / "tokenizer", root / "data" / f"sft-{form}", seed)
 
 
 def add_sft_arms(lab: LabConfig, prof: Profile, seeds: list[int], curves: dict) -> None:

@@ -103,14 +103,30 @@ def multiplier(
 
 def multiplier_interval(
     base_tokens, base_correct, meth_tokens, meth_correct, target: float, resampler: Resampler
-) -> list[float]:
-    """95% interval of the multiplier over the bootstrap replicates.  A replicate where vanilla
-    never reaches the target counts as +inf (its true multiplier is above any bound we can read),
-    one where TPT never does as 0; one where neither does is dropped."""
+) -> dict:
+    """95% interval of the multiplier over the bootstrap replicates, censored honestly.
+
+    A replicate where one arm never reaches the target only bounds its multiplier: vanilla never
+    reaching it gives ">= L" (L = vanilla's last budget / TPT's tokens), TPT never reaching it
+    "<= U" (U = vanilla's tokens / TPT's last budget), neither reaching it nothing.  The interval
+    takes each censored replicate at the end that makes it widest: the lower percentile reads
+    ">= L" as L and "<= U" (and "neither") as 0; the upper percentile reads ">= L" (and "neither")
+    as +inf and "<= U" as U.  So a replicate never counts as a number it is not known to be, and the
+    interval contains the point estimate's own bound.  Returns {"ci": [lo, hi], "censored": shares of
+    replicates in which vanilla / TPT / neither reaches the target}.
+    """
     b_acc = np.stack([resampler.accuracy(c) for c in base_correct], axis=1)  # (replicates, points)
     m_acc = np.stack([resampler.accuracy(c) for c in meth_correct], axis=1)
-    values = []
+    low_end, high_end, kinds = [], [], []
     for b_row, m_row in zip(b_acc, m_acc):
         kind, value = multiplier(list(zip(base_tokens, b_row)), list(zip(meth_tokens, m_row)), target)
-        values.append({"finite": value, "lower_bound": math.inf, "upper_bound": 0.0}.get(kind, math.nan))
-    return interval(np.array(values))
+        kinds.append(kind)
+        low_end.append({"finite": value, "lower_bound": value}.get(kind, 0.0))
+        high_end.append({"finite": value, "upper_bound": value}.get(kind, math.inf))
+    return {
+        "ci": [interval(np.array(low_end))[0], interval(np.array(high_end))[1]],
+        "censored": {
+            who: kinds.count(kind) / len(kinds)
+            for who, kind in (("vanilla_never", "lower_bound"), ("tpt_never", "upper_bound"), ("neither", "none"))
+        },
+    }

@@ -11,6 +11,9 @@ run per (form, lr in ``--sft-lrs``) (tpt.lab.sft).  Rule: among the lrs whose re
 after SFT is at least the one before minus ``KEEP`` (SFT must not destroy what the arm knew), the
 one with the best chat accuracy after SFT; if none keeps it, the one with the best reflect after.
 
+``--sft-only``: no pre-training sweep; the SFT sweep runs from one dev run at the profile's own
+``arm_lr`` (the choices an earlier sweep made and config.PROFILES records), under OUT/profile.
+
 Writes OUT/tune.md and OUT/tune.json; the choices go into config.PROFILES by hand (a deliberate,
 reviewed change), and only the dev seed is ever looked at.
 """
@@ -40,18 +43,29 @@ class TuneConfig:
     sft_lrs: list[float] = field(
         default_factory=lambda: [0.0001, 0.0005, 0.002], help="SFT lrs tried for every (arm, form)"
     )
+    sft_only: bool = field(
+        False,
+        help="skip the pre-training sweep: sweep the SFT lr from one dev run at the profile's arm lrs (OUT/profile)",
+    )
     quick: bool = field(False, help="smoke-test sizes (numbers are noise)")
     evaluate_saved: bool = field(
         False,
         help="no training: report what the dev runs (and SFT runs) finished or saved; an interrupted run's curve "
         "is compared on the checkpoints every lr reached",
     )
+    dev_saved: bool = field(
+        False,
+        help="the dev run was stopped once every arm had saved its checkpoint at B (all the SFT sweep needs): "
+        "evaluate its saved checkpoints instead of training on; the SFT runs still train",
+    )
     workers: int | None = field(None, help="training runs in parallel (default: the profile's)")
 
 
-def dev_config(tune: TuneConfig, lr: float) -> LabConfig:
-    return LabConfig(out=tune.out / f"lr-{lr:g}", dev=True, lr=lr, quick=tune.quick, workers=tune.workers,
-                     evaluate_saved=tune.evaluate_saved)  # fmt: skip
+def dev_config(tune: TuneConfig, lr: float | None) -> LabConfig:
+    """The dev run at ``lr`` for both arms, or (None) at the profile's own per-arm lrs."""
+    out = tune.out / ("profile" if lr is None else f"lr-{lr:g}")
+    return LabConfig(out=out, dev=True, lr=lr, quick=tune.quick, workers=tune.workers,
+                     evaluate_saved=tune.evaluate_saved or tune.dev_saved)  # fmt: skip
 
 
 def curve_mean(points: list[dict]) -> float:
@@ -86,8 +100,9 @@ def family_mean(evaluation: dict) -> float:
     return sum(v["accuracy"] for v in by.values()) / len(by)
 
 
-def sft_table(tune: TuneConfig, chosen: dict[str, float]) -> dict:
-    """Run (or reuse) every dev SFT job; {"arm-form": {"rows": [...], "chosen": lr}}."""
+def sft_table(tune: TuneConfig, chosen: dict[str, float | None]) -> dict:
+    """Run (or reuse) every dev SFT job; {"arm-form": {"rows": [...], "chosen": lr}}.  ``chosen``:
+    arm -> its pre-training lr (None: the profile's, from the one dev run under OUT/profile)."""
     jobs, lab_of = [], {}
     for arm in BASE_ARMS:
         lab = dev_config(tune, chosen[arm])
@@ -110,7 +125,7 @@ def sft_table(tune: TuneConfig, chosen: dict[str, float]) -> dict:
         results += run_jobs(arm_jobs, lab.profile(), lab)
     table: dict[str, dict] = {}
     for job, res in zip(jobs, results):
-        curve = json.loads((job.root / "train" / job.arm / "curve.json").read_text())
+        curve = arm_curve(job.root / "train" / job.arm)
         before = next(p for p in curve if p["tokens"] == job.budget)["eval"]["reflect"]
         row = {"lr": job.lr, "reflect_before": family_mean(before), "reflect_after": family_mean(res["reflect"]),
                "chat_before": family_mean(res["chat_before"]), "chat_after": family_mean(res["chat"])}  # fmt: skip
@@ -118,6 +133,12 @@ def sft_table(tune: TuneConfig, chosen: dict[str, float]) -> dict:
     for entry in table.values():
         entry["chosen"], entry["kept"] = choose_sft_lr(entry["rows"])
     return table
+
+
+def arm_curve(folder: Path) -> list[dict]:
+    """An arm's evaluated curve: the finished run's, else the saved checkpoints' (--dev-saved)."""
+    finished = folder / "curve.json"
+    return json.loads((finished if finished.exists() else folder / "curve-saved.json").read_text())
 
 
 def choose_sft_lr(rows: list[dict]) -> tuple[float, bool]:
@@ -131,19 +152,20 @@ def render(pre: dict, sft: dict | None) -> str:
     def cell(c: dict) -> str:
         return f"{c['acc']:.3f} [{c['ci'][0]:.3f}, {c['ci'][1]:.3f}]"
 
-    lines = ["# tpt lab tune — DEV SEED only (choices for the default profile; not a result)", "",
-             "## Pre-training lr (both arms swept alike)", "",
-             "Chosen per arm: highest mean overall accuracy over the arm's learning curve (ties: the smaller lr), over "
-             "the checkpoints every lr's run reached.", "",
-             "| arm | lr | mean over the curve | overall at B | overall at its last point | chosen |",
-             "|---|---:|---:|---:|---:|---|"]  # fmt: skip
+    lines = ["# tpt lab tune — DEV SEED only (choices for the default profile; not a result)", ""]
+    if pre:
+        lines += ["## Pre-training lr (both arms swept alike)", "",
+                  "Chosen per arm: highest mean overall accuracy over the arm's learning curve (ties: the smaller lr), "
+                  "over the checkpoints every lr's run reached.", "",
+                  "| arm | lr | mean over the curve | overall at B | overall at its last point | chosen |",
+                  "|---|---:|---:|---:|---:|---|"]  # fmt: skip
     for arm, entry in pre.items():
         for r in entry["rows"]:
             mark = "**yes**" if r["lr"] == entry["chosen"] else ""
             lines.append(f"| {arm} | {r['lr']:g} | {r['curve_mean']:.3f} | {cell(r['at_B'])} | "
                          f"{cell(r['final'])} @ {r['final_tokens']:,} | {mark} |")  # fmt: skip
     if sft:
-        lines += ["", "## SFT lr per (arm, form), from the arm's chosen pre-training lr", "",
+        lines += [""] * bool(pre) + ["## SFT lr per (arm, form), from the arm's pre-training lr", "",
                   f"Rule: reflect after ≥ reflect before − {KEEP}, then the best chat accuracy after SFT.", "",
                   "| arm-form | lr | reflect before -> after | chat before -> after | chosen |",
                   "|---|---:|---|---|---|"]  # fmt: skip
@@ -158,11 +180,16 @@ def render(pre: dict, sft: dict | None) -> str:
 def run_tune(tune: TuneConfig) -> dict:
     from tpt.lab.experiment import log, run_lab
 
-    for lr in tune.lrs:
-        log(f"tune: dev run at lr {lr:g}")
-        run_lab(dev_config(tune, lr))  # reuses a finished run
-    pre = pretrain_table(tune)
-    sft = sft_table(tune, {arm: e["chosen"] for arm, e in pre.items()}) if tune.sft else None
+    if tune.sft_only:
+        log("tune: one dev run at the profile's arm lrs, then the SFT sweep")
+        run_lab(dev_config(tune, None))
+        pre, sft = {}, sft_table(tune, dict.fromkeys(BASE_ARMS))
+    else:
+        for lr in tune.lrs:
+            log(f"tune: dev run at lr {lr:g}")
+            run_lab(dev_config(tune, lr))  # reuses a finished run
+        pre = pretrain_table(tune)
+        sft = sft_table(tune, {arm: e["chosen"] for arm, e in pre.items()}) if tune.sft else None
     out = {"pretrain": pre, "sft": sft}
     (tune.out / "tune.json").write_text(json.dumps(out, indent=1))
     (tune.out / "tune.md").write_text(render(pre, sft))
