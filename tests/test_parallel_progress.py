@@ -44,3 +44,14 @@ def test_throughput_counts_and_updates_any_bar():
     rate.add(2, 100)
     rate.add(1, 50)
     assert bar.done == 3 and rate.count == 150 and bar.postfix.endswith("tok/s")
+
+
+def test_spawn_map_and_process_pool_run_in_fresh_processes():
+    from tpt.parallel import process_pool, spawn_map
+
+    jobs = [(i,) for i in range(4)]
+    spawned = list(spawn_map(_pid_and_square, jobs, workers=2))
+    assert [sq for _, sq in spawned] == [0, 1, 4, 9]
+    assert all(pid != os.getpid() for pid, _ in spawned)
+    with process_pool(2, "spawn") as pool:
+        assert pool.submit(_pid_and_square, 3).result()[1] == 9

@@ -113,9 +113,12 @@ def background_rows(families: dict[str, TaskFamily]) -> list[dict]:
 
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """One JSON row per line, written through the one atomic write: a reader (or a rerun's
+    exists-check) never sees a half-written file."""
+    from tpt.io.atomic import atomic_path
+
     n = 0
-    with path.open("w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
             n += 1

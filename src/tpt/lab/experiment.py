@@ -15,9 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from tpt.lab.config import LabConfig, Profile
 from tpt.lab.evaluate import HeldOut, evaluate_checkpoint
 from tpt.lab.families import TaskFamily, load_family
 from tpt.lab.sft import add_sft_arms
+from tpt.parallel import process_pool
 
 BACKGROUND_SHARE = 0.05  # token share of background facts in every arm
 ARMS = ("vanilla", "tpt")
@@ -354,7 +353,7 @@ def run_seeds(lab: LabConfig, prof: Profile, seeds: list[int]) -> tuple[list[Job
     if prof.workers <= 1:
         jobs = [j for seed in seeds for j in all_jobs(lab, prof, seed)]
         return jobs, {(j.seed, j.arm): run_job(j, prof, lab, j.seed) for j in jobs}
-    with ProcessPoolExecutor(max_workers=prof.workers, mp_context=get_context("spawn")) as pool:
+    with process_pool(prof.workers, "spawn") as pool:
         preps = [pool.submit(all_jobs, lab, prof, seed) for seed in seeds]
         jobs, futures = [], {}
         for done in as_completed(preps):

@@ -21,7 +21,6 @@ The data goes through the public stages: `tpt prepare` (SFT mode) then `tpt trai
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,9 +80,7 @@ def write_sft_chats(root: Path, families: dict, examples: int) -> dict[str, Path
     for form in FORMS:
         paths[form] = root / f"sft-{form}.jsonl"
         if not paths[form].exists():
-            tmp = paths[form].with_suffix(".tmp")
-            corpus.write_jsonl(tmp, chat_rows(rows, families, form))
-            os.replace(tmp, paths[form])
+            corpus.write_jsonl(paths[form], chat_rows(rows, families, form))
     return paths
 
 
@@ -182,14 +179,10 @@ def sft_jobs(lab: LabConfig, prof: Profile, seeds: list[int]) -> list[SftJob]:
 
 def run_jobs(jobs: list[SftJob], prof: Profile, lab: LabConfig) -> list[dict]:
     """Every SFT job on ``workers`` processes (one CPU thread each), results in job order."""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
+    from tpt.parallel import spawn_map
 
     prepare_shared_data(jobs, prof)
-    if prof.workers <= 1:
-        return [run_sft_job(j, prof, lab) for j in jobs]
-    with ProcessPoolExecutor(max_workers=prof.workers, mp_context=get_context("spawn")) as pool:
-        return list(pool.map(run_sft_job, jobs, [prof] * len(jobs), [lab] * len(jobs)))
+    return list(spawn_map(run_sft_job, [(j, prof, lab) for j in jobs], prof.workers))
 
 
 def prepare_shared_data(jobs: list[SftJob], prof: Profile) -> None:
