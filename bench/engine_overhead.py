@@ -18,7 +18,13 @@ engine with the same settings (``tpt.vllm_launch``).  Generated tokens/s, and wh
                templated: first request sent to last answer (vLLM's own server throughput).
   tpt-serve    ``tpt augment --backend openai`` on that server at --concurrency (``--server-sampling
                auto``, as users run it), its whole run as above plus its pre-flight requests (model
-               list, /tokenize, the sampling probe).
+               list, /tokenize; vLLM is not probed for sampling).  Its window is also split into
+               pre-flight (start to first generation request), generation (first request to last
+               answer: what the bare client's window holds) and wrap-up (records merged, stats).
+
+For the served methods the CPU seconds of this process (the client) and of the server's processes
+are counted too, per 1,000 generated tokens: on a small machine the client's CPU is taken from the
+server, and CPU per token hardly moves with load from other processes, while tok/s swing with it.
 
 Each method runs --rounds times, the order rotating from round to round, with the prefix cache
 emptied before every run, so load from other processes on a shared machine hits all alike; ratios
@@ -147,6 +153,65 @@ class EngineClock:
         return measured_run
 
 
+def group_cpu_seconds(session: int) -> float | None:
+    """CPU seconds (user + system) of every live process in session ``session`` (the server's: it is
+    started in a session of its own), from /proc; None where there is no /proc."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[3]) == session:  # fields after the name: state, ppid, pgrp, session, ...
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+class ServedClock:
+    """For the served methods: CPU seconds of this process (the client) and of the server per run, and
+    for tpt-serve when its first generation request went out and its last answer came back (wrapping
+    ``OpenAIBackend._post``, as ``EngineClock`` wraps the engine)."""
+
+    def __init__(self, server_pid: int):
+        from tpt.augment.backends.openai import OpenAIBackend
+
+        self.server_pid, self.marks = server_pid, {}
+        post, marks = OpenAIBackend._post, self.marks
+
+        async def timed_post(backend, path, body):
+            marks.setdefault("first", time.monotonic())
+            try:
+                return await post(backend, path, body)
+            finally:
+                marks["last"] = time.monotonic()
+
+        OpenAIBackend._post = timed_post
+
+    def around(self, run):
+        def measured_run(r: int) -> dict:
+            self.marks.clear()
+            cpu, server = sum(os.times()[:2]), group_cpu_seconds(self.server_pid)
+            started = time.monotonic()
+            result = run(r)
+            client_cpu = sum(os.times()[:2]) - cpu
+            result["client_ms_per_ktok"] = round(1e6 * client_cpu / result["tokens"], 1)
+            if server is not None:
+                server = group_cpu_seconds(self.server_pid) - server
+                result["server_ms_per_ktok"] = round(1e6 * server / result["tokens"], 1)
+            if self.marks:  # tpt-serve: where its window went
+                first, last = self.marks["first"] - started, self.marks["last"] - started
+                wrap_up = result["seconds"] - last
+                result.update(pre_s=round(first, 3), gen_s=round(last - first, 3), post_s=round(wrap_up, 3))
+            result["load"] = round(os.getloadavg()[0], 1)
+            return result
+
+        return measured_run
+
+
 def interleaved(rounds: int, methods: dict, reset) -> list[dict]:
     """``rounds`` runs of every method, the order rotating from round to round; the prefix cache
     emptied before each run.  Returns one {method: result} per round."""
@@ -255,7 +320,9 @@ def served(args, corpus: Path, work: Path) -> dict:
             root = server.base_url.removesuffix("/v1")
             httpx.post(f"{root}/reset_prefix_cache", timeout=60).raise_for_status()
 
-        rounds = interleaved(args.rounds, {"server": bare, "tpt-serve": tpt}, reset)
+        clock = ServedClock(server.process.pid)  # after the requests above: only the timed runs are marked
+        methods = {"server": bare, "tpt-serve": tpt}
+        rounds = interleaved(args.rounds, {k: clock.around(v) for k, v in methods.items()}, reset)
     return {"startup_s": startup, "rounds": rounds}
 
 
@@ -302,9 +369,34 @@ def report(results: dict) -> None:
         if values:
             print(f"  {tpt} / {ref} by the engine's busy share (step time / window): {spread(values)}")
             summary.append(f"{tpt}/{ref} busy-share {statistics.median(values):.3f}")
+    summary += served_report(rounds)
     starts = {p: results[p]["startup_s"] for p in ("offline", "served") if p in results}
     print(json.dumps(results))
     print(f"SUMMARY engine_overhead: {'; '.join(summary)} (medians over rounds; goal >= 0.95; start-ups {starts} s)")
+
+
+def served_report(rounds: list[dict]) -> list[str]:
+    """Where tpt-serve's window goes, and its ratio over the generation window alone (first request to
+    last answer, as the bare client's window is): what the whole-run ratio tends to on a run long
+    enough for the fixed start-up and wrap-up to be amortised.  Client and server CPU per 1k tokens."""
+    pairs = [(runs["tpt-serve"], runs["server"]) for runs in rounds if "gen_s" in runs.get("tpt-serve", {})]
+    if not pairs:
+        return []
+    for tpt, bare in pairs:
+        split = f"pre-flight {tpt['pre_s']:.2f} + generation {tpt['gen_s']:.2f} + wrap-up {tpt['post_s']:.2f}"
+        cpu = f"client {tpt['client_ms_per_ktok']} vs bare {bare['client_ms_per_ktok']}"
+        cpu += f", server {tpt.get('server_ms_per_ktok')} vs {bare.get('server_ms_per_ktok')}"
+        print(f"  tpt-serve window {tpt['seconds']:.2f} s = {split} (load {tpt['load']}); CPU ms per 1k tokens: {cpu}")
+    gen = [(t["tokens"] / t["gen_s"]) / b["tok_s"] for t, b in pairs]
+    client = [t["client_ms_per_ktok"] / b["client_ms_per_ktok"] for t, b in pairs]
+    print(f"  tpt-serve / server over the generation window only: {spread(gen)}")
+    print(f"  client CPU per token, tpt-serve / bare client: {spread(client)}")
+    fixed = statistics.median(t["pre_s"] + t["post_s"] for t, _ in pairs)
+    return [
+        f"tpt-serve/server generation-window {statistics.median(gen):.3f}",
+        f"tpt-serve fixed pre-flight+wrap-up {fixed:.2f} s",
+        f"client CPU/token tpt-serve/bare {statistics.median(client):.2f}",
+    ]
 
 
 def main() -> None:
