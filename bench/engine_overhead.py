@@ -65,6 +65,11 @@ def parse_args() -> argparse.Namespace:
         "--think-close-weight", type=float, default=1.5, help="tiny model only: how soon it closes its thinking"
     )
     p.add_argument("--concurrency", type=int, default=64, help="requests in flight (server methods)")
+    p.add_argument(
+        "--with-probe",
+        action="store_true",
+        help="also run tpt-serve-probed: tpt-serve with the sampling probe vLLM no longer gets (the old start-up)",
+    )
     p.add_argument("--skip", default="", help="comma-separated: offline (engine+tpt-vllm), served (server+tpt-serve)")
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "eval" / "gsm8k" / "train.jsonl"))
     p.add_argument("--work", default=None, help="folder for runs and logs (default: a temp folder)")
@@ -177,13 +182,15 @@ class ServedClock:
     ``OpenAIBackend._post``, as ``EngineClock`` wraps the engine)."""
 
     def __init__(self, server_pid: int):
-        from tpt.augment.backends.openai import OpenAIBackend
+        from tpt.augment.backends.openai import PROBE_PROMPT, OpenAIBackend
 
         self.server_pid, self.marks = server_pid, {}
         post, marks = OpenAIBackend._post, self.marks
 
         async def timed_post(backend, path, body):
-            marks.setdefault("first", time.monotonic())
+            prompt = body.get("prompt") or body["messages"][-1]["content"]
+            if PROBE_PROMPT not in prompt:  # the sampling probe (tpt-serve-probed) is pre-flight
+                marks.setdefault("first", time.monotonic())
             try:
                 return await post(backend, path, body)
             finally:
@@ -321,13 +328,29 @@ def served(args, corpus: Path, work: Path) -> dict:
             httpx.post(f"{root}/reset_prefix_cache", timeout=60).raise_for_status()
 
         clock = ServedClock(server.process.pid)  # after the requests above: only the timed runs are marked
-        methods = {"server": bare, "tpt-serve": tpt}
+
+        def probed(r: int) -> dict:
+            from tpt.augment.backends import openai
+
+            kinds, openai.SAMPLING_SERVERS = openai.SAMPLING_SERVERS, ()  # vLLM probed, as any server
+            try:
+                return tpt(r + 100)  # its own run folders
+            finally:
+                openai.SAMPLING_SERVERS = kinds
+
+        methods = {"server": bare, "tpt-serve": tpt} | ({"tpt-serve-probed": probed} if args.with_probe else {})
         rounds = interleaved(args.rounds, {k: clock.around(v) for k, v in methods.items()}, reset)
     return {"startup_s": startup, "rounds": rounds}
 
 
 # (tpt method, reference): each ratio is taken within one round, then the median over rounds.
-RATIOS = (("tpt-vllm", "engine"), ("tpt-vllm", "engine-text"), ("tpt-serve", "server"), ("tpt-serve", "engine"))
+RATIOS = (
+    ("tpt-vllm", "engine"),
+    ("tpt-vllm", "engine-text"),
+    ("tpt-serve", "server"),
+    ("tpt-serve-probed", "server"),
+    ("tpt-serve", "engine"),
+)
 
 
 def spread(values: list[float]) -> str:
@@ -382,11 +405,15 @@ def served_report(rounds: list[dict]) -> list[str]:
     pairs = [(runs["tpt-serve"], runs["server"]) for runs in rounds if "gen_s" in runs.get("tpt-serve", {})]
     if not pairs:
         return []
-    for tpt, bare in pairs:
-        split = f"pre-flight {tpt['pre_s']:.2f} + generation {tpt['gen_s']:.2f} + wrap-up {tpt['post_s']:.2f}"
-        cpu = f"client {tpt['client_ms_per_ktok']} vs bare {bare['client_ms_per_ktok']}"
-        cpu += f", server {tpt.get('server_ms_per_ktok')} vs {bare.get('server_ms_per_ktok')}"
-        print(f"  tpt-serve window {tpt['seconds']:.2f} s = {split} (load {tpt['load']}); CPU ms per 1k tokens: {cpu}")
+    for runs in rounds:
+        for name in ("tpt-serve", "tpt-serve-probed"):
+            tpt, bare = runs.get(name, {}), runs["server"]
+            if "gen_s" not in tpt:
+                continue
+            split = f"pre-flight {tpt['pre_s']:.2f} + generation {tpt['gen_s']:.2f} + wrap-up {tpt['post_s']:.2f}"
+            cpu = f"client {tpt['client_ms_per_ktok']} vs bare {bare['client_ms_per_ktok']}"
+            cpu += f", server {tpt.get('server_ms_per_ktok')} vs {bare.get('server_ms_per_ktok')}"
+            print(f"  {name} window {tpt['seconds']:.2f} s = {split} (load {tpt['load']}); CPU ms/1k tokens: {cpu}")
     gen = [(t["tokens"] / t["gen_s"]) / b["tok_s"] for t, b in pairs]
     client = [t["client_ms_per_ktok"] / b["client_ms_per_ktok"] for t, b in pairs]
     print(f"  tpt-serve / server over the generation window only: {spread(gen)}")
