@@ -24,7 +24,9 @@ engine with the same settings (``tpt.vllm_launch``).  Generated tokens/s, and wh
 
 For the served methods the CPU seconds of this process (the client) and of the server's processes
 are counted too, per 1,000 generated tokens: on a small machine the client's CPU is taken from the
-server, and CPU per token hardly moves with load from other processes, while tok/s swing with it.
+server; CPU per token moves far less with load from other processes than tok/s do.
+``--with-probe`` adds tpt-serve-probed: tpt-serve with the start-up it had before vLLM was exempted
+from the sampling probe, in the same rounds (old against new).
 
 Each method runs --rounds times, the order rotating from round to round, with the prefix cache
 emptied before every run, so load from other processes on a shared machine hits all alike; ratios
@@ -370,16 +372,16 @@ def report(results: dict) -> None:
     rounds = [
         {k: v for phase in phases if r < len(phase) for k, v in phase[r].items()} for r in range(max(map(len, phases)))
     ]
-    print(f"\n{'method':<12} {'round':>5} {'tokens':>8} {'seconds':>8} {'tok/s':>8} {'outside engine s':>17}")
+    print(f"\n{'method':<16} {'round':>5} {'tokens':>8} {'seconds':>8} {'tok/s':>8} {'outside engine s':>17}")
     for r, runs in enumerate(rounds):
         for name, m in runs.items():
             outside = f"{m['outside_s']:>17.2f}" if "outside_s" in m else ""
-            print(f"{name:<12} {r + 1:>5} {m['tokens']:>8} {m['seconds']:>8.2f} {m['tok_s']:>8.0f} {outside}")
+            print(f"{name:<16} {r + 1:>5} {m['tokens']:>8} {m['seconds']:>8.2f} {m['tok_s']:>8.0f} {outside}")
     tokens = {m["tokens"] for runs in rounds for m in runs.values()}
     print("every run generated the same tokens" if len(tokens) == 1 else f"TOKEN COUNTS DIFFER: {sorted(tokens)}")
     for name in dict.fromkeys(k for runs in rounds for k in runs):
         median = statistics.median(runs[name]["tok_s"] for runs in rounds if name in runs)
-        print(f"  {name:<12} median {median:.0f} tok/s")
+        print(f"  {name:<16} median {median:.0f} tok/s")
     summary = []
     for tpt, ref in RATIOS:
         values = [runs[tpt]["tok_s"] / runs[ref]["tok_s"] for runs in rounds if tpt in runs and ref in runs]
