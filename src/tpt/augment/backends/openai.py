@@ -100,13 +100,13 @@ class OpenAIBackend(TokenizerOps):
         """Yield (index, result) as each request finishes, ``concurrency`` always in flight: a slow
         trajectory never holds back the others (nor the runner's checkpoints)."""
         self._loop.run_until_complete(self._open_client())
-        queue = iter(enumerate(requests))
+        not_sent = iter(enumerate(requests))
 
         async def one(i: int, request: GenRequest) -> tuple[int, GenResult]:
             return i, await self._with_retries(self._body(request.prompt, sampling, request.seed))
 
         def refill(running: set) -> set:  # at most --concurrency tasks exist: waiting costs O(concurrency)
-            for i, request in itertools.islice(queue, self.concurrency - len(running)):
+            for i, request in itertools.islice(not_sent, self.concurrency - len(running)):
                 running.add(self._loop.create_task(one(i, request)))
             return running
 
