@@ -18,7 +18,15 @@ engine with the same settings (``tpt.vllm_launch``).  Generated tokens/s, and wh
                templated: first request sent to last answer (vLLM's own server throughput).
   tpt-serve    ``tpt augment --backend openai`` on that server at --concurrency (``--server-sampling
                auto``, as users run it), its whole run as above plus its pre-flight requests (model
-               list, /tokenize, the sampling probe).
+               list, /tokenize; vLLM is not probed for sampling).  Its window is also split into
+               pre-flight (start to first generation request), generation (first request to last
+               answer: what the bare client's window holds) and wrap-up (records merged, stats).
+
+For the served methods the CPU seconds of this process (the client) and of the server's processes
+are counted too, per 1,000 generated tokens: on a small machine the client's CPU is taken from the
+server; CPU per token moves far less with load from other processes than tok/s do.
+``--with-probe`` adds tpt-serve-probed: tpt-serve with the start-up it had before vLLM was exempted
+from the sampling probe, in the same rounds (old against new).
 
 Each method runs --rounds times, the order rotating from round to round, with the prefix cache
 emptied before every run, so load from other processes on a shared machine hits all alike; ratios
@@ -59,6 +67,11 @@ def parse_args() -> argparse.Namespace:
         "--think-close-weight", type=float, default=1.5, help="tiny model only: how soon it closes its thinking"
     )
     p.add_argument("--concurrency", type=int, default=64, help="requests in flight (server methods)")
+    p.add_argument(
+        "--with-probe",
+        action="store_true",
+        help="also run tpt-serve-probed: tpt-serve with the sampling probe vLLM no longer gets (the old start-up)",
+    )
     p.add_argument("--skip", default="", help="comma-separated: offline (engine+tpt-vllm), served (server+tpt-serve)")
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "eval" / "gsm8k" / "train.jsonl"))
     p.add_argument("--work", default=None, help="folder for runs and logs (default: a temp folder)")
@@ -142,6 +155,67 @@ class EngineClock:
             result.update(
                 step_s=round(step, 3), add_s=round(add, 3), outside_s=round(result["seconds"] - step - add, 3)
             )
+            return result
+
+        return measured_run
+
+
+def group_cpu_seconds(session: int) -> float | None:
+    """CPU seconds (user + system) of every live process in session ``session`` (the server's: it is
+    started in a session of its own), from /proc; None where there is no /proc."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[3]) == session:  # fields after the name: state, ppid, pgrp, session, ...
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+class ServedClock:
+    """For the served methods: CPU seconds of this process (the client) and of the server per run, and
+    for tpt-serve when its first generation request went out and its last answer came back (wrapping
+    ``OpenAIBackend._post``, as ``EngineClock`` wraps the engine)."""
+
+    def __init__(self, server_pid: int):
+        from tpt.augment.backends.openai import PROBE_PROMPT, OpenAIBackend
+
+        self.server_pid, self.marks = server_pid, {}
+        post, marks = OpenAIBackend._post, self.marks
+
+        async def timed_post(backend, path, body):
+            prompt = body.get("prompt") or body["messages"][-1]["content"]
+            if PROBE_PROMPT not in prompt:  # the sampling probe (tpt-serve-probed) is pre-flight
+                marks.setdefault("first", time.monotonic())
+            try:
+                return await post(backend, path, body)
+            finally:
+                marks["last"] = time.monotonic()
+
+        OpenAIBackend._post = timed_post
+
+    def around(self, run):
+        def measured_run(r: int) -> dict:
+            self.marks.clear()
+            cpu, server = sum(os.times()[:2]), group_cpu_seconds(self.server_pid)
+            started = time.monotonic()
+            result = run(r)
+            client_cpu = sum(os.times()[:2]) - cpu
+            result["client_ms_per_ktok"] = round(1e6 * client_cpu / result["tokens"], 1)
+            if server is not None:
+                server = group_cpu_seconds(self.server_pid) - server
+                result["server_ms_per_ktok"] = round(1e6 * server / result["tokens"], 1)
+            if self.marks:  # tpt-serve: where its window went
+                first, last = self.marks["first"] - started, self.marks["last"] - started
+                wrap_up = result["seconds"] - last
+                result.update(pre_s=round(first, 3), gen_s=round(last - first, 3), post_s=round(wrap_up, 3))
+            result["load"] = round(os.getloadavg()[0], 1)
             return result
 
         return measured_run
@@ -255,12 +329,30 @@ def served(args, corpus: Path, work: Path) -> dict:
             root = server.base_url.removesuffix("/v1")
             httpx.post(f"{root}/reset_prefix_cache", timeout=60).raise_for_status()
 
-        rounds = interleaved(args.rounds, {"server": bare, "tpt-serve": tpt}, reset)
+        clock = ServedClock(server.process.pid)  # after the requests above: only the timed runs are marked
+
+        def probed(r: int) -> dict:
+            from tpt.augment.backends import openai
+
+            kinds, openai.SAMPLING_SERVERS = openai.SAMPLING_SERVERS, ()  # vLLM probed, as any server
+            try:
+                return tpt(r + 100)  # its own run folders
+            finally:
+                openai.SAMPLING_SERVERS = kinds
+
+        methods = {"server": bare, "tpt-serve": tpt} | ({"tpt-serve-probed": probed} if args.with_probe else {})
+        rounds = interleaved(args.rounds, {k: clock.around(v) for k, v in methods.items()}, reset)
     return {"startup_s": startup, "rounds": rounds}
 
 
 # (tpt method, reference): each ratio is taken within one round, then the median over rounds.
-RATIOS = (("tpt-vllm", "engine"), ("tpt-vllm", "engine-text"), ("tpt-serve", "server"), ("tpt-serve", "engine"))
+RATIOS = (
+    ("tpt-vllm", "engine"),
+    ("tpt-vllm", "engine-text"),
+    ("tpt-serve", "server"),
+    ("tpt-serve-probed", "server"),
+    ("tpt-serve", "engine"),
+)
 
 
 def spread(values: list[float]) -> str:
@@ -280,16 +372,16 @@ def report(results: dict) -> None:
     rounds = [
         {k: v for phase in phases if r < len(phase) for k, v in phase[r].items()} for r in range(max(map(len, phases)))
     ]
-    print(f"\n{'method':<12} {'round':>5} {'tokens':>8} {'seconds':>8} {'tok/s':>8} {'outside engine s':>17}")
+    print(f"\n{'method':<16} {'round':>5} {'tokens':>8} {'seconds':>8} {'tok/s':>8} {'outside engine s':>17}")
     for r, runs in enumerate(rounds):
         for name, m in runs.items():
             outside = f"{m['outside_s']:>17.2f}" if "outside_s" in m else ""
-            print(f"{name:<12} {r + 1:>5} {m['tokens']:>8} {m['seconds']:>8.2f} {m['tok_s']:>8.0f} {outside}")
+            print(f"{name:<16} {r + 1:>5} {m['tokens']:>8} {m['seconds']:>8.2f} {m['tok_s']:>8.0f} {outside}")
     tokens = {m["tokens"] for runs in rounds for m in runs.values()}
     print("every run generated the same tokens" if len(tokens) == 1 else f"TOKEN COUNTS DIFFER: {sorted(tokens)}")
     for name in dict.fromkeys(k for runs in rounds for k in runs):
         median = statistics.median(runs[name]["tok_s"] for runs in rounds if name in runs)
-        print(f"  {name:<12} median {median:.0f} tok/s")
+        print(f"  {name:<16} median {median:.0f} tok/s")
     summary = []
     for tpt, ref in RATIOS:
         values = [runs[tpt]["tok_s"] / runs[ref]["tok_s"] for runs in rounds if tpt in runs and ref in runs]
@@ -302,9 +394,38 @@ def report(results: dict) -> None:
         if values:
             print(f"  {tpt} / {ref} by the engine's busy share (step time / window): {spread(values)}")
             summary.append(f"{tpt}/{ref} busy-share {statistics.median(values):.3f}")
+    summary += served_report(rounds)
     starts = {p: results[p]["startup_s"] for p in ("offline", "served") if p in results}
     print(json.dumps(results))
     print(f"SUMMARY engine_overhead: {'; '.join(summary)} (medians over rounds; goal >= 0.95; start-ups {starts} s)")
+
+
+def served_report(rounds: list[dict]) -> list[str]:
+    """Where tpt-serve's window goes, and its ratio over the generation window alone (first request to
+    last answer, as the bare client's window is): what the whole-run ratio tends to on a run long
+    enough for the fixed start-up and wrap-up to be amortised.  Client and server CPU per 1k tokens."""
+    pairs = [(runs["tpt-serve"], runs["server"]) for runs in rounds if "gen_s" in runs.get("tpt-serve", {})]
+    if not pairs:
+        return []
+    for runs in rounds:
+        for name in ("tpt-serve", "tpt-serve-probed"):
+            tpt, bare = runs.get(name, {}), runs["server"]
+            if "gen_s" not in tpt:
+                continue
+            split = f"pre-flight {tpt['pre_s']:.2f} + generation {tpt['gen_s']:.2f} + wrap-up {tpt['post_s']:.2f}"
+            cpu = f"client {tpt['client_ms_per_ktok']} vs bare {bare['client_ms_per_ktok']}"
+            cpu += f", server {tpt.get('server_ms_per_ktok')} vs {bare.get('server_ms_per_ktok')}"
+            print(f"  {name} window {tpt['seconds']:.2f} s = {split} (load {tpt['load']}); CPU ms/1k tokens: {cpu}")
+    gen = [(t["tokens"] / t["gen_s"]) / b["tok_s"] for t, b in pairs]
+    client = [t["client_ms_per_ktok"] / b["client_ms_per_ktok"] for t, b in pairs]
+    print(f"  tpt-serve / server over the generation window only: {spread(gen)}")
+    print(f"  client CPU per token, tpt-serve / bare client: {spread(client)}")
+    fixed = statistics.median(t["pre_s"] + t["post_s"] for t, _ in pairs)
+    return [
+        f"tpt-serve/server generation-window {statistics.median(gen):.3f}",
+        f"tpt-serve fixed pre-flight+wrap-up {fixed:.2f} s",
+        f"client CPU/token tpt-serve/bare {statistics.median(client):.2f}",
+    ]
 
 
 def main() -> None:

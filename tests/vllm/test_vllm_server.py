@@ -8,6 +8,7 @@ server that dies (one event with its reason, not a failure per request).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections import Counter
@@ -19,9 +20,12 @@ from augment_helpers import corpus_rows, make_config, write_jsonl
 from fault_proxy import FaultProxy
 from vllm_helpers import mostly_identical
 
+from tpt.augment.backends.base import GenRequest
+from tpt.augment.backends.openai import OpenAIBackend
 from tpt.augment.cli import main as augment_main
 from tpt.augment.run import run_augment
 from tpt.io.runs import iter_records
+from tpt.records import Document
 
 FAULT_PROXY = Path(__file__).resolve().parents[1] / "augment" / "fault_proxy.py"
 
@@ -91,6 +95,39 @@ def test_completions_without_parser_and_length_finish(tmp_path, vllm_server):
     assert all(r.thinking_tokens <= 3 for r in records)
     stats = json.loads((cfg.out / "stats.json").read_text())
     assert stats["length_finish_rate"] == pytest.approx(len(at_budget) / 12)
+
+
+def test_vllm_gets_only_the_documents_requests(tmp_path, vllm_server):
+    """vLLM names itself in its model list (``owned_by``) and honours a request's sampling as sent, so
+    ``--server-sampling auto`` sends it no probe (a generation round trip in every run's start-up):
+    the proxy sees the documents' requests and nothing else."""
+    corpus = write_jsonl(tmp_path / "c.jsonl", corpus_rows(4))
+    with FaultProxy(vllm_server.root, faults=0) as proxy:
+        cfg = vllm_config(tmp_path, corpus, proxy.base_url, vllm_server.model, api="completions")
+        assert cfg.backend.openai.server_sampling == "auto" and cfg.sampling.temperature > 0
+        summary = run_augment(cfg)
+    assert (summary.records, summary.failed) == (4, 0), vllm_server.log()
+    assert len(proxy.bodies) == 4 and not any("generation_config" in body for body in proxy.bodies)
+
+
+def test_requests_go_out_from_a_window_of_concurrency_tasks(tmp_path, vllm_server):
+    """At most --concurrency request tasks exist at any time (a new one when one finishes): the
+    client's work per answer must not grow with the shard (64 MiB of documents at scale)."""
+    corpus = write_jsonl(tmp_path / "c.jsonl", corpus_rows(1))
+    cfg = vllm_config(tmp_path, corpus, vllm_server.base_url, vllm_server.model, concurrency=3, max_thinking_tokens=4)
+    backend = OpenAIBackend(cfg.backend, cfg.sampling)
+    requests = [
+        GenRequest(doc=Document(id=f"d{i}", text="x"), sample=0, prompt=f"Count to {i}.", seed=i) for i in range(10)
+    ]
+    tasks, finished = [], []
+    try:
+        for i, result in backend.generate_stream(requests, cfg.sampling.params()):
+            assert result.error is None, result.error
+            tasks.append(len(asyncio.all_tasks(backend._loop)))
+            finished.append(i)
+    finally:
+        backend.close()
+    assert sorted(finished) == list(range(10)) and max(tasks) <= 3
 
 
 def test_kill_9_then_rerun_against_vllm(tmp_path, vllm_server):

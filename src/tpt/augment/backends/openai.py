@@ -15,12 +15,19 @@ last log lines, what finished is kept, and nothing is written to the failed tabl
 ``transformers serve`` only samples when the *model's* generation config says ``do_sample``; it
 ignores a request's temperature otherwise but accepts a ``generation_config`` JSON field in the body.
 ``--server-sampling auto`` probes the server once and sends that field when (and only when) it is
-needed, or stops with a clear error.
+needed, or stops with a clear error.  vLLM and SGLang (they say so in their model list's ``owned_by``)
+apply a request's temperature, top-p and seed as sent, so they are not probed: the probe is a
+generation round trip inside every run's start-up, and on a short run that is time the server idles.
+
+Requests are sent from a window of ``--concurrency`` tasks: a new one is created when one finishes,
+so the client's work per finished request stays the same whether the shard holds 300 documents or
+300,000 (waiting on one task per document would cost time proportional to the shard per request).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -43,6 +50,8 @@ TOKENIZER_PROBE = "Thinking-Augmented Pre-Training, step 3: 12 × 7 = 84 (naïve
 # What vLLM answers (HTTP 500) once its engine core has died; the server then stops listening.
 DEAD_ENGINE_MARKERS = ("EngineDeadError", "EngineCore encountered an issue", "engine is dead")
 HEALTH_PROBES = 3  # /health checks, a second apart, before a server that refuses connections is declared dead
+# Servers that honour a request's sampling parameters and seed as sent (``owned_by`` in their model list).
+SAMPLING_SERVERS = ("vllm", "sglang")
 
 
 class SamplingIgnored(RuntimeError):
@@ -74,9 +83,13 @@ class OpenAIBackend(TokenizerOps):
         self._dead: str | None = None
         self._engine_check: asyncio.Lock | None = None
         self.max_model_len: int | None = None  # from the server's model list, for the run's pre-flight check
-        self._check_served_model()
-        self._check_tokenizer()
-        if server.server_sampling == "auto" and sampling is not None and sampling.temperature > 0:
+        self.server_kind: str | None = None  # the model list's ``owned_by`` (vllm, sglang, ...), when given
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        with httpx.Client(headers=headers, timeout=30) as preflight:  # one client (and TLS setup) for both checks
+            self._check_served_model(preflight)
+            self._check_tokenizer(preflight)
+        probe = server.server_sampling == "auto" and sampling is not None and sampling.temperature > 0
+        if probe and self.server_kind not in SAMPLING_SERVERS:
             self.send_generation_config = self._probe_sampling(sampling.params())
 
     # ---- public contract
@@ -87,18 +100,23 @@ class OpenAIBackend(TokenizerOps):
         """Yield (index, result) as each request finishes, ``concurrency`` always in flight: a slow
         trajectory never holds back the others (nor the runner's checkpoints)."""
         self._loop.run_until_complete(self._open_client())
-        gate = asyncio.Semaphore(self.concurrency)
+        not_sent = iter(enumerate(requests))
 
         async def one(i: int, request: GenRequest) -> tuple[int, GenResult]:
-            async with gate:
-                return i, await self._with_retries(self._body(request.prompt, sampling, request.seed))
+            return i, await self._with_retries(self._body(request.prompt, sampling, request.seed))
 
-        pending = {self._loop.create_task(one(i, r)) for i, r in enumerate(requests)}
+        def refill(running: set) -> set:  # at most --concurrency tasks exist: waiting costs O(concurrency)
+            for i, request in itertools.islice(not_sent, self.concurrency - len(running)):
+                running.add(self._loop.create_task(one(i, request)))
+            return running
+
+        pending = refill(set())
         try:
             while pending:
                 done, pending = self._loop.run_until_complete(
                     asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 )
+                pending = refill(pending)  # before the consumer's turn: the next requests go out first
                 errors = [task.exception() for task in done if task.exception() is not None]  # e.g. EngineDied
                 for task in done:
                     if task.exception() is None:
@@ -189,14 +207,14 @@ class OpenAIBackend(TokenizerOps):
                 await asyncio.sleep(min(delay, 60.0))
         return GenResult(error=self._scrub(error), attempts=self.max_retries + 1)
 
-    def _check_served_model(self) -> None:
+    def _check_served_model(self, client: httpx.Client) -> None:
         """vLLM and SGLang list the model they serve with its context length: check the name now (a
-        wrong --model would fail every request with 404) and keep ``max_model_len``."""
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        wrong --model would fail every request with 404) and keep ``max_model_len`` and ``owned_by``."""
         url = self.server_urls()[0]
         try:
-            models = httpx.get(f"{url}/models", headers=headers, timeout=30).json().get("data") or []
+            models = client.get(f"{url}/models").json().get("data") or []
             limits = {m["id"]: m.get("max_model_len") for m in models}
+            owners = {m["id"]: m.get("owned_by") for m in models}
         except (httpx.HTTPError, ValueError, AttributeError, KeyError, TypeError):
             return  # no usable list: the requests will tell
         if not limits or not all(limits.values()):
@@ -207,17 +225,17 @@ class OpenAIBackend(TokenizerOps):
                 "pass the served name as --model (vLLM: --served-model-name, default the model path)"
             )
         self.max_model_len = int(limits[self.model])
+        self.server_kind = str(owners[self.model] or "").lower() or None
 
-    def _check_tokenizer(self) -> None:
+    def _check_tokenizer(self, client: httpx.Client) -> None:
         """tpt counts and truncates documents with the local tokenizer: it must split text as the
         served model does, or ``--max-doc-tokens`` and the context check are wrong.  Servers with
         vLLM's ``/tokenize`` endpoint are asked; others (transformers serve, hosted APIs) are trusted."""
         url = self.server_urls()[0]
         root = url.removesuffix("/v1")
         body = {"model": self.model, "prompt": TOKENIZER_PROBE, "add_special_tokens": False}
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         try:
-            response = httpx.post(f"{root}/tokenize", json=body, headers=headers, timeout=30)
+            response = client.post(f"{root}/tokenize", json=body)
             served = [int(t) for t in response.json()["tokens"]] if response.status_code == 200 else None
         except (httpx.HTTPError, ValueError, AttributeError, KeyError, TypeError):
             served = None
