@@ -311,7 +311,7 @@ def served(args, corpus: Path, work: Path) -> dict:
     command = serve_command(max_model_len=cfg.context_length())
     with ServedModel(command, args.model, timeout=1800, env=env, log_dir=work) as server:
         startup = round(time.monotonic() - started, 1)
-        cfg.backend.openai.base_url = server.base_url
+        cfg.backend.openai.base_url = [server.base_url]
         client = OpenAIBackend(cfg.backend, cfg.sampling)
         requests = tpt_requests(cfg, client)
         prompts = [client.chat_prompt(r.prompt) for r in requests]

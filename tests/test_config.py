@@ -132,7 +132,11 @@ def test_augment_flags_fill_the_component_configs_and_backends_get_only_theirs()
         "4",
     ]
     cfg = parse(AugmentConfig, [*argv, "--executor", "ray", "--serve", "vllm", "--backend-option", "k=v=w"], "t")
-    assert (cfg.backend.name, cfg.backend.openai.base_url, cfg.backend.local.batch_size) == ("openai", "http://h/v1", 4)
+    assert (cfg.backend.name, cfg.backend.openai.base_url, cfg.backend.local.batch_size) == (
+        "openai",
+        ["http://h/v1"],
+        4,
+    )
     assert cfg.sampling.temperature == 1.0 and cfg.executor.name == "ray" and cfg.serve.command == "vllm"
     assert cfg.backend.options == {"k": "v=w"}
     own = cfg.backend_config()

@@ -12,7 +12,7 @@ import pytest
 
 from tpt.augment.backends.openai import make_backend
 from tpt.augment.config import AugmentConfig
-from tpt.augment.endpoints import BalancedOpenAIBackend, EndpointPool, gpu_groups, parse_urls, serve_replicas
+from tpt.augment.endpoints import BalancedOpenAIBackend, EndpointPool, gpu_groups, serve_replicas
 from tpt.augment.run import run_augment
 from tpt.augment.serve import free_port
 from tpt.config import build
@@ -42,7 +42,9 @@ def test_gpu_groups_split_gpus_between_replicas():
     with pytest.raises(ValueError, match="no GPU is visible"):
         gpu_groups(0, [])
     with pytest.raises(ValueError, match="expected http"):
-        parse_urls("127.0.0.1:8000/v1,http://x/v1")
+        build(AugmentConfig, inputs=["x"], out="o", base_url="127.0.0.1:8000/v1,http://x/v1")
+    urls = build(AugmentConfig, inputs=["x"], out="o", base_url="http://a/v1/, http://b/v1").backend.openai.base_url
+    assert urls == ["http://a/v1", "http://b/v1"]
 
 
 def test_serve_replicas_gives_each_server_its_gpu_and_stops_them_all(tmp_path, stub_server_script, monkeypatch):
@@ -51,8 +53,7 @@ def test_serve_replicas_gives_each_server_its_gpu_and_stops_them_all(tmp_path, s
     command = f"{sys.executable} {stub_server_script} {{port}} {root}"
     config = build(AugmentConfig, inputs=["x"], out=tmp_path / "run", serve=command, model="m", serve_timeout=60.0)
     config.serve.replicas = 0
-    with serve_replicas(config) as base_urls:
-        urls = base_urls.split(",")
+    with serve_replicas(config) as urls:
         assert len(urls) == 2
         for url in urls:
             assert httpx.get(f"{url}/models", timeout=10).status_code == 200

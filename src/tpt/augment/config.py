@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from tpt.augment.backends.base import SamplingParams
-from tpt.augment.specs import InputSpec, ShardRange, parse_input, parse_shard_range
+from tpt.augment.specs import InputSpec, ShardRange, parse_base_url, parse_input, parse_shard_range
 from tpt.config import device, field
 from tpt.io.fs import as_path
 
@@ -53,9 +53,12 @@ class SamplingConfig:
 class OpenAIConfig:
     """``--backend openai``: the server and how to talk to it."""
 
-    base_url: str | None = field(
-        None,
-        help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1; several, comma-separated, are balanced by load",
+    base_url: list[str] = field(
+        default_factory=list,
+        split=True,
+        parse=parse_base_url,
+        help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1; several (comma-separated or repeated) are "
+        "balanced by load",
     )
     api: Literal["chat", "completions"] = field("chat", help="openai endpoint to call")
     api_key_env: str = field("OPENAI_API_KEY", help="environment variable holding the API key (never stored)")

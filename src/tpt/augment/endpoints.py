@@ -6,7 +6,7 @@
   the retry of a failed request lands on another replica and a dead replica stops costing time.
 * ``--serve CMD --serve-replicas N`` -> ``serve_replicas``: N servers on this node, replica i
   seeing only its own GPU(s) through ``CUDA_VISIBLE_DEVICES``, started in parallel, all stopped
-  on exit; the run's ``base_url`` becomes their comma-separated list (so the above applies).
+  on exit; the run's ``base_url`` becomes their list (so the above applies).
 """
 
 from __future__ import annotations
@@ -29,16 +29,6 @@ from tpt.augment.backends.openai import OpenAIBackend
 
 # A response with one of these means "this server is struggling": try another one for a while.
 UNHEALTHY_STATUS = {429, 500, 502, 503, 504}
-
-
-def parse_urls(text: str) -> list[str]:
-    urls = [u.strip().rstrip("/") for u in text.split(",") if u.strip()]
-    if not urls:
-        raise ValueError(f"--base-url {text!r}: no URL given")
-    bad = [u for u in urls if not u.startswith(("http://", "https://"))]
-    if bad:
-        raise ValueError(f"--base-url: {', '.join(bad)}: expected http(s)://HOST:PORT/v1")
-    return urls
 
 
 class EndpointPool:
@@ -78,7 +68,7 @@ class BalancedOpenAIBackend(OpenAIBackend):
 
     def __init__(self, config, sampling=None):
         # The pool must exist before OpenAIBackend.__init__: its sampling probe already sends requests.
-        self.pool = EndpointPool(parse_urls(config.openai.base_url), start=os.getpid())
+        self.pool = EndpointPool(config.openai.base_url, start=os.getpid())
         super().__init__(config, sampling)
         # --concurrency is per server when several are listed: N replicas take N times the load.
         self.concurrency = self.parallelism = max(1, config.openai.concurrency) * len(self.pool.urls)
@@ -172,7 +162,7 @@ def serve_replicas(config, started: list | None = None) -> Iterator[str]:
         started.extend(servers)
     if len(servers) == 1:
         with servers[0] as served:
-            yield served.base_url
+            yield [served.base_url]
         return
     with ExitStack() as stack:
         stack.callback(_stop_all, servers)
@@ -183,7 +173,7 @@ def serve_replicas(config, started: list | None = None) -> Iterator[str]:
         if errors:
             raise RuntimeError(f"--serve: {len(errors)} of {len(servers)} replicas failed: {errors[0]}")
         print(f"tpt augment: {len(servers)} servers up: {', '.join(s.base_url for s in servers)}", file=sys.stderr)
-        yield ",".join(s.base_url for s in servers)
+        yield [s.base_url for s in servers]
 
 
 def _enter(server) -> BaseException | None:

@@ -323,7 +323,7 @@ def _open_backend(config: AugmentConfig, stack: ExitStack, build: bool = True) -
     if config.serve.command:
         from tpt.augment.endpoints import serve_replicas
 
-        # One server, or --serve-replicas of them (one per GPU): base_url becomes their comma-separated list.
+        # One server, or --serve-replicas of them (one per GPU): base_url becomes their list.
         config.backend.openai.base_url = stack.enter_context(serve_replicas(config, started=servers))
     if not build:
         return None

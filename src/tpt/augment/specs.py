@@ -115,6 +115,14 @@ class ShardRange:
         return f"{self.index}/{self.count}"
 
 
+def parse_base_url(text: str) -> str:
+    """One ``--base-url`` item: ``http(s)://HOST:PORT/v1``, without its trailing slash."""
+    url = str(text).strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{text!r}: expected http(s)://HOST:PORT/v1")
+    return url
+
+
 def parse_shard_range(value: str | dict | ShardRange) -> ShardRange:
     """``i/n`` (or ``{index, count}``) -> ShardRange."""
     if isinstance(value, ShardRange):

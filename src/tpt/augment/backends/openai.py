@@ -66,7 +66,7 @@ class OpenAIBackend(TokenizerOps):
         if not server.base_url:
             raise ValueError("openai backend: --base-url (or --serve) is required")
         super().__init__(require_tokenizer_path(config.tokenizer_path(), "openai backend"))
-        self.base_url = server.base_url.rstrip("/")
+        self.base_url = server.base_url[0]  # one server; several go to endpoints.BalancedOpenAIBackend
         self.model = config.model
         self.api = server.api
         self.raw_prompt = config.raw_prompt
@@ -367,7 +367,7 @@ def _retry_after(response: httpx.Response) -> float:
 
 
 def make_backend(config: BackendConfig, sampling: SamplingConfig) -> OpenAIBackend:
-    if config.openai.base_url and "," in config.openai.base_url:  # several servers, balanced by load
+    if len(config.openai.base_url) > 1:  # several servers, balanced by load
         from tpt.augment.endpoints import BalancedOpenAIBackend
 
         return BalancedOpenAIBackend(config, sampling)
