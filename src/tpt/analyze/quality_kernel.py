@@ -23,6 +23,7 @@ import numba
 import numpy as np
 
 PRIME = np.uint64(0x9E3779B97F4A7C15)
+INVERSE = np.uint64(pow(0x9E3779B97F4A7C15, -1, 1 << 64))  # PRIME * INVERSE = 1 (mod 2**64)
 
 
 def fold_table() -> np.ndarray:
@@ -77,15 +78,57 @@ def word_hashes(offsets, data, fold):
 
 
 @numba.njit(cache=True, nogil=True)
-def _ngram_keys(codes, start, count, n, powers, out):
-    """Writes the n-gram keys of codes[start:start + count] into out; -> how many (count - n + 1, or 0)."""
+def _ngram_keys(codes, start, count, n, prefix, inverse, out):
+    """Writes the n-gram keys of codes[start:start + count] into out; -> how many (count - n + 1, or 0).
+
+    sum(code[k + j] * PRIME**j) = (prefix[k + n] - prefix[k]) * PRIME**-k, with prefix[i] the sum
+    of code[m] * PRIME**m for m < i: three operations per n-gram whatever n is.  ``prefix`` holds
+    the record's prefix sums (_prefix_sums)."""
     m = count - n + 1
     for k in range(max(m, 0)):
-        h = np.uint64(0)
-        for j in range(n):
-            h += codes[start + k + j] * powers[j]
-        out[k] = h << np.uint64(16)
+        out[k] = ((prefix[k + n] - prefix[k]) * inverse[k]) << np.uint64(16)
     return max(m, 0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _prefix_sums(codes, start, count, powers, prefix):
+    prefix[0] = 0
+    for i in range(count):
+        prefix[i + 1] = prefix[i] + codes[start + i] * powers[i]
+
+
+@numba.njit(cache=True, nogil=True)
+def _table_bits(m):
+    """log2 of the hash table for m keys: at least 2 slots per key (linear probing stays short)."""
+    bits = 4
+    while (1 << bits) < 2 * m:
+        bits += 1
+    return bits
+
+
+@numba.njit(cache=True, nogil=True)
+def _insert(table, stamps, stamp, bits, key):
+    """Adds key to the set of the slots stamped ``stamp`` (stale slots are free: no clearing
+    between records); -> True if it was not there yet."""
+    mask = (1 << bits) - 1
+    slot = np.int64((key * PRIME) >> np.uint64(64 - bits))
+    while stamps[slot] == stamp:
+        if table[slot] == key:
+            return False
+        slot = (slot + 1) & mask
+    stamps[slot], table[slot] = stamp, key
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _contains(table, stamps, stamp, bits, key):
+    mask = (1 << bits) - 1
+    slot = np.int64((key * PRIME) >> np.uint64(64 - bits))
+    while stamps[slot] == stamp:
+        if table[slot] == key:
+            return True
+        slot = (slot + 1) & mask
+    return False
 
 
 @numba.njit(cache=True, nogil=True)
@@ -94,32 +137,39 @@ def fractions(think_codes, think_counts, doc_codes, doc_counts, repeat_n, copy_n
     records = len(think_counts)
     repeat = np.zeros(records, dtype=np.float64)
     copy = np.zeros(records, dtype=np.float64)
-    powers = np.empty(max(repeat_n, copy_n, 1), dtype=np.uint64)
-    powers[0] = 1
-    for j in range(1, len(powers)):
-        powers[j] = powers[j - 1] * PRIME
     longest = 1
     for r in range(records):
         longest = max(longest, think_counts[r], doc_counts[r])
+    powers = np.empty(longest + 1, dtype=np.uint64)
+    inverse = np.empty(longest + 1, dtype=np.uint64)
+    powers[0] = inverse[0] = 1
+    for i in range(1, longest + 1):
+        powers[i], inverse[i] = powers[i - 1] * PRIME, inverse[i - 1] * INVERSE
+    prefix = np.empty(longest + 1, dtype=np.uint64)
     keys = np.empty(longest, dtype=np.uint64)
-    doc_keys = np.empty(longest, dtype=np.uint64)
+    size = 1 << _table_bits(longest)
+    table = np.empty(size, dtype=np.uint64)
+    stamps = np.full(size, -1, dtype=np.int64)
     t, d = 0, 0
     for r in range(records):
-        m = _ngram_keys(think_codes, t, think_counts[r], repeat_n, powers, keys)
+        _prefix_sums(think_codes, t, think_counts[r], powers, prefix)
+        m = _ngram_keys(think_codes, t, think_counts[r], repeat_n, prefix, inverse, keys)
         if m > 0:
-            ordered = np.sort(keys[:m])
-            distinct = 1
-            for k in range(1, m):
-                distinct += ordered[k] != ordered[k - 1]
+            bits, distinct = _table_bits(m), 0
+            for k in range(m):
+                distinct += _insert(table, stamps, 2 * r, bits, keys[k])
             repeat[r] = 1.0 - distinct / m
-        m = _ngram_keys(think_codes, t, think_counts[r], copy_n, powers, keys)
-        dm = _ngram_keys(doc_codes, d, doc_counts[r], copy_n, powers, doc_keys)
-        if m > 0 and dm > 0:
-            ordered = np.sort(doc_keys[:dm])
-            at = np.searchsorted(ordered, keys[:m])
+        m = _ngram_keys(think_codes, t, think_counts[r], copy_n, prefix, inverse, keys)
+        if m > 0 and doc_counts[r] >= copy_n:
+            _prefix_sums(doc_codes, d, doc_counts[r], powers, prefix)  # the thinking's keys are in ``keys`` already
+            dm = doc_counts[r] - copy_n + 1
+            bits = _table_bits(dm)
+            for k in range(dm):
+                key = ((prefix[k + copy_n] - prefix[k]) * inverse[k]) << np.uint64(16)
+                _insert(table, stamps, 2 * r + 1, bits, key)
             hits = 0
             for k in range(m):
-                hits += at[k] < dm and ordered[at[k]] == keys[k]
+                hits += _contains(table, stamps, 2 * r + 1, bits, keys[k])
             copy[r] = hits / m
         t += think_counts[r]
         d += doc_counts[r]
