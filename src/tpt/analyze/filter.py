@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tpt.analyze.quality import FLAGS, QualityConfig, template_patterns
-from tpt.analyze.quality_batch import MAX_BATCH, BatchFlags, flag_batch
+from tpt.analyze.quality_batch import MAX_BATCH, BatchFlags, flag_batch, load_kernels
 from tpt.config import field, to_dict
 from tpt.io.atomic import atomic_write, atomic_write_text
 from tpt.io.runs import data_files, read_manifest
@@ -103,6 +103,7 @@ def filter_run(cfg: FilterConfig, progress=None) -> FilterResult:
     workers = cfg.workers if cfg.workers > 0 else len(os.sched_getaffinity(0))
     inline = workers <= 1 or len(files) <= 1  # in this process: the bar can follow each batch
     jobs = [(path, out, cfg, patterns, progress if inline else None, 2 if inline else 1) for path in files]
+    load_kernels()  # once, before the fork: the workers inherit the compiled code
     for part in fork_map(_filter_file, jobs, workers):
         result.merge(part)
         if not inline and progress is not None:

@@ -93,7 +93,7 @@ def raised_matrix(
     text: pa.Array, thinking: pa.Array, finish_reason: pa.Array, cfg: QualityConfig, patterns: Iterable[str], chunk=512
 ) -> np.ndarray:
     """(records, len(FLAGS)) bool: the flags each record raises, flagged ``chunk`` records at a time
-    (small chunks keep the n-gram sorts in cache); what `tpt analyze stats --quality` counts."""
+    (bounded memory per call); what `tpt analyze stats --quality` counts."""
     patterns = list(patterns)
     out = np.zeros((len(thinking), len(FLAGS)), dtype=bool)
     for start in range(0, len(thinking), chunk):
@@ -133,8 +133,16 @@ def _string_buffers(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     offsets = np.frombuffer(offsets, dtype=np.int64 if wide else np.int32)
     offsets = offsets[column.offset : column.offset + len(column) + 1].astype(np.int64)
     first, end = int(offsets[0]), int(offsets[-1])
-    data = np.frombuffer(data, dtype=np.uint8, count=end)[first:] if end > first else np.zeros(0, np.uint8)
+    # read-only either way: numba compiles one version per array type, writable and read-only differ
+    data = np.frombuffer(data, dtype=np.uint8, count=end)[first:] if end > first else np.frombuffer(b"", np.uint8)
     return offsets - first, data
+
+
+def load_kernels() -> None:
+    """Compiles the kernels, or loads them from numba's cache (a second or so either way; a fresh
+    checkout's first run compiles, ~5-10 s): called before the filter forks its workers, so that
+    they inherit them instead of each loading them again."""
+    flag_batch(pa.array(["a b"]), pa.array(["a b c"]), pa.array(["stop"]), QualityConfig(), [])
 
 
 def _empty(thinking: pa.Array, word_counts: np.ndarray, minimum: int, chars: dict[int, int]) -> np.ndarray:
