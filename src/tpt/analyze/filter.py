@@ -9,7 +9,7 @@ Output layout (a valid augment run for every later stage)::
 
 Files are written under a temporary name and renamed when complete (tpt.io.atomic), so a crash
 never leaves a half-written shard that looks finished.  Memory holds a few record batches at a
-time.  The flags are computed per batch with pyarrow compute and numpy (quality_batch.py), not
+time.  The flags are computed per batch with numba kernels and pyarrow compute (quality_batch.py), not
 per-record Python; shard files are filtered in parallel processes (one per core by default).
 """
 
@@ -200,7 +200,7 @@ class _RowGroups:
 
 
 def _flagged_batches(parquet: pq.ParquetFile, cfg: FilterConfig, patterns: list[str], threads: int):
-    """(batch, BatchFlags) in file order; ``threads`` batches are flagged at once (numpy and Arrow release the GIL)."""
+    """(batch, BatchFlags) in file order; ``threads`` batches are flagged at once (numba and Arrow release the GIL)."""
 
     def flag(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, BatchFlags]:
         cols = [batch.column(name) for name in ("text", "thinking", "finish_reason")]
