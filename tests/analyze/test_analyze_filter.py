@@ -267,3 +267,29 @@ def test_batch_word_hashes_match_words_on_random_rows():
     by_word = dict(zip(flat, hashes.tolist()))
     assert [by_word[word] for word in flat] == hashes.tolist()  # equal words, equal hashes
     assert len(set(by_word.values())) == len(by_word)  # different words, different hashes
+
+
+@pytest.mark.parametrize("repeat_n, copy_n", [(1, 1), (2, 3), (4, 25)])
+def test_batch_fractions_equal_the_reference_for_other_ngram_sizes(repeat_n, copy_n):
+    """The compiled n-gram pass (per-record prefix sums, hash sets) for n from 1 to more words than
+    some records hold: the same repetition and copy fractions as quality.py's per-record sets."""
+    import random
+
+    import pyarrow as pa
+
+    from tpt.analyze.quality_batch import flag_batch
+
+    rng = random.Random(11)
+    vocab = [f"v{i}" for i in range(12)] + ["Ab", "ab", "x" * 9, "x" * 17]  # few words: many repeats and copies
+
+    def text(most: int) -> str:
+        some = vocab[: rng.randint(2, len(vocab))]
+        return " ".join(rng.choice(some) for _ in range(rng.randint(0, most)))
+
+    docs = [text(40) for _ in range(120)]
+    thinks = [text(60) + (" " + doc if row % 3 == 0 else "") for row, doc in enumerate(docs)]
+    cfg = QualityConfig(repeat_ngram=repeat_n, copy_ngram=copy_n)
+    batch = flag_batch(pa.array(docs), pa.array(thinks), pa.array(["stop"] * 120), cfg, [])
+    assert batch.repeat.tolist() == [repeat_fraction(t, repeat_n) for t in thinks]
+    assert batch.copy.tolist() == [copy_fraction(t, d, copy_n) for t, d in zip(thinks, docs)]
+    assert 0 < sum(batch.copy > 0) < 120 and 0 < sum(batch.repeat > 0) < 120
