@@ -27,7 +27,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tpt.analyze.quality import FLAGS, QualityConfig, non_space_chars, script_match, words
-from tpt.analyze.quality_kernel import FOLD, fractions, word_hashes
 
 MAX_BATCH = 1 << 16  # the filter's batches stay at most this (memory per batch, and the bound it has always had)
 
@@ -75,7 +74,9 @@ def flag_batch(
     text_ascii = pc.string_is_ascii(text).to_numpy(zero_copy_only=False)
     think_codes, think_counts = _word_hashes(thinking, think_ascii)
     doc_codes, doc_counts = _word_hashes(text, text_ascii)
-    repeat, copy = fractions(think_codes, think_counts, doc_codes, doc_counts, cfg.repeat_ngram, cfg.copy_ngram)
+    repeat, copy = _kernels().fractions(
+        think_codes, think_counts, doc_codes, doc_counts, cfg.repeat_ngram, cfg.copy_ngram
+    )
     result = BatchFlags({}, repeat, copy)
     raised = result.raised
     raised["truncated"] = pc.fill_null(pc.equal(finish_reason, "length"), False).to_numpy(zero_copy_only=False)
@@ -123,7 +124,16 @@ def _word_hashes(column: pa.Array, ascii_rows: np.ndarray | None = None) -> tupl
         normal = pa.array([" ".join(words(t)) for t in column.take(rows).to_pylist()], column.type)
         column = pc.replace_with_mask(column, pa.array(~ascii_rows), normal)
     offsets, data = _string_buffers(column)
-    return word_hashes(offsets, data, FOLD)
+    kernels = _kernels()
+    return kernels.word_hashes(offsets, data, kernels.FOLD)
+
+
+def _kernels():
+    """quality_kernel, imported on first use: numba takes ~0.5 s to import, which `tpt filter --help`,
+    a bad argument or `tpt analyze stats` without --quality need not pay."""
+    from tpt.analyze import quality_kernel
+
+    return quality_kernel
 
 
 def _string_buffers(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
