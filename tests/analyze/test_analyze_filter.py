@@ -293,3 +293,35 @@ def test_batch_fractions_equal_the_reference_for_other_ngram_sizes(repeat_n, cop
     assert batch.repeat.tolist() == [repeat_fraction(t, repeat_n) for t in thinks]
     assert batch.copy.tolist() == [copy_fraction(t, d, copy_n) for t, d in zip(thinks, docs)]
     assert 0 < sum(batch.copy > 0) < 120 and 0 < sum(batch.repeat > 0) < 120
+
+
+def test_a_large_shard_is_filtered_in_row_group_pieces_the_same_for_any_worker_count(tmp_path, monkeypatch):
+    """Past PIECE_ROWS rows a file is split by row groups, one job each: the pieces' files, in name
+    order, hold exactly the unsplit filter's kept and removed rows, and do not depend on --workers."""
+    import pyarrow as pa
+
+    import tpt.analyze.filter as filter_module
+
+    rows = [
+        record(i, 5, 5, text=DOC, thinking=[CLEAN, DOC, PREFIX + (" " + LOOP) * 5][i % 3], finish_reason="stop")
+        for i in range(1000)
+    ]
+    (tmp_path / "run" / "data").mkdir(parents=True)
+    table = pa.Table.from_pylist(rows).cast(THINKING_SCHEMA.remove(THINKING_SCHEMA.get_field_index("doc_cut_chars")))
+    pq.write_table(table, tmp_path / "run" / "data" / "part-00000.parquet", row_group_size=100)
+
+    def filtered(name: str, workers: int) -> tuple[list[str], pa.Table, pa.Table]:
+        out = tmp_path / name
+        filter_run(FilterConfig(run=tmp_path / "run", out=out, workers=workers))
+        names = sorted(p.name for p in (out / "data").iterdir())
+        kept = pa.concat_tables(pq.read_table(out / "data" / n) for n in names)
+        return names, kept, read_removed(out)
+
+    whole = filtered("whole", 2)
+    monkeypatch.setattr(filter_module, "PIECE_ROWS", 300)
+    one, two = filtered("one", 1), filtered("two", 2)
+    assert whole[0] == ["part-00000.parquet"]
+    assert one[0] == two[0] == [f"part-00000.rg{g:05d}.parquet" for g in (0, 3, 6, 9)]
+    for pieces in (one, two):
+        assert pieces[1].equals(whole[1]) and pieces[2].equals(whole[2])
+    assert whole[1].num_rows == 334 and whole[2].num_rows == 666  # CLEAN kept; copies and loops removed
