@@ -2,7 +2,7 @@
 
 Writes N thinking records (default 200,000; document ~80 words, thinking ~250 words of a 5,000-word
 vocabulary, 2% planted loops, 2% copies, 1% Cyrillic thinking, 1% leftovers of the prompt) as
-Parquet shards of 50,000, then times, best of --repeats:
+Parquet shards of 50,000 (--shard-records), then times, best of --repeats:
 
   read        pyarrow: read the text columns batch by batch (the I/O floor)
   reference   quality.flag_record on every record (what `tpt filter` ran before; on --reference-records)
@@ -15,6 +15,7 @@ Goal (issue 15): >= 50,000 records/s on 2 cores (pyarrow's pool is set to 2 thre
 machine may be shared: compare the ratios, measured in the same run.
 
     python bench/filter_throughput.py [--records 200000] [--reference-records 5000] [--repeats 2]
+        [--shard-records 50000] [--row-group N]   (one 200,000-record file: --shard-records 200000 --row-group 8192)
 """
 
 from __future__ import annotations
@@ -53,12 +54,12 @@ def thinking_of(rng: np.random.Generator, vocab: np.ndarray, doc: list[str]) -> 
     return " ".join(words) + "."
 
 
-def write_run(run: Path, n: int, seed: int = 0) -> None:
+def write_run(run: Path, n: int, seed: int = 0, shard: int = SHARD, row_group: int | None = None) -> None:
     rng = np.random.default_rng(seed)
     vocab = np.array([f"w{i}" for i in range(5000)])
     (run / "data").mkdir(parents=True)
-    for k, start in enumerate(range(0, n, SHARD)):
-        m = min(SHARD, n - start)
+    for k, start in enumerate(range(0, n, shard)):
+        m = min(shard, n - start)
         docs = [list(vocab[rng.integers(0, 5000, 80)]) for _ in range(m)]
         table = pa.table({
             "id": [f"doc-{i}" for i in range(start, start + m)], "sample": np.zeros(m, np.int32),
@@ -68,7 +69,7 @@ def write_run(run: Path, n: int, seed: int = 0) -> None:
             "doc_truncated": np.zeros(m, bool), "strategy": ["s"] * m, "model": ["m"] * m, "backend": ["b"] * m,
             "meta": ["{}"] * m, "doc_cut_chars": pa.nulls(m, pa.int64()),
         }, schema=THINKING_SCHEMA)  # fmt: skip
-        pq.write_table(table, run / "data" / f"part-{k:05d}.parquet", compression="zstd")
+        pq.write_table(table, run / "data" / f"part-{k:05d}.parquet", compression="zstd", row_group_size=row_group)
 
 
 def read_floor(run: Path) -> int:
@@ -112,11 +113,13 @@ def main() -> int:
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--reference-records", type=int, default=5000)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--shard-records", type=int, default=SHARD, help="records per file (one file: split by row groups)")
+    ap.add_argument("--row-group", type=int, default=None, help="records per row group (default: pyarrow's)")
     args = ap.parse_args()
     pa.set_cpu_count(2)
     with tempfile.TemporaryDirectory() as tmp:
         run, out = Path(tmp) / "run", Path(tmp) / "clean"
-        write_run(run, args.records)
+        write_run(run, args.records, shard=args.shard_records, row_group=args.row_group)
 
         def filtered(**options):
             shutil.rmtree(out, ignore_errors=True)

@@ -241,8 +241,8 @@ def test_batch_words_split_at_record_edges_and_hash_long_words():
         batch = flag_batch(pa.array(docs, kind), pa.array(thinks, kind), pa.array(["stop"] * 5), cfg, patterns)
         for row, (doc, think) in enumerate(zip(docs, thinks)):
             assert batch.details(row, cfg) == flag_record(doc, think, "stop", cfg, patterns), row
-    hashes, records, counts = _word_hashes(pa.array(["ab", "ab", "Ab_c", "ab c", "abcdefghi", "abcdefghI"]))
-    assert counts.tolist() == [1, 1, 1, 2, 1, 1] and records.tolist() == [0, 1, 2, 3, 3, 4, 5]
+    hashes, counts = _word_hashes(pa.array(["ab", "ab", "Ab_c", "ab c", "abcdefghi", "abcdefghI"]))
+    assert counts.tolist() == [1, 1, 1, 2, 1, 1] and len(hashes) == 7
     assert hashes[0] == hashes[1] == hashes[3] and hashes[2] != hashes[0] and hashes[5] == hashes[6]
     assert len(set(hashes[[0, 2, 4, 5]].tolist())) == 4  # "ab", "ab_c", "c", "abcdefghi" differ
 
@@ -260,10 +260,9 @@ def test_batch_word_hashes_match_words_on_random_rows():
     rng = random.Random(7)
     alphabet = "abcXYZ019_ .,-\n"
     rows = ["".join(rng.choice(alphabet) for _ in range(rng.choice([0, 0, 1, 3, 12, 40]))) for _ in range(400)]
-    hashes, records, counts = _word_hashes(pa.array(rows))
+    hashes, counts = _word_hashes(pa.array(rows))
     expected = [words(row) for row in rows]
-    assert counts.tolist() == [len(w) for w in expected]
-    assert records.tolist() == [row for row, w in enumerate(expected) for _ in w]
+    assert counts.tolist() == [len(w) for w in expected] and len(hashes) == sum(counts)
     flat = [word for w in expected for word in w]
     by_word = dict(zip(flat, hashes.tolist()))
     assert [by_word[word] for word in flat] == hashes.tolist()  # equal words, equal hashes
@@ -283,3 +282,61 @@ def test_remove_flag_takes_repeats_and_commas_and_keeps_the_run_positional(tmp_p
     assert parse(
         FilterConfig, [str(run), "--out", "o", "--template-pattern", "a,b"], "tpt filter", ""
     ).quality.template_pattern == ["a,b"]
+
+
+@pytest.mark.parametrize("repeat_n, copy_n", [(1, 1), (2, 3), (4, 25)])
+def test_batch_fractions_equal_the_reference_for_other_ngram_sizes(repeat_n, copy_n):
+    """The compiled n-gram pass (per-record prefix sums, hash sets) for n from 1 to more words than
+    some records hold: the same repetition and copy fractions as quality.py's per-record sets."""
+    import random
+
+    import pyarrow as pa
+
+    from tpt.analyze.quality_batch import flag_batch
+
+    rng = random.Random(11)
+    vocab = [f"v{i}" for i in range(12)] + ["Ab", "ab", "x" * 9, "x" * 17]  # few words: many repeats and copies
+
+    def text(most: int) -> str:
+        some = vocab[: rng.randint(2, len(vocab))]
+        return " ".join(rng.choice(some) for _ in range(rng.randint(0, most)))
+
+    docs = [text(40) for _ in range(120)]
+    thinks = [text(60) + (" " + doc if row % 3 == 0 else "") for row, doc in enumerate(docs)]
+    cfg = QualityConfig(repeat_ngram=repeat_n, copy_ngram=copy_n)
+    batch = flag_batch(pa.array(docs), pa.array(thinks), pa.array(["stop"] * 120), cfg, [])
+    assert batch.repeat.tolist() == [repeat_fraction(t, repeat_n) for t in thinks]
+    assert batch.copy.tolist() == [copy_fraction(t, d, copy_n) for t, d in zip(thinks, docs)]
+    assert 0 < sum(batch.copy > 0) < 120 and 0 < sum(batch.repeat > 0) < 120
+
+
+def test_a_large_shard_is_filtered_in_row_group_pieces_the_same_for_any_worker_count(tmp_path, monkeypatch):
+    """Past PIECE_ROWS rows a file is split by row groups, one job each: the pieces' files, in name
+    order, hold exactly the unsplit filter's kept and removed rows, and do not depend on --workers."""
+    import pyarrow as pa
+
+    import tpt.analyze.filter as filter_module
+
+    rows = [
+        record(i, 5, 5, text=DOC, thinking=[CLEAN, DOC, PREFIX + (" " + LOOP) * 5][i % 3], finish_reason="stop")
+        for i in range(1000)
+    ]
+    (tmp_path / "run" / "data").mkdir(parents=True)
+    table = pa.Table.from_pylist(rows).cast(THINKING_SCHEMA.remove(THINKING_SCHEMA.get_field_index("doc_cut_chars")))
+    pq.write_table(table, tmp_path / "run" / "data" / "part-00000.parquet", row_group_size=100)
+
+    def filtered(name: str, workers: int) -> tuple[list[str], pa.Table, pa.Table]:
+        out = tmp_path / name
+        filter_run(FilterConfig(run=tmp_path / "run", out=out, workers=workers))
+        names = sorted(p.name for p in (out / "data").iterdir())
+        kept = pa.concat_tables(pq.read_table(out / "data" / n) for n in names)
+        return names, kept, read_removed(out)
+
+    whole = filtered("whole", 2)
+    monkeypatch.setattr(filter_module, "PIECE_ROWS", 300)
+    one, two = filtered("one", 1), filtered("two", 2)
+    assert whole[0] == ["part-00000.parquet"]
+    assert one[0] == two[0] == [f"part-00000.rg{g:05d}.parquet" for g in (0, 3, 6, 9)]
+    for pieces in (one, two):
+        assert pieces[1].equals(whole[1]) and pieces[2].equals(whole[2])
+    assert whole[1].num_rows == 334 and whole[2].num_rows == 666  # CLEAN kept; copies and loops removed

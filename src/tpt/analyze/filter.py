@@ -9,7 +9,7 @@ Output layout (a valid augment run for every later stage)::
 
 Files are written under a temporary name and renamed when complete (tpt.io.atomic), so a crash
 never leaves a half-written shard that looks finished.  Memory holds a few record batches at a
-time.  The flags are computed per batch with pyarrow compute and numpy (quality_batch.py), not
+time.  The flags are computed per batch with numba kernels and pyarrow compute (quality_batch.py), not
 per-record Python; shard files are filtered in parallel processes (one per core by default).
 """
 
@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tpt.analyze.quality import FLAGS, QualityConfig, template_patterns
-from tpt.analyze.quality_batch import MAX_BATCH, BatchFlags, flag_batch
+from tpt.analyze.quality_batch import MAX_BATCH, BatchFlags, flag_batch, load_kernels
 from tpt.config import field, to_dict
 from tpt.io.atomic import atomic_write, atomic_write_text
 from tpt.io.runs import data_files, read_manifest
@@ -102,8 +102,10 @@ def filter_run(cfg: FilterConfig, progress=None) -> FilterResult:
     patterns = template_patterns(cfg.quality, manifest)
     result = _empty_result(cfg)
     workers = cfg.workers if cfg.workers > 0 else len(os.sched_getaffinity(0))
-    inline = workers <= 1 or len(files) <= 1  # in this process: the bar can follow each batch
-    jobs = [(path, out, cfg, patterns, progress if inline else None, 2 if inline else 1) for path in files]
+    pieces = [piece for path in files for piece in _pieces(path)]
+    inline = workers <= 1 or len(pieces) <= 1  # in this process: the bar can follow each batch
+    jobs = [(piece, out, cfg, patterns, progress if inline else None, 2 if inline else 1) for piece in pieces]
+    load_kernels()  # once, before the fork: the workers inherit the compiled code
     for part in fork_map(_filter_file, jobs, workers):
         result.merge(part)
         if not inline and progress is not None:
@@ -134,9 +136,41 @@ def _empty_result(cfg: FilterConfig) -> FilterResult:
     return FilterResult(0, 0, 0, {f: 0 for f in FLAGS}, {f: 0 for f in cfg.remove})
 
 
-def _filter_file(path: Path, out: Path, cfg: FilterConfig, patterns: list[str], progress, threads: int) -> FilterResult:
-    """Filter one shard into OUT/data and OUT/removed (same file name); returns its counts.
-    ``threads``: batches flagged at once (1 when each core already runs a process)."""
+# A file of more rows than this is filtered in pieces of whole row groups (about this many rows
+# each), one job each: one large shard file then keeps every worker busy.  The pieces depend only
+# on the file (not on --workers), so the clean run's files are the same whatever the worker count.
+PIECE_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class _Piece:
+    path: Path
+    row_groups: list[int] | None  # None: the whole file
+    name: str  # of its files in OUT/data and OUT/removed
+
+
+def _pieces(path: Path) -> list[_Piece]:
+    """The file as one piece, or, past PIECE_ROWS rows, as runs of row groups of >= PIECE_ROWS rows
+    (the last may be smaller) named STEM.rgFIRST.parquet: they sort in file order."""
+    meta = pq.ParquetFile(path).metadata
+    if meta.num_rows <= PIECE_ROWS or meta.num_row_groups <= 1:
+        return [_Piece(path, None, path.name)]
+    pieces, group, rows = [], [], 0
+    for index in range(meta.num_row_groups):
+        group.append(index)
+        rows += meta.row_group(index).num_rows
+        if rows >= PIECE_ROWS or index == meta.num_row_groups - 1:
+            pieces.append(_Piece(path, group, f"{path.stem}.rg{group[0]:05d}.parquet"))
+            group, rows = [], 0
+    return pieces
+
+
+def _filter_file(
+    piece: _Piece, out: Path, cfg: FilterConfig, patterns: list[str], progress, threads: int
+) -> FilterResult:
+    """Filter one shard (or piece of one) into OUT/data and OUT/removed (same file name); returns its
+    counts.  ``threads``: batches flagged at once (1 when each core already runs a process)."""
+    path = piece.path
     parquet = pq.ParquetFile(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in parquet.schema_arrow.names]
     if missing:
@@ -149,7 +183,7 @@ def _filter_file(path: Path, out: Path, cfg: FilterConfig, patterns: list[str], 
             pq.ParquetWriter(removed_tmp, REMOVED_SCHEMA, compression="zstd") as removed_w,
         ):
             kept, removed = _RowGroups(kept_w), _RowGroups(removed_w)
-            for batch, flags in _flagged_batches(parquet, cfg, patterns, threads):
+            for batch, flags in _flagged_batches(parquet, piece.row_groups, cfg, patterns, threads):
                 keep = np.ones(batch.num_rows, bool)
                 for name in cfg.remove:
                     keep &= ~flags.raised[name]
@@ -163,9 +197,9 @@ def _filter_file(path: Path, out: Path, cfg: FilterConfig, patterns: list[str], 
 
     # removed/ first, then data/: a shard counts as filtered once its data/ file exists
     def write_removed_then_kept(kept_tmp: str) -> None:
-        atomic_write(out / "removed" / path.name, lambda removed_tmp: write(kept_tmp, removed_tmp))
+        atomic_write(out / "removed" / piece.name, lambda removed_tmp: write(kept_tmp, removed_tmp))
 
-    atomic_write(out / "data" / path.name, write_removed_then_kept)
+    atomic_write(out / "data" / piece.name, write_removed_then_kept)
     return result
 
 
@@ -199,15 +233,15 @@ class _RowGroups:
         self.tables, self.rows = [], 0
 
 
-def _flagged_batches(parquet: pq.ParquetFile, cfg: FilterConfig, patterns: list[str], threads: int):
-    """(batch, BatchFlags) in file order; ``threads`` batches are flagged at once (numpy and Arrow release the GIL)."""
+def _flagged_batches(parquet: pq.ParquetFile, row_groups, cfg: FilterConfig, patterns: list[str], threads: int):
+    """(batch, BatchFlags) in file order; ``threads`` batches are flagged at once (numba and Arrow release the GIL)."""
 
     def flag(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, BatchFlags]:
         cols = [batch.column(name) for name in ("text", "thinking", "finish_reason")]
         return batch, flag_batch(*cols, cfg.quality, patterns)
 
     present = [c for c in THINKING_SCHEMA.names if c in parquet.schema_arrow.names]
-    batches = parquet.iter_batches(batch_size=cfg.batch_size, columns=present)
+    batches = parquet.iter_batches(batch_size=cfg.batch_size, row_groups=row_groups, columns=present)
     if threads <= 1:
         yield from map(flag, batches)
         return

@@ -1,20 +1,14 @@
 """The quality flags of quality.py for a whole Arrow batch at once (what `tpt filter` runs).
 
-Same flags, thresholds and detail texts as ``quality.flag_record``; the work is done by pyarrow
-compute kernels (C++, GIL released) and numpy over the batch's columns instead of Python per
-record:
+Same flags, thresholds and detail texts as ``quality.flag_record``; the work is done by
+compiled kernels (numba, quality_kernel.py), pyarrow compute kernels (C++, GIL released) and
+numpy over the batch's columns instead of Python per record:
 
-* words: a space is appended to every record (one pyarrow kernel), then one byte-table pass
-  (bytes.translate) lower-cases ASCII records and zeroes the bytes between words (the rare
-  non-ASCII records go through quality.words first); a word is a run of non-zero bytes, hashed
-  from its bytes read 8 at a time;
-* n-grams: a 64-bit polynomial hash of n consecutive word hashes, read off one prefix sum per
-  column (shared by both n), in place; the n - 1 starts before each record's end are dropped
-  (their n-gram would cross it), and the n-grams per record follow from its word count; ``repetition`` =
-  1 - distinct / all per record, by one numpy sort (faster here than pyarrow's hash sets);
-  ``copy`` = share of the thinking's n-grams among the document's (a slot table, then a binary
-  search for the few candidates).  Hashes carry the record number in their low 16 bits, so one sort serves the whole
-  batch; a false match needs two of a record's n-grams to agree on 47 bits;
+* words and their hashes: one compiled pass over each column's Arrow buffers, in place (the rare
+  non-ASCII records go through quality.words first);
+* ``repetition`` = 1 - distinct / all n-grams per record, ``copy`` = share of the thinking's
+  n-grams among the document's: one compiled pass per record over its word hashes (a sort of
+  its n-gram hashes; a binary search in its document's);
 * template: one RE2 alternation per first character over the thinking (RE2 skips ahead with
   memchr when all alternatives start alike; one alternation of every pattern is stepped byte by
   byte, ~3x slower per 512-record batch); the few rows that match are resolved per
@@ -34,8 +28,7 @@ import pyarrow.compute as pc
 
 from tpt.analyze.quality import FLAGS, QualityConfig, non_space_chars, script_match, words
 
-MAX_BATCH = 1 << 16  # record numbers live in the hashes' low 16 bits
-_PRIME = np.uint64(0x9E3779B97F4A7C15)
+MAX_BATCH = 1 << 16  # the filter's batches stay at most this (memory per batch, and the bound it has always had)
 
 
 @dataclass
@@ -79,16 +72,12 @@ def flag_batch(
     text, thinking = _no_nulls(text), _no_nulls(thinking)
     think_ascii = pc.string_is_ascii(thinking).to_numpy(zero_copy_only=False)
     text_ascii = pc.string_is_ascii(text).to_numpy(zero_copy_only=False)
-    think_codes, think_rec, think_counts = _word_hashes(thinking, think_ascii)
-    doc_codes, doc_rec, doc_counts = _word_hashes(text, text_ascii)
-    think_prefix = _prefix_sums(think_codes)
-    result = BatchFlags(
-        {},
-        _repeat_fraction(think_prefix, think_rec, think_counts, cfg.repeat_ngram),
-        _copy_fraction(
-            think_prefix, think_rec, think_counts, _prefix_sums(doc_codes), doc_rec, doc_counts, cfg.copy_ngram
-        ),
+    think_codes, think_counts = _word_hashes(thinking, think_ascii)
+    doc_codes, doc_counts = _word_hashes(text, text_ascii)
+    repeat, copy = _kernels().fractions(
+        think_codes, think_counts, doc_codes, doc_counts, cfg.repeat_ngram, cfg.copy_ngram
     )
+    result = BatchFlags({}, repeat, copy)
     raised = result.raised
     raised["truncated"] = pc.fill_null(pc.equal(finish_reason, "length"), False).to_numpy(zero_copy_only=False)
     raised["empty"] = _empty(thinking, think_counts, cfg.min_thinking_chars, result.chars)
@@ -105,7 +94,7 @@ def raised_matrix(
     text: pa.Array, thinking: pa.Array, finish_reason: pa.Array, cfg: QualityConfig, patterns: Iterable[str], chunk=512
 ) -> np.ndarray:
     """(records, len(FLAGS)) bool: the flags each record raises, flagged ``chunk`` records at a time
-    (small chunks keep the n-gram sorts in cache); what `tpt analyze stats --quality` counts."""
+    (bounded memory per call); what `tpt analyze stats --quality` counts."""
     patterns = list(patterns)
     out = np.zeros((len(thinking), len(FLAGS)), dtype=bool)
     for start in range(0, len(thinking), chunk):
@@ -120,62 +109,31 @@ def _no_nulls(column: pa.Array) -> pa.Array:
     return pc.fill_null(column, "") if column.null_count else column
 
 
-def _word_hashes(column: pa.Array, ascii_rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """-> (a 64-bit hash of each word of the batch, back to back; record number of each word; words per record).
+def _word_hashes(column: pa.Array, ascii_rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """-> (a 64-bit hash of each word of the batch, back to back; words per record).
 
     The words are exactly quality.words() per record.  ASCII records (nearly all) never become
-    Python strings: one table lookup maps each byte of the column to its lower-case form, or to 0
-    outside [A-Za-z0-9_] (non-ASCII bytes stay: they only occur in normalised rows), and a word
-    is a run of non-zero bytes not crossing a record boundary.  A word's hash mixes its bytes read
-    8 at a time as 64-bit integers (most words take one read).  The rare records with other
-    characters are normalised by words() itself (CJK, Unicode letters and punctuation) first.
-    ``ascii_rows``: pc.string_is_ascii of the column, when the caller has it already."""
+    Python strings: the compiled kernel (quality_kernel.word_hashes) reads the column's Arrow
+    buffers in place.  The rare records with other characters are normalised by words() itself
+    (CJK, Unicode letters and punctuation) first.  ``ascii_rows``: pc.string_is_ascii of the
+    column, when the caller has it already."""
     if ascii_rows is None:
         ascii_rows = pc.string_is_ascii(column).to_numpy(zero_copy_only=False)
     if not ascii_rows.all():
         rows = np.flatnonzero(~ascii_rows)
-        normal = pa.array([" ".join(words(t)) for t in column.take(rows).to_pylist()], pa.string())
+        normal = pa.array([" ".join(words(t)) for t in column.take(rows).to_pylist()], column.type)
         column = pc.replace_with_mask(column, pa.array(~ascii_rows), normal)
-    # one space after every record (a C++ pass of pyarrow): a word then never runs into the next
-    # record's, so a word is simply a run of non-zero bytes of the folded column
-    spaced = pc.binary_join_element_wise(
-        column, pa.scalar("", column.type), pa.scalar(" ", column.type), null_handling="replace"
-    )
-    offsets, data = _string_buffers(spaced)
-    # bytes.translate: one C loop over a 256-byte table (numpy's take widens every byte to an index first);
-    # 8 bytes of padding: every word can be read 8 bytes at a time
-    folded = np.frombuffer((data.tobytes() + bytes(8)).translate(_FOLD), np.uint8)
-    starts, ends = _runs(folded[: len(data)])
-    counts = np.diff(np.searchsorted(starts, offsets))
-    return _hash_runs(folded, starts, ends), np.repeat(np.arange(len(column)), counts), counts
+    offsets, data = _string_buffers(column)
+    kernels = _kernels()
+    return kernels.word_hashes(offsets, data, kernels.FOLD)
 
 
-def _fold_table() -> bytes:
-    """byte -> the byte in a lower-cased word, 0 for a byte that separates words."""
-    ascii_bytes = [ord(chr(b).lower()) if chr(b).isalnum() or b == 95 else 0 for b in range(128)]
-    return bytes(ascii_bytes + list(range(128, 256)))
+def _kernels():
+    """quality_kernel, imported on first use: numba takes ~0.5 s to import, which `tpt filter --help`,
+    a bad argument or `tpt analyze stats` without --quality need not pay."""
+    from tpt.analyze import quality_kernel
 
-
-_FOLD = _fold_table()
-
-
-def _hash_runs(padded: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Hash of each byte run padded[start:end]: its bytes 8 at a time as little-endian integers (the
-    bytes past the end masked to zero; word bytes are never zero), chained through a multiply-xorshift
-    mixer (a bijection: distinct words of up to 8 bytes get distinct hashes)."""
-    # one little-endian uint64 starting at every byte (an unaligned view, no copy)
-    eights = np.ndarray(shape=(max(len(padded) - 7, 0),), dtype="<u8", buffer=padded, strides=(1,))
-    lengths = ends - starts
-    h = _mix(eights[starts] & _LOW_BYTES[np.minimum(lengths, 8)])
-    todo, offset = np.flatnonzero(lengths > 8), 8
-    while len(todo):  # the few words longer than 8 bytes: their next 8
-        left = lengths[todo] - offset
-        h[todo] = _mix(h[todo] * _PRIME + (eights[starts[todo] + offset] & _LOW_BYTES[np.minimum(left, 8)]))
-        todo, offset = todo[left > 8], offset + 8
-    return h
-
-
-_LOW_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
+    return quality_kernel
 
 
 def _string_buffers(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -185,113 +143,16 @@ def _string_buffers(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     offsets = np.frombuffer(offsets, dtype=np.int64 if wide else np.int32)
     offsets = offsets[column.offset : column.offset + len(column) + 1].astype(np.int64)
     first, end = int(offsets[0]), int(offsets[-1])
-    data = np.frombuffer(data, dtype=np.uint8, count=end)[first:] if end > first else np.zeros(0, np.uint8)
+    # read-only either way: numba compiles one version per array type, writable and read-only differ
+    data = np.frombuffer(data, dtype=np.uint8, count=end)[first:] if end > first else np.frombuffer(b"", np.uint8)
     return offsets - first, data
 
 
-def _runs(folded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """-> (first byte, one past the last byte) of every run of non-zero bytes."""
-    is_word = np.zeros(len(folded) + 2, dtype=bool)
-    np.not_equal(folded, 0, out=is_word[1:-1])
-    edges = np.flatnonzero(is_word[1:] != is_word[:-1])  # alternately a word's start and its end
-    return edges[0::2], edges[1::2]
-
-
-_INVERSE = np.uint64(pow(int(_PRIME), -1, 1 << 64))
-_POWERS: list[np.ndarray] = [np.ones(1, np.uint64), np.ones(1, np.uint64)]
-
-
-def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """-> (PRIME**i, PRIME**-i) mod 2**64 for i < n at least; kept for the next batch (as long as the largest)."""
-    powers, inverse = _POWERS
-    if len(powers) < n:
-        size = max(n, 2 * len(powers))
-        powers, inverse = np.full(size, _PRIME), np.full(size, _INVERSE)
-        powers[0] = inverse[0] = 1
-        np.multiply.accumulate(powers, out=powers)
-        np.multiply.accumulate(inverse, out=inverse)
-        _POWERS[:] = [powers, inverse]  # one assignment: a thread still reading the old pair has a valid one
-    return powers, inverse
-
-
-def _mix(h: np.ndarray) -> np.ndarray:
-    """Multiply, then fold the high half into the low half, in place: the low bits the n-gram keys
-    keep then depend on every byte of the word (a multiply alone carries only upwards)."""
-    h *= _PRIME
-    h ^= h >> np.uint64(32)
-    return h
-
-
-def _prefix_sums(codes: np.ndarray) -> np.ndarray:
-    """-> [0, code[0], code[0] + code[1] * PRIME, ...]: sum(code[i] * PRIME**i) for every prefix (mod 2**64)."""
-    powers, _ = _powers(len(codes) + 1)
-    prefix = np.zeros(len(codes) + 1, np.uint64)
-    np.cumsum(np.multiply(codes, powers[: len(codes)], out=prefix[1:]), out=prefix[1:])
-    return prefix
-
-
-def _ngram_keys(prefix: np.ndarray, records: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
-    """-> the hash of each n-gram whose words lie in one record, with the record in the low 16 bits.
-
-    The hash of words k..k+n-1 is sum(code[k+j] * PRIME**j), read off the prefix sums (_prefix_sums,
-    shared by every n) and shifted back by PRIME**-k: a few in-place passes whatever n is.  The
-    n-grams running past their record's end are the n - 1 before each record's end (``counts``:
-    words per record), dropped by one boolean index."""
-    count = len(prefix) - n
-    if count <= 0:
-        return np.zeros(0, np.uint64)
-    _, inverse = _powers(len(prefix))
-    h = np.subtract(prefix[n:], prefix[:count])
-    h *= inverse[:count]
-    h <<= np.uint64(16)
-    h |= records[:count].view(np.uint64)  # record numbers are >= 0: a view
-    crossing = (np.cumsum(counts)[:, None] - np.arange(1, n)).ravel()
-    inside = np.ones(count, dtype=bool)
-    inside[crossing[(crossing >= 0) & (crossing < count)]] = False
-    return h[inside]
-
-
-def _ngrams_per_record(counts: np.ndarray, n: int) -> np.ndarray:
-    return np.maximum(counts - (n - 1), 0)
-
-
-def _repeat_fraction(prefix: np.ndarray, records: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
-    keys = _ngram_keys(prefix, records, counts, n)
-    total = _ngrams_per_record(counts, n)
-    ordered = np.sort(keys)  # numpy's vectorised sort: several times faster here than a hash set
-    first = np.ones(len(ordered), dtype=bool)
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-    unique = np.bincount((ordered[first] & np.uint64(0xFFFF)).view(np.intp), minlength=len(counts))
-    return np.where(total > 0, 1.0 - unique / np.maximum(total, 1), 0.0)
-
-
-def _copy_fraction(prefix, records, counts, doc_prefix, doc_records, doc_counts, n: int) -> np.ndarray:
-    """Share of each record's thinking n-grams found among its document's.  The document's keys mark
-    a table of _SLOTS_PER_KEY slots per key (small enough to stay in cache; 64 was no faster); only
-    the thinking keys whose slot is marked (the copies, plus ~6% false alarms) are looked up
-    exactly, by binary search in the sorted document keys."""
-    keys = _ngram_keys(prefix, records, counts, n)
-    doc_keys = _ngram_keys(doc_prefix, doc_records, doc_counts, n)
-    total = _ngrams_per_record(counts, n)
-    if not len(keys) or not len(doc_keys):
-        return np.zeros(len(counts))
-    bits = max(10, int(len(doc_keys) * _SLOTS_PER_KEY).bit_length())
-    table = np.zeros(1 << bits, dtype=bool)
-    table[_slot(doc_keys, bits)] = True
-    maybe = keys[table[_slot(keys, bits)]]
-    doc_keys = np.sort(doc_keys)
-    at = np.minimum(np.searchsorted(doc_keys, maybe), len(doc_keys) - 1)
-    found = maybe[doc_keys[at] == maybe]
-    hits = np.bincount((found & np.uint64(0xFFFF)).view(np.intp), minlength=len(counts))
-    return np.where(total > 0, hits / np.maximum(total, 1), 0.0)
-
-
-_SLOTS_PER_KEY = 16
-
-
-def _slot(keys: np.ndarray, bits: int) -> np.ndarray:
-    """A key's slot in a table of 2**bits: the top bits of key * PRIME (they depend on all of the key's bits)."""
-    return ((keys * _PRIME) >> np.uint64(64 - bits)).view(np.intp)  # < 2**bits: a view is exact
+def load_kernels() -> None:
+    """Compiles the kernels, or loads them from numba's cache (a second or so either way; a fresh
+    checkout's first run compiles, ~5-10 s): called before the filter forks its workers, so that
+    they inherit them instead of each loading them again."""
+    flag_batch(pa.array(["a b"]), pa.array(["a b c"]), pa.array(["stop"]), QualityConfig(), [])
 
 
 def _empty(thinking: pa.Array, word_counts: np.ndarray, minimum: int, chars: dict[int, int]) -> np.ndarray:
