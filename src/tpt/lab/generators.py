@@ -45,6 +45,8 @@ from tpt.lab.gen_data import (
     generator_rows,
     longest_tokens,
     make_gen_tokenizer,
+    raw_dir,
+    set_aside_leaks,
     sft_seq_len,
     write_heldout_questions,
     write_sft_back,
@@ -126,7 +128,7 @@ def prepare_generators(lab: LabConfig, prof: Profile, root: Path, seed: int, thi
         done_sizes = [prepare_size(lab, prof, root, seed, size, shared) for size in sizes]
     manifests = {arm: m for found, _ in done_sizes for arm, m in found.items()}
     timing = {"shared": shared["seconds"]} | {k: v for _, t in done_sizes for k, v in t.items()}
-    stats_by_difficulty(root, list(manifests))
+    stats_by_difficulty(root, raw_dir(lab, seed), list(manifests))
     # students are evaluated at B only (the expert's arm has its curve): evaluation is the slow part
     jobs = [Job(seed, root, arm, int(m["train"]["tokens_budget"]), [int(m["train"]["tokens_budget"])], think_budget)
             for arm, m in manifests.items()]  # fmt: skip
@@ -204,29 +206,14 @@ def prepare_size(lab: LabConfig, prof: Profile, root: Path, seed: int, size: str
         timing[f"{arm}-sft"] = round(time_now() - started, 1)
         started = time_now()
         log(f"seed {seed}: augment TPT's corpus with the {size} {form} generator")
-        run_augment_into(
-            root / "corpus-tpt.jsonl",
-            root / f"augment-{arm}",
-            "transformers",
-            tokenizer,
-            str(ckpt),
-            STRATEGY[form],
-            shared["think"],
-            gs.batch_size,
-            lab.device,
-        )
+        raw = raw_dir(lab, seed) / arm
+        for inputs, out in ((root / "corpus-tpt.jsonl", raw), (shared["heldout_docs"], eval_dir(lab, seed) / arm)):
+            run_augment_into(inputs, out, "transformers", tokenizer, str(ckpt), STRATEGY[form], shared["think"],
+                             gs.batch_size, lab.device)  # fmt: skip
         timing[f"{arm}-augment"] = round(time_now() - started, 1)
-        run_augment_into(
-            shared["heldout_docs"],
-            eval_dir(lab, seed) / arm,
-            "transformers",
-            tokenizer,
-            str(ckpt),
-            STRATEGY[form],
-            shared["think"],
-            gs.batch_size,
-            lab.device,
-        )
+        # the student never reads a record that states a held-out problem (the leakage scan must find none)
+        removed = set_aside_leaks(raw, root / f"augment-{arm}", root / "heldout.jsonl")
+        log(f"seed {seed}: {arm}: {removed['set_aside']} of {removed['records']:,} records set aside (held-out text)")
         manifests[arm] = prepare_arm(
             root, arm, root / "tokenizer", prof, seed, prof.tokens, source=root / f"augment-{arm}"
         )
@@ -271,11 +258,10 @@ def prepare_pretrain(gen: Path, tokenizer: Path, prof: Profile, seed: int, gs: G
     return out
 
 
-def stats_by_difficulty(root: Path, arms: list[str]) -> None:
-    """`tpt analyze stats --by family,difficulty` on the expert's and every generator's augment run."""
+def stats_by_difficulty(root: Path, raw: Path, arms: list[str]) -> None:
+    """`tpt analyze stats --by family,difficulty` on the expert's and every generator's augment run
+    (as written, before any record was set aside: the generator's own output)."""
     from tpt.analyze.cli import StatsConfig, run_stats
 
-    for name in ["augment", *(f"augment-{arm}" for arm in arms)]:
-        run_stats(
-            StatsConfig(runs=[root / name], by=["family", "difficulty"], out=root / "analyze-gen" / name, plots=False)
-        )
+    for name, run in [("augment", root / "augment"), *((f"augment-{arm}", raw / arm) for arm in arms)]:
+        run_stats(StatsConfig(runs=[run], by=["family", "difficulty"], out=root / "analyze-gen" / name, plots=False))
