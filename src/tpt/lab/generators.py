@@ -18,8 +18,10 @@ Per seed, after the core arms' data is ready:
    back      `build_back_thinking_sft` over (question, thinking, response = the document), half
              the rows shown without their question (the form `--strategy back-thinking` uses).
 4. **Augment** TPT's own corpus with every (size, form) generator: a real `tpt augment --backend
-   transformers` run (greedy) into ``seed-N/augment-gen-SIZE-FORM``; each becomes a student arm
-   ``gen-SIZE-FORM`` trained like the expert's ``tpt`` arm at the same budget B.
+   transformers` run (greedy) into ``DIR/generator-raw/seed-N/gen-SIZE-FORM``.  Every record
+   whose text states a held-out problem (the lab's leakage scanner decides) is set aside with its
+   reason (`gen_data.set_aside_leaks`); the rest is ``seed-N/augment-gen-SIZE-FORM``, which
+   becomes a student arm ``gen-SIZE-FORM`` trained like the expert's ``tpt`` arm at the same budget B.
 5. **The generator on the task itself**: the same generator, same prompt form, on every held-out
    question *without* its answer (an augment run outside the seed folder, which the leakage
    scan reads: held-out questions must never sit where training texts do).

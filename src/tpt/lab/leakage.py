@@ -9,6 +9,9 @@ of two operations from some value), in every wording the expert can use (5(c) pa
 found inside a training text.  The answer alone is not
 searched: answers are shared by many problems (a "6" is in every chain corpus).
 
+The same strings and the same test (``heldout_patterns``, ``first_hits``) also decide, per record,
+which learned-generator output is set aside before a student trains on it (tpt.lab.gen_data).
+
 Run on a finished seed folder: ``python -m tpt.lab.leakage runs/lab/seed-1``.
 """
 
