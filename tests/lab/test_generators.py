@@ -212,3 +212,44 @@ def test_student_data_comes_from_the_learned_generator(gen_run):
 
 def arms_of(report: dict) -> list[str]:
     return [a for a in report["students"] if a.startswith("gen-")]
+
+
+def test_set_aside_leaks_keeps_clean_records_and_says_why_for_the_rest(tmp_path):
+    """Fast and without a lab run: a three-record run where one thinking and one document state a
+    held-out problem's strings; only the clean record is copied, the others are listed with reason and id."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tpt.io.runs import iter_records, read_manifest
+    from tpt.lab.gen_data import SET_ASIDE_FILE, set_aside_leaks
+    from tpt.records import THINKING_SCHEMA
+
+    heldout = [
+        {"family": "f", "question": "Q0?", "trajectory": "T0", "identity": ["Q0?"]},
+        {"family": "f", "question": "Q1?", "trajectory": "T1", "identity": ["Q1?", "start 3, add 4 is 7"]},
+    ]
+    (tmp_path / "heldout.jsonl").write_text("".join(json.dumps(h) + "\n" for h in heldout))
+    texts = [("clean doc", "start 3, add 5 is 8"), ("doc", "so start 3, add 4 is 7 here"), ("see Q0? now", "fine")]
+    rows = [
+        {"id": f"d{i}", "sample": 0, "text": d, "thinking": t, "finish_reason": "stop", "doc_tokens": 1,
+         "thinking_tokens": 1, "doc_truncated": False, "strategy": "default", "model": "m", "backend": "b",
+         "meta": "{}", "doc_cut_chars": None}
+        for i, (d, t) in enumerate(texts)
+    ]  # fmt: skip
+    raw = tmp_path / "raw"
+    (raw / "data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=THINKING_SCHEMA), raw / "data" / "shard-00000.parquet")
+    (raw / "manifest.json").write_text(json.dumps({"config": {"backend": "b"}}))
+
+    counts = set_aside_leaks(raw, tmp_path / "clean", tmp_path / "heldout.jsonl")
+    assert (counts["records"], counts["kept"], counts["set_aside"]) == (3, 1, 2)
+    assert [r.id for r in iter_records(tmp_path / "clean")] == ["d0"]
+    removed = [json.loads(line) for line in (tmp_path / "clean" / SET_ASIDE_FILE).read_text().splitlines()]
+    assert [(r["id"], r["heldout_id"], r["kind"]) for r in removed] == [
+        ("d1", "h-00001", "sub-result"),
+        ("d2", "h-00000", "question"),
+    ]
+    assert "its thinking states held-out problem h-00001" in removed[0]["reason"]
+    assert "its document states held-out problem h-00000" in removed[1]["reason"]
+    manifest = read_manifest(tmp_path / "clean")
+    assert manifest["config"] == {"backend": "b"} and manifest["leakage_set_aside"]["set_aside"] == 2
