@@ -4,11 +4,13 @@ the held-out set and from TPT's corpus, whose thinking reaches the students thro
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from tpt.lab import corpus
 from tpt.lab.cli import main
+from tpt.lab.config import LabConfig
 from tpt.lab.families import load_family
 from tpt.lab.gen_data import (
     FORMS,
@@ -34,10 +36,41 @@ def test_generator_problems_avoid_heldout_and_tpt_corpus():
     assert disjointness(families, heldout, tpt_rows[:10], tpt_rows)["sharing_tpt_question"] == 10
 
 
+PLANTED = "planted"  # the id suffix of the record each generator run gets with a held-out trajectory
+
+
+def plant_heldout_trajectory(run: Path) -> None:
+    """Make a generator's run on TPT's corpus state held-out problem h-00000, as a generator that
+    miscopies its operands can: its first record's thinking becomes that problem's trajectory."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    heldout = json.loads((run.parents[2] / "seed-1" / "heldout.jsonl").read_text().splitlines()[0])
+    path = sorted((run / "data").glob("*.parquet"))[0]
+    rows = pq.read_table(path).to_pylist()
+    rows[0] |= {"id": rows[0]["id"] + PLANTED, "thinking": heldout["trajectory"]}
+    pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(path)), path)
+
+
 @pytest.fixture(scope="module")
 def gen_run(tmp_path_factory):
+    """The quick run, in one process (``--workers 1``) so that every generator's run on TPT's corpus
+    gets a planted held-out trajectory right after `tpt augment` wrote it."""
+    from tpt.lab import generators
+
+    real = generators.run_augment_into
+
+    def augment_then_plant(inputs, out, *args, **kwargs):
+        run = real(inputs, out, *args, **kwargs)
+        if out.parent.parent.name == "generator-raw":
+            plant_heldout_trajectory(run)
+        return run
+
     out = tmp_path_factory.mktemp("lab") / "gen"
-    assert main(["run", "--quick", "--generators", "--families", "chain_mod10", "--out", str(out)]) == 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(generators, "run_augment_into", augment_then_plant)
+        argv = ["run", "--quick", "--generators", "--families", "chain_mod10", "--workers", "1", "--out", str(out)]
+        assert main(argv) == 0
     return out
 
 
@@ -80,6 +113,38 @@ def test_generators_learn_from_disjoint_problems(gen_run):
     arms = [arm_name(size, form) for size in GEN_PROFILES["quick"].sizes for form in FORMS]
     assert {"generators/augment-expert", *(f"augment-{a}" for a in arms)} <= set(scan["sources"])
     assert scan["hit_count"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_generator_records_stating_heldout_problems_are_set_aside(gen_run):
+    """Each generator run got a record with a held-out trajectory: the lab set it (and any other
+    record the leakage scanner matches) aside before `tpt prepare`, with its reason and held-out id;
+    nothing else was dropped.  Without the set-aside the scan above finds the planted trajectories."""
+    from tpt.io.runs import iter_records, read_manifest
+    from tpt.lab.gen_data import SET_ASIDE_FILE, raw_dir, set_aside_leaks
+    from tpt.lab.leakage import first_hits, heldout_patterns, record_text
+
+    seed_dir = gen_run / "seed-1"
+    patterns = heldout_patterns(seed_dir / "heldout.jsonl")
+    report = json.loads((gen_run / "generators.json").read_text())
+    for arm in arms_of(report):
+        raw = list(iter_records(raw_dir(LabConfig(out=gen_run), 1) / arm))
+        matched = {r.id: h for r, h in zip(raw, first_hits([record_text(r) for r in raw], patterns)) if h}
+        clean = seed_dir / f"augment-{arm}"
+        rows = [json.loads(line) for line in (clean / SET_ASIDE_FILE).read_text().splitlines()]
+        planted = [row for row in rows if row["id"].endswith(PLANTED)]
+        assert len(planted) == 1 and planted[0]["heldout_id"] == "h-00000", rows
+        assert "held-out problem h-00000" in planted[0]["reason"]
+        assert {row["id"]: row["heldout_id"] for row in rows} == {i: h[0] for i, h in matched.items()}
+        kept = [r.id for r in iter_records(clean)]
+        assert sorted(kept) == sorted(r.id for r in raw if r.id not in matched)  # nothing else lost or doubled
+        counts = read_manifest(clean)["leakage_set_aside"]
+        assert (counts["records"], counts["set_aside"]) == (len(raw), len(rows))
+        assert report["leakage_set_aside"][arm]["1"]["set_aside"] == len(rows)
+        # a rerun (the lab resumed) finds the finished copy and changes nothing
+        assert set_aside_leaks(raw_dir(LabConfig(out=gen_run), 1) / arm, clean, seed_dir / "heldout.jsonl") == counts
+    assert "set aside before TPT training" in (gen_run / "generators.md").read_text()
 
 
 @pytest.mark.slow
@@ -147,3 +212,44 @@ def test_student_data_comes_from_the_learned_generator(gen_run):
 
 def arms_of(report: dict) -> list[str]:
     return [a for a in report["students"] if a.startswith("gen-")]
+
+
+def test_set_aside_leaks_keeps_clean_records_and_says_why_for_the_rest(tmp_path):
+    """Fast and without a lab run: a three-record run where one thinking and one document state a
+    held-out problem's strings; only the clean record is copied, the others are listed with reason and id."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tpt.io.runs import iter_records, read_manifest
+    from tpt.lab.gen_data import SET_ASIDE_FILE, set_aside_leaks
+    from tpt.records import THINKING_SCHEMA
+
+    heldout = [
+        {"family": "f", "question": "Q0?", "trajectory": "T0", "identity": ["Q0?"]},
+        {"family": "f", "question": "Q1?", "trajectory": "T1", "identity": ["Q1?", "start 3, add 4 is 7"]},
+    ]
+    (tmp_path / "heldout.jsonl").write_text("".join(json.dumps(h) + "\n" for h in heldout))
+    texts = [("clean doc", "start 3, add 5 is 8"), ("doc", "so start 3, add 4 is 7 here"), ("see Q0? now", "fine")]
+    rows = [
+        {"id": f"d{i}", "sample": 0, "text": d, "thinking": t, "finish_reason": "stop", "doc_tokens": 1,
+         "thinking_tokens": 1, "doc_truncated": False, "strategy": "default", "model": "m", "backend": "b",
+         "meta": "{}", "doc_cut_chars": None}
+        for i, (d, t) in enumerate(texts)
+    ]  # fmt: skip
+    raw = tmp_path / "raw"
+    (raw / "data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=THINKING_SCHEMA), raw / "data" / "shard-00000.parquet")
+    (raw / "manifest.json").write_text(json.dumps({"config": {"backend": "b"}}))
+
+    counts = set_aside_leaks(raw, tmp_path / "clean", tmp_path / "heldout.jsonl")
+    assert (counts["records"], counts["kept"], counts["set_aside"]) == (3, 1, 2)
+    assert [r.id for r in iter_records(tmp_path / "clean")] == ["d0"]
+    removed = [json.loads(line) for line in (tmp_path / "clean" / SET_ASIDE_FILE).read_text().splitlines()]
+    assert [(r["id"], r["heldout_id"], r["kind"]) for r in removed] == [
+        ("d1", "h-00001", "sub-result"),
+        ("d2", "h-00000", "question"),
+    ]
+    assert "its thinking states held-out problem h-00001" in removed[0]["reason"]
+    assert "its document states held-out problem h-00000" in removed[1]["reason"]
+    manifest = read_manifest(tmp_path / "clean")
+    assert manifest["config"] == {"backend": "b"} and manifest["leakage_set_aside"]["set_aside"] == 2

@@ -77,6 +77,12 @@ def eval_dir(lab: LabConfig, seed: int) -> Path:
     return Path(lab.out) / "generator-eval" / f"seed-{seed}"
 
 
+def raw_dir(lab: LabConfig, seed: int) -> Path:
+    """The generators' runs over TPT's corpus as written, before the records that state a held-out
+    problem are set aside (`set_aside_leaks`): outside the seed folder, which holds only training text."""
+    return Path(lab.out) / "generator-raw" / f"seed-{seed}"
+
+
 # --- 1. problems --------------------------------------------------------------------------------
 
 
@@ -225,3 +231,51 @@ def write_heldout_questions(path: Path, heldout: list[HeldOut], families: dict) 
     ]
     corpus.write_jsonl(path, rows)
     return path
+
+
+# --- 4. the generators' output, before students train on it ----------------------------------
+
+SET_ASIDE_FILE = "set_aside.jsonl"
+
+
+def set_aside_leaks(raw: Path, clean: Path, heldout_file: Path) -> dict:
+    """A copy of a generator's augment run without the records whose document or thinking states a
+    held-out problem, as the lab's leakage scanner (tpt.lab.leakage) matches them; every record set
+    aside is a row of ``CLEAN/set_aside.jsonl`` (id, sample, reason, matched held-out id).  A
+    generator that miscopies an operand can write another problem's steps, sometimes a held-out
+    one's: disjoint inputs cannot prevent that, so the student's data is cleaned before `tpt prepare`.
+    -> counts {"records", "kept", "set_aside", "by_kind"}, also kept in the copy's manifest."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tpt.io.atomic import atomic_write, atomic_write_text
+    from tpt.io.runs import data_files, read_manifest
+    from tpt.lab.leakage import first_hits, heldout_patterns, record_text
+    from tpt.records import ThinkingRecord
+
+    if (clean / "manifest.json").exists():  # written last: the copy is complete
+        return read_manifest(clean)["leakage_set_aside"]
+    (clean / "data").mkdir(parents=True, exist_ok=True)
+    for stale in (clean / "data").glob("*.parquet"):
+        stale.unlink()  # from a copy that was interrupted: it would be read as part of this run
+    patterns, rows = heldout_patterns(heldout_file), []
+    counts: dict = {"records": 0, "kept": 0, "set_aside": 0, "by_kind": {}}
+    for path in data_files(raw):
+        table = pq.read_table(path)
+        records = [ThinkingRecord.from_row(r) for r in table.to_pylist()]
+        hits = first_hits([record_text(r) for r in records], patterns)
+        kept = table.filter(pa.array([h is None for h in hits]))
+        atomic_write(clean / "data" / path.name, lambda tmp, t=kept: pq.write_table(t, tmp, compression="zstd"))
+        for rec, (hid, family, kind, text) in ((r, h) for r, h in zip(records, hits) if h):
+            where = "document" if text in rec.text else "thinking"
+            rows.append({"id": rec.id, "sample": rec.sample, "heldout_id": hid, "family": family, "kind": kind,
+                         "reason": f"its {where} states held-out problem {hid}'s {kind}: {text!r}"})  # fmt: skip
+            counts["by_kind"][kind] = counts["by_kind"].get(kind, 0) + 1
+        counts["records"] += len(records)
+        counts["kept"] += kept.num_rows
+    counts["set_aside"] = len(rows)
+    atomic_write_text(clean / SET_ASIDE_FILE, "".join(json.dumps(r) + "\n" for r in rows))
+    atomic_write_text(clean / "stats.json", json.dumps({"records": counts["kept"], "leakage_set_aside": counts}))
+    manifest = read_manifest(raw) | {"leakage_set_aside": counts | {"source": str(raw), "rejects": SET_ASIDE_FILE}}
+    atomic_write_text(clean / "manifest.json", json.dumps(manifest, indent=1))
+    return manifest["leakage_set_aside"]

@@ -18,8 +18,10 @@ Per seed, after the core arms' data is ready:
    back      `build_back_thinking_sft` over (question, thinking, response = the document), half
              the rows shown without their question (the form `--strategy back-thinking` uses).
 4. **Augment** TPT's own corpus with every (size, form) generator: a real `tpt augment --backend
-   transformers` run (greedy) into ``seed-N/augment-gen-SIZE-FORM``; each becomes a student arm
-   ``gen-SIZE-FORM`` trained like the expert's ``tpt`` arm at the same budget B.
+   transformers` run (greedy) into ``DIR/generator-raw/seed-N/gen-SIZE-FORM``.  Every record
+   whose text states a held-out problem (the lab's leakage scanner decides) is set aside with its
+   reason (`gen_data.set_aside_leaks`); the rest is ``seed-N/augment-gen-SIZE-FORM``, which
+   becomes a student arm ``gen-SIZE-FORM`` trained like the expert's ``tpt`` arm at the same budget B.
 5. **The generator on the task itself**: the same generator, same prompt form, on every held-out
    question *without* its answer (an augment run outside the seed folder, which the leakage
    scan reads: held-out questions must never sit where training texts do).
@@ -45,6 +47,8 @@ from tpt.lab.gen_data import (
     generator_rows,
     longest_tokens,
     make_gen_tokenizer,
+    raw_dir,
+    set_aside_leaks,
     sft_seq_len,
     write_heldout_questions,
     write_sft_back,
@@ -127,7 +131,7 @@ def prepare_generators(lab: LabConfig, prof: Profile, root: Path, seed: int, thi
         done_sizes = [prepare_size(lab, prof, root, seed, size, shared) for size in sizes]
     manifests = {arm: m for found, _ in done_sizes for arm, m in found.items()}
     timing = {"shared": shared["seconds"]} | {k: v for _, t in done_sizes for k, v in t.items()}
-    stats_by_difficulty(root, list(manifests))
+    stats_by_difficulty(root, raw_dir(lab, seed), list(manifests))
     # students are evaluated at B only (the expert's arm has its curve): evaluation is the slow part
     jobs = [Job(seed, root, arm, int(m["train"]["tokens_budget"]), [int(m["train"]["tokens_budget"])], think_budget)
             for arm, m in manifests.items()]  # fmt: skip
@@ -205,29 +209,14 @@ def prepare_size(lab: LabConfig, prof: Profile, root: Path, seed: int, size: str
         timing[f"{arm}-sft"] = round(time_now() - started, 1)
         started = time_now()
         log(f"seed {seed}: augment TPT's corpus with the {size} {form} generator")
-        run_augment_into(
-            root / "corpus-tpt.jsonl",
-            root / f"augment-{arm}",
-            "transformers",
-            tokenizer,
-            str(ckpt),
-            STRATEGY[form],
-            shared["think"],
-            gs.batch_size,
-            lab.device,
-        )
+        raw = raw_dir(lab, seed) / arm
+        for inputs, out in ((root / "corpus-tpt.jsonl", raw), (shared["heldout_docs"], eval_dir(lab, seed) / arm)):
+            run_augment_into(inputs, out, "transformers", tokenizer, str(ckpt), STRATEGY[form], shared["think"],
+                             gs.batch_size, lab.device)  # fmt: skip
         timing[f"{arm}-augment"] = round(time_now() - started, 1)
-        run_augment_into(
-            shared["heldout_docs"],
-            eval_dir(lab, seed) / arm,
-            "transformers",
-            tokenizer,
-            str(ckpt),
-            STRATEGY[form],
-            shared["think"],
-            gs.batch_size,
-            lab.device,
-        )
+        # the student never reads a record that states a held-out problem (the leakage scan must find none)
+        removed = set_aside_leaks(raw, root / f"augment-{arm}", root / "heldout.jsonl")
+        log(f"seed {seed}: {arm}: {removed['set_aside']} of {removed['records']:,} records set aside (held-out text)")
         manifests[arm] = prepare_arm(
             root, arm, root / "tokenizer", prof, seed, prof.tokens, source=root / f"augment-{arm}"
         )
@@ -272,11 +261,10 @@ def prepare_pretrain(gen: Path, tokenizer: Path, prof: Profile, seed: int, gs: G
     return out
 
 
-def stats_by_difficulty(root: Path, arms: list[str]) -> None:
-    """`tpt analyze stats --by family,difficulty` on the expert's and every generator's augment run."""
+def stats_by_difficulty(root: Path, raw: Path, arms: list[str]) -> None:
+    """`tpt analyze stats --by family,difficulty` on the expert's and every generator's augment run
+    (as written, before any record was set aside: the generator's own output)."""
     from tpt.analyze.cli import StatsConfig, run_stats
 
-    for name in ["augment", *(f"augment-{arm}" for arm in arms)]:
-        run_stats(
-            StatsConfig(runs=[root / name], by=["family", "difficulty"], out=root / "analyze-gen" / name, plots=False)
-        )
+    for name, run in [("augment", root / "augment"), *((f"augment-{arm}", raw / arm) for arm in arms)]:
+        run_stats(StatsConfig(runs=[run], by=["family", "difficulty"], out=root / "analyze-gen" / name, plots=False))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from tpt.lab import corpus, stats
-from tpt.lab.gen_data import eval_dir, generator_arms
+from tpt.lab.gen_data import eval_dir, generator_arms, raw_dir
 from tpt.lab.report import Evidence, accuracy_table, difference
 from tpt.lab.report_md import acc_cell, ci
 
@@ -75,6 +75,7 @@ def length_by_difficulty(stats_dir: Path) -> dict[str, Any]:
 
 
 def write_generator_report(out: Path, lab, prof, seeds: list[int], curves: dict) -> dict[str, Any]:
+    from tpt.io.runs import read_manifest
     from tpt.lab.experiment import families_for
 
     families = list(prof.families)
@@ -107,16 +108,17 @@ def write_generator_report(out: Path, lab, prof, seeds: list[int], curves: dict)
                 "diff": float(st.mean() - g.mean()),
                 "ci": stats.interval(r.accuracy(st) - r.accuracy(g)),
             }
-    quality = {
-        arm: {str(s): trajectory_quality(out / f"seed-{s}" / f"augment-{arm}", fams_by_seed[s]) for s in seeds}
-        for arm in arms
-    }
+    quality = {arm: {str(s): trajectory_quality(raw_dir(lab, s) / arm, fams_by_seed[s]) for s in seeds} for arm in arms}
     quality["tpt"] = {str(s): trajectory_quality(out / f"seed-{s}" / "augment", fams_by_seed[s]) for s in seeds}
     lengths = {
         arm: length_by_difficulty(
             out / f"seed-{seeds[0]}" / "analyze-gen" / ("augment" if arm == "tpt" else f"augment-{arm}")
         )
         for arm in ["tpt", *arms]
+    }
+    set_aside = {
+        arm: {str(s): read_manifest(out / f"seed-{s}" / f"augment-{arm}")["leakage_set_aside"] for s in seeds}
+        for arm in arms
     }
     prepared = {s: json.loads((out / f"seed-{s}" / "generators.json").read_text()) for s in seeds}
     results = {
@@ -130,6 +132,7 @@ def write_generator_report(out: Path, lab, prof, seeds: list[int], curves: dict)
         "generator_before_sft_on_heldout": pretrained,
         "student_minus_generator": student_minus_gen,
         "trajectory_quality": quality,
+        "leakage_set_aside": set_aside,
         "length_by_difficulty": lengths,
         "disjointness": {str(s): p["disjointness"] for s, p in prepared.items()},
         "timing": {str(s): p["timing"] for s, p in prepared.items()},
@@ -211,6 +214,24 @@ def render(r: dict) -> str:
                 if f in q
             )
             lines.append(f"| {arm} | {f} | {cells} | {by_d} | {rho(length['spearman'])} |")
+    lines += [
+        "",
+        "## Generator records set aside before TPT training (they state a held-out problem)",
+        "",
+        (
+            "The lab's leakage scanner over each generator's run on TPT's corpus: a record whose document or "
+            "thinking contains a held-out question, trajectory or multi-step sub-result is not trained on "
+            "(`seed-N/augment-ARM/set_aside.jsonl`: id, reason, matched held-out id).  Trajectory quality above "
+            "counts every record the generator wrote."
+        ),
+        "",
+        "| arm | " + " | ".join(f"seed {s}" for s in r["seeds"]) + " | total |",
+        "|---|" + "---:|" * (len(r["seeds"]) + 1),
+    ]
+    for arm, per_seed in r["leakage_set_aside"].items():
+        cells = [f"{c['set_aside']} / {c['records']:,}" for c in per_seed.values()]
+        total = sum(c["set_aside"] for c in per_seed.values()), sum(c["records"] for c in per_seed.values())
+        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {total[0]} / {total[1]:,} |")
     lines += ["", "## Disjointness and timing", ""]
     for s, d in r["disjointness"].items():
         lines.append(f"* seed {s}: {d['generator_problems']:,} generator problems; sharing a held-out identity: "

@@ -9,6 +9,9 @@ of two operations from some value), in every wording the expert can use (5(c) pa
 found inside a training text.  The answer alone is not
 searched: answers are shared by many problems (a "6" is in every chain corpus).
 
+The same strings and the same test (``heldout_patterns``, ``first_hits``) also decide, per record,
+which learned-generator output is set aside before a student trains on it (tpt.lab.gen_data).
+
 Run on a finished seed folder: ``python -m tpt.lab.leakage runs/lab/seed-1``.
 """
 
@@ -26,7 +29,7 @@ def training_texts(seed_dir: Path) -> Iterator[tuple[str, str]]:
 
     for run in sorted(p.parent for p in seed_dir.glob("**/manifest.json") if (p.parent / "data").is_dir()):
         for rec in iter_records(run):
-            yield str(run.relative_to(seed_dir)), f"{rec.text}\n{rec.thinking}"
+            yield str(run.relative_to(seed_dir)), record_text(rec)
     for name in ("corpus.jsonl", "background.jsonl"):
         path = seed_dir / name
         if path.exists():
@@ -40,14 +43,35 @@ def training_texts(seed_dir: Path) -> Iterator[tuple[str, str]]:
         yield tok_text.name, tok_text.read_text(encoding="utf-8")
 
 
+def heldout_patterns(heldout_file: Path) -> list[tuple[str, str, str, str]]:
+    """(held-out id, family, kind, text) for every string the scan looks for.  The id is ``h-NNNNN``,
+    the problem's line in ``heldout.jsonl`` (the ids the generators' held-out runs use)."""
+    heldout = [json.loads(line) for line in heldout_file.read_text(encoding="utf-8").splitlines()]
+    patterns = []
+    for i, h in enumerate(heldout):
+        hid, fam = f"h-{i:05d}", h["family"]
+        patterns += [(hid, fam, "question", h["question"]), (hid, fam, "trajectory", h["trajectory"])]
+        patterns += [(hid, fam, "trajectory", t) for t in h.get("trajectories", [])[1:]]  # other wordings
+        patterns += [(hid, fam, "sub-result", text) for text in h["identity"] if text != h["question"]]
+    return patterns
+
+
+def record_text(rec) -> str:
+    """What a thinking record puts in front of a model that trains on it: document and thinking."""
+    return f"{rec.text}\n{rec.thinking}"
+
+
+def first_hits(texts: list[str], patterns: list[tuple[str, str, str, str]]) -> list[tuple[str, str, str, str] | None]:
+    """Per text, the first held-out pattern it contains (None: clean).  Only the patterns found in
+    the joined texts are tried one text at a time, so a clean batch costs one pass per pattern."""
+    blob = "\n\n".join(texts)
+    present = [p for p in patterns if p[3] in blob]
+    return [next((p for p in present if p[3] in text), None) for text in texts]
+
+
 def scan(seed_dir: Path) -> dict:
     """{"patterns", "texts", "hits": [{"source", "family", "kind", "pattern"}]} for one seed folder."""
-    heldout = [json.loads(line) for line in (seed_dir / "heldout.jsonl").read_text(encoding="utf-8").splitlines()]
-    patterns = []
-    for h in heldout:
-        patterns += [(h["family"], "question", h["question"]), (h["family"], "trajectory", h["trajectory"])]
-        patterns += [(h["family"], "trajectory", t) for t in h.get("trajectories", [])[1:]]  # other wordings
-        patterns += [(h["family"], "sub-result", text) for text in h["identity"] if text != h["question"]]
+    patterns = heldout_patterns(seed_dir / "heldout.jsonl")
     by_source: dict[str, list[str]] = {}
     for source, text in training_texts(seed_dir):
         by_source.setdefault(source, []).append(text)
@@ -57,8 +81,8 @@ def scan(seed_dir: Path) -> dict:
         # one string per source and str.find per pattern: a fast substring search over megabytes
         blob = "\n\n".join(texts)
         hits += [
-            {"source": source, "family": fam, "kind": kind, "pattern": pat}
-            for fam, kind, pat in patterns
+            {"source": source, "heldout_id": hid, "family": fam, "kind": kind, "pattern": pat}
+            for hid, fam, kind, pat in patterns
             if pat in blob
         ]
     return {"patterns": len(patterns), "texts": n_texts, "sources": sorted(by_source), "hits": hits}
