@@ -114,21 +114,15 @@ def done(folder: Path) -> bool:
 def prepare_generators(lab: LabConfig, prof: Profile, root: Path, seed: int, think_budget: int) -> list:
     """Generators trained, TPT's corpus augmented by each, the student arms' data; their Jobs.
     The sizes run in parallel processes (``workers``): each is a chain of train -> SFT -> augment."""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
     from tpt.lab.experiment import Job, data_facts
+    from tpt.parallel import spawn_map
 
     ready = root / "generators.json"
     if ready.exists():
         return [Job(**(j | {"root": Path(j["root"])})) for j in json.loads(ready.read_text())["jobs"]]
     shared = prepare_shared(lab, prof, root, seed)
     sizes = gen_profile(lab).sizes
-    if prof.workers > 1 and len(sizes) > 1:
-        with ProcessPoolExecutor(min(prof.workers, len(sizes)), mp_context=get_context("spawn")) as pool:
-            done_sizes = list(pool.map(prepare_size, *zip(*[(lab, prof, root, seed, size, shared) for size in sizes])))
-    else:
-        done_sizes = [prepare_size(lab, prof, root, seed, size, shared) for size in sizes]
+    done_sizes = list(spawn_map(prepare_size, [(lab, prof, root, seed, size, shared) for size in sizes], prof.workers))
     manifests = {arm: m for found, _ in done_sizes for arm, m in found.items()}
     timing = {"shared": shared["seconds"]} | {k: v for _, t in done_sizes for k, v in t.items()}
     stats_by_difficulty(root, raw_dir(lab, seed), list(manifests))
