@@ -68,8 +68,8 @@ class Backend(Protocol):
 
 
 # Built-in backends, imported only when asked for (a user without one backend's dependencies can
-# still use the others).  Factories take (config) and return a Backend.  Plugins (the lab's
-# expert among them) come from entry points in group tpt.backends or a "module:factory" name:
+# still use the others).  Factories take (config) and return a Backend.  Plugins come from entry
+# points in group tpt.backends or a "module:factory" name:
 # tpt.registry, the one mechanism for every kind of plugin.  A factory may set ``needs_model = False``.
 BACKENDS = Registry(
     "backend",
