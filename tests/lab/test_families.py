@@ -150,7 +150,7 @@ def test_chain_mod10_is_aligned_in_the_lab_tokenizer(tmp_path):
     from transformers import AutoTokenizer
 
     from tpt.lab.config import PROFILES
-    from tpt.lab.experiment import make_tokenizer
+    from tpt.lab.stages import make_tokenizer
 
     prof = PROFILES["default"]
     families = {name: load_family(name, 0) for name in prof.families}

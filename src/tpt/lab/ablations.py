@@ -34,7 +34,8 @@ def prepare_ablations(root: Path, prof: Profile, seed: int, think_budget: int) -
     Incremental: ablations.json lists the arms already prepared, and only missing ones are added
     (so a finished run gains a new ablation arm without redoing the others)."""
     from tpt.analyze.cli import StatsConfig, run_stats
-    from tpt.lab.experiment import Job, augment, curve_points, data_facts, log, prepare_arm
+    from tpt.lab.experiment import Job, curve_points, log
+    from tpt.lab.stages import augment, data_facts, prepare_arm
 
     ready = root / "ablations.json"
     state = json.loads(ready.read_text()) if ready.exists() else {"jobs": [], "data": {}}
@@ -73,7 +74,7 @@ def factory(arm: str) -> str:
 def prepare_pool(root: Path, tokenizer: Path, prof: Profile, seed: int) -> dict:
     """The pool arm's data: as many raw-document tokens as TPT read documents once (vanilla's
     tokens per document), repeated to vanilla's budget."""
-    from tpt.lab.experiment import prepare_arm
+    from tpt.lab.stages import prepare_arm
 
     facts = json.loads((root / "prepared.json").read_text())["data"]
     v, t = facts["vanilla"], facts["tpt"]

@@ -35,7 +35,6 @@ from pathlib import Path
 
 from tpt.lab import corpus
 from tpt.lab.config import LabConfig, Profile
-from tpt.lab.experiment import run_augment_checked
 from tpt.lab.gen_data import (
     FORMS,
     STRATEGY,
@@ -54,6 +53,7 @@ from tpt.lab.gen_data import (
     write_sft_back,
     write_sft_forward,
 )
+from tpt.lab.stages import run_augment_checked
 
 # --- stage calls --------------------------------------------------------------------------------
 
@@ -114,7 +114,8 @@ def done(folder: Path) -> bool:
 def prepare_generators(lab: LabConfig, prof: Profile, root: Path, seed: int, think_budget: int) -> list:
     """Generators trained, TPT's corpus augmented by each, the student arms' data; their Jobs.
     The sizes run in parallel processes (``workers``): each is a chain of train -> SFT -> augment."""
-    from tpt.lab.experiment import Job, data_facts
+    from tpt.lab.experiment import Job
+    from tpt.lab.stages import data_facts
     from tpt.parallel import spawn_map
 
     ready = root / "generators.json"
@@ -182,7 +183,8 @@ def prepare_size(lab: LabConfig, prof: Profile, root: Path, seed: int, size: str
     questions, and prepare the student's data.  -> ({arm: prepare manifest}, {stage: seconds})."""
     import torch
 
-    from tpt.lab.experiment import log, prepare_arm, train_arm
+    from tpt.lab.experiment import log
+    from tpt.lab.stages import prepare_arm, train_arm
 
     if lab.threads > 0:
         torch.set_num_threads(lab.threads)  # the augment backend runs in this process too

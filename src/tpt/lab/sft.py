@@ -110,7 +110,7 @@ def longest_chat(chats: Path, tokenizer: Path) -> int:
 
 def base_checkpoint(root: Path, arm: str, budget: int) -> Path:
     """``arm``'s checkpoint after ``budget`` tokens: the final model, or the snapshot saved there."""
-    from tpt.lab.experiment import format_tokens
+    from tpt.lab.stages import format_tokens
 
     snapshot = root / "train" / arm / f"tokens-{format_tokens(budget)}"
     return snapshot if (snapshot / "config.json").exists() else root / "train" / arm
