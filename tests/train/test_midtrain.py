@@ -15,7 +15,7 @@ from tpt.prepare.config import PrepareConfig, PrepareError
 from tpt.prepare.run import prepare
 from tpt.tiny import ARCHITECTURES, SAMPLE_TEXTS, build_base_checkpoint
 from tpt.train import TrainConfig, TrainInputError, train
-from tpt.train.loop import extend_embeddings
+from tpt.train.model import extend_embeddings
 
 TRAIN = dict(
     tokens="256",
