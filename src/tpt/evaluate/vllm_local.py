@@ -23,10 +23,12 @@ def vllm_args(cfg: EvalConfig, folder: Path) -> dict:
         alias_distribution_version,
         cpu_environment,
         engine_kwargs,
+        guard_llvmlite_for_vllm,
         on_cpu,
     )
 
     alias_distribution_version()
+    guard_llvmlite_for_vllm()
     args: dict = {"pretrained": str(folder), "dtype": cfg.local.dtype, "seed": cfg.seed}
     if not on_cpu():
         return {**args, "gpu_memory_utilization": 0.85}

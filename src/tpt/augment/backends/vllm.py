@@ -32,7 +32,7 @@ class VLLMBackend(TokenizerOps):
     def __init__(self, config: BackendConfig, sampling: SamplingConfig):
         path = require_tokenizer_path(config.tokenizer_path(), "vllm backend")
         super().__init__(path)
-        from tpt.vllm_launch import cpu_environment, engine_kwargs, on_cpu, require_vllm
+        from tpt.vllm_launch import cpu_environment, engine_kwargs, guard_llvmlite_for_vllm, on_cpu, require_vllm
 
         require_vllm("--backend vllm")
         if on_cpu():  # read by vLLM at import: a small KV cache, its compile cache in the run folder
@@ -41,6 +41,7 @@ class VLLMBackend(TokenizerOps):
                 os.environ.setdefault(key, value)
         from vllm import LLM
 
+        guard_llvmlite_for_vllm()
         kwargs = engine_kwargs(config.max_model_len)
         if config.local.dtype != "auto":
             kwargs["dtype"] = config.local.dtype
