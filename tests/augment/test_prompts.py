@@ -72,3 +72,27 @@ def test_truncation_on_token_boundary(tiny_model_dir):
         assert ops.truncate(text, 7)[0] == "The derivative of x squared is two"  # ASCII: exactly on the 7th token
         assert ops.truncate(text, n) == (text, n, False)
     assert fast.truncate(text, 9) == slow.truncate(text, 9)
+
+
+def test_chat_prompt_frame_equals_the_template(tiny_model_dir):
+    """chat_prompt places prompts into a template rendered once; the text must be exactly what the
+    template renders, and a template that alters the content must be rendered per call."""
+    from tpt.augment.backends.tokenize import TokenizerOps, chat_frame
+
+    ops = TokenizerOps(str(tiny_model_dir))
+    prompts = ["Solve 12 x 7.", "  leading and trailing spaces \n", "braces {x} and <think> tags\n\n"]
+    for prompt in prompts:
+        assert ops.chat_prompt(prompt) == ops._render_chat(prompt)
+    assert ops._frame and ops._frame[0].startswith("<|im_start|>user\n")  # the frame is used, not re-rendering
+
+    def trimming(content: str) -> str:  # e.g. a template that applies `| trim` to the content
+        return f"<user>{content.strip()}</user><assistant>"
+
+    assert chat_frame(trimming) is None
+    assert chat_frame(lambda c: f"[{c}]({c})") is None  # the content placed twice
+    assert chat_frame(lambda c: f"<u>{c}</u>") == ("<u>", "</u>")
+
+    ops._frame, calls = None, []
+    ops._render_chat = lambda c: calls.append(c) or trimming(c)  # a trimming template: rendered every call
+    assert ops.chat_prompt(" x ") == "<user>x</user><assistant>" and ops._frame is False
+    assert ops.chat_prompt(" y ") == "<user>y</user><assistant>" and calls[-1] == " y "

@@ -19,19 +19,20 @@ needed, or stops with a clear error.  vLLM and SGLang (they say so in their mode
 apply a request's temperature, top-p and seed as sent, so they are not probed: the probe is a
 generation round trip inside every run's start-up, and on a short run that is time the server idles.
 
-Requests are sent from a window of ``--concurrency`` tasks: a new one is created when one finishes,
-so the client's work per finished request stays the same whether the shard holds 300 documents or
-300,000 (waiting on one task per document would cost time proportional to the shard per request).
+Requests are sent by ``--concurrency`` worker tasks that take the shard's requests in order, so the
+client's work per finished request stays the same whether the shard holds 300 documents or 300,000;
+the event loop runs in its own thread while the runner writes records (``generate_stream``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
+import queue
 import random
 import sys
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,7 @@ DEAD_ENGINE_MARKERS = ("EngineDeadError", "EngineCore encountered an issue", "en
 HEALTH_PROBES = 3  # /health checks, a second apart, before a server that refuses connections is declared dead
 # Servers that honour a request's sampling parameters and seed as sent (``owned_by`` in their model list).
 SAMPLING_SERVERS = ("vllm", "sglang")
+_SENT_ALL = object()  # generate_stream's end of stream
 
 
 class SamplingIgnored(RuntimeError):
@@ -98,36 +100,48 @@ class OpenAIBackend(TokenizerOps):
 
     def generate_stream(self, requests: list[GenRequest], sampling: SamplingParams):
         """Yield (index, result) as each request finishes, ``concurrency`` always in flight: a slow
-        trajectory never holds back the others (nor the runner's checkpoints)."""
-        self._loop.run_until_complete(self._open_client())
+        trajectory never holds back the others (nor the runner's checkpoints).
+
+        The event loop runs in a thread of its own for the whole stream, so answers are read and the
+        next requests sent while the consumer writes records and checkpoints (a stopped loop would
+        leave the server's finished answers waiting in the sockets, and its batch short)."""
+        finished: queue.SimpleQueue = queue.SimpleQueue()
+        sender = self._loop.create_task(self._send_all(requests, sampling, finished))
+        thread = threading.Thread(target=_run_until_done, args=(self._loop, sender), daemon=True)
+        thread.start()
+        try:
+            while (item := finished.get()) is not _SENT_ALL:
+                if isinstance(item, BaseException):  # e.g. EngineDied: what finished before it was yielded
+                    raise item
+                yield item
+        finally:  # the consumer stopped early (error, Ctrl-C): cancel what is still queued or in flight
+            self._loop.call_soon_threadsafe(sender.cancel)
+            thread.join()
+
+    async def _send_all(self, requests: list[GenRequest], sampling: SamplingParams, finished) -> None:
+        """``concurrency`` workers take the requests in order (at most that many tasks ever exist: the
+        client's work per answer does not grow with the shard) and put each (index, result) on
+        ``finished``; then ``_SENT_ALL``, or the exception that stopped them."""
         not_sent = iter(enumerate(requests))
 
-        async def one(i: int, request: GenRequest) -> tuple[int, GenResult]:
-            return i, await self._with_retries(self._body(request.prompt, sampling, request.seed))
+        async def worker() -> None:
+            for i, request in not_sent:
+                finished.put((i, await self._with_retries(self._body(request.prompt, sampling, request.seed))))
 
-        def refill(running: set) -> set:  # at most --concurrency tasks exist: waiting costs O(concurrency)
-            for i, request in itertools.islice(not_sent, self.concurrency - len(running)):
-                running.add(self._loop.create_task(one(i, request)))
-            return running
-
-        pending = refill(set())
+        workers: list[asyncio.Task] = []
         try:
-            while pending:
-                done, pending = self._loop.run_until_complete(
-                    asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                )
-                pending = refill(pending)  # before the consumer's turn: the next requests go out first
-                errors = [task.exception() for task in done if task.exception() is not None]  # e.g. EngineDied
-                for task in done:
-                    if task.exception() is None:
-                        yield task.result()  # finished before the error: kept
-                if errors:
-                    raise errors[0]
-        finally:  # the consumer stopped early (error, Ctrl-C): cancel what is still queued or in flight
-            for task in pending:
+            await self._open_client()
+            workers = [asyncio.ensure_future(worker()) for _ in range(min(self.concurrency, len(requests)))]
+            await asyncio.gather(*workers)
+        except asyncio.CancelledError:
+            pass  # the consumer is gone
+        except BaseException as exc:  # handed to the consumer's thread, raised there
+            finished.put(exc)
+        finally:
+            for task in workers:
                 task.cancel()
-            if pending:
-                self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            await asyncio.gather(*workers, return_exceptions=True)
+            finished.put(_SENT_ALL)
 
     def close(self) -> None:
         if self._client is not None:
@@ -357,6 +371,13 @@ def _probe_request(seed: int) -> GenRequest:
     from tpt.records import Document
 
     return GenRequest(doc=Document(id="probe", text=PROBE_PROMPT), sample=0, prompt=PROBE_PROMPT, seed=seed)
+
+
+def _run_until_done(loop: asyncio.AbstractEventLoop, task: asyncio.Task) -> None:
+    try:
+        loop.run_until_complete(task)
+    except asyncio.CancelledError:  # cancelled before it started: the consumer stopped at once
+        pass
 
 
 def _retry_after(response: httpx.Response) -> float:
