@@ -253,3 +253,25 @@ def test_set_aside_leaks_keeps_clean_records_and_says_why_for_the_rest(tmp_path)
     assert "its document states held-out problem h-00000" in removed[1]["reason"]
     manifest = read_manifest(tmp_path / "clean")
     assert manifest["config"] == {"backend": "b"} and manifest["leakage_set_aside"]["set_aside"] == 2
+
+
+def test_generator_pretraining_takes_the_generators_lr_not_the_tpt_arms(tmp_path, monkeypatch):
+    """The default profile tunes its student arms' lr (TPT's 8e-3); the generators pre-train at their
+    own recipe's lr (4e-3, GenSizes.pretrain_lr).  The lab once looked the lr up by the output folder's
+    name, and every name that is not vanilla's took TPT's: the 0.5m generator then barely learned
+    (docs/generators.md, "The 0.5m regression")."""
+    import tpt.train.loop
+    from tpt.lab.generators import pretrain_generator
+
+    lab = LabConfig(out=tmp_path, generators=True)
+    prof = lab.profile()
+    seen = []
+    monkeypatch.setattr(tpt.train.loop, "train", lambda cfg: seen.append(cfg) or type("R", (), {"checkpoint": None}))
+    for size in GEN_PROFILES["default"].sizes:
+        pretrain_generator(tmp_path / "data", tmp_path / f"{size}-pretrain", size, lab, prof, 1)
+    assert prof.lr_for("tpt") != GEN_PROFILES["default"].pretrain_lr == 4e-3
+    assert [(c.model.preset, c.optimizer.lr, c.model.doc_attention) for c in seen] == [
+        ("0.1m", 4e-3, True),
+        ("0.5m", 4e-3, True),
+    ]
+    assert {c.schedule.tokens for c in seen} == {GEN_PROFILES["default"].pretrain_tokens}
