@@ -206,6 +206,12 @@ def test_student_data_comes_from_the_learned_generator(gen_run):
         assert gen["n"] == cell["n"] and gen["ci"][0] <= gen["acc"] <= gen["ci"][1]
         before = report["generator_before_sft_on_heldout"][arm]["chain_mod10"]
         assert before["n"] == cell["n"] and before["ci"][0] <= before["acc"] <= before["ci"][1]
+        diff = report["student_minus_generator_before_sft"][arm]["chain_mod10"]
+        assert diff["diff"] == pytest.approx(cell["acc"] - before["acc"])
+        # the generator was asked in its trained form: each held-out problem's document, answer included
+        asked = {r.id: r.text for r in iter_records(gen_run / "generator-eval" / "seed-1" / arm)}
+        held = [json.loads(line) for line in (seed_dir / "heldout.jsonl").read_text().splitlines()]
+        assert asked == {f"h-{i:05d}": f"{h['question']} The answer is {h['answer']}." for i, h in enumerate(held)}
         assert report["length_by_difficulty"][arm]["mean_thinking_tokens"]
     assert "Learned generator" in (gen_run / "generators.md").read_text()
 
