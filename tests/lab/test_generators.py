@@ -281,3 +281,37 @@ def test_generator_pretraining_takes_the_generators_lr_not_the_tpt_arms(tmp_path
         ("0.5m", 4e-3, True),
     ]
     assert {c.schedule.tokens for c in seen} == {GEN_PROFILES["default"].pretrain_tokens}
+
+
+def test_generator_on_heldout_needs_every_step_right_not_the_stated_answer(tmp_path):
+    """The generator is asked in its trained form (the held-out document, which states the answer), so
+    a thinking that only repeats the answer, or gets an intermediate result wrong, does not count."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tpt.lab.evaluate import HeldOut
+    from tpt.lab.gen_data import eval_dir, write_heldout_documents
+    from tpt.lab.generators_report import heldout_task_correct
+    from tpt.records import THINKING_SCHEMA
+
+    fam = load_family("chain_mod10", 1)
+    problem = {"start": 5, "ops": [["add", 7], ["sub", 6]]}  # 5 +7 =2 -6 =6
+    heldout = [HeldOut("chain_mod10", 2, problem)] * 4
+    lab = LabConfig(out=tmp_path)
+    corpus.write_heldout(tmp_path / "seed-1" / "heldout.jsonl", heldout, {"chain_mod10": fam})
+    docs = write_heldout_documents(tmp_path / "documents.jsonl", heldout, {"chain_mod10": fam})
+    assert json.loads(docs.read_text().splitlines()[0])["text"] == fam.document(problem)  # the trained form
+    thinking = ["start at 5 +7 =2 -6 =6 So the answer is 6.", "So the answer is 6.", "start at 5 +7 =3 -6 =6 So "
+                "the answer is 6.", ""]  # fmt: skip
+    rows = [
+        {"id": f"h-{i:05d}", "sample": 0, "text": "d", "thinking": t, "finish_reason": "stop", "doc_tokens": 1,
+         "thinking_tokens": 1, "doc_truncated": False, "strategy": "default", "model": "m", "backend": "b",
+         "meta": "{}", "doc_cut_chars": None}
+        for i, t in enumerate(thinking)
+    ]  # fmt: skip
+    run = eval_dir(lab, 1) / "gen-0.1m-forward"
+    (run / "data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=THINKING_SCHEMA), run / "data" / "shard-00000.parquet")
+    (run / "manifest.json").write_text(json.dumps({"config": {"backend": "b"}}))
+    correct = heldout_task_correct(lab, 1, "gen-0.1m-forward", {"chain_mod10": fam})
+    assert correct == [True, False, False, False]
