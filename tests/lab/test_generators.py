@@ -315,3 +315,22 @@ def test_generator_on_heldout_needs_every_step_right_not_the_stated_answer(tmp_p
     (run / "manifest.json").write_text(json.dumps({"config": {"backend": "b"}}))
     correct = heldout_task_correct(lab, 1, "gen-0.1m-forward", {"chain_mod10": fam})
     assert correct == [True, False, False, False]
+
+
+def test_a_generator_pretrained_at_another_lr_is_not_reused(tmp_path):
+    """An --out folder from before the lr fix holds finished generators pre-trained at TPT's lr: the
+    lab names the folder and stops rather than build on them."""
+    from tpt.lab.generators import check_reused_pretraining
+    from tpt.train.checkpoint import DONE_FILE
+
+    gs = GEN_PROFILES["default"]
+    for lr, fails in ((0.008, True), (gs.pretrain_lr, False)):
+        pre = tmp_path / f"lr{lr}" / "0.5m-pretrain"
+        pre.mkdir(parents=True)
+        (pre / DONE_FILE).write_text("{}")
+        (pre / "train_config.json").write_text(json.dumps({"config": {"optimizer": {"lr": lr}}}))
+        if fails:
+            with pytest.raises(ValueError, match="pre-trained at lr 0.008, not the recipe's 0.004.*fresh --out"):
+                check_reused_pretraining(pre, gs)
+        else:
+            check_reused_pretraining(pre, gs)

@@ -193,7 +193,9 @@ def prepare_size(lab: LabConfig, prof: Profile, root: Path, seed: int, size: str
     gs, gen, tokenizer = gen_profile(lab), root / "generators", shared["tokenizer"]
     manifests, timing, started = {}, {}, time_now()
     pre = gen / "ckpt" / f"{size}-pretrain"
-    if not done(pre):
+    if done(pre):
+        check_reused_pretraining(pre, gs)
+    else:
         log(f"seed {seed}: pre-train the {size} generator on {gs.pretrain_tokens:,} tokens")
         pretrain_generator(shared["pretrain_data"], pre, size, lab, prof, seed)
     timing[f"{size}-pretrain"] = round(time_now() - started, 1)
@@ -228,6 +230,17 @@ def pretrain_generator(data: Path, out: Path, size: str, lab: LabConfig, prof: P
     gs = gen_profile(lab)
     gen_lab = replace(lab, doc_attention=gs.pretrain_doc_attention)
     return train_arm(data, out, replace(prof, model_preset=size), gen_lab, seed, gs.pretrain_tokens, [], gs.pretrain_lr)
+
+
+def check_reused_pretraining(pre: Path, gs) -> None:
+    """A finished pre-training is reused only if it ran at the generators' lr: folders from the third
+    round's runs hold generators pre-trained at TPT's lr by mistake (docs/generators.md)."""
+    lr = json.loads((pre / "train_config.json").read_text())["config"]["optimizer"]["lr"]
+    if lr != gs.pretrain_lr:
+        raise ValueError(
+            f"{pre}: this generator was pre-trained at lr {lr}, not the recipe's {gs.pretrain_lr} (an --out folder "
+            "from before the fix of docs/generators.md, 'The 0.5m regression'); give the run a fresh --out"
+        )
 
 
 def evaluate_pretrained(ckpt: Path, root: Path, prof: Profile, seed: int, think: int, device: str) -> None:
