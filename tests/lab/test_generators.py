@@ -206,6 +206,12 @@ def test_student_data_comes_from_the_learned_generator(gen_run):
         assert gen["n"] == cell["n"] and gen["ci"][0] <= gen["acc"] <= gen["ci"][1]
         before = report["generator_before_sft_on_heldout"][arm]["chain_mod10"]
         assert before["n"] == cell["n"] and before["ci"][0] <= before["acc"] <= before["ci"][1]
+        diff = report["student_minus_generator_before_sft"][arm]["chain_mod10"]
+        assert diff["diff"] == pytest.approx(cell["acc"] - before["acc"])
+        # the generator was asked in its trained form: each held-out problem's document, answer included
+        asked = {r.id: r.text for r in iter_records(gen_run / "generator-eval" / "seed-1" / arm)}
+        held = [json.loads(line) for line in (seed_dir / "heldout.jsonl").read_text().splitlines()]
+        assert asked == {f"h-{i:05d}": f"{h['question']} The answer is {h['answer']}." for i, h in enumerate(held)}
         assert report["length_by_difficulty"][arm]["mean_thinking_tokens"]
     assert "Learned generator" in (gen_run / "generators.md").read_text()
 
@@ -253,3 +259,78 @@ def test_set_aside_leaks_keeps_clean_records_and_says_why_for_the_rest(tmp_path)
     assert "its document states held-out problem h-00000" in removed[1]["reason"]
     manifest = read_manifest(tmp_path / "clean")
     assert manifest["config"] == {"backend": "b"} and manifest["leakage_set_aside"]["set_aside"] == 2
+
+
+def test_generator_pretraining_takes_the_generators_lr_not_the_tpt_arms(tmp_path, monkeypatch):
+    """The default profile tunes its student arms' lr (TPT's 8e-3); the generators pre-train at their
+    own recipe's lr (4e-3, GenSizes.pretrain_lr).  The lab once looked the lr up by the output folder's
+    name, and every name that is not vanilla's took TPT's: the 0.5m generator then barely learned
+    (docs/generators.md, "The 0.5m regression")."""
+    import tpt.train.loop
+    from tpt.lab.generators import pretrain_generator
+
+    lab = LabConfig(out=tmp_path, generators=True)
+    prof = lab.profile()
+    seen = []
+    monkeypatch.setattr(tpt.train.loop, "train", lambda cfg: seen.append(cfg) or type("R", (), {"checkpoint": None}))
+    for size in GEN_PROFILES["default"].sizes:
+        pretrain_generator(tmp_path / "data", tmp_path / f"{size}-pretrain", size, lab, prof, 1)
+    assert prof.lr_for("tpt") != GEN_PROFILES["default"].pretrain_lr == 4e-3
+    assert [(c.model.preset, c.optimizer.lr, c.model.doc_attention) for c in seen] == [
+        ("0.1m", 4e-3, True),
+        ("0.5m", 4e-3, True),
+    ]
+    assert {c.schedule.tokens for c in seen} == {GEN_PROFILES["default"].pretrain_tokens}
+
+
+def test_generator_on_heldout_needs_every_step_right_not_the_stated_answer(tmp_path):
+    """The generator is asked in its trained form (the held-out document, which states the answer), so
+    a thinking that only repeats the answer, or gets an intermediate result wrong, does not count."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tpt.lab.evaluate import HeldOut
+    from tpt.lab.gen_data import eval_dir, write_heldout_documents
+    from tpt.lab.generators_report import heldout_task_correct
+    from tpt.records import THINKING_SCHEMA
+
+    fam = load_family("chain_mod10", 1)
+    problem = {"start": 5, "ops": [["add", 7], ["sub", 6]]}  # 5 +7 =2 -6 =6
+    heldout = [HeldOut("chain_mod10", 2, problem)] * 4
+    lab = LabConfig(out=tmp_path)
+    corpus.write_heldout(tmp_path / "seed-1" / "heldout.jsonl", heldout, {"chain_mod10": fam})
+    docs = write_heldout_documents(tmp_path / "documents.jsonl", heldout, {"chain_mod10": fam})
+    assert json.loads(docs.read_text().splitlines()[0])["text"] == fam.document(problem)  # the trained form
+    thinking = ["start at 5 +7 =2 -6 =6 So the answer is 6.", "So the answer is 6.", "start at 5 +7 =3 -6 =6 So "
+                "the answer is 6.", ""]  # fmt: skip
+    rows = [
+        {"id": f"h-{i:05d}", "sample": 0, "text": "d", "thinking": t, "finish_reason": "stop", "doc_tokens": 1,
+         "thinking_tokens": 1, "doc_truncated": False, "strategy": "default", "model": "m", "backend": "b",
+         "meta": "{}", "doc_cut_chars": None}
+        for i, t in enumerate(thinking)
+    ]  # fmt: skip
+    run = eval_dir(lab, 1) / "gen-0.1m-forward"
+    (run / "data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=THINKING_SCHEMA), run / "data" / "shard-00000.parquet")
+    (run / "manifest.json").write_text(json.dumps({"config": {"backend": "b"}}))
+    correct = heldout_task_correct(lab, 1, "gen-0.1m-forward", {"chain_mod10": fam})
+    assert correct == [True, False, False, False]
+
+
+def test_a_generator_pretrained_at_another_lr_is_not_reused(tmp_path):
+    """An --out folder from before the lr fix holds finished generators pre-trained at TPT's lr: the
+    lab names the folder and stops rather than build on them."""
+    from tpt.lab.generators import check_reused_pretraining
+    from tpt.train.checkpoint import DONE_FILE
+
+    gs = GEN_PROFILES["default"]
+    for lr, fails in ((0.008, True), (gs.pretrain_lr, False)):
+        pre = tmp_path / f"lr{lr}" / "0.5m-pretrain"
+        pre.mkdir(parents=True)
+        (pre / DONE_FILE).write_text("{}")
+        (pre / "train_config.json").write_text(json.dumps({"config": {"optimizer": {"lr": lr}}}))
+        if fails:
+            with pytest.raises(ValueError, match="pre-trained at lr 0.008, not the recipe's 0.004.*fresh --out"):
+                check_reused_pretraining(pre, gs)
+        else:
+            check_reused_pretraining(pre, gs)

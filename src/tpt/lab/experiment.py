@@ -144,9 +144,9 @@ def run_job(job: Job, prof: Profile, lab: LabConfig, families_seed: int) -> list
     if lab.threads > 0:
         torch.set_num_threads(lab.threads)
     started = time.perf_counter()
-    final = train_arm(
-        job.root / "data" / job.arm, job.out, prof, lab, job.seed, job.budget, [p for p in job.points if p < job.budget]
-    )
+    save_at = [p for p in job.points if p < job.budget]
+    lr = prof.lr_for(job.arm)
+    final = train_arm(job.root / "data" / job.arm, job.out, prof, lab, job.seed, job.budget, save_at, lr)
     trained = time.perf_counter() - started
     families = families_for(prof, families_seed)
     heldout = corpus.read_heldout(job.root / "heldout.jsonl")

@@ -1,6 +1,6 @@
 """The learned generators' problems and data (`tpt lab run --generators`, orchestrated by
 tpt.lab.generators): per-profile sizes, the disjoint generator problems, their SFT files in the
-forward and back-thinking forms, the generators' tokenizer and the held-out questions they answer."""
+forward and back-thinking forms, the generators' tokenizer and the held-out documents they write thinking for."""
 
 from __future__ import annotations
 
@@ -27,6 +27,9 @@ class GenSizes:
     sft_examples: int  # per form, drawn from the same problems
     sft_epochs: float
     sft_lr: float  # peak lr of the SFT from the pre-trained generator (chosen on the dev seed: docs/generators.md)
+    # peak lr of the pre-training: the lab profile's base lr when the recipe was measured (second round), not
+    # the TPT arm's tuned lr, at which the 0.5m generator barely learns (docs/generators.md, "The 0.5m regression")
+    pretrain_lr: float
     # `tpt train --doc-attention` for the pre-training: each [d; t] attends only to itself, from position 0,
     # as a prompt does at augmentation (chosen on the dev seed: docs/generators.md)
     pretrain_doc_attention: bool = True
@@ -42,11 +45,18 @@ GEN_PROFILES = {
         sft_examples=64,
         sft_epochs=4.0,
         sft_lr=1.5e-3,
+        pretrain_lr=3e-3,
         batch_size=64,
     ),
     # the smallest measured size (docs/generators.md, "Budget"): with `--tokens 250k`, one test seed
     "default": GenSizes(
-        sizes=("0.1m", "0.5m"), problems=6_000, pretrain_tokens=750_000, sft_examples=1_000, sft_epochs=4.0, sft_lr=2e-3
+        sizes=("0.1m", "0.5m"),
+        problems=6_000,
+        pretrain_tokens=750_000,
+        sft_examples=1_000,
+        sft_epochs=4.0,
+        sft_lr=2e-3,
+        pretrain_lr=4e-3,
     ),
     "full": GenSizes(
         sizes=("1m", "5m"),
@@ -55,6 +65,7 @@ GEN_PROFILES = {
         sft_examples=8_000,
         sft_epochs=4.0,
         sft_lr=2e-3,
+        pretrain_lr=4e-3,
         batch_size=512,
     ),
 }
@@ -218,12 +229,16 @@ def sft_seq_len(tokenizer: Path, files: dict[str, Path]) -> int:
     return -(-(longest + 8) // 32) * 32
 
 
-def write_heldout_questions(path: Path, heldout: list[HeldOut], families: dict) -> Path:
-    """Held-out problems as documents *without* their answer: the generator must solve them."""
+def write_heldout_documents(path: Path, heldout: list[HeldOut], families: dict) -> Path:
+    """Held-out problems as documents, exactly as TPT's corpus states its problems (question and
+    answer): the form every generator was trained on, in either prompt (forward: the document;
+    back-thinking: the document as the response).  A question alone, without "The answer is N.",
+    is a form no generator ever saw.  Scored by whether the thinking gets every step right
+    (generators_report.heldout_task_correct): the answer is in the document, the steps are not."""
     rows = [
         {
             "id": f"h-{i:05d}",
-            "text": families[h.family].question(h.problem),
+            "text": families[h.family].document(h.problem),
             "family": h.family,
             "difficulty": h.difficulty,
         }

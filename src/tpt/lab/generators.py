@@ -23,8 +23,10 @@ Per seed, after the core arms' data is ready:
    reason (`gen_data.set_aside_leaks`); the rest is ``seed-N/augment-gen-SIZE-FORM``, which
    becomes a student arm ``gen-SIZE-FORM`` trained like the expert's ``tpt`` arm at the same budget B.
 5. **The generator on the task itself**: the same generator, same prompt form, on every held-out
-   question *without* its answer (an augment run outside the seed folder, which the leakage
-   scan reads: held-out questions must never sit where training texts do).
+   problem as a document (question and answer, the form it was trained on), scored by whether its
+   thinking gets every step right (an augment run outside the seed folder: held-out problems must
+   never sit where training texts do).  Its skill asked as the students are is the pre-trained
+   generator's ``reflect`` score (`evaluate_pretrained`).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from tpt.lab.gen_data import (
     raw_dir,
     set_aside_leaks,
     sft_seq_len,
-    write_heldout_questions,
+    write_heldout_documents,
     write_sft_back,
     write_sft_forward,
 )
@@ -173,7 +175,7 @@ def prepare_shared(lab: LabConfig, prof: Profile, root: Path, seed: int) -> dict
         "sft": sft,
         "sft_seq_len": sft_seq_len(tokenizer, sft),
         "disjointness": checks,
-        "heldout_docs": write_heldout_questions(eval_dir(lab, seed) / "questions.jsonl", heldout, families),
+        "heldout_docs": write_heldout_documents(eval_dir(lab, seed) / "documents.jsonl", heldout, families),
         "seconds": round(time_now() - started, 1),
     }
 
@@ -184,17 +186,18 @@ def prepare_size(lab: LabConfig, prof: Profile, root: Path, seed: int, size: str
     import torch
 
     from tpt.lab.experiment import log
-    from tpt.lab.stages import prepare_arm, train_arm
+    from tpt.lab.stages import prepare_arm
 
     if lab.threads > 0:
         torch.set_num_threads(lab.threads)  # the augment backend runs in this process too
     gs, gen, tokenizer = gen_profile(lab), root / "generators", shared["tokenizer"]
     manifests, timing, started = {}, {}, time_now()
     pre = gen / "ckpt" / f"{size}-pretrain"
-    if not done(pre):
+    if done(pre):
+        check_reused_pretraining(pre, gs)
+    else:
         log(f"seed {seed}: pre-train the {size} generator on {gs.pretrain_tokens:,} tokens")
-        gen_lab = replace(lab, doc_attention=gs.pretrain_doc_attention)
-        train_arm(shared["pretrain_data"], pre, replace(prof, model_preset=size), gen_lab, seed, gs.pretrain_tokens, [])
+        pretrain_generator(shared["pretrain_data"], pre, size, lab, prof, seed)
     timing[f"{size}-pretrain"] = round(time_now() - started, 1)
     evaluate_pretrained(pre, root, prof, seed, shared["think"], lab.device)
     for form in FORMS:
@@ -217,6 +220,27 @@ def prepare_size(lab: LabConfig, prof: Profile, root: Path, seed: int, size: str
             root, arm, root / "tokenizer", prof, seed, prof.tokens, source=root / f"augment-{arm}"
         )
     return manifests, timing
+
+
+def pretrain_generator(data: Path, out: Path, size: str, lab: LabConfig, prof: Profile, seed: int) -> Path:
+    """`tpt train` on the expert's [d; t] of the generator problems, at the generators' own lr and
+    doc attention (GenSizes), whatever lr the profile tuned for its student arms."""
+    from tpt.lab.stages import train_arm
+
+    gs = gen_profile(lab)
+    gen_lab = replace(lab, doc_attention=gs.pretrain_doc_attention)
+    return train_arm(data, out, replace(prof, model_preset=size), gen_lab, seed, gs.pretrain_tokens, [], gs.pretrain_lr)
+
+
+def check_reused_pretraining(pre: Path, gs) -> None:
+    """A finished pre-training is reused only if it ran at the generators' lr: folders from the third
+    round's runs hold generators pre-trained at TPT's lr by mistake (docs/generators.md)."""
+    lr = json.loads((pre / "train_config.json").read_text())["config"]["optimizer"]["lr"]
+    if lr != gs.pretrain_lr:
+        raise ValueError(
+            f"{pre}: this generator was pre-trained at lr {lr}, not the recipe's {gs.pretrain_lr} (an --out folder "
+            "from before the fix of docs/generators.md, 'The 0.5m regression'); give the run a fresh --out"
+        )
 
 
 def evaluate_pretrained(ckpt: Path, root: Path, prof: Profile, seed: int, think: int, device: str) -> None:

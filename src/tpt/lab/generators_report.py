@@ -4,8 +4,9 @@ Per family, with 95% intervals from the lab's paired bootstrap over seeds x held
 (tpt.lab.stats, the same replicates as report.md):
   * the student after TPT at budget B, thinking by the programmatic expert (arm ``tpt``) vs by
     each learned generator (arms ``gen-SIZE-FORM``), and their paired difference;
-  * each generator's own accuracy on the held-out questions (asked without the answer, in the
-    prompt form it was trained on) vs its student's accuracy: can the student surpass it?
+  * each generator on the held-out problems vs its student's accuracy (can the student surpass it?):
+    before SFT, asked as the students are (``reflect``: the like-for-like comparison); after SFT, in
+    the prompt form it was trained on (the held-out document), whether its thinking gets every step right;
   * trajectory quality on TPT's corpus: the share of trajectories whose final answer is right,
     the share of the expert's steps reproduced in order from the start
     (tpt.lab.evaluate.steps_reproduced), and thinking length by difficulty as `tpt analyze
@@ -27,12 +28,19 @@ from tpt.lab.report_md import acc_cell, ci
 
 
 def heldout_task_correct(lab, seed: int, arm: str, families: dict) -> list[bool]:
-    """Per held-out problem (file order): did the generator's thinking reach the right answer?"""
+    """Per held-out problem (file order): did the generator, given the problem's document in its trained
+    prompt form, write thinking with every one of the expert's steps right and the right answer?  (The
+    document states the answer, not the steps: the intermediate results are the generator's own.)"""
     from tpt.io.runs import iter_records
+    from tpt.lab.evaluate import steps_reproduced
 
     heldout = corpus.read_heldout(Path(lab.out) / f"seed-{seed}" / "heldout.jsonl")
     by_id = {rec.id: rec.thinking for rec in iter_records(eval_dir(lab, seed) / arm)}
-    return [families[h.family].check(h.problem, by_id.get(f"h-{i:05d}", "")) for i, h in enumerate(heldout)]
+    out = []
+    for i, h in enumerate(heldout):
+        family, thinking = families[h.family], by_id.get(f"h-{i:05d}", "")
+        out.append(steps_reproduced(family, h.problem, thinking) == 1.0 and family.check(h.problem, thinking))
+    return out
 
 
 def pretrained_correct(seed_dir: Path, size: str) -> str:
@@ -62,6 +70,11 @@ def trajectory_quality(run: Path, families: dict) -> dict[str, dict]:
         }
         for f, v in sorted(acc.items())
     }
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, resampler) -> dict:
+    """a - b over the same held-out problems, with the lab's paired bootstrap interval."""
+    return {"diff": float(a.mean() - b.mean()), "ci": stats.interval(resampler.accuracy(a) - resampler.accuracy(b))}
 
 
 def length_by_difficulty(stats_dir: Path) -> dict[str, Any]:
@@ -94,20 +107,18 @@ def write_generator_report(out: Path, lab, prof, seeds: list[int], curves: dict)
     vs_expert = {arm: {f: difference(ev, (arm, -1), ("tpt", b["tpt"]), f) for f in families} for arm in arms}
     fams_by_seed = {s: families_for(prof, s) for s in seeds}
     task = {arm: {s: heldout_task_correct(lab, s, arm, fams_by_seed[s]) for s in seeds} for arm in arms}
-    generator, student_minus_gen, pretrained = {}, {}, {}
+    generator, student_minus_gen, pretrained, student_minus_pre = {}, {}, {}, {}
     for arm in arms:
-        generator[arm], student_minus_gen[arm], pretrained[arm] = {}, {}, {}
+        generator[arm], student_minus_gen[arm], pretrained[arm], student_minus_pre[arm] = {}, {}, {}, {}
         size = arm.split("-")[1]
         before_sft = [pretrained_correct(out / f"seed-{s}", size) for s in seeds]
         for f in families:
             g = np.array([float(task[arm][seeds[s]][p]) for s, p in ev.index[f]])
+            pre = np.array([float(before_sft[s][p]) for s, p in ev.index[f]])
             r, st = ev.resamplers[f], ev.correct(arm, -1, f)
-            pretrained[arm][f] = stats.estimate(np.array([float(before_sft[s][p]) for s, p in ev.index[f]]), r)
-            generator[arm][f] = stats.estimate(g, r)
-            student_minus_gen[arm][f] = {
-                "diff": float(st.mean() - g.mean()),
-                "ci": stats.interval(r.accuracy(st) - r.accuracy(g)),
-            }
+            pretrained[arm][f], generator[arm][f] = stats.estimate(pre, r), stats.estimate(g, r)
+            student_minus_gen[arm][f] = paired_difference(st, g, r)
+            student_minus_pre[arm][f] = paired_difference(st, pre, r)
     quality = {arm: {str(s): trajectory_quality(raw_dir(lab, s) / arm, fams_by_seed[s]) for s in seeds} for arm in arms}
     quality["tpt"] = {str(s): trajectory_quality(out / f"seed-{s}" / "augment", fams_by_seed[s]) for s in seeds}
     lengths = {
@@ -131,6 +142,7 @@ def write_generator_report(out: Path, lab, prof, seeds: list[int], curves: dict)
         "generator_on_heldout": generator,
         "generator_before_sft_on_heldout": pretrained,
         "student_minus_generator": student_minus_gen,
+        "student_minus_generator_before_sft": student_minus_pre,
         "trajectory_quality": quality,
         "leakage_set_aside": set_aside,
         "length_by_difficulty": lengths,
@@ -178,19 +190,23 @@ def render(r: dict) -> str:
         "## The generator on the task itself vs its student",
         "",
         (
-            "Generator: held-out questions without their answer, in its trained prompt form, greedy; its thinking's "
-            "final answer.  Before SFT: the pre-trained generator asked as the students are (`reflect`)."
+            "Before SFT: the pre-trained generator asked as the students are (`reflect`, the question alone): the "
+            "like-for-like comparison.  After SFT: the generator given each held-out problem's document (question "
+            "and answer, as TPT's corpus states problems) in the prompt form it was trained on, greedy; the share "
+            "whose thinking gets every expert step and the answer right (the answer is in the document, the "
+            "intermediate results are not).  Same held-out problems as the students."
         ),
         "",
-        "| arm | family | generator | generator before SFT | student | student − generator |",
-        "|---|---|---:|---:|---:|---:|",
+        "| arm | family | generator before SFT | student | student − generator before SFT "
+        "| generator after SFT, all steps right | student − generator after SFT |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for arm in arms:
         for f in fams:
             lines.append(
-                f"| {arm} | {f} | {ci(r['generator_on_heldout'][arm][f])} | "
-                f"{ci(r['generator_before_sft_on_heldout'][arm][f])} | {acc_cell(r['students'][arm][f])} | "
-                f"{ci(r['student_minus_generator'][arm][f], 'diff')} |"
+                f"| {arm} | {f} | {ci(r['generator_before_sft_on_heldout'][arm][f])} | "
+                f"{acc_cell(r['students'][arm][f])} | {ci(r['student_minus_generator_before_sft'][arm][f], 'diff')} | "
+                f"{ci(r['generator_on_heldout'][arm][f])} | {ci(r['student_minus_generator'][arm][f], 'diff')} |"
             )
     lines += [
         "",

@@ -113,7 +113,11 @@ def format_tokens(n: int) -> str:
     return format_count(n)
 
 
-def train_arm(data: Path, out: Path, prof: Profile, lab: LabConfig, seed: int, budget: int, save_at: list[int]) -> Path:
+def train_arm(data: Path, out: Path, prof: Profile, lab: LabConfig, seed: int, budget: int, save_at: list[int],
+              lr: float) -> Path:  # fmt: skip
+    """`tpt train` pre-training as the lab runs it, at peak ``lr``: the caller names it (an arm's is
+    ``prof.lr_for(arm)``), because a folder name is no arm name (the generators' pre-training once took
+    TPT's lr that way, docs/generators.md, "The 0.5m regression")."""
     from tpt.train import config as tc
     from tpt.train.loop import train
 
@@ -121,7 +125,7 @@ def train_arm(data: Path, out: Path, prof: Profile, lab: LabConfig, seed: int, b
         data=data, out=out, mode="pretrain", seed=seed, device=lab.device, eval_every=0, log_every=200,
         progress=False, threads=lab.threads,
         model=tc.ModelConfig(preset=prof.model_preset, rope_theta=prof.rope_theta, doc_attention=lab.doc_attention),
-        optimizer=tc.OptimizerConfig(lr=prof.lr_for(out.name)),
+        optimizer=tc.OptimizerConfig(lr=lr),
         schedule=tc.ScheduleConfig(tokens=budget, warmup=0.05),
         batch=tc.BatchConfig(batch_tokens=prof.batch_tokens, micro_batch=16, eval_sequences=8),
         checkpoint=tc.CheckpointConfig(save_every=0, save_at=sorted(save_at)),
