@@ -14,7 +14,7 @@ also split by thread (Linux): the main thread (Python: ids out of the encodings,
 the tokenizer's Rust pool (the encoding itself: equal work in prepare and the reference unless
 something makes the pool spin or redo work), and threads that ended (prepare's Parquet reader).
 
-    python bench/prepare_throughput.py [--docs 20000] [--repeats 2] [--tokenizer DIR]
+    python bench/prepare_throughput.py [--docs 20000] [--repeats 4] [--tokenizer DIR]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import argparse
 import os
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -121,7 +122,7 @@ def prepare_seconds(run: Path, tok_dir: Path, out: Path, batch: int):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", type=int, default=20000)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=4, help="rounds of every method, order rotating")
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--tokenizer", type=Path, default=None, help="a tokenizer folder (default: train an 8192 BPE here)")
     args = ap.parse_args()
@@ -133,11 +134,18 @@ def main() -> int:
         formatted = [f"{t} <think> {th} </think>" for t, th in pairs]
         pieces = [text for pair in pairs for text in pair]  # what SampleEncoder.encode_texts encodes
         mb = sum(len(t.encode()) for t in formatted) / 1e6
-        runs = {"pieces": [], "formatted": [], "prepare": []}
-        for _ in range(args.repeats):  # interleaved, best of each: the machine is shared and noisy
-            runs["pieces"].append(reference_seconds(tok, pieces, 2 * args.batch, plain=True))
-            runs["formatted"].append(reference_seconds(tok, formatted, args.batch, plain=False))
-            runs["prepare"].append(prepare_seconds(root / "run", tok_dir, root / "out", args.batch))
+        methods = {
+            "pieces": lambda: reference_seconds(tok, pieces, 2 * args.batch, plain=True),
+            "formatted": lambda: reference_seconds(tok, formatted, args.batch, plain=False),
+            "prepare": lambda: prepare_seconds(root / "run", tok_dir, root / "out", args.batch),
+        }
+        runs = {name: [] for name in methods}
+        names = list(methods)
+        for r in range(args.repeats):
+            # The order rotates from round to round: this machine's speed drifts by 10-20% within
+            # minutes, and a method always run last (prepare was) took every drift against it.
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                runs[name].append(methods[name]())
         index = runs["prepare"][0][2]
         prep_tokens = sum(s["docs_tokens"] for s in index["sources"])  # every document is tokenized once
         print(f"corpus: {args.docs} docs, {mb:.1f} MB of formatted text; threads: "
@@ -158,8 +166,11 @@ def main() -> int:
             print(f"{'':<40} CPU s: main thread {main:6.2f}, Rust pool {pool:6.2f}, ended threads {ended:5.2f}")
         for ref in ("pieces", "formatted"):  # the same corpus each way: the ratio of times is the ratio of speeds
             wall_ratio, cpu_ratio = (best[ref][k] / best["prepare"][k] for k in (0, 1))
-            print(f"ratio prepare / {ref}: {wall_ratio:.3f} wall-clock, {cpu_ratio:.3f} per CPU-second  (goal >= 0.95)")
-        print("(best of each over the repeats; on a shared machine the CPU-second ratio is the steadier figure)")
+            rounds = [a[0] / b[0] for a, b in zip(runs[ref], runs["prepare"])]
+            print(f"ratio prepare / {ref}: best-of {wall_ratio:.3f} wall-clock, {cpu_ratio:.3f} per CPU-second; "
+                  f"within a round, wall-clock: median {statistics.median(rounds):.3f} "
+                  f"(range {min(rounds):.3f}-{max(rounds):.3f}, n={len(rounds)})  (goal >= 0.95)")  # fmt: skip
+        print("(best-of: the fastest run of each method; per round: the ratio of the round's two runs, order rotating)")
     return 0
 
 
