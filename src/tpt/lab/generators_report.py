@@ -72,11 +72,6 @@ def trajectory_quality(run: Path, families: dict) -> dict[str, dict]:
     }
 
 
-def paired_difference(a: np.ndarray, b: np.ndarray, resampler) -> dict:
-    """a - b over the same held-out problems, with the lab's paired bootstrap interval."""
-    return {"diff": float(a.mean() - b.mean()), "ci": stats.interval(resampler.accuracy(a) - resampler.accuracy(b))}
-
-
 def length_by_difficulty(stats_dir: Path) -> dict[str, Any]:
     """Mean thinking tokens per difficulty level and their Spearman correlation, from `tpt analyze stats`."""
     result = json.loads((stats_dir / "stats.json").read_text())["by"]["difficulty"]
@@ -117,8 +112,8 @@ def write_generator_report(out: Path, lab, prof, seeds: list[int], curves: dict)
             pre = np.array([float(before_sft[s][p]) for s, p in ev.index[f]])
             r, st = ev.resamplers[f], ev.correct(arm, -1, f)
             pretrained[arm][f], generator[arm][f] = stats.estimate(pre, r), stats.estimate(g, r)
-            student_minus_gen[arm][f] = paired_difference(st, g, r)
-            student_minus_pre[arm][f] = paired_difference(st, pre, r)
+            student_minus_gen[arm][f] = stats.paired_difference(st, g, r)
+            student_minus_pre[arm][f] = stats.paired_difference(st, pre, r)
     quality = {arm: {str(s): trajectory_quality(raw_dir(lab, s) / arm, fams_by_seed[s]) for s in seeds} for arm in arms}
     quality["tpt"] = {str(s): trajectory_quality(out / f"seed-{s}" / "augment", fams_by_seed[s]) for s in seeds}
     lengths = {

@@ -100,9 +100,7 @@ def accuracy_table(ev: Evidence, arm: str, point: int, chance: dict[str, dict]) 
 
 def difference(ev: Evidence, a: tuple[str, int], b: tuple[str, int], family: str) -> dict:
     """Paired difference of accuracies (arm, point) a - b, with its bootstrap interval."""
-    ca, cb = ev.correct(*a, family), ev.correct(*b, family)
-    r = ev.resamplers[family]
-    return {"diff": float(ca.mean() - cb.mean()), "ci": stats.interval(r.accuracy(ca) - r.accuracy(cb))}
+    return stats.paired_difference(ev.correct(*a, family), ev.correct(*b, family), ev.resamplers[family])
 
 
 def efficiency(ev: Evidence, family: str, chance_hi: float) -> list[dict]:

@@ -67,6 +67,11 @@ def estimate(correct: np.ndarray, resampler: Resampler) -> dict:
     return {"acc": float(correct.mean()), "ci": interval(resampler.accuracy(correct)), "n": int(correct.size)}
 
 
+def paired_difference(a: np.ndarray, b: np.ndarray, resampler: Resampler) -> dict:
+    """Accuracy a - b over the same held-out problems, with the paired bootstrap interval."""
+    return {"diff": float(a.mean() - b.mean()), "ci": interval(resampler.accuracy(a) - resampler.accuracy(b))}
+
+
 def majority_correct(answers: Sequence[str], levels: Sequence[int], training: dict[int, Counter]) -> np.ndarray:
     """0/1 per held-out problem: does its level's most frequent training answer match?"""
     best = {level: counts.most_common(1)[0][0] for level, counts in training.items() if counts}
