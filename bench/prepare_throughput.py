@@ -9,12 +9,17 @@ encoding's ids (what any use of them needs) -- no reading, no packing, no writin
   formatted  the rendered samples ("doc <think> thinking </think>"), ``--batch`` texts per call
 
 `prepare` does all of it: reads the Parquet run, formats, tokenizes, plans the mix, packs and
-writes shards.  Goal (issue 15): prepare >= 0.95x the reference's tokens/s.  Each row's CPU time is
-also split by thread (Linux): the main thread (Python: ids out of the encodings, packing, writing),
-the tokenizer's Rust pool (the encoding itself: equal work in prepare and the reference unless
-something makes the pool spin or redo work), and threads that ended (prepare's Parquet reader).
+writes shards.  Goal (issue 15): prepare >= 0.95x the reference's tokens/s.
 
-    python bench/prepare_throughput.py [--docs 20000] [--repeats 4] [--tokenizer DIR]
+This 2-core machine's speed drifts by 10-30% within minutes, so a single pair of runs says
+little: the methods run in rounds (order rotating), and each prepare run is compared with the
+reference runs just before and after it; the median of those ratios is given with a bootstrap
+interval.  Each row's CPU time is also split by thread (Linux): the main thread (Python: ids out
+of the encodings, packing, writing), live pools (the tokenizer's Rust pool -- equal work in
+prepare and the reference -- plus, in prepare, Arrow's Parquet decoding threads), and threads
+that ended (prepare's reader).
+
+    python bench/prepare_throughput.py [--docs 5000] [--repeats 15] [--tokenizer DIR]
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from tpt.prepare.config import PrepareConfig  # noqa: E402
 from tpt.prepare.run import prepare  # noqa: E402
@@ -83,7 +89,7 @@ def thread_cpu() -> dict[int, float]:
 
 def timed(fn) -> tuple[float, float, object, tuple[float, float, float]]:
     """-> (wall seconds, CPU seconds of all threads, fn's value, (main thread, other live threads -- the
-    tokenizer's Rust pool --, threads that ended meanwhile -- prepare's reader) CPU seconds)."""
+    tokenizer's Rust pool, Arrow's --, threads that ended meanwhile -- prepare's reader) CPU seconds)."""
     before, wall, cpu = thread_cpu(), time.perf_counter(), time.process_time()
     value = fn()
     wall, cpu, after = time.perf_counter() - wall, time.process_time() - cpu, thread_cpu()
@@ -119,10 +125,33 @@ def prepare_seconds(run: Path, tok_dir: Path, out: Path, batch: int):
     return timed(lambda: prepare(cfg))
 
 
+def neighbour_ratios(sequence: list[tuple[str, tuple]], ref: str) -> list[float]:
+    """For each prepare run, the reference's wall time next to it (the mean of the nearest
+    reference run before and after it, in time order) / prepare's: a slow drift of the machine's
+    speed then moves both sides of a ratio alike."""
+    ratios = []
+    for k, (name, run) in enumerate(sequence):
+        if name != "prepare":
+            continue
+        before = [r[0] for n, r in sequence[:k] if n == ref][-1:]
+        after = [r[0] for n, r in sequence[k + 1 :] if n == ref][:1]
+        ratios.append(statistics.mean(before + after) / run[0])
+    return ratios
+
+
+def median_interval(values: list[float], draws: int = 2000) -> tuple[float, float, float]:
+    """-> (median, 95% bootstrap interval of the median) over the rounds."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    medians = np.median(rng.choice(values, size=(draws, len(values))), axis=1)
+    return statistics.median(values), *(float(q) for q in np.percentile(medians, [2.5, 97.5]))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--docs", type=int, default=20000)
-    ap.add_argument("--repeats", type=int, default=4, help="rounds of every method, order rotating")
+    ap.add_argument("--docs", type=int, default=5000)
+    ap.add_argument("--repeats", type=int, default=15, help="rounds of every method, order rotating")
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--tokenizer", type=Path, default=None, help="a tokenizer folder (default: train an 8192 BPE here)")
     args = ap.parse_args()
@@ -139,39 +168,49 @@ def main() -> int:
             "formatted": lambda: reference_seconds(tok, formatted, args.batch, plain=False),
             "prepare": lambda: prepare_seconds(root / "run", tok_dir, root / "out", args.batch),
         }
-        runs = {name: [] for name in methods}
-        names = list(methods)
-        for r in range(args.repeats):
+        names, sequence = list(methods), []
+        for r in tqdm(range(args.repeats), desc="rounds", leave=False):
             # The order rotates from round to round: this machine's speed drifts by 10-20% within
             # minutes, and a method always run last (prepare was) took every drift against it.
             for name in names[r % len(names) :] + names[: r % len(names)]:
-                runs[name].append(methods[name]())
-        index = runs["prepare"][0][2]
-        prep_tokens = sum(s["docs_tokens"] for s in index["sources"])  # every document is tokenized once
-        print(f"corpus: {args.docs} docs, {mb:.1f} MB of formatted text; threads: "
-              f"TOKENIZERS_PARALLELISM={os.environ['TOKENIZERS_PARALLELISM']}, {os.cpu_count()} CPUs, "
-              f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
-        best = {}
-        for name, label in (
-            ("pieces", "reference: the same pieces"),
-            ("formatted", "reference: formatted samples"),
-            ("prepare", "tpt prepare (read+tokenize+pack+write)"),
-        ):
-            wall, cpu = min(r[0] for r in runs[name]), min(r[1] for r in runs[name])
-            tokens = prep_tokens if name == "prepare" else runs[name][0][2]  # prepare's: + template and EOS
-            best[name] = (wall, cpu)
-            main, pool, ended = min((r[3] for r in runs[name]), key=sum)
-            print(f"{label:<40} {wall:7.2f} s wall {cpu:7.2f} s CPU  {tokens:>11,} tokens "
-                  f"{tokens / wall / 1e6:6.3f} M tok/s  {tokens / cpu / 1e6:6.3f} M tok/CPU-s")  # fmt: skip
-            print(f"{'':<40} CPU s: main thread {main:6.2f}, Rust pool {pool:6.2f}, ended threads {ended:5.2f}")
-        for ref in ("pieces", "formatted"):  # the same corpus each way: the ratio of times is the ratio of speeds
-            wall_ratio, cpu_ratio = (best[ref][k] / best["prepare"][k] for k in (0, 1))
-            rounds = [a[0] / b[0] for a, b in zip(runs[ref], runs["prepare"])]
-            print(f"ratio prepare / {ref}: best-of {wall_ratio:.3f} wall-clock, {cpu_ratio:.3f} per CPU-second; "
-                  f"within a round, wall-clock: median {statistics.median(rounds):.3f} "
-                  f"(range {min(rounds):.3f}-{max(rounds):.3f}, n={len(rounds)})  (goal >= 0.95)")  # fmt: skip
-        print("(best-of: the fastest run of each method; per round: the ratio of the round's two runs, order rotating)")
+                sequence.append((name, methods[name]()))
+        runs = {name: [run for n, run in sequence if n == name] for name in names}
+        report(args, mb, runs, sequence)
     return 0
+
+
+def report(args, mb: float, runs: dict[str, list], sequence: list) -> None:
+    index = runs["prepare"][0][2]
+    prep_tokens = sum(s["docs_tokens"] for s in index["sources"])  # every document is tokenized once
+    print(f"corpus: {args.docs} docs, {mb:.1f} MB of formatted text; threads: "
+          f"TOKENIZERS_PARALLELISM={os.environ['TOKENIZERS_PARALLELISM']}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    best = {}
+    for name, label in (
+        ("pieces", "reference: the same pieces"),
+        ("formatted", "reference: formatted samples"),
+        ("prepare", "tpt prepare (read+tokenize+pack+write)"),
+    ):
+        walls = [r[0] for r in runs[name]]
+        wall, cpu = min(walls), min(r[1] for r in runs[name])
+        tokens = prep_tokens if name == "prepare" else runs[name][0][2]  # prepare's: + template and EOS
+        best[name] = (wall, cpu)
+        main, pool, ended = min((r[3] for r in runs[name]), key=sum)
+        print(f"{label:<40} {wall:7.2f} s wall {cpu:7.2f} s CPU  {tokens:>11,} tokens "
+              f"{tokens / wall / 1e6:6.3f} M tok/s  {tokens / cpu / 1e6:6.3f} M tok/CPU-s")  # fmt: skip
+        print(f"{'':<40} CPU s: main thread {main:6.2f}, pools {pool:6.2f}, ended threads {ended:5.2f}; "
+              f"slowest run / fastest {max(walls) / wall:.2f}")  # fmt: skip
+        medians = [statistics.median(r[3][k] for r in runs[name]) for k in range(3)]
+        print(f"{'':<40} median of {len(walls)} runs: {statistics.median(walls):.2f} s wall; CPU s: main thread "
+              f"{medians[0]:6.2f}, pools {medians[1]:6.2f}, ended threads {medians[2]:5.2f}")  # fmt: skip
+    for ref in ("pieces", "formatted"):  # the same corpus each way: the ratio of times is the ratio of speeds
+        wall_ratio, cpu_ratio = (best[ref][k] / best["prepare"][k] for k in (0, 1))
+        median, low, high = median_interval(neighbour_ratios(sequence, ref))
+        print(f"ratio prepare / {ref}: next to each other in time, wall-clock: median {median:.3f} "
+              f"[95% interval {low:.3f}, {high:.3f}], n={len(runs['prepare'])}; best-of {wall_ratio:.3f} wall-clock, "
+              f"{cpu_ratio:.3f} per CPU-second  (goal >= 0.95)")  # fmt: skip
+    print("(next to each other: each prepare run against the mean of the reference runs just before and after it; "
+          "interval: bootstrap over the rounds; best-of: the fastest run of each method)")  # fmt: skip
 
 
 if __name__ == "__main__":

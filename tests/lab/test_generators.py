@@ -334,3 +334,21 @@ def test_a_generator_pretrained_at_another_lr_is_not_reused(tmp_path):
                 check_reused_pretraining(pre, gs)
         else:
             check_reused_pretraining(pre, gs)
+
+
+def test_a_reused_folder_is_checked_before_any_compute(tmp_path, monkeypatch):
+    """`tpt lab run --generators` on an --out holding a generator pre-trained at another lr stops at
+    start-up, naming the folder, before any seed is prepared."""
+    from tpt.lab import experiment
+    from tpt.lab.generators import pretrain_dir
+    from tpt.train.checkpoint import DONE_FILE
+
+    lab = LabConfig(out=tmp_path, generators=True)
+    seed = lab.seeds(lab.profile())[-1]
+    pre = pretrain_dir(tmp_path / f"seed-{seed}", GEN_PROFILES["default"].sizes[0])
+    pre.mkdir(parents=True)
+    (pre / DONE_FILE).write_text("{}")
+    (pre / "train_config.json").write_text(json.dumps({"config": {"optimizer": {"lr": 0.008}}}))
+    monkeypatch.setattr(experiment, "run_seeds", lambda *a: pytest.fail("compute started before the check"))
+    with pytest.raises(ValueError, match=f"{pre}: this generator was pre-trained at lr 0.008"):
+        experiment.run_lab(lab)

@@ -50,6 +50,23 @@ def test_custom_template_and_uint16(tok):
     assert tok.decode(ids) == "Hi.\n<think>\nYes.\n</think><|endoftext|>"
 
 
+def test_fields_in_any_order_any_dtype_and_an_empty_batch(tok):
+    """The template's fields map to the right encodings whatever their order; uint16 and uint32
+    give the same ids (the ids are gathered 32-bit, then narrowed)."""
+    samples = [Sample("a", "Doc one.", "Think one."), Sample("b", "Plain doc."), Sample("c", "Doc two.", "Think two.")]
+    wide, lengths = SampleEncoder(tok, "{thinking}<think>{text}", np.uint32).encode(samples)
+    narrow, _ = SampleEncoder(tok, "{thinking}<think>{text}", np.uint16).encode(samples)
+    assert narrow.dtype == np.uint16 and wide.dtype == np.uint32 and narrow.tolist() == wide.tolist()
+    docs = np.split(wide, np.cumsum(lengths)[:-1])
+    assert [tok.decode(d) for d in docs] == [
+        "Think one.<think>Doc one.<|endoftext|>",
+        "Plain doc.<|endoftext|>",
+        "Think two.<think>Doc two.<|endoftext|>",
+    ]
+    ids, lengths = SampleEncoder(tok, DEFAULT_TEMPLATE).encode([])
+    assert len(ids) == 0 and len(lengths) == 0
+
+
 def test_cut_at_sentence():
     assert cut_at_sentence("First one. Second one! Third is cut mid") == "First one. Second one!"
     assert cut_at_sentence('He said "done." Then') == 'He said "done."'

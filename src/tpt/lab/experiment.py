@@ -256,6 +256,10 @@ def run_lab(lab: LabConfig) -> dict[str, Any]:
         f"{'DEV seed' if lab.dev else 'test seeds'} {seeds}; families {', '.join(prof.families)}; TPT "
         f"{prof.tokens:,} tokens, vanilla {int(prof.tokens * prof.vanilla_multiple):,}; {prof.workers} worker(s)"
     )
+    if lab.generators:  # a reused folder's mistakes are refused before any compute
+        from tpt.lab.generators import check_reused_pretrainings
+
+        check_reused_pretrainings(lab, seeds)
     _, curves = run_seeds(lab, prof, seeds)
     reached = common_points(curves)
     for (seed, arm), curve in curves.items():

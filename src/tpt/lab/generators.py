@@ -192,9 +192,9 @@ def prepare_size(lab: LabConfig, prof: Profile, root: Path, seed: int, size: str
         torch.set_num_threads(lab.threads)  # the augment backend runs in this process too
     gs, gen, tokenizer = gen_profile(lab), root / "generators", shared["tokenizer"]
     manifests, timing, started = {}, {}, time_now()
-    pre = gen / "ckpt" / f"{size}-pretrain"
+    pre = pretrain_dir(root, size)
     if done(pre):
-        check_reused_pretraining(pre, gs)
+        check_reused_pretraining(pre, gs)  # checked at start-up too (check_reused_pretrainings)
     else:
         log(f"seed {seed}: pre-train the {size} generator on {gs.pretrain_tokens:,} tokens")
         pretrain_generator(shared["pretrain_data"], pre, size, lab, prof, seed)
@@ -230,6 +230,22 @@ def pretrain_generator(data: Path, out: Path, size: str, lab: LabConfig, prof: P
     gs = gen_profile(lab)
     gen_lab = replace(lab, doc_attention=gs.pretrain_doc_attention)
     return train_arm(data, out, replace(prof, model_preset=size), gen_lab, seed, gs.pretrain_tokens, [], gs.pretrain_lr)
+
+
+def pretrain_dir(root: Path, size: str) -> Path:
+    """Where one seed's ``size`` generator is pre-trained (``root``: the seed's folder)."""
+    return root / "generators" / "ckpt" / f"{size}-pretrain"
+
+
+def check_reused_pretrainings(lab: LabConfig, seeds: list[int]) -> None:
+    """Before any compute: every finished generator pre-training this run would reuse passes
+    ``check_reused_pretraining`` (found at a seed's generator stage, it came minutes in)."""
+    gs = gen_profile(lab)
+    for seed in seeds:
+        for size in gs.sizes:
+            pre = pretrain_dir(Path(lab.out) / f"seed-{seed}", size)
+            if done(pre):
+                check_reused_pretraining(pre, gs)
 
 
 def check_reused_pretraining(pre: Path, gs) -> None:

@@ -128,7 +128,7 @@ class _CacheFile:
 
     def append(self, samples: list, encodings: list) -> None:
         ids, lengths = self.encoder.assemble(samples, encodings)
-        self.file.write(ids.tobytes())
+        self.file.write(ids)  # the buffer itself: no copy
         self.offsets.append(self.total + np.cumsum(lengths))
         self.keys.append(
             np.fromiter((split_key(s.id, self.seed) for s in samples), dtype=np.uint64, count=len(samples))

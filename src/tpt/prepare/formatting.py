@@ -7,7 +7,7 @@ so a document that happens to contain "<think>" or "<|endoftext|>" cannot forge 
 
 from __future__ import annotations
 
-import itertools
+import array
 import re
 from dataclasses import dataclass
 
@@ -22,6 +22,7 @@ FIELDS = ("{text}", "{thinking}")
 _SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f][\"')\]]*(?=\s|$)")
 # uint32 holds any vocabulary; callers that know the vocab size pass a narrower dtype.
 DEFAULT_IDS_DTYPE = np.dtype(np.uint32)
+_UINT32 = next(code for code in "IL" if array.array(code).itemsize == 4)  # C type sizes vary by platform
 
 
 def check_tokenizer(tokenizer, template: str, need_template: bool, where: str, add_missing: bool = False) -> list[str]:
@@ -84,11 +85,11 @@ class SampleEncoder:
         self._plain = Tokenizer.from_str(backend.to_str())  # a copy: the caller's tokenizer is left as it was
         self._plain.encode_special_tokens = True
         self._encode = getattr(self._plain, "encode_batch_fast", self._plain.encode_batch)  # fast = no offsets
-        # template -> [literal ids | "{text}" | "{thinking}"], literals encoded once with specials recognised
-        self._parts: list = []
+        # template -> [literal ids | 0 (the text) | 1 (the thinking)], literals encoded once with specials recognised
+        self._parts: list[list[int] | int] = []
         for piece in re.split(r"(\{text\}|\{thinking\})", template):
             if piece in FIELDS:
-                self._parts.append(piece)
+                self._parts.append(FIELDS.index(piece))
             elif piece:
                 self._parts.append(backend.encode(piece, add_special_tokens=False).ids)
 
@@ -108,21 +109,22 @@ class SampleEncoder:
     def assemble(self, samples: list[Sample], encodings: list) -> tuple[np.ndarray, np.ndarray]:
         """The Python part: template literals + encodings + EOS, flattened.
 
-        The pieces (id lists) are chained straight into one numpy array of known size: no
-        intermediate Python list of every token (that copy was a fifth of prepare's CPU time)."""
-        encoded = iter(encodings)
-        pieces: list[list[int]] = []
+        Each piece's ids go straight into one typed array (``array.fromlist``, a C loop) and the
+        piece's Python list is freed at once: 3x faster than ``np.fromiter`` over chained lists,
+        and no batch of million-int lists stays alive for the garbage collector to walk (that
+        walk was a fifth of the main thread's time).  The array is 32-bit whatever ``self.dtype``:
+        ``fromlist`` into it is 3x faster than into a 16-bit one, numpy's narrowing after is cheap."""
+        ids = array.array(_UINT32)
         lengths = np.empty(len(samples), dtype=np.int64)
-        eos = [self.eos_id]
+        encoded = iter(encodings)
         for i, s in enumerate(samples):
-            text_ids = next(encoded).ids
+            start = len(ids)
             if s.thinking is None:
-                parts = [text_ids, eos]
+                ids.fromlist(next(encoded).ids)
             else:
-                thinking_ids = next(encoded).ids
-                parts = [text_ids if p == "{text}" else thinking_ids if p == "{thinking}" else p for p in self._parts]
-                parts.append(eos)
-            pieces.extend(parts)
-            lengths[i] = sum(map(len, parts))
-        total = int(lengths.sum())
-        return np.fromiter(itertools.chain.from_iterable(pieces), dtype=self.dtype, count=total), lengths
+                fields = (next(encoded).ids, next(encoded).ids)  # (text, thinking), in encode_texts' order
+                for part in self._parts:
+                    ids.fromlist(fields[part] if isinstance(part, int) else part)
+            ids.append(self.eos_id)
+            lengths[i] = len(ids) - start
+        return np.frombuffer(ids, dtype=np.uint32).astype(self.dtype, copy=False), lengths
