@@ -67,6 +67,12 @@ def test_fields_in_any_order_any_dtype_and_an_empty_batch(tok):
     assert len(ids) == 0 and len(lengths) == 0
 
 
+def test_an_id_too_wide_for_the_dtype_is_an_error_not_a_wrap(tok):
+    enc = SampleEncoder(tok, DEFAULT_TEMPLATE, np.uint8)  # a dtype narrower than this tokenizer's ids
+    with pytest.raises(PrepareError, match="does not fit uint8"):
+        enc.encode([Sample("a", "A prime number has exactly two divisors.", "Think.")])
+
+
 def test_cut_at_sentence():
     assert cut_at_sentence("First one. Second one! Third is cut mid") == "First one. Second one!"
     assert cut_at_sentence('He said "done." Then') == 'He said "done."'

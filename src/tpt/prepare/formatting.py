@@ -127,4 +127,11 @@ class SampleEncoder:
                     ids.fromlist(fields[part] if isinstance(part, int) else part)
             ids.append(self.eos_id)
             lengths[i] = len(ids) - start
-        return np.frombuffer(ids, dtype=np.uint32).astype(self.dtype, copy=False), lengths
+        wide = np.frombuffer(ids, dtype=np.uint32)
+        if self.dtype.itemsize < wide.itemsize and len(wide) and int(wide.max()) > np.iinfo(self.dtype).max:
+            # the dtype comes from len(tokenizer): a tokenizer with gaps in its ids could exceed it
+            raise PrepareError(
+                f"--tokenizer: token id {int(wide.max())} does not fit {self.dtype}, chosen from the tokenizer's "
+                "length: its ids exceed its length (gaps in the vocabulary); renumber the vocabulary"
+            )
+        return wide.astype(self.dtype, copy=False), lengths
