@@ -143,9 +143,10 @@ def median_interval(values: list[float], draws: int = 2000) -> tuple[float, floa
     """-> (median, 95% bootstrap interval of the median) over the rounds."""
     import numpy as np
 
+    from tpt.lab.stats import interval
+
     rng = np.random.default_rng(0)
-    medians = np.median(rng.choice(values, size=(draws, len(values))), axis=1)
-    return statistics.median(values), *(float(q) for q in np.percentile(medians, [2.5, 97.5]))
+    return statistics.median(values), *interval(np.median(rng.choice(values, size=(draws, len(values))), axis=1))
 
 
 def main() -> int:

@@ -192,10 +192,8 @@ def prepare_size(lab: LabConfig, prof: Profile, root: Path, seed: int, size: str
         torch.set_num_threads(lab.threads)  # the augment backend runs in this process too
     gs, gen, tokenizer = gen_profile(lab), root / "generators", shared["tokenizer"]
     manifests, timing, started = {}, {}, time_now()
-    pre = pretrain_dir(root, size)
-    if done(pre):
-        check_reused_pretraining(pre, gs)  # checked at start-up too (check_reused_pretrainings)
-    else:
+    pre = pretrain_dir(root, size)  # a finished one was checked at start-up (check_reused_pretrainings)
+    if not done(pre):
         log(f"seed {seed}: pre-train the {size} generator on {gs.pretrain_tokens:,} tokens")
         pretrain_generator(shared["pretrain_data"], pre, size, lab, prof, seed)
     timing[f"{size}-pretrain"] = round(time_now() - started, 1)
